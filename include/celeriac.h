@@ -1,0 +1,15 @@
+/*
+ * celeriac.h - umbrella header of libceleriac, a distributed task queue
+ * that speaks Celery's message protocol v2.
+ */
+#ifndef CELERIAC_H
+#define CELERIAC_H
+
+#include "celeriac/common.h"
+#include "celeriac/error.h"
+#include "celeriac/config.h"
+#include "celeriac/task.h"
+#include "celeriac/client.h"
+#include "celeriac/worker.h"
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * celeriac/client.h - sending tasks and reading their results.
+ *
+ *     cel_config *cfg = cel_config_new();          // defaults: ./celeriac.db
+ *     cel_client *c = cel_client_new(cfg);
+ *     if (cel_client_connect(c) != CEL_OK)
+ *         fprintf(stderr, "%s\n", cel_client_errmsg(c));
+ *     cel_result *r;
+ *     cel_client_send(c, "tasks.add", "[2, 3]", NULL, NULL, &r);
+ *     if (cel_result_wait(r, 10000) == CEL_OK)
+ *         printf("%s\n", cel_result_value_json(r));   // "5"
+ *     cel_result_free(r);
+ *     cel_client_free(c);
+ *     cel_config_free(cfg);
+ *
+ * Arguments travel as JSON text: args is an array, kwargs an object.
+ * Messages are Celery protocol v2, so a Python Celery worker on the same
+ * broker runs them too.
+ *
+ * Ownership: cel_client_new() copies the configuration. A cel_result
+ * belongs to the caller (cel_result_free) and must be freed before its
+ * client. Strings a cel_result returns are borrowed from it.
+ *
+ * Thread safety: one thread at a time per client, and a result is used
+ * on the thread that uses its client.
+ */
+#ifndef CELERIAC_CLIENT_H
+#define CELERIAC_CLIENT_H
+
+#include <stdbool.h>
+
+#include "celeriac/common.h"
+#include "celeriac/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cel_client cel_client;
+typedef struct cel_result cel_result;
+
+/* Task states, with Celery's names (cel_state_name). */
+typedef enum {
+    CEL_STATE_PENDING = 0, /* unknown id, or waiting in a queue */
+    CEL_STATE_RECEIVED,    /* taken by a worker */
+    CEL_STATE_STARTED,     /* running */
+    CEL_STATE_RETRY,
+    CEL_STATE_SUCCESS,
+    CEL_STATE_FAILURE,
+    CEL_STATE_REVOKED,
+    CEL_STATE_CUSTOM, /* a state set by the task itself (e.g. PROGRESS) */
+} cel_state;
+
+CEL_API const char *cel_state_name(cel_state s);
+/* CEL_STATE_CUSTOM for names that are not one of the standard states. */
+CEL_API cel_state cel_state_parse(const char *name);
+/* SUCCESS, FAILURE and REVOKED end a wait. */
+CEL_API bool cel_state_is_ready(cel_state s);
+
+/* Options for one send; zero-initialise, then set what you need. */
+typedef struct cel_send_options {
+    const char *queue;   /* NULL: task_default_queue */
+    const char *task_id; /* NULL: a fresh UUID4 */
+    int priority;        /* 0..9; used when has_priority */
+    bool has_priority;
+    bool ignore_result; /* the worker stores no result */
+    double countdown;   /* seconds from now; 0: run now */
+} cel_send_options;
+
+/* NULL only when out of memory. Copies `cfg` (NULL: defaults). */
+CEL_API cel_client *cel_client_new(const cel_config *cfg);
+CEL_API void cel_client_free(cel_client *c);
+/* Opens the broker and the result backend named by the configuration. */
+CEL_API int cel_client_connect(cel_client *c);
+/* Detail of the last failed call on this client; "" when none. */
+CEL_API const char *cel_client_errmsg(const cel_client *c);
+
+/*
+ * Publishes one task. `args_json` is a JSON array ("[2, 3]"; NULL: "[]"),
+ * `kwargs_json` a JSON object (NULL: "{}"). `opts` may be NULL. When
+ * `out` is not NULL it receives a caller-owned result handle.
+ */
+CEL_API int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
+                            const char *kwargs_json, const cel_send_options *opts,
+                            cel_result **out);
+
+/*
+ * Batching: between begin and flush, sends are buffered and reach the
+ * broker together (one transaction or pipeline) at flush. Tasks are not
+ * visible to workers before the flush.
+ */
+CEL_API int cel_client_begin(cel_client *c);
+CEL_API int cel_client_flush(cel_client *c);
+
+/* A handle for an existing task id (e.g. printed by `celeriac call`). */
+CEL_API int cel_client_result(cel_client *c, const char *task_id, cel_result **out);
+
+/* Removes every message from `queue` (NULL: default queue); *removed may be NULL. */
+CEL_API int cel_client_purge(cel_client *c, const char *queue, size_t *removed);
+
+CEL_API void cel_result_free(cel_result *r);
+CEL_API const char *cel_result_id(const cel_result *r);
+/* Fetches the current state from the backend (no waiting). */
+CEL_API int cel_result_refresh(cel_result *r);
+/* Waits until the task reaches a ready state. CEL_ETIMEDOUT after
+ * timeout_ms (negative: wait forever). CEL_OK also for a FAILURE: look
+ * at cel_result_state(). */
+CEL_API int cel_result_wait(cel_result *r, int64_t timeout_ms);
+/* State as of the last refresh or wait. */
+CEL_API cel_state cel_result_state(const cel_result *r);
+CEL_API const char *cel_result_state_name(const cel_result *r);
+/* The `result` field as JSON text ("5", "null", exception object). */
+CEL_API const char *cel_result_value_json(const cel_result *r);
+/* For FAILURE/RETRY/REVOKED: exception type and message; NULL otherwise. */
+CEL_API const char *cel_result_exc_type(const cel_result *r);
+CEL_API const char *cel_result_exc_message(const cel_result *r);
+CEL_API const char *cel_result_traceback(const cel_result *r);
+/* The whole stored meta document (Celery's celery-task-meta format). */
+CEL_API const char *cel_result_meta_json(const cel_result *r);
+/* Deletes the stored result. */
+CEL_API int cel_result_forget(cel_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

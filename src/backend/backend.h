@@ -1,0 +1,82 @@
+/*
+ * backend.h - the result-store ops table.
+ *
+ * Results are stored as Celery's meta documents (the celery-task-meta-<id>
+ * JSON: status, result, traceback, children, date_done, task_id), so every
+ * store holds the same bytes a Python client reads from Redis.
+ *
+ * Every operation returns CEL_OK or a negative CEL_E* code and leaves the
+ * detail in the handle's errbuf.
+ */
+#ifndef CEL_BACKEND_BACKEND_H
+#define CEL_BACKEND_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "celeriac/client.h"
+#include "celeriac/config.h"
+#include "core/errbuf.h"
+#include "core/url.h"
+
+#define CEL_BACKEND_ABI 1
+
+#define CEL_BACKEND_CAP_TRANSACTIONS (1u << 0) /* begin/commit batch stores */
+#define CEL_BACKEND_CAP_CHEAP_STATES (1u << 1) /* storing STARTED costs little: always do it */
+
+struct cel_backend;
+
+struct cel_backend_ops {
+    int abi;
+    const char *scheme;
+    unsigned caps;
+
+    int (*open)(const struct cel_url *url, const cel_config *cfg, struct cel_backend **out,
+                struct cel_errbuf *err);
+    void (*close)(struct cel_backend *bk);
+
+    /* Stores `meta_json` (a complete meta document) for `task_id`, with a
+     * time to live in seconds (0: forever). A stored ready state (SUCCESS,
+     * FAILURE, REVOKED) is never replaced by a non-ready one, and SUCCESS is
+     * never replaced at all (duplicate deliveries must not undo it). */
+    int (*store)(struct cel_backend *bk, const char *task_id, cel_state state,
+                 const char *meta_json, size_t len, int64_t ttl_s);
+    /* Reads the meta document; CEL_ENOTFOUND when there is none. When the
+     * store also knows the queue (sqlite), a task still queued reports
+     * CEL_ENOTFOUND and one reserved by a worker is synthesised as a
+     * RECEIVED meta. *meta_json is caller-owned (free()). */
+    int (*get)(struct cel_backend *bk, const char *task_id, char **meta_json);
+    int (*forget)(struct cel_backend *bk, const char *task_id);
+
+    /* Optional batching, as in the broker table. */
+    int (*begin)(struct cel_backend *bk);
+    int (*commit)(struct cel_backend *bk);
+
+    /* Readable when results may have changed; -1 when none (callers poll). */
+    int (*wakeup_fd)(struct cel_backend *bk);
+    void (*drain_wakeup)(struct cel_backend *bk);
+};
+
+struct cel_backend {
+    const struct cel_backend_ops *ops;
+    struct cel_errbuf err;
+};
+
+/* Opens the store named by `url` (NULL: the configured result_backend,
+ * which defaults to the broker URL when empty). */
+int cel__backend_open(const char *url, const cel_config *cfg, struct cel_backend **out,
+                      struct cel_errbuf *err);
+void cel__backend_close(struct cel_backend *bk);
+const char *cel__backend_errmsg(const struct cel_backend *bk);
+
+/* Waits until `task_id` has a ready state or timeout_ms passes (negative:
+ * forever), sleeping on wakeup_fd() when there is one. *meta_json gets the
+ * last meta seen (NULL when none). CEL_ETIMEDOUT on timeout. */
+int cel__backend_wait(struct cel_backend *bk, const char *task_id, int64_t timeout_ms,
+                      char **meta_json);
+
+extern const struct cel_backend_ops cel__backend_sqlite;
+extern const struct cel_backend_ops cel__backend_memory;
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * broker.h - the transport ops table.
+ *
+ * One struct of function pointers per transport (sqlite.c, memory.c,
+ * later redis.c and amqp.c), picked from the URL scheme. Adding a
+ * transport means adding one file and one line in registry.c.
+ *
+ * Every operation returns CEL_OK or a negative CEL_E* code and leaves the
+ * detail in the handle's errbuf (cel__broker_errmsg()).
+ *
+ * Consumption is pull-based and never blocks: fetch() returns what is
+ * ready now (up to the prefetch window the caller passes) and a hint of
+ * when the next delayed message becomes due; wait_fd() gives a file
+ * descriptor that turns readable when new messages may have arrived, so
+ * the worker sleeps in poll() instead of spinning. A transport whose
+ * client library blocks (hiredis sync, rabbitmq-c) runs its I/O on a
+ * thread of its own and signals through that fd.
+ *
+ * Delivery semantics: a fetched message is reserved for this consumer
+ * until ack() (done), reject() (requeue or dead-letter), or until its
+ * visibility lease expires without extend(), after which any consumer may
+ * get it again (delivery_count + 1).
+ */
+#ifndef CEL_BROKER_BROKER_H
+#define CEL_BROKER_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "celeriac/config.h"
+#include "core/errbuf.h"
+#include "core/url.h"
+
+#define CEL_BROKER_ABI 1
+
+/* Capability flags. */
+#define CEL_BROKER_CAP_DELAYED      (1u << 0) /* publish with a due time (ETA) */
+#define CEL_BROKER_CAP_PRIORITY     (1u << 1) /* priorities honoured */
+#define CEL_BROKER_CAP_VISIBILITY   (1u << 2) /* unacked messages come back after a lease */
+#define CEL_BROKER_CAP_TRANSACTIONS (1u << 3) /* begin/commit group operations atomically */
+#define CEL_BROKER_CAP_DEADLETTER   (1u << 4) /* reject without requeue keeps the message */
+#define CEL_BROKER_CAP_SHARED_FILE  (1u << 5) /* results may live in the same store */
+
+/* One reserved message. Owned by the caller of fetch(); release with
+ * cel__delivery_release(). */
+struct cel_delivery {
+    char *body; /* envelope text, NUL-terminated */
+    size_t len;
+    char *queue;
+    int64_t tag;        /* transport handle for ack/reject (sqlite rowid, ...) */
+    char *tag_str;      /* transport handle as text when it is not a number; may be NULL */
+    int delivery_count; /* 1 on first delivery */
+};
+
+void cel__delivery_release(struct cel_delivery *d);
+
+struct cel_broker;
+
+struct cel_broker_ops {
+    int abi;            /* CEL_BROKER_ABI */
+    const char *scheme; /* "sqlite", "memory", ... */
+    unsigned caps;
+
+    int (*open)(const struct cel_url *url, const cel_config *cfg, struct cel_broker **out,
+                struct cel_errbuf *err);
+    void (*close)(struct cel_broker *b);
+
+    /* Stores one envelope on `queue`. due_us: wall-clock µs before which
+     * the message must not be delivered (0: now). */
+    int (*publish)(struct cel_broker *b, const char *queue, int priority, int64_t due_us,
+                   const char *task_id, const char *body, size_t len);
+
+    /* Optional (NULL when unsupported): group the calls between them into
+     * one atomic unit, for batching. Nesting is not allowed. */
+    int (*begin)(struct cel_broker *b);
+    int (*commit)(struct cel_broker *b);
+
+    /* Reserves up to `max` ready messages from `queues` (higher priority
+     * first, then FIFO) for `lease_ms`. *n receives the count. When
+     * next_due_us is not NULL it receives the wall time of the next delayed
+     * or leased message on those queues (0: none), so the caller knows how
+     * long it may sleep. */
+    int (*fetch)(struct cel_broker *b, const char *const *queues, size_t nqueues, size_t max,
+                 int64_t lease_ms, struct cel_delivery *out, size_t *n, int64_t *next_due_us);
+
+    int (*ack)(struct cel_broker *b, const struct cel_delivery *d);
+    /* requeue: make it ready again now; otherwise move it to the dead-letter
+     * store with `reason` (when CEL_BROKER_CAP_DEADLETTER) or drop it. */
+    int (*reject)(struct cel_broker *b, const struct cel_delivery *d, bool requeue,
+                  const char *reason);
+    /* Pushes the lease of reserved messages `lease_ms` into the future. */
+    int (*extend)(struct cel_broker *b, const struct cel_delivery *const *ds, size_t n,
+                  int64_t lease_ms);
+
+    int (*purge)(struct cel_broker *b, const char *queue, size_t *removed);
+    int (*length)(struct cel_broker *b, const char *queue, size_t *len);
+
+    /* A descriptor that becomes readable when messages may have arrived,
+     * or -1 when the transport has none (the caller then polls). After it
+     * fires, call drain_wakeup() before fetching. */
+    int (*wakeup_fd)(struct cel_broker *b);
+    void (*drain_wakeup)(struct cel_broker *b);
+};
+
+/* Common head of every transport handle; transports embed it first. */
+struct cel_broker {
+    const struct cel_broker_ops *ops;
+    struct cel_errbuf err;
+};
+
+/* Opens the transport named by `url` (NULL: the configured broker_url).
+ * On failure *out is NULL and err says why. */
+int cel__broker_open(const char *url, const cel_config *cfg, struct cel_broker **out,
+                     struct cel_errbuf *err);
+void cel__broker_close(struct cel_broker *b);
+const char *cel__broker_errmsg(const struct cel_broker *b);
+
+/* Transport tables, one per file. */
+extern const struct cel_broker_ops cel__broker_sqlite;
+extern const struct cel_broker_ops cel__broker_memory;
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * task_context.h - the cel_task a task function receives (celeriac/task.h).
+ *
+ * It is filled from a parsed message in the process that runs the task
+ * (a prefork child or the solo worker), and after the call it holds the
+ * outcome: a JSON result, or an exception (type, module, message).
+ */
+#ifndef CEL_WORKER_TASK_CONTEXT_H
+#define CEL_WORKER_TASK_CONTEXT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "celeriac/task.h"
+#include "proto/message.h"
+
+struct cel_task {
+    const struct cel_message *msg; /* borrowed */
+    const char *hostname;          /* borrowed */
+    char *args_json;               /* lazily dumped; owned */
+    char *kwargs_json;             /* lazily dumped; owned */
+
+    json_t *result; /* owned; NULL means null */
+    bool failed;
+    char *exc_type;    /* owned */
+    char *exc_module;  /* owned */
+    char *exc_message; /* owned */
+
+    char arg_error[256]; /* why the last accessor failed, for cel_task_fail_args() */
+};
+
+void cel__task_init(struct cel_task *t, const struct cel_message *msg, const char *hostname);
+void cel__task_release(struct cel_task *t);
+
+/* Calls def->fn and normalises the outcome: a negative return without a
+ * fail call becomes a failure with that code's message. */
+void cel__task_invoke(struct cel_task *t, const cel_task_def *def);
+
+#endif

@@ -1,0 +1,223 @@
+/* testing.c - see testing.h. */
+#include "testing.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char test_dir[4096];
+static char start_dir[4096];
+
+void cel_test_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "FAIL %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    if (test_dir[0])
+        fprintf(stderr, "     test directory kept: %s\n", test_dir);
+    fflush(stderr);
+    exit(1);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void cel_test_begin(const char *name)
+{
+    if (!getcwd(start_dir, sizeof start_dir))
+        cel_test_fail(__FILE__, __LINE__, "getcwd: %s", strerror(errno));
+    const char *tmp = getenv("TMPDIR");
+    snprintf(test_dir, sizeof test_dir, "%s/celeriac-%s-XXXXXX", tmp ? tmp : "/tmp", name);
+    if (!mkdtemp(test_dir))
+        cel_test_fail(__FILE__, __LINE__, "mkdtemp: %s", strerror(errno));
+    if (chdir(test_dir) != 0)
+        cel_test_fail(__FILE__, __LINE__, "chdir: %s", strerror(errno));
+}
+
+void cel_test_end(void)
+{
+    if (chdir(start_dir) != 0)
+        cel_test_fail(__FILE__, __LINE__, "chdir: %s", strerror(errno));
+    if (!getenv("CEL_TEST_KEEP"))
+        nftw(test_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_dir[0] = '\0';
+}
+
+const char *cel_test_dir(void)
+{
+    return test_dir;
+}
+
+char *cel_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = malloc(cap + 1);
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *bigger = realloc(buf, cap * 2 + 1);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return NULL;
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+const char *cel_test_env(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        cel_test_fail(__FILE__, __LINE__, "environment variable %s is not set (run via ctest)",
+                      name);
+    return v;
+}
+
+void cel_test_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int64_t cel_test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int decode_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+int cel_test_wait(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = cel_test_now_ms() + timeout_ms;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return decode_status(status);
+        if (r < 0)
+            return -1;
+        if (cel_test_now_ms() >= deadline)
+            return -1;
+        cel_test_sleep_ms(5);
+    }
+}
+
+pid_t cel_test_spawn(char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        cel_test_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        setpgid(0, 0);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int cel_test_run(char *const argv[], int timeout_ms, char **out, char **err)
+{
+    char out_path[4200], err_path[4200];
+    static int seq;
+    snprintf(out_path, sizeof out_path, "%s/.run-%d-%d.out", test_dir[0] ? test_dir : "/tmp",
+             (int)getpid(), seq);
+    snprintf(err_path, sizeof err_path, "%s/.run-%d-%d.err", test_dir[0] ? test_dir : "/tmp",
+             (int)getpid(), seq++);
+    pid_t pid = fork();
+    if (pid < 0)
+        cel_test_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo < 0 || fe < 0)
+            _exit(126);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        close(fo);
+        close(fe);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int rc = cel_test_wait(pid, timeout_ms);
+    if (rc == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    if (out)
+        *out = cel_test_read_file(out_path, NULL);
+    if (err)
+        *err = cel_test_read_file(err_path, NULL);
+    unlink(out_path);
+    unlink(err_path);
+    return rc;
+}
+
+bool cel_test_wait_log(const char *log_path, const char *needle, int timeout_ms)
+{
+    int64_t deadline = cel_test_now_ms() + timeout_ms;
+    do {
+        char *text = cel_test_read_file(log_path, NULL);
+        bool found = text && strstr(text, needle);
+        free(text);
+        if (found)
+            return true;
+        cel_test_sleep_ms(10);
+    } while (cel_test_now_ms() < deadline);
+    return false;
+}
+
+int cel_test_count_in_file(const char *path, const char *needle)
+{
+    char *text = cel_test_read_file(path, NULL);
+    if (!text)
+        return 0;
+    int n = 0;
+    size_t nl = strlen(needle);
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += nl)
+        n++;
+    free(text);
+    return n;
+}

@@ -1,0 +1,96 @@
+/*
+ * testing.h - the small assertion and process toolkit every test uses.
+ *
+ * A test file defines `static void test_x(void)` functions and a main()
+ * that calls TEST_RUN(test_x) for each. A failed assertion prints both
+ * sides with file and line and exits non-zero, so ctest reports it.
+ */
+#ifndef CEL_TESTING_H
+#define CEL_TESTING_H
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+void cel_test_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+
+#define ASSERT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            cel_test_fail(__FILE__, __LINE__, "assertion failed: %s", #cond);                      \
+    } while (0)
+
+#define ASSERT_EQ(a, b)                                                                            \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_)                                                                              \
+            cel_test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);           \
+    } while (0)
+
+#define ASSERT_OK(expr)                                                                            \
+    do {                                                                                           \
+        long long r_ = (long long)(expr);                                                          \
+        if (r_ != 0)                                                                               \
+            cel_test_fail(__FILE__, __LINE__, "%s returned %lld", #expr, r_);                      \
+    } while (0)
+
+#define ASSERT_STREQ(a, b)                                                                         \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                                     \
+            cel_test_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b,                \
+                          a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                 \
+    } while (0)
+
+#define ASSERT_CONTAINS(hay, needle)                                                               \
+    do {                                                                                           \
+        const char *h_ = (hay), *n_ = (needle);                                                    \
+        if (!h_ || !strstr(h_, n_))                                                                \
+            cel_test_fail(__FILE__, __LINE__, "%s does not contain \"%s\": \"%s\"", #hay, n_,      \
+                          h_ ? h_ : "(null)");                                                     \
+    } while (0)
+
+#define TEST_RUN(fn)                                                                               \
+    do {                                                                                           \
+        fprintf(stderr, "-- %s\n", #fn);                                                           \
+        cel_test_begin(#fn);                                                                       \
+        fn();                                                                                      \
+        cel_test_end();                                                                            \
+        fprintf(stderr, "ok %s\n", #fn);                                                           \
+    } while (0)
+
+/* Each test gets a fresh private directory as its working directory,
+ * removed after the test passes (kept on failure for inspection). */
+void cel_test_begin(const char *name);
+void cel_test_end(void);
+const char *cel_test_dir(void);
+
+/* Reads a whole file; caller frees. NULL when missing. */
+char *cel_test_read_file(const char *path, size_t *len);
+
+/* Environment paths set by tests/CMakeLists.txt. Fails the test when unset. */
+const char *cel_test_env(const char *name);
+
+/* Runs argv (argv[0] a path) to completion with a timeout; captures
+ * stdout and stderr (caller frees; either may be NULL). Returns the exit
+ * status, or 128+signal, or -1 on timeout (the child is killed). */
+int cel_test_run(char *const argv[], int timeout_ms, char **out, char **err);
+
+/* Starts argv in the background with stdout/stderr sent to `log_path`. */
+pid_t cel_test_spawn(char *const argv[], const char *log_path);
+/* Waits for pid up to timeout_ms; returns exit status, 128+sig, or -1. */
+int cel_test_wait(pid_t pid, int timeout_ms);
+/* Polls until `log_path` contains `needle` or timeout; true when found. */
+bool cel_test_wait_log(const char *log_path, const char *needle, int timeout_ms);
+/* Counts occurrences of needle in a file. */
+int cel_test_count_in_file(const char *path, const char *needle);
+
+void cel_test_sleep_ms(int ms);
+int64_t cel_test_now_ms(void);
+
+#endif
