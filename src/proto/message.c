@@ -1,0 +1,778 @@
+/*
+ * message.c - Celery message protocol v2 codec (see message.h and
+ * docs/protocol.md).
+ *
+ * The parser is the first thing untrusted bytes meet, so it checks size
+ * and nesting before jansson sees the text, validates every field it
+ * reads, and never trusts a type. It is lenient where Python Celery is
+ * (missing optional headers, unknown fields, integer delivery tags) and
+ * strict where a Python worker would crash or loop (a body that is not
+ * [args, kwargs, embed], a content type that is not JSON).
+ */
+#include "proto/message.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "celeriac/error.h"
+#include "core/base64.h"
+#include "core/clock.h"
+#include "core/errbuf.h"
+#include "core/json_util.h"
+#include "core/uuid.h"
+
+/* Celery's Task.argsrepr_maxsize / kwargsrepr_maxsize. */
+#define REPR_MAX_LEN 1024
+
+/* --- parsing ------------------------------------------------------------- */
+
+void cel__message_release(struct cel_message *m)
+{
+    if (!m)
+        return;
+    json_decref(m->root);
+    json_decref(m->body);
+    memset(m, 0, sizeof *m);
+}
+
+/* Quotes at most 40 bytes of a value in an error message, so a hostile
+ * message cannot fill the log with itself. */
+static const char *clip(const char *s, char *buf, size_t len)
+{
+    snprintf(buf, len, "%.40s%s", s, strlen(s) > 40 ? "..." : "");
+    return buf;
+}
+
+/* A string header that may be absent or null. Anything else is an error:
+ * ids that are numbers would break every key built from them. */
+static int opt_string(const json_t *obj, const char *where, const char *key, const char **out,
+                      char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return CEL_OK;
+    if (!json_is_string(v))
+        return cel__errf(err, errlen, CEL_EPROTO, "%s.%s must be a string or null", where, key);
+    *out = json_string_value(v);
+    return CEL_OK;
+}
+
+static int req_string(const json_t *obj, const char *key, const char **out, char *err,
+                      size_t errlen)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return cel__errf(err, errlen, CEL_EPROTO, "missing headers.%s%s", key,
+                         strcmp(key, "task") == 0 ? " (protocol v1 is not supported)" : "");
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return cel__errf(err, errlen, CEL_EPROTO, "headers.%s must be a non-empty string", key);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return cel__errf(err, errlen, CEL_EPROTO, "headers.%s contains a NUL byte", key);
+    *out = json_string_value(v);
+    return CEL_OK;
+}
+
+static int opt_time(const json_t *headers, const char *key, int64_t *out, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(headers, key);
+    char clipbuf[48];
+    *out = 0;
+    if (!v || json_is_null(v))
+        return CEL_OK;
+    if (!json_is_string(v))
+        return cel__errf(err, errlen, CEL_EPROTO, "headers.%s must be an ISO 8601 string or null",
+                         key);
+    if (cel__iso8601_parse(json_string_value(v), out) != CEL_OK)
+        return cel__errf(err, errlen, CEL_EPROTO, "headers.%s is not an ISO 8601 time: '%s'", key,
+                         clip(json_string_value(v), clipbuf, sizeof clipbuf));
+    if (*out == 0)
+        *out = 1; /* the epoch itself is a real time, not "none" */
+    return CEL_OK;
+}
+
+static int parse_timelimit(const json_t *headers, struct cel_message *m, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(headers, "timelimit");
+    if (!v || json_is_null(v))
+        return CEL_OK;
+    if (!json_is_array(v) || json_array_size(v) != 2)
+        return cel__errf(err, errlen, CEL_EPROTO,
+                         "headers.timelimit must be [hard, soft] (numbers or null)");
+    double *slots[2] = {&m->time_limit, &m->soft_time_limit};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *x = json_array_get(v, i);
+        if (json_is_null(x))
+            continue;
+        if (!json_is_number(x) || json_number_value(x) < 0)
+            return cel__errf(err, errlen, CEL_EPROTO,
+                             "headers.timelimit must be [hard, soft] (numbers or null)");
+        *slots[i] = json_number_value(x);
+    }
+    return CEL_OK;
+}
+
+static int parse_headers(const json_t *h, struct cel_message *m, char *err, size_t errlen)
+{
+    int rc;
+    if ((rc = req_string(h, "task", &m->task, err, errlen)) ||
+        (rc = req_string(h, "id", &m->id, err, errlen)) ||
+        (rc = opt_string(h, "headers", "root_id", &m->root_id, err, errlen)) ||
+        (rc = opt_string(h, "headers", "parent_id", &m->parent_id, err, errlen)) ||
+        (rc = opt_string(h, "headers", "group", &m->group_id, err, errlen)) ||
+        (rc = opt_string(h, "headers", "shadow", &m->shadow, err, errlen)) ||
+        (rc = opt_string(h, "headers", "origin", &m->origin, err, errlen)) ||
+        (rc = opt_time(h, "eta", &m->eta_us, err, errlen)) ||
+        (rc = opt_time(h, "expires", &m->expires_us, err, errlen)) ||
+        (rc = parse_timelimit(h, m, err, errlen)))
+        return rc;
+
+    const json_t *v = json_object_get(h, "retries");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
+            return cel__errf(err, errlen, CEL_EPROTO, "headers.retries must be an integer >= 0");
+        m->retries = (int)json_integer_value(v);
+    }
+    v = json_object_get(h, "ignore_result");
+    if (v && !json_is_null(v)) {
+        if (!json_is_boolean(v))
+            return cel__errf(err, errlen, CEL_EPROTO, "headers.ignore_result must be a boolean");
+        m->ignore_result = json_is_true(v);
+    }
+    if (json_is_true(json_object_get(h, "redelivered")))
+        m->redelivered = true;
+    return CEL_OK;
+}
+
+/* Properties are advisory for us: a Python worker needs delivery_info and
+ * delivery_tag, but we only read them, so missing ones get defaults. */
+static int parse_properties(const json_t *p, struct cel_message *m, char *err, size_t errlen)
+{
+    int rc;
+    m->exchange = "";
+    m->routing_key = "";
+    if (!p)
+        return CEL_OK;
+    if ((rc = opt_string(p, "properties", "correlation_id", &m->correlation_id, err, errlen)) ||
+        (rc = opt_string(p, "properties", "reply_to", &m->reply_to, err, errlen)))
+        return rc;
+
+    const json_t *di = json_object_get(p, "delivery_info");
+    if (di && json_is_object(di)) {
+        const char *s;
+        if ((rc = opt_string(di, "properties.delivery_info", "exchange", &s, err, errlen)))
+            return rc;
+        if (s)
+            m->exchange = s;
+        if ((rc = opt_string(di, "properties.delivery_info", "routing_key", &s, err, errlen)))
+            return rc;
+        if (s)
+            m->routing_key = s;
+        if (json_is_true(json_object_get(di, "redelivered")))
+            m->redelivered = true;
+    } else if (di && !json_is_null(di)) {
+        return cel__errf(err, errlen, CEL_EPROTO, "properties.delivery_info must be an object");
+    }
+
+    /* kombu treats an invalid priority as 0 and clamps to 0..255 on AMQP;
+     * we keep the raw value when it is a small integer. */
+    const json_t *pr = json_object_get(p, "priority");
+    if (json_is_integer(pr) && json_integer_value(pr) >= 0 && json_integer_value(pr) <= 255)
+        m->priority = (int)json_integer_value(pr);
+    return CEL_OK;
+}
+
+static bool content_type_is_json(const char *ct)
+{
+    static const char want[] = "application/json";
+    size_t n = sizeof want - 1;
+    /* "application/json; charset=utf-8" is the same serializer */
+    return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static int decode_body(const json_t *root, const json_t *props, int max_depth,
+                       struct cel_message *m, char *err, size_t errlen)
+{
+    const json_t *body = json_object_get(root, "body");
+    if (!body)
+        return cel__errf(err, errlen, CEL_EPROTO, "missing body");
+    if (!json_is_string(body))
+        return cel__errf(err, errlen, CEL_EPROTO, "body must be a string");
+
+    const char *text = json_string_value(body);
+    size_t len = json_string_length(body);
+    unsigned char *decoded = NULL;
+    const json_t *enc = props ? json_object_get(props, "body_encoding") : NULL;
+    if (enc && !json_is_null(enc)) {
+        char clipbuf[48];
+        if (!json_is_string(enc))
+            return cel__errf(err, errlen, CEL_EPROTO, "properties.body_encoding must be a string");
+        if (strcmp(json_string_value(enc), "base64") != 0)
+            return cel__errf(err, errlen, CEL_EPROTO, "unsupported body_encoding '%s'",
+                             clip(json_string_value(enc), clipbuf, sizeof clipbuf));
+        decoded = cel__base64_decode(text, len, &len);
+        if (!decoded)
+            return cel__errf(err, errlen, CEL_EPROTO, "body is not valid base64");
+        text = (const char *)decoded;
+    }
+
+    char jerr[160];
+    if (cel__json_depth(text, len, max_depth) > max_depth) {
+        free(decoded);
+        return cel__errf(err, errlen, CEL_EDEPTH, "body nesting deeper than %d levels", max_depth);
+    }
+    m->body = cel__json_parse(text, len, max_depth, jerr, sizeof jerr);
+    free(decoded);
+    if (!m->body)
+        return cel__errf(err, errlen, CEL_EJSON, "body: %s", jerr);
+
+    /* A 2-element body crashes a Python worker and, being unacked, comes
+     * back forever: refuse it here so it is dead-lettered instead. */
+    if (!json_is_array(m->body) || json_array_size(m->body) != 3)
+        return cel__errf(err, errlen, CEL_EPROTO,
+                         "body must be a 3-element array [args, kwargs, embed]");
+    m->args = json_array_get(m->body, 0);
+    m->kwargs = json_array_get(m->body, 1);
+    m->embed = json_array_get(m->body, 2);
+    if (!json_is_array(m->args))
+        return cel__errf(err, errlen, CEL_EPROTO, "body args must be an array");
+    if (!json_is_object(m->kwargs))
+        return cel__errf(err, errlen, CEL_EPROTO, "body kwargs must be an object");
+    if (json_is_null(m->embed)) {
+        /* Readers may count on an object; the envelope's own body text is
+         * untouched, so a re-encode still reproduces the input. */
+        json_t *empty = json_object();
+        if (!empty || json_array_set_new(m->body, 2, empty) != 0)
+            return cel__errf(err, errlen, CEL_ENOMEM, "out of memory");
+        m->embed = json_array_get(m->body, 2);
+    } else if (!json_is_object(m->embed)) {
+        return cel__errf(err, errlen, CEL_EPROTO, "body embed must be an object or null");
+    }
+    return CEL_OK;
+}
+
+static int parse_envelope(const char *data, size_t len, size_t max_bytes, int max_depth,
+                          struct cel_message *m, char *err, size_t errlen)
+{
+    if (!data)
+        return cel__errf(err, errlen, CEL_EINVAL, "no message data");
+    if (len > max_bytes)
+        return cel__errf(err, errlen, CEL_ETOOBIG, "message is %zu bytes, limit is %zu", len,
+                         max_bytes);
+    if (cel__json_depth(data, len, max_depth) > max_depth)
+        return cel__errf(err, errlen, CEL_EDEPTH, "message nesting deeper than %d levels",
+                         max_depth);
+
+    char jerr[160];
+    m->root = cel__json_parse(data, len, max_depth, jerr, sizeof jerr);
+    if (!m->root)
+        return cel__errf(err, errlen, CEL_EJSON, "%s", jerr);
+    if (!json_is_object(m->root))
+        return cel__errf(err, errlen, CEL_EPROTO, "message is not a JSON object");
+
+    const json_t *headers = json_object_get(m->root, "headers");
+    if (!headers)
+        return cel__errf(err, errlen, CEL_EPROTO, "missing headers");
+    if (!json_is_object(headers))
+        return cel__errf(err, errlen, CEL_EPROTO, "headers must be an object");
+    const json_t *props = json_object_get(m->root, "properties");
+    if (props && json_is_null(props))
+        props = NULL;
+    if (props && !json_is_object(props))
+        return cel__errf(err, errlen, CEL_EPROTO, "properties must be an object");
+
+    int rc;
+    if ((rc = parse_headers(headers, m, err, errlen)))
+        return rc;
+
+    char clipbuf[48];
+    const json_t *ct = json_object_get(m->root, "content-type");
+    if (!ct)
+        return cel__errf(err, errlen, CEL_ECONTENTTYPE, "missing content-type");
+    if (!json_is_string(ct) || !content_type_is_json(json_string_value(ct)))
+        return cel__errf(err, errlen, CEL_ECONTENTTYPE,
+                         "unsupported content-type '%s' (only application/json is accepted)",
+                         json_is_string(ct) ? clip(json_string_value(ct), clipbuf, sizeof clipbuf)
+                                            : "(not a string)");
+    m->content_type = json_string_value(ct);
+    const json_t *ce = json_object_get(m->root, "content-encoding");
+    if (ce && !json_is_null(ce) &&
+        (!json_is_string(ce) || (strcasecmp(json_string_value(ce), "utf-8") != 0 &&
+                                 strcasecmp(json_string_value(ce), "utf8") != 0)))
+        return cel__errf(err, errlen, CEL_ECONTENTTYPE,
+                         "unsupported content-encoding (only utf-8 is accepted)");
+
+    if ((rc = parse_properties(props, m, err, errlen)))
+        return rc;
+    return decode_body(m->root, props, max_depth, m, err, errlen);
+}
+
+int cel__message_parse(const char *data, size_t len, const struct cel_message_limits *lim,
+                       struct cel_message *out, char *err, size_t errlen)
+{
+    size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : CEL_MESSAGE_MAX_BYTES;
+    int max_depth = lim && lim->max_depth > 0 ? lim->max_depth : CEL_MESSAGE_MAX_DEPTH;
+
+    if (!out)
+        return cel__errf(err, errlen, CEL_EINVAL, "no output message");
+    memset(out, 0, sizeof *out);
+    if (err && errlen)
+        err[0] = '\0';
+    int rc = parse_envelope(data, len, max_bytes, max_depth, out, err, errlen);
+    if (rc != CEL_OK)
+        cel__message_release(out);
+    return rc;
+}
+
+char *cel__message_encode(const struct cel_message *m)
+{
+    return m && m->root ? cel__json_dump(m->root) : NULL;
+}
+
+/* --- building ------------------------------------------------------------ */
+
+/* jansson's setters steal a NULL reference and fail; collect failures in
+ * one flag instead of checking each of the ~30 calls. */
+static void put(json_t *obj, const char *key, json_t *v, bool *ok)
+{
+    if (!v || json_object_set_new(obj, key, v) != 0)
+        *ok = false;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *time_or_null(int64_t us)
+{
+    char buf[40];
+    if (us == 0)
+        return json_null();
+    cel__iso8601(us, true, buf, sizeof buf);
+    return json_string(buf);
+}
+
+/* 30.0 goes out as 30, the way a Python caller's time_limit=30 does. */
+static json_t *limit_or_null(double s)
+{
+    if (s <= 0)
+        return json_null();
+    if (s == (double)(json_int_t)s)
+        return json_integer((json_int_t)s);
+    return json_real(s);
+}
+
+static json_t *default_embed(void)
+{
+    return json_pack("{s:n, s:n, s:n, s:n}", "callbacks", "errbacks", "chain", "chord");
+}
+
+static int load_arg(json_t *given, const char *text, bool want_array, json_t **out, char *err,
+                    size_t errlen)
+{
+    const char *what = want_array ? "args" : "kwargs";
+    if (given) {
+        *out = json_incref(given);
+    } else if (text) {
+        char jerr[160];
+        *out = cel__json_parse(text, strlen(text), CEL_MESSAGE_MAX_DEPTH, jerr, sizeof jerr);
+        if (!*out)
+            return cel__errf(err, errlen, CEL_EJSON, "%s_json: %s", what, jerr);
+    } else {
+        *out = want_array ? json_array() : json_object();
+        if (!*out)
+            return cel__errf(err, errlen, CEL_ENOMEM, "out of memory");
+    }
+    if (want_array ? !json_is_array(*out) : !json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return cel__errf(err, errlen, CEL_EINVAL, "%s must be a JSON %s", what,
+                         want_array ? "array" : "object");
+    }
+    return CEL_OK;
+}
+
+static char *encode_body(json_t *args, json_t *kwargs, json_t *embed)
+{
+    json_t *body = json_array();
+    if (!body)
+        return NULL;
+    json_array_append(body, args);
+    json_array_append(body, kwargs);
+    if (embed)
+        json_array_append(body, embed);
+    else
+        json_array_append_new(body, default_embed());
+    char *text = json_array_size(body) == 3 ? cel__json_dump(body) : NULL;
+    json_decref(body);
+    if (!text)
+        return NULL;
+    size_t n = strlen(text);
+    char *b64 = malloc(cel__base64_encoded_len(n) + 1);
+    if (b64)
+        cel__base64_encode((const unsigned char *)text, n, b64);
+    free(text);
+    return b64;
+}
+
+static json_t *build_headers(const struct cel_task_spec *s, const char *id, json_t *args,
+                             json_t *kwargs, bool *ok)
+{
+    json_t *h = json_object();
+    if (!h) {
+        *ok = false;
+        return NULL;
+    }
+    char origin[300];
+    if (!s->origin) {
+        char host[256];
+        if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
+        snprintf(origin, sizeof origin, "gen%ld@%s", (long)getpid(), host);
+    }
+    char *argsrepr = cel__json_pyrepr(args, REPR_MAX_LEN);
+    char *kwargsrepr = cel__json_pyrepr(kwargs, REPR_MAX_LEN);
+
+    /* Python's order; tools that diff messages appreciate it. */
+    put(h, "lang", json_string(s->lang ? s->lang : "c"), ok);
+    put(h, "task", json_string(s->task), ok);
+    put(h, "id", json_string(id), ok);
+    put(h, "shadow", str_or_null(s->shadow), ok);
+    put(h, "eta", time_or_null(s->eta_us), ok);
+    put(h, "expires", time_or_null(s->expires_us), ok);
+    put(h, "group", str_or_null(s->group_id), ok);
+    put(h, "group_index", json_null(), ok);
+    put(h, "retries", json_integer(s->retries), ok);
+    put(h, "timelimit",
+        json_pack("[oo]", limit_or_null(s->time_limit), limit_or_null(s->soft_time_limit)), ok);
+    put(h, "root_id", json_string(s->root_id ? s->root_id : id), ok);
+    put(h, "parent_id", str_or_null(s->parent_id), ok);
+    put(h, "argsrepr", argsrepr ? json_string(argsrepr) : NULL, ok);
+    put(h, "kwargsrepr", kwargsrepr ? json_string(kwargsrepr) : NULL, ok);
+    put(h, "origin", json_string(s->origin ? s->origin : origin), ok);
+    put(h, "ignore_result", json_boolean(s->ignore_result), ok);
+    free(argsrepr);
+    free(kwargsrepr);
+    return h;
+}
+
+static json_t *build_properties(const struct cel_task_spec *s, const char *id, bool *ok)
+{
+    json_t *p = json_object();
+    if (!p) {
+        *ok = false;
+        return NULL;
+    }
+    char tag[CEL_UUID_STRLEN + 1];
+    cel__uuid4(tag);
+    put(p, "correlation_id", json_string(id), ok);
+    put(p, "reply_to", json_string(s->reply_to ? s->reply_to : ""), ok);
+    put(p, "delivery_mode", json_integer(2), ok);
+    put(p, "delivery_info",
+        json_pack("{s:s, s:s}", "exchange", s->exchange ? s->exchange : "", "routing_key",
+                  s->queue ? s->queue : "celery"),
+        ok);
+    put(p, "priority", json_integer(s->priority), ok);
+    put(p, "body_encoding", json_string("base64"), ok);
+    put(p, "delivery_tag", json_string(tag), ok);
+    return p;
+}
+
+int cel__message_build(const struct cel_task_spec *spec, char **out, size_t *outlen,
+                       char id_out[37], char *err, size_t errlen)
+{
+    if (out)
+        *out = NULL;
+    if (!spec || !out)
+        return cel__errf(err, errlen, CEL_EINVAL, "no task spec or output");
+    if (!spec->task || !spec->task[0])
+        return cel__errf(err, errlen, CEL_EINVAL, "task name is required");
+    if (spec->id && (!spec->id[0] || (id_out && strlen(spec->id) > CEL_UUID_STRLEN)))
+        return cel__errf(err, errlen, CEL_EINVAL, "task id must be 1..%d characters",
+                         CEL_UUID_STRLEN);
+    if (spec->priority < 0 || spec->priority > 9)
+        return cel__errf(err, errlen, CEL_EINVAL, "priority %d is outside 0..9", spec->priority);
+    if (spec->retries < 0)
+        return cel__errf(err, errlen, CEL_EINVAL, "retries must be >= 0");
+    if (spec->time_limit < 0 || spec->soft_time_limit < 0)
+        return cel__errf(err, errlen, CEL_EINVAL, "time limits must be >= 0");
+    if ((spec->embed && !json_is_object(spec->embed)))
+        return cel__errf(err, errlen, CEL_EINVAL, "embed must be a JSON object");
+
+    char idbuf[CEL_UUID_STRLEN + 1];
+    const char *id = spec->id;
+    if (!id) {
+        cel__uuid4(idbuf);
+        id = idbuf;
+    }
+
+    json_t *args = NULL, *kwargs = NULL;
+    int rc;
+    if ((rc = load_arg(spec->args, spec->args_json, true, &args, err, errlen)) ||
+        (rc = load_arg(spec->kwargs, spec->kwargs_json, false, &kwargs, err, errlen))) {
+        json_decref(args);
+        return rc;
+    }
+
+    bool ok = true;
+    char *body = encode_body(args, kwargs, spec->embed);
+    json_t *env = json_object();
+    if (!env || !body) {
+        ok = false;
+    } else {
+        put(env, "body", json_string(body), &ok);
+        put(env, "content-encoding", json_string("utf-8"), &ok);
+        put(env, "content-type", json_string("application/json"), &ok);
+        put(env, "headers", build_headers(spec, id, args, kwargs, &ok), &ok);
+        put(env, "properties", build_properties(spec, id, &ok), &ok);
+    }
+    free(body);
+    json_decref(args);
+    json_decref(kwargs);
+
+    char *text = ok ? cel__json_dump(env) : NULL;
+    json_decref(env);
+    if (!text) {
+        /* Inputs were validated above; what is left is memory, or a
+         * string that is not UTF-8 (jansson refuses those). */
+        return cel__errf(err, errlen, ok ? CEL_ENOMEM : CEL_EINVAL,
+                         ok ? "out of memory"
+                            : "cannot build message (out of memory or a "
+                              "string that is not valid UTF-8)");
+    }
+    *out = text;
+    if (outlen)
+        *outlen = strlen(text);
+    if (id_out)
+        snprintf(id_out, CEL_UUID_STRLEN + 1, "%s", id);
+    return CEL_OK;
+}
+
+/* --- Python repr ----------------------------------------------------------- */
+
+struct rbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void rb_add(struct rbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void rb_adds(struct rbuf *b, const char *s)
+{
+    rb_add(b, s, strlen(s));
+}
+
+/*
+ * repr() of a str: single quotes unless the text has a ' and no ", the
+ * usual backslash escapes, \xNN for control characters. Non-ASCII text
+ * stays as it is except the few invisible code points we can name
+ * cheaply (C1 controls, NBSP, soft hyphen, line/paragraph separators);
+ * Python's full isprintable() table is not worth carrying for a header
+ * that is only ever displayed.
+ */
+static void repr_string(struct rbuf *b, const char *s, size_t n)
+{
+    bool has_single = memchr(s, '\'', n) != NULL, has_double = memchr(s, '"', n) != NULL;
+    char q = has_single && !has_double ? '"' : '\'';
+    char esc[16];
+
+    rb_add(b, &q, 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == (unsigned char)q || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            rb_add(b, esc, 2);
+        } else if (c == '\n') {
+            rb_add(b, "\\n", 2);
+        } else if (c == '\r') {
+            rb_add(b, "\\r", 2);
+        } else if (c == '\t') {
+            rb_add(b, "\\t", 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+            rb_adds(b, esc);
+        } else if (c == 0xc2 && i + 1 < n &&
+                   (((unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0xa0) ||
+                    (unsigned char)s[i + 1] == 0xad)) {
+            snprintf(esc, sizeof esc, "\\x%02x", (unsigned char)s[i + 1]);
+            rb_adds(b, esc);
+            i++;
+        } else if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
+                   ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
+            snprintf(esc, sizeof esc, "\\u%04x", 0x2000 + ((unsigned char)s[i + 2] - 0x80));
+            rb_adds(b, esc);
+            i += 2;
+        } else {
+            rb_add(b, (const char *)&s[i], 1);
+        }
+    }
+    rb_add(b, &q, 1);
+}
+
+static void repr_value(struct rbuf *b, const json_t *v, bool top, int depth)
+{
+    char num[64];
+    if (depth > CEL_MESSAGE_MAX_DEPTH * 4) {
+        rb_adds(b, "...");
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_NULL:
+        rb_adds(b, "None");
+        break;
+    case JSON_TRUE:
+        rb_adds(b, "True");
+        break;
+    case JSON_FALSE:
+        rb_adds(b, "False");
+        break;
+    case JSON_INTEGER:
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        rb_adds(b, num);
+        break;
+    case JSON_REAL: {
+        /* JSON's float text is Python's float repr (see json_util.c). */
+        char *s = cel__json_dump(v);
+        rb_adds(b, s ? s : "0.0");
+        free(s);
+        break;
+    }
+    case JSON_STRING:
+        repr_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_ARRAY: {
+        /* Celery reprs the args tuple: the top level is "(2, 3)" or "(2,)",
+         * nested arrays are lists. */
+        size_t n = json_array_size(v);
+        rb_adds(b, top ? "(" : "[");
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                rb_adds(b, ", ");
+            repr_value(b, json_array_get(v, i), false, depth + 1);
+        }
+        rb_adds(b, top ? (n == 1 ? ",)" : ")") : "]");
+        break;
+    }
+    case JSON_OBJECT: {
+        bool first = true;
+        rb_adds(b, "{");
+        for (void *it = json_object_iter((json_t *)v); it;
+             it = json_object_iter_next((json_t *)v, it)) {
+            if (!first)
+                rb_adds(b, ", ");
+            first = false;
+            repr_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            rb_adds(b, ": ");
+            repr_value(b, json_object_iter_value(it), false, depth + 1);
+        }
+        rb_adds(b, "}");
+        break;
+    }
+    }
+}
+
+char *cel__json_pyrepr(const json_t *v, size_t max_len)
+{
+    struct rbuf b = {0};
+    if (!v)
+        rb_adds(&b, "None");
+    else
+        repr_value(&b, v, true, 0);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    if (max_len && b.len > max_len) {
+        size_t cut = max_len;
+        /* never split a UTF-8 sequence: the header must stay valid text */
+        while (cut > 0 && ((unsigned char)b.p[cut] & 0xc0) == 0x80)
+            cut--;
+        b.len = cut;
+        b.p[cut] = '\0';
+        rb_adds(&b, "...");
+        if (b.oom) {
+            free(b.p);
+            return NULL;
+        }
+    }
+    return b.p;
+}
+
+/* --- results ----------------------------------------------------------------- */
+
+json_t *cel__exception_new(const char *exc_type, const char *exc_module, const char *message)
+{
+    /* Key order as Celery writes it; exc_message is always a list so a
+     * Python client calls cls(*exc_message). */
+    json_t *args = message ? json_pack("[s]", message) : json_array();
+    if (!args)
+        return NULL;
+    return json_pack("{s:s, s:o, s:s}", "exc_type", exc_type ? exc_type : "Exception",
+                     "exc_message", args, "exc_module", exc_module ? exc_module : "builtins");
+}
+
+static bool is_ready_state(const char *status)
+{
+    return strcmp(status, "SUCCESS") == 0 || strcmp(status, "FAILURE") == 0 ||
+           strcmp(status, "REVOKED") == 0;
+}
+
+json_t *cel__result_meta_new(const char *task_id, const char *status, json_t *result,
+                             const char *traceback, const char *group_id, const char *parent_id,
+                             int64_t date_done_us)
+{
+    json_t *meta = json_object();
+    if (!meta || !task_id || !status) {
+        json_decref(meta);
+        json_decref(result);
+        return NULL;
+    }
+    bool ok = true;
+    put(meta, "status", json_string(status), &ok);
+    put(meta, "result", result ? result : json_null(), &ok);
+    put(meta, "traceback", str_or_null(traceback), &ok);
+    put(meta, "children", json_array(), &ok);
+    if (is_ready_state(status)) {
+        char buf[40];
+        cel__iso8601(date_done_us ? date_done_us : cel__wall_us(), false, buf, sizeof buf);
+        put(meta, "date_done", json_string(buf), &ok);
+    } else {
+        put(meta, "date_done", json_null(), &ok);
+    }
+    if (group_id)
+        put(meta, "group_id", json_string(group_id), &ok);
+    if (parent_id)
+        put(meta, "parent_id", json_string(parent_id), &ok);
+    put(meta, "task_id", json_string(task_id), &ok);
+    if (!ok) {
+        json_decref(meta);
+        return NULL;
+    }
+    return meta;
+}
