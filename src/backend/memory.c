@@ -1,0 +1,252 @@
+/*
+ * memory.c - in-process result store: memory://name.
+ *
+ * Handles with the same name in one process share one table (a jansson
+ * object used as a hash map: task_id -> [status, meta, expires_at]). It
+ * applies the same guard as the sqlite store and signals every handle's
+ * eventfd on each store. It does not see the memory broker's queue, so a
+ * reserved task reads as PENDING, not RECEIVED.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "core/clock.h"
+
+struct mem_backend;
+
+struct mem_results {
+    char *name;
+    int refs;
+    pthread_mutex_t mu;
+    json_t *table;
+    struct mem_backend *handles;
+    struct mem_results *next;
+};
+
+struct mem_backend {
+    struct cel_backend base;
+    struct mem_results *res;
+    int efd;
+    struct mem_backend *next;
+};
+
+static pthread_mutex_t results_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mem_results *all_results;
+
+static int mk_open(const struct cel_url *url, const cel_config *cfg, struct cel_backend **out,
+                   struct cel_errbuf *err)
+{
+    (void)cfg;
+    *out = NULL;
+    const char *name = url && url->host ? url->host : "";
+    struct mem_backend *h = calloc(1, sizeof *h);
+    if (!h)
+        return cel__err(err, CEL_ENOMEM, "out of memory");
+    h->base.ops = &cel__backend_memory;
+    h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (h->efd < 0) {
+        int e = errno;
+        free(h);
+        return cel__err(err, CEL_EIO, "eventfd: %s", strerror(e));
+    }
+    pthread_mutex_lock(&results_mu);
+    struct mem_results *r = all_results;
+    while (r && strcmp(r->name, name) != 0)
+        r = r->next;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r || !(r->name = strdup(name)) || !(r->table = json_object())) {
+            if (r)
+                free(r->name);
+            free(r);
+            pthread_mutex_unlock(&results_mu);
+            close(h->efd);
+            free(h);
+            return cel__err(err, CEL_ENOMEM, "out of memory");
+        }
+        pthread_mutex_init(&r->mu, NULL);
+        r->next = all_results;
+        all_results = r;
+    }
+    r->refs++;
+    pthread_mutex_lock(&r->mu);
+    h->res = r;
+    h->next = r->handles;
+    r->handles = h;
+    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_unlock(&results_mu);
+    *out = &h->base;
+    return CEL_OK;
+}
+
+static void mk_close(struct cel_backend *base)
+{
+    struct mem_backend *h = (struct mem_backend *)base;
+    if (!h)
+        return;
+    struct mem_results *r = h->res;
+    pthread_mutex_lock(&results_mu);
+    pthread_mutex_lock(&r->mu);
+    for (struct mem_backend **p = &r->handles; *p; p = &(*p)->next) {
+        if (*p == h) {
+            *p = h->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (--r->refs == 0) {
+        for (struct mem_results **p = &all_results; *p; p = &(*p)->next) {
+            if (*p == r) {
+                *p = r->next;
+                break;
+            }
+        }
+        json_decref(r->table);
+        pthread_mutex_destroy(&r->mu);
+        free(r->name);
+        free(r);
+    }
+    pthread_mutex_unlock(&results_mu);
+    close(h->efd);
+    free(h);
+}
+
+static bool is_ready_name(const char *s)
+{
+    return strcmp(s, "SUCCESS") == 0 || strcmp(s, "FAILURE") == 0 || strcmp(s, "REVOKED") == 0;
+}
+
+static const char *state_text(cel_state state)
+{
+    switch (state) {
+    case CEL_STATE_PENDING:
+        return "PENDING";
+    case CEL_STATE_RECEIVED:
+        return "RECEIVED";
+    case CEL_STATE_STARTED:
+        return "STARTED";
+    case CEL_STATE_RETRY:
+        return "RETRY";
+    case CEL_STATE_SUCCESS:
+        return "SUCCESS";
+    case CEL_STATE_FAILURE:
+        return "FAILURE";
+    case CEL_STATE_REVOKED:
+        return "REVOKED";
+    case CEL_STATE_CUSTOM:
+        break;
+    }
+    return "CUSTOM";
+}
+
+static bool expired(json_t *entry, int64_t now)
+{
+    json_t *exp = json_array_get(entry, 2);
+    return json_is_integer(exp) && json_integer_value(exp) <= now;
+}
+
+static int mk_store(struct cel_backend *base, const char *task_id, cel_state state,
+                    const char *meta_json, size_t len, int64_t ttl_s)
+{
+    struct mem_backend *h = (struct mem_backend *)base;
+    struct mem_results *r = h->res;
+    int64_t now = cel__wall_us();
+    const char *status = state_text(state);
+    json_t *meta = json_loadb(meta_json, len, 0, NULL);
+    if (state == CEL_STATE_CUSTOM)
+        status = json_string_value(json_object_get(meta, "status"));
+    if (!status || !meta) {
+        json_decref(meta);
+        return cel__err(&base->err, CEL_EINVAL, "result of task %s is not a meta document",
+                        task_id);
+    }
+    json_t *entry = json_pack("[s, s%, o]", status, meta_json, len,
+                              ttl_s > 0 ? json_integer(now + ttl_s * 1000000) : json_null());
+    json_decref(meta);
+    if (!entry)
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    pthread_mutex_lock(&r->mu);
+    json_t *old = json_object_get(r->table, task_id);
+    bool replace = true;
+    if (old && !expired(old, now)) {
+        const char *os = json_string_value(json_array_get(old, 0));
+        replace = strcmp(os, "SUCCESS") != 0 && !(is_ready_name(os) && !is_ready_name(status));
+    }
+    int rc = CEL_OK;
+    if (replace) {
+        if (json_object_set(r->table, task_id, entry) != 0)
+            rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+        for (struct mem_backend *o = r->handles; o; o = o->next) {
+            uint64_t one = 1;
+            ssize_t w = write(o->efd, &one, sizeof one);
+            (void)w;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    json_decref(entry);
+    return rc;
+}
+
+static int mk_get(struct cel_backend *base, const char *task_id, char **meta_json)
+{
+    struct mem_results *r = ((struct mem_backend *)base)->res;
+    *meta_json = NULL;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&r->mu);
+    json_t *entry = json_object_get(r->table, task_id);
+    if (entry && expired(entry, cel__wall_us())) {
+        json_object_del(r->table, task_id);
+        entry = NULL;
+    }
+    if (!entry) {
+        rc = cel__err(&base->err, CEL_ENOTFOUND, "no result for task %s", task_id);
+    } else {
+        *meta_json = strdup(json_string_value(json_array_get(entry, 1)));
+        if (!*meta_json)
+            rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+static int mk_forget(struct cel_backend *base, const char *task_id)
+{
+    struct mem_results *r = ((struct mem_backend *)base)->res;
+    pthread_mutex_lock(&r->mu);
+    json_object_del(r->table, task_id);
+    pthread_mutex_unlock(&r->mu);
+    return CEL_OK;
+}
+
+static int mk_wakeup_fd(struct cel_backend *base)
+{
+    return ((struct mem_backend *)base)->efd;
+}
+
+static void mk_drain_wakeup(struct cel_backend *base)
+{
+    uint64_t v;
+    ssize_t n = read(((struct mem_backend *)base)->efd, &v, sizeof v);
+    (void)n;
+}
+
+const struct cel_backend_ops cel__backend_memory = {
+    .abi = CEL_BACKEND_ABI,
+    .scheme = "memory",
+    .caps = CEL_BACKEND_CAP_CHEAP_STATES,
+    .open = mk_open,
+    .close = mk_close,
+    .store = mk_store,
+    .get = mk_get,
+    .forget = mk_forget,
+    .begin = NULL,
+    .commit = NULL,
+    .wakeup_fd = mk_wakeup_fd,
+    .drain_wakeup = mk_drain_wakeup,
+};

@@ -1,0 +1,291 @@
+/*
+ * sqlite.c - result store in the same SQLite file as the sqlite broker.
+ *
+ * Opened on the same file as the broker in one process, it shares the
+ * broker's connection (sqlite_db.h), so the worker's broker begin()/commit()
+ * puts results and acks in one transaction. Because the messages table is
+ * right there, get() can tell "reserved by a worker" (RECEIVED) from
+ * "still queued" (PENDING) without the worker storing anything.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "broker/sqlite_db.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+/* Expired rows are invisible at once; the DELETE that reclaims their space
+ * runs at most this often per handle. */
+#define GC_INTERVAL_US (60 * 1000000LL)
+
+struct sqlite_backend {
+    struct cel_backend base;
+    struct cel_sqldb *db;
+    struct cel_sqlwake wake;
+    int64_t last_gc_us;
+};
+
+/*
+ * The guard is in the upsert itself, so there is no read-modify-write
+ * race between processes: an existing row is replaced unless it is SUCCESS,
+ * or it is ready (FAILURE, REVOKED) and the new state is not. An expired
+ * row counts as absent and may always be replaced.
+ */
+static const char sql_store[] =
+    "INSERT INTO results (task_id, status, meta, expires_at, updated_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, meta = excluded.meta,"
+    " expires_at = excluded.expires_at, updated_at = excluded.updated_at"
+    " WHERE (results.expires_at IS NOT NULL AND results.expires_at <= ?5)"
+    " OR (results.status <> 'SUCCESS' AND NOT (results.status IN ('FAILURE', 'REVOKED')"
+    " AND excluded.status NOT IN ('SUCCESS', 'FAILURE', 'REVOKED')))";
+static const char sql_get[] = "SELECT meta FROM results WHERE task_id = ?1"
+                              " AND (expires_at IS NULL OR expires_at > ?2)";
+static const char sql_reserved[] =
+    "SELECT 1 FROM messages WHERE task_id = ?1 AND reserved = 1 LIMIT 1";
+static const char sql_forget[] = "DELETE FROM results WHERE task_id = ?1";
+static const char sql_gc[] =
+    "DELETE FROM results WHERE expires_at IS NOT NULL AND expires_at <= ?1";
+
+static int sk_open(const struct cel_url *url, const cel_config *cfg, struct cel_backend **out,
+                   struct cel_errbuf *err)
+{
+    (void)cfg;
+    *out = NULL;
+    char *path = cel__url_sqlite_path(url);
+    if (!path)
+        return cel__err(err, CEL_ENOMEM, "out of memory");
+    struct sqlite_backend *bk = calloc(1, sizeof *bk);
+    if (!bk) {
+        free(path);
+        return cel__err(err, CEL_ENOMEM, "out of memory");
+    }
+    bk->base.ops = &cel__backend_sqlite;
+    bk->wake.fd = -1;
+    int rc = cel__sqldb_acquire(path, &bk->db, err);
+    if (rc == CEL_OK && cel__sqlwake_open(&bk->wake, path, err) != CEL_OK) {
+        CEL_WARN("backend.sqlite", "no wakeups for %s: %s", path, err->msg);
+        cel__err_clear(err);
+    }
+    free(path);
+    if (rc) {
+        free(bk);
+        return rc;
+    }
+    *out = &bk->base;
+    return CEL_OK;
+}
+
+static void sk_close(struct cel_backend *base)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    if (!bk)
+        return;
+    cel__sqlwake_close(&bk->wake);
+    cel__sqldb_release(bk->db);
+    free(bk);
+}
+
+/* Celery's state names; CUSTOM states are read from the meta itself. */
+static int status_name(cel_state state, const char *meta, size_t len, char *buf, size_t blen)
+{
+    static const char *const names[] = {
+        [CEL_STATE_PENDING] = "PENDING", [CEL_STATE_RECEIVED] = "RECEIVED",
+        [CEL_STATE_STARTED] = "STARTED", [CEL_STATE_RETRY] = "RETRY",
+        [CEL_STATE_SUCCESS] = "SUCCESS", [CEL_STATE_FAILURE] = "FAILURE",
+        [CEL_STATE_REVOKED] = "REVOKED",
+    };
+    if ((int)state >= 0 && (size_t)state < sizeof names / sizeof names[0] && names[state]) {
+        snprintf(buf, blen, "%s", names[state]);
+        return CEL_OK;
+    }
+    json_t *root = json_loadb(meta, len, 0, NULL);
+    const char *s = json_string_value(json_object_get(root, "status"));
+    int rc = s && *s ? CEL_OK : CEL_EINVAL;
+    snprintf(buf, blen, "%s", s ? s : "");
+    json_decref(root);
+    return rc;
+}
+
+static int gc_expired(struct sqlite_backend *bk, int64_t now)
+{
+    sqlite3_stmt *st = cel__sqldb_prepare(bk->db, sql_gc, &bk->base.err);
+    if (!st)
+        return CEL_EBACKEND;
+    sqlite3_bind_int64(st, 1, now);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return cel__sqldb_fail(bk->db, &bk->base.err, CEL_EBACKEND,
+                               "cannot delete expired results");
+    int n = sqlite3_changes(bk->db->conn);
+    if (n > 0)
+        CEL_DEBUG("backend.sqlite", "deleted %d expired results", n);
+    return CEL_OK;
+}
+
+static int sk_store(struct cel_backend *base, const char *task_id, cel_state state,
+                    const char *meta_json, size_t len, int64_t ttl_s)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    char status[64];
+    if (status_name(state, meta_json, len, status, sizeof status) != CEL_OK)
+        return cel__err(&base->err, CEL_EINVAL, "result of task %s has no status", task_id);
+    int rc = cel__sqldb_lock(&bk->db, &base->err);
+    if (rc)
+        return rc;
+    struct cel_sqldb *db = bk->db;
+    int64_t now = cel__wall_us();
+    bool gc = now - bk->last_gc_us >= GC_INTERVAL_US;
+    bool owned;
+    rc = cel__sqldb_write_begin(db, !gc, &owned, &base->err);
+    if (rc == CEL_OK && gc) {
+        bk->last_gc_us = now;
+        rc = gc_expired(bk, now);
+    }
+    if (rc == CEL_OK) {
+        sqlite3_stmt *st = cel__sqldb_prepare(db, sql_store, &base->err);
+        if (!st) {
+            rc = CEL_EBACKEND;
+        } else {
+            sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, meta_json, (int)len, SQLITE_STATIC);
+            if (ttl_s > 0)
+                sqlite3_bind_int64(st, 4, now + ttl_s * 1000000);
+            sqlite3_bind_int64(st, 5, now);
+            int src = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (src != SQLITE_DONE)
+                rc = cel__sqldb_fail(db, &base->err, src == SQLITE_BUSY ? CEL_EBUSY : CEL_EBACKEND,
+                                     "cannot store a result");
+        }
+    }
+    if (rc == CEL_OK || owned)
+        rc = cel__sqldb_write_end(db, owned, rc, &base->err);
+    cel__sqldb_unlock(db);
+    return rc;
+}
+
+static char *received_meta(const char *task_id)
+{
+    json_t *m = json_pack("{s:s, s:n, s:n, s:[], s:n, s:s}", "status", "RECEIVED", "result",
+                          "traceback", "children", "date_done", "task_id", task_id);
+    char *s = m ? json_dumps(m, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(m);
+    return s;
+}
+
+static int sk_get(struct cel_backend *base, const char *task_id, char **meta_json)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    *meta_json = NULL;
+    int rc = cel__sqldb_lock(&bk->db, &base->err);
+    if (rc)
+        return rc;
+    struct cel_sqldb *db = bk->db;
+    sqlite3_stmt *st = cel__sqldb_prepare(db, sql_get, &base->err);
+    if (!st) {
+        cel__sqldb_unlock(db);
+        return CEL_EBACKEND;
+    }
+    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cel__wall_us());
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        *meta_json = strdup(t ? t : "");
+        rc = *meta_json ? CEL_OK : cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    } else if (src != SQLITE_DONE) {
+        rc = cel__sqldb_fail(db, &base->err, CEL_EBACKEND, "cannot read a result");
+    } else {
+        rc = CEL_ENOTFOUND;
+    }
+    sqlite3_reset(st);
+    if (rc == CEL_ENOTFOUND) {
+        st = cel__sqldb_prepare(db, sql_reserved, &base->err);
+        if (!st) {
+            rc = CEL_EBACKEND;
+        } else {
+            sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+            src = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (src == SQLITE_ROW) {
+                *meta_json = received_meta(task_id);
+                rc = *meta_json ? CEL_OK : cel__err(&base->err, CEL_ENOMEM, "out of memory");
+            } else if (src != SQLITE_DONE) {
+                rc = cel__sqldb_fail(db, &base->err, CEL_EBACKEND, "cannot read the queue");
+            } else {
+                cel__err(&base->err, CEL_ENOTFOUND, "no result for task %s", task_id);
+            }
+        }
+    }
+    cel__sqldb_unlock(db);
+    return rc;
+}
+
+static int sk_forget(struct cel_backend *base, const char *task_id)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    int rc = cel__sqldb_lock(&bk->db, &base->err);
+    if (rc)
+        return rc;
+    struct cel_sqldb *db = bk->db;
+    bool owned;
+    rc = cel__sqldb_write_begin(db, true, &owned, &base->err);
+    if (rc == CEL_OK) {
+        sqlite3_stmt *st = cel__sqldb_prepare(db, sql_forget, &base->err);
+        if (!st) {
+            rc = CEL_EBACKEND;
+        } else {
+            sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+            int src = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (src != SQLITE_DONE)
+                rc = cel__sqldb_fail(db, &base->err, CEL_EBACKEND, "cannot forget a result");
+        }
+        rc = cel__sqldb_write_end(db, owned, rc, &base->err);
+    }
+    cel__sqldb_unlock(db);
+    return rc;
+}
+
+static int sk_begin(struct cel_backend *base)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    return cel__sqldb_begin(&bk->db, &base->err);
+}
+
+static int sk_commit(struct cel_backend *base)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    return cel__sqldb_commit(&bk->db, &base->err);
+}
+
+static int sk_wakeup_fd(struct cel_backend *base)
+{
+    return cel__sqlwake_fd(&((struct sqlite_backend *)base)->wake);
+}
+
+static void sk_drain_wakeup(struct cel_backend *base)
+{
+    cel__sqlwake_drain(&((struct sqlite_backend *)base)->wake);
+}
+
+const struct cel_backend_ops cel__backend_sqlite = {
+    .abi = CEL_BACKEND_ABI,
+    .scheme = "sqlite",
+    .caps = CEL_BACKEND_CAP_TRANSACTIONS | CEL_BACKEND_CAP_CHEAP_STATES,
+    .open = sk_open,
+    .close = sk_close,
+    .store = sk_store,
+    .get = sk_get,
+    .forget = sk_forget,
+    .begin = sk_begin,
+    .commit = sk_commit,
+    .wakeup_fd = sk_wakeup_fd,
+    .drain_wakeup = sk_drain_wakeup,
+};

@@ -1,0 +1,418 @@
+/*
+ * memory.c - in-process transport: memory://name.
+ *
+ * All handles opened with the same name in one process share one store
+ * (for tests and programs that embed a worker next to their client). The
+ * semantics are the sqlite transport's: priority 9 first then FIFO, due
+ * times, leases with redelivery, dead letters. Each handle has an eventfd
+ * that every publish or requeue on the store signals.
+ *
+ * Messages live in one array in id (publish) order; operations scan it.
+ * That is plenty for tests and embedding, not meant for millions of
+ * queued messages. The store is freed with its last handle.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "core/clock.h"
+
+#define DEFAULT_LEASE_MS (3600 * 1000)
+
+struct mem_msg {
+    int64_t id;
+    char *queue;
+    char *task_id;
+    char *body;
+    size_t len;
+    int priority;
+    int64_t visible_at;
+    bool reserved;
+    int delivery_count;
+    char *reason; /* dead letters only */
+};
+
+struct mem_list {
+    struct mem_msg *v;
+    size_t n, cap;
+};
+
+struct mem_broker;
+
+struct mem_store {
+    char *name;
+    int refs;
+    pthread_mutex_t mu;
+    struct mem_list msgs; /* ascending id */
+    struct mem_list dead;
+    int64_t next_id;
+    struct mem_broker *handles; /* to signal on publish */
+    struct mem_store *next;
+};
+
+struct mem_broker {
+    struct cel_broker base;
+    struct mem_store *store;
+    int efd;
+    struct mem_broker *next; /* in store->handles */
+};
+
+static pthread_mutex_t stores_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mem_store *stores;
+
+static void msg_free(struct mem_msg *m)
+{
+    free(m->queue);
+    free(m->task_id);
+    free(m->body);
+    free(m->reason);
+}
+
+static int list_push(struct mem_list *l, const struct mem_msg *m)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct mem_msg *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return CEL_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *m;
+    return CEL_OK;
+}
+
+static void list_free(struct mem_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        msg_free(&l->v[i]);
+    free(l->v);
+}
+
+/* Index of message `id`, or -1 (binary search: ids only grow). */
+static ptrdiff_t find_msg(const struct mem_store *s, int64_t id)
+{
+    size_t lo = 0, hi = s->msgs.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->msgs.v[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->msgs.n && s->msgs.v[lo].id == id ? (ptrdiff_t)lo : -1;
+}
+
+static void remove_at(struct mem_list *l, size_t i)
+{
+    memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof l->v[0]);
+    l->n--;
+}
+
+/* Store lock held. */
+static void signal_all(struct mem_store *s)
+{
+    for (struct mem_broker *h = s->handles; h; h = h->next) {
+        uint64_t one = 1;
+        ssize_t w = write(h->efd, &one, sizeof one);
+        (void)w; /* EAGAIN: the counter is already non-zero, the fd readable */
+    }
+}
+
+static int mb_open(const struct cel_url *url, const cel_config *cfg, struct cel_broker **out,
+                   struct cel_errbuf *err)
+{
+    (void)cfg;
+    *out = NULL;
+    const char *name = url && url->host ? url->host : "";
+    struct mem_broker *h = calloc(1, sizeof *h);
+    if (!h)
+        return cel__err(err, CEL_ENOMEM, "out of memory");
+    h->base.ops = &cel__broker_memory;
+    h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (h->efd < 0) {
+        int e = errno;
+        free(h);
+        return cel__err(err, CEL_EIO, "eventfd: %s", strerror(e));
+    }
+    pthread_mutex_lock(&stores_mu);
+    struct mem_store *s = stores;
+    while (s && strcmp(s->name, name) != 0)
+        s = s->next;
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || !(s->name = strdup(name))) {
+            free(s);
+            pthread_mutex_unlock(&stores_mu);
+            close(h->efd);
+            free(h);
+            return cel__err(err, CEL_ENOMEM, "out of memory");
+        }
+        pthread_mutex_init(&s->mu, NULL);
+        s->next_id = 1;
+        s->next = stores;
+        stores = s;
+    }
+    s->refs++;
+    pthread_mutex_lock(&s->mu);
+    h->store = s;
+    h->next = s->handles;
+    s->handles = h;
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&stores_mu);
+    *out = &h->base;
+    return CEL_OK;
+}
+
+static void mb_close(struct cel_broker *base)
+{
+    struct mem_broker *h = (struct mem_broker *)base;
+    if (!h)
+        return;
+    struct mem_store *s = h->store;
+    pthread_mutex_lock(&stores_mu);
+    pthread_mutex_lock(&s->mu);
+    for (struct mem_broker **p = &s->handles; *p; p = &(*p)->next) {
+        if (*p == h) {
+            *p = h->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (--s->refs == 0) {
+        for (struct mem_store **p = &stores; *p; p = &(*p)->next) {
+            if (*p == s) {
+                *p = s->next;
+                break;
+            }
+        }
+        list_free(&s->msgs);
+        list_free(&s->dead);
+        pthread_mutex_destroy(&s->mu);
+        free(s->name);
+        free(s);
+    }
+    pthread_mutex_unlock(&stores_mu);
+    close(h->efd);
+    free(h);
+}
+
+static int mb_publish(struct cel_broker *base, const char *queue, int priority, int64_t due_us,
+                      const char *task_id, const char *body, size_t len)
+{
+    struct mem_broker *h = (struct mem_broker *)base;
+    struct mem_store *s = h->store;
+    int64_t now = cel__wall_us();
+    struct mem_msg m = {0};
+    m.queue = strdup(queue);
+    m.task_id = task_id ? strdup(task_id) : NULL;
+    m.body = malloc(len + 1);
+    if (!m.queue || (task_id && !m.task_id) || !m.body) {
+        msg_free(&m);
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    }
+    memcpy(m.body, body, len);
+    m.body[len] = '\0';
+    m.len = len;
+    m.priority = priority < 0 ? 0 : priority > 9 ? 9 : priority;
+    m.visible_at = due_us > now ? due_us : now;
+    pthread_mutex_lock(&s->mu);
+    m.id = s->next_id++;
+    int rc = list_push(&s->msgs, &m);
+    if (rc == CEL_OK)
+        signal_all(s);
+    pthread_mutex_unlock(&s->mu);
+    if (rc) {
+        msg_free(&m);
+        return cel__err(&base->err, rc, "out of memory");
+    }
+    return CEL_OK;
+}
+
+static bool queue_wanted(const char *q, const char *const *queues, size_t nqueues)
+{
+    for (size_t i = 0; i < nqueues; i++)
+        if (strcmp(q, queues[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Better candidate: higher priority, then lower id. */
+static bool better(const struct mem_msg *a, const struct mem_msg *b)
+{
+    return a->priority != b->priority ? a->priority > b->priority : a->id < b->id;
+}
+
+static int mb_fetch(struct cel_broker *base, const char *const *queues, size_t nqueues, size_t max,
+                    int64_t lease_ms, struct cel_delivery *out, size_t *n, int64_t *next_due_us)
+{
+    struct mem_broker *h = (struct mem_broker *)base;
+    struct mem_store *s = h->store;
+    *n = 0;
+    if (next_due_us)
+        *next_due_us = 0;
+    int64_t now = cel__wall_us();
+    int64_t until = now + (lease_ms > 0 ? lease_ms : DEFAULT_LEASE_MS) * 1000;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&s->mu);
+    /* Selection by repeated best-pick: max is a prefetch window (small). */
+    while (*n < max) {
+        struct mem_msg *best = NULL;
+        for (size_t i = 0; i < s->msgs.n; i++) {
+            struct mem_msg *m = &s->msgs.v[i];
+            if (m->visible_at <= now && queue_wanted(m->queue, queues, nqueues) &&
+                (!best || better(m, best)))
+                best = m;
+        }
+        if (!best)
+            break;
+        struct cel_delivery *d = &out[*n];
+        memset(d, 0, sizeof *d);
+        d->body = malloc(best->len + 1);
+        d->queue = strdup(best->queue);
+        if (!d->body || !d->queue) {
+            cel__delivery_release(d);
+            rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(d->body, best->body, best->len + 1);
+        d->len = best->len;
+        d->tag = best->id;
+        best->reserved = true;
+        best->visible_at = until;
+        d->delivery_count = ++best->delivery_count;
+        (*n)++;
+    }
+    if (next_due_us) {
+        for (size_t i = 0; i < s->msgs.n; i++) {
+            const struct mem_msg *m = &s->msgs.v[i];
+            if (m->visible_at > now && queue_wanted(m->queue, queues, nqueues) &&
+                (*next_due_us == 0 || m->visible_at < *next_due_us))
+                *next_due_us = m->visible_at;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int mb_ack(struct cel_broker *base, const struct cel_delivery *d)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    pthread_mutex_lock(&s->mu);
+    ptrdiff_t i = find_msg(s, d->tag);
+    if (i >= 0) {
+        msg_free(&s->msgs.v[i]);
+        remove_at(&s->msgs, (size_t)i);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return CEL_OK;
+}
+
+static int mb_reject(struct cel_broker *base, const struct cel_delivery *d, bool requeue,
+                     const char *reason)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&s->mu);
+    ptrdiff_t i = find_msg(s, d->tag);
+    if (i >= 0 && requeue) {
+        s->msgs.v[i].reserved = false;
+        s->msgs.v[i].visible_at = cel__wall_us();
+        signal_all(s);
+    } else if (i >= 0) {
+        struct mem_msg m = s->msgs.v[i];
+        m.reason = strdup(reason ? reason : "rejected");
+        if (!m.reason || list_push(&s->dead, &m) != CEL_OK) {
+            free(m.reason);
+            rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+        } else {
+            remove_at(&s->msgs, (size_t)i);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int mb_extend(struct cel_broker *base, const struct cel_delivery *const *ds, size_t n,
+                     int64_t lease_ms)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    int64_t until = cel__wall_us() + (lease_ms > 0 ? lease_ms : DEFAULT_LEASE_MS) * 1000;
+    pthread_mutex_lock(&s->mu);
+    for (size_t k = 0; k < n; k++) {
+        ptrdiff_t i = find_msg(s, ds[k]->tag);
+        if (i >= 0 && s->msgs.v[i].reserved)
+            s->msgs.v[i].visible_at = until;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return CEL_OK;
+}
+
+static int mb_purge(struct cel_broker *base, const char *queue, size_t *removed)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    size_t kept = 0, gone = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->msgs.n; i++) {
+        struct mem_msg *m = &s->msgs.v[i];
+        if (!m->reserved && strcmp(m->queue, queue) == 0) {
+            msg_free(m);
+            gone++;
+        } else {
+            s->msgs.v[kept++] = *m;
+        }
+    }
+    s->msgs.n = kept;
+    pthread_mutex_unlock(&s->mu);
+    if (removed)
+        *removed = gone;
+    return CEL_OK;
+}
+
+static int mb_length(struct cel_broker *base, const char *queue, size_t *len)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    size_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->msgs.n; i++)
+        n += strcmp(s->msgs.v[i].queue, queue) == 0;
+    pthread_mutex_unlock(&s->mu);
+    *len = n;
+    return CEL_OK;
+}
+
+static int mb_wakeup_fd(struct cel_broker *base)
+{
+    return ((struct mem_broker *)base)->efd;
+}
+
+static void mb_drain_wakeup(struct cel_broker *base)
+{
+    uint64_t v;
+    ssize_t r = read(((struct mem_broker *)base)->efd, &v, sizeof v);
+    (void)r;
+}
+
+const struct cel_broker_ops cel__broker_memory = {
+    .abi = CEL_BROKER_ABI,
+    .scheme = "memory",
+    .caps = CEL_BROKER_CAP_DELAYED | CEL_BROKER_CAP_PRIORITY | CEL_BROKER_CAP_VISIBILITY |
+            CEL_BROKER_CAP_DEADLETTER,
+    .open = mb_open,
+    .close = mb_close,
+    .publish = mb_publish,
+    .begin = NULL,
+    .commit = NULL,
+    .fetch = mb_fetch,
+    .ack = mb_ack,
+    .reject = mb_reject,
+    .extend = mb_extend,
+    .purge = mb_purge,
+    .length = mb_length,
+    .wakeup_fd = mb_wakeup_fd,
+    .drain_wakeup = mb_drain_wakeup,
+};

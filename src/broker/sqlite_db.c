@@ -1,0 +1,600 @@
+/* sqlite_db.c - see sqlite_db.h. */
+#include "broker/sqlite_db.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+/*
+ * Schema, version 1 (PRAGMA user_version).
+ *
+ * messages: one row per queued envelope. visible_at (wall µs) is the one
+ * time column: the ETA of a delayed message, the lease deadline of a
+ * reserved one, the publish time of a ready one. A row is claimable when
+ * visible_at <= now, whether reserved or not: a reserved row whose lease
+ * ran out belongs to a consumer that died or stalled.
+ *
+ * messages_order serves the claim (priority DESC, then FIFO by id);
+ * messages_due serves the existence check and next-due lookups.
+ */
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS messages ("
+    " id INTEGER PRIMARY KEY,"
+    " queue TEXT NOT NULL,"
+    " priority INTEGER NOT NULL DEFAULT 0,"
+    " task_id TEXT,"
+    " body TEXT NOT NULL,"
+    " visible_at INTEGER NOT NULL,"
+    " reserved INTEGER NOT NULL DEFAULT 0,"
+    " delivery_count INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS messages_order ON messages (queue, priority DESC, id);"
+    "CREATE INDEX IF NOT EXISTS messages_due ON messages (queue, visible_at);"
+    "CREATE INDEX IF NOT EXISTS messages_task ON messages (task_id);"
+    "CREATE TABLE IF NOT EXISTS results ("
+    " task_id TEXT PRIMARY KEY,"
+    " status TEXT NOT NULL,"
+    " meta TEXT NOT NULL,"
+    " expires_at INTEGER,"
+    " updated_at INTEGER);"
+    "CREATE INDEX IF NOT EXISTS results_expires ON results (expires_at)"
+    " WHERE expires_at IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS dead_letters ("
+    " id INTEGER PRIMARY KEY,"
+    " queue TEXT,"
+    " task_id TEXT,"
+    " body TEXT,"
+    " reason TEXT,"
+    " delivery_count INTEGER,"
+    " created_at INTEGER);";
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cel_sqldb *registry;
+
+int cel__sqldb_fail(struct cel_sqldb *db, struct cel_errbuf *err, int code, const char *what)
+{
+    return cel__err(err, code, "%s: %s", what, db && db->conn ? sqlite3_errmsg(db->conn) : "?");
+}
+
+/* realpath() of the directory joined with the file name: the file itself
+ * may not exist yet, and two spellings of one file must share a handle. */
+static char *canonical_path(const char *path, struct cel_errbuf *err)
+{
+    if (strcmp(path, ":memory:") == 0)
+        return strdup(path);
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    const char *base = slash ? slash + 1 : path;
+    if (!*base) {
+        cel__err(err, CEL_EINVAL, "database path '%s' names a directory", path);
+        return NULL;
+    }
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) {
+        cel__err(err, CEL_EIO, "cannot open database '%s': %s: %s", path, dir, strerror(errno));
+        return NULL;
+    }
+    size_t n = strlen(real) + strlen(base) + 2;
+    char *out = malloc(n);
+    if (!out) {
+        cel__err(err, CEL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(out, n, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", base);
+    return out;
+}
+
+static int exec_sql(struct cel_sqldb *db, const char *sql, struct cel_errbuf *err)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db->conn, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        cel__err(err, rc == SQLITE_BUSY ? CEL_EBUSY : CEL_EBROKER, "%s: %s", db->path,
+                 msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return rc == SQLITE_BUSY ? CEL_EBUSY : CEL_EBROKER;
+    }
+    return CEL_OK;
+}
+
+static int query_int(struct cel_sqldb *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int query_text(struct cel_sqldb *db, const char *sql, char *buf, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL);
+    buf[0] = '\0';
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            const unsigned char *t = sqlite3_column_text(st, 0);
+            snprintf(buf, len, "%s", t ? (const char *)t : "");
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* BEGIN IMMEDIATE, retried: busy_timeout already waits, but a writer that
+ * holds the lock longer than that is worth a few more tries. */
+static int begin_immediate(struct cel_sqldb *db, struct cel_errbuf *err)
+{
+    int rc = SQLITE_BUSY;
+    for (int i = 0; i < 4 && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED); i++)
+        rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return cel__sqldb_fail(db, err, rc == SQLITE_BUSY ? CEL_EBUSY : CEL_EBROKER,
+                               "cannot begin a transaction");
+    return CEL_OK;
+}
+
+static int commit_now(struct cel_sqldb *db, struct cel_errbuf *err)
+{
+    int rc = SQLITE_BUSY;
+    for (int i = 0; i < 4 && rc == SQLITE_BUSY; i++)
+        rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
+    db->in_txn = false;
+    if (rc != SQLITE_OK) {
+        int code =
+            cel__sqldb_fail(db, err, rc == SQLITE_BUSY ? CEL_EBUSY : CEL_EBROKER, "cannot commit");
+        if (!sqlite3_get_autocommit(db->conn))
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+        return code;
+    }
+    return CEL_OK;
+}
+
+static void rollback_now(struct cel_sqldb *db)
+{
+    if (!sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    db->in_txn = false;
+}
+
+static int init_schema(struct cel_sqldb *db, struct cel_errbuf *err)
+{
+    /* The common case, an existing database, needs no write lock. */
+    int64_t current = 0;
+    if (query_int(db, "PRAGMA user_version", &current) == SQLITE_OK &&
+        current == CEL_SQLDB_SCHEMA_VERSION)
+        return CEL_OK;
+    int rc = begin_immediate(db, err);
+    if (rc)
+        return rc;
+    int64_t version = 0;
+    if (query_int(db, "PRAGMA user_version", &version) != SQLITE_OK) {
+        rc = cel__sqldb_fail(db, err, CEL_EBROKER, "cannot read the schema version");
+    } else if (version > CEL_SQLDB_SCHEMA_VERSION) {
+        rc = cel__err(err, CEL_EBROKER,
+                      "database '%s' has schema version %lld; this build knows up to %d", db->path,
+                      (long long)version, CEL_SQLDB_SCHEMA_VERSION);
+    } else if (version < CEL_SQLDB_SCHEMA_VERSION) {
+        char sql[64];
+        rc = exec_sql(db, schema_sql, err);
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", CEL_SQLDB_SCHEMA_VERSION);
+        if (rc == CEL_OK)
+            rc = exec_sql(db, sql, err);
+    }
+    if (rc) {
+        rollback_now(db);
+        return rc;
+    }
+    return commit_now(db, err);
+}
+
+/*
+ * Busy handler: SQLite's default one sleeps 1, 2, 5, 10 ... 100 ms between
+ * tries, so a waiter almost never finds the lock free while another
+ * process commits batch after batch (it re-takes the lock within
+ * microseconds), and starves until busy_timeout fails it. Short sleeps
+ * with jitter give every consumer its turn.
+ */
+static int busy_wait(void *arg, int count)
+{
+    struct cel_sqldb *db = arg;
+    if (count == 0)
+        db->busy_since_us = cel__mono_us();
+    else if (cel__mono_us() - db->busy_since_us > CEL_SQLDB_BUSY_TIMEOUT_MS * 1000LL)
+        return 0;
+    db->busy_seed = db->busy_seed * 1103515245u + 12345u;
+    useconds_t base = count < 20 ? 50 : count < 200 ? 200 : 1000;
+    usleep(base + (db->busy_seed >> 16) % base);
+    return 1;
+}
+
+static int open_conn(struct cel_sqldb *db, struct cel_errbuf *err)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(db->path, &db->conn, flags, NULL);
+    if (rc != SQLITE_OK) {
+        cel__err(err, CEL_EIO, "cannot open database '%s': %s", db->path,
+                 db->conn ? sqlite3_errmsg(db->conn) : sqlite3_errstr(rc));
+        return CEL_EIO;
+    }
+    db->busy_seed = (unsigned)getpid() ^ (unsigned)cel__mono_us();
+    sqlite3_busy_handler(db->conn, busy_wait, db);
+    sqlite3_extended_result_codes(db->conn, 0);
+    if (strcmp(db->path, ":memory:") != 0) {
+        char mode[32];
+        /* Switching to WAL takes a lock; busy_timeout covers a concurrent
+         * opener, and the retry covers the lock upgrade race. */
+        for (int i = 0; i < 4; i++) {
+            rc = query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof mode);
+            if (rc != SQLITE_BUSY)
+                break;
+        }
+        if (rc != SQLITE_OK)
+            return cel__sqldb_fail(db, err, CEL_EIO, "cannot switch the database to WAL");
+        if (strcmp(mode, "wal") != 0)
+            return cel__err(err, CEL_EIO, "database '%s' refuses WAL mode (journal_mode=%s)",
+                            db->path, mode);
+    }
+    rc = exec_sql(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;", err);
+    if (rc)
+        return rc;
+    return init_schema(db, err);
+}
+
+static void free_db(struct cel_sqldb *db)
+{
+    for (size_t i = 0; i < db->nstmts; i++) {
+        if (db->conn)
+            sqlite3_finalize(db->stmts[i].stmt);
+        free(db->stmts[i].sql);
+    }
+    free(db->stmts);
+    if (db->conn)
+        sqlite3_close(db->conn);
+    pthread_mutex_destroy(&db->mu);
+    free(db->path);
+    free(db);
+}
+
+/*
+ * Called in a forked child (registry lock held): closes the connections
+ * inherited from the parent and takes them out of the registry. SQLite
+ * keeps per-process lock bookkeeping per file; while an inherited
+ * connection sits in it, a fresh connection to the same file would
+ * believe it already holds the parent's locks and skip taking real ones.
+ * Closing is safe for the parent: POSIX locks belong to the process that
+ * took them, so the child releases nothing of the parent's, and the
+ * close-time checkpoint (which could delete a WAL file other processes
+ * use) is switched off first. A connection caught inside a transaction
+ * (fork between begin and commit, which callers must not do) is left
+ * alone.
+ * Inherited structs stay allocated for the handles that point at them.
+ */
+static void adopt_after_fork(pid_t pid)
+{
+    struct cel_sqldb **p = &registry;
+    while (*p) {
+        struct cel_sqldb *db = *p;
+        if (db->pid == pid) {
+            p = &db->next;
+            continue;
+        }
+        *p = db->next;
+        db->next = NULL;
+        if (!db->in_txn && db->conn) {
+            for (size_t i = 0; i < db->nstmts; i++) {
+                sqlite3_finalize(db->stmts[i].stmt);
+                db->stmts[i].stmt = NULL;
+            }
+            sqlite3_db_config(db->conn, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+            sqlite3_close_v2(db->conn);
+        }
+        db->conn = NULL;
+    }
+}
+
+int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errbuf *err)
+{
+    *out = NULL;
+    struct cel_errbuf local;
+    char *canon = canonical_path(path, &local);
+    if (!canon) {
+        cel__err_copy(err, local.msg);
+        return strcmp(local.msg, "out of memory") == 0 ? CEL_ENOMEM : CEL_EIO;
+    }
+    pid_t pid = getpid();
+    pthread_mutex_lock(&registry_mu);
+    adopt_after_fork(pid);
+    for (struct cel_sqldb *db = registry; db; db = db->next) {
+        if (strcmp(db->path, canon) == 0) {
+            db->refs++;
+            pthread_mutex_unlock(&registry_mu);
+            free(canon);
+            *out = db;
+            return CEL_OK;
+        }
+    }
+    struct cel_sqldb *db = calloc(1, sizeof *db);
+    if (!db) {
+        pthread_mutex_unlock(&registry_mu);
+        free(canon);
+        return cel__err(err, CEL_ENOMEM, "out of memory");
+    }
+    db->path = canon;
+    db->pid = pid;
+    db->refs = 1;
+    pthread_mutex_init(&db->mu, NULL);
+    int rc = open_conn(db, err);
+    if (rc) {
+        pthread_mutex_unlock(&registry_mu);
+        free_db(db);
+        return rc;
+    }
+    db->next = registry;
+    registry = db;
+    pthread_mutex_unlock(&registry_mu);
+    CEL_DEBUG("sqlite", "opened %s", db->path);
+    *out = db;
+    return CEL_OK;
+}
+
+void cel__sqldb_release(struct cel_sqldb *db)
+{
+    if (!db)
+        return;
+    pthread_mutex_lock(&registry_mu);
+    if (db->pid != getpid()) {
+        /* A handle inherited through fork(): its connection is closed (or
+         * deliberately abandoned) by adopt_after_fork(); free the struct
+         * with the last inherited handle. */
+        adopt_after_fork(getpid());
+        if (--db->refs <= 0) {
+            db->conn = NULL;
+            free_db(db);
+        }
+        pthread_mutex_unlock(&registry_mu);
+        return;
+    }
+    if (--db->refs > 0) {
+        pthread_mutex_unlock(&registry_mu);
+        return;
+    }
+    for (struct cel_sqldb **p = &registry; *p; p = &(*p)->next) {
+        if (*p == db) {
+            *p = db->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_mu);
+    if (db->in_txn) {
+        CEL_WARN("sqlite", "closing %s with an open transaction; rolling it back", db->path);
+        rollback_now(db);
+    }
+    free_db(db);
+}
+
+int cel__sqldb_lock(struct cel_sqldb **dbp, struct cel_errbuf *err)
+{
+    struct cel_sqldb *db = *dbp;
+    if (db->pid != getpid()) {
+        /* Inherited through fork(): move this handle to a connection of
+         * our own, dropping its reference to the parent's. */
+        struct cel_sqldb *fresh = NULL;
+        int rc = cel__sqldb_acquire(db->path, &fresh, err);
+        if (rc)
+            return rc;
+        CEL_DEBUG("sqlite", "reopened %s after fork", db->path);
+        cel__sqldb_release(db);
+        *dbp = db = fresh;
+    }
+    pthread_mutex_lock(&db->mu);
+    return CEL_OK;
+}
+
+void cel__sqldb_unlock(struct cel_sqldb *db)
+{
+    pthread_mutex_unlock(&db->mu);
+}
+
+sqlite3_stmt *cel__sqldb_prepare(struct cel_sqldb *db, const char *sql, struct cel_errbuf *err)
+{
+    for (size_t i = 0; i < db->nstmts; i++) {
+        if (db->stmts[i].sql == sql || strcmp(db->stmts[i].sql, sql) == 0) {
+            sqlite3_stmt *st = db->stmts[i].stmt;
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return st;
+        }
+    }
+    if (db->nstmts == db->capstmts) {
+        size_t cap = db->capstmts ? db->capstmts * 2 : 16;
+        struct cel_sqldb_stmt *n = realloc(db->stmts, cap * sizeof *n);
+        if (!n) {
+            cel__err(err, CEL_ENOMEM, "out of memory");
+            return NULL;
+        }
+        db->stmts = n;
+        db->capstmts = cap;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(db->conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        cel__sqldb_fail(db, err, CEL_EBROKER, "cannot prepare a statement");
+        return NULL;
+    }
+    char *copy = strdup(sql);
+    if (!copy) {
+        sqlite3_finalize(st);
+        cel__err(err, CEL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    db->stmts[db->nstmts].sql = copy;
+    db->stmts[db->nstmts].stmt = st;
+    db->nstmts++;
+    return st;
+}
+
+int cel__sqldb_begin(struct cel_sqldb **dbp, struct cel_errbuf *err)
+{
+    int rc = cel__sqldb_lock(dbp, err);
+    if (rc)
+        return rc;
+    (*dbp)->depth++;
+    cel__sqldb_unlock(*dbp);
+    return CEL_OK;
+}
+
+int cel__sqldb_commit(struct cel_sqldb **dbp, struct cel_errbuf *err)
+{
+    int rc = cel__sqldb_lock(dbp, err);
+    if (rc)
+        return rc;
+    struct cel_sqldb *db = *dbp;
+    if (db->depth <= 0) {
+        cel__sqldb_unlock(db);
+        return cel__err(err, CEL_ESTATE, "commit without begin");
+    }
+    if (--db->depth == 0 && db->in_txn)
+        rc = commit_now(db, err);
+    cel__sqldb_unlock(db);
+    return rc;
+}
+
+int cel__sqldb_write_begin(struct cel_sqldb *db, bool single, bool *owned, struct cel_errbuf *err)
+{
+    *owned = false;
+    if (db->in_txn || (single && db->depth == 0))
+        return CEL_OK;
+    int rc = begin_immediate(db, err);
+    if (rc)
+        return rc;
+    db->in_txn = true;
+    /* Inside a caller's begin() the transaction stays open until its
+     * commit(); otherwise this operation owns it. */
+    *owned = db->depth == 0;
+    return CEL_OK;
+}
+
+int cel__sqldb_write_end(struct cel_sqldb *db, bool owned, int rc, struct cel_errbuf *err)
+{
+    if (!owned)
+        return rc;
+    if (rc != CEL_OK) {
+        rollback_now(db);
+        return rc;
+    }
+    return commit_now(db, err);
+}
+
+/* ---- inotify wakeups ---------------------------------------------------- */
+
+static int wake_watch(struct cel_sqlwake *w, struct cel_errbuf *err)
+{
+    w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->fd < 0)
+        return cel__err(err, CEL_EIO, "inotify_init1: %s", strerror(errno));
+    if (inotify_add_watch(w->fd, w->dir, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO) <
+        0) {
+        int e = errno;
+        close(w->fd);
+        w->fd = -1;
+        return cel__err(err, CEL_EIO, "inotify_add_watch '%s': %s", w->dir, strerror(e));
+    }
+    w->pid = getpid();
+    return CEL_OK;
+}
+
+int cel__sqlwake_open(struct cel_sqlwake *w, const char *path, struct cel_errbuf *err)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    if (strcmp(path, ":memory:") == 0)
+        return CEL_OK;
+    char *canon = canonical_path(path, err);
+    if (!canon)
+        return CEL_EIO;
+    char *slash = strrchr(canon, '/');
+    w->base = strdup(slash + 1);
+    w->dir = slash == canon ? strdup("/") : strndup(canon, (size_t)(slash - canon));
+    free(canon);
+    if (!w->base || !w->dir) {
+        cel__sqlwake_close(w);
+        return cel__err(err, CEL_ENOMEM, "out of memory");
+    }
+    int rc = wake_watch(w, err);
+    if (rc)
+        cel__sqlwake_close(w);
+    return rc;
+}
+
+int cel__sqlwake_fd(struct cel_sqlwake *w)
+{
+    if (w->fd >= 0 && w->pid != getpid()) {
+        /* The inherited descriptor shares its event queue with the
+         * parent: reading it here would steal the parent's wakeups. */
+        close(w->fd);
+        w->fd = -1;
+        if (wake_watch(w, NULL) != CEL_OK)
+            w->fd = -1;
+    }
+    return w->fd;
+}
+
+bool cel__sqlwake_drain(struct cel_sqlwake *w)
+{
+    int fd = cel__sqlwake_fd(w);
+    if (fd < 0)
+        return true;
+    bool ours = false;
+    size_t blen = strlen(w->base);
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+            if (ev->len && strncmp(ev->name, w->base, blen) == 0 &&
+                (ev->name[blen] == '\0' || strcmp(ev->name + blen, "-wal") == 0))
+                ours = true;
+            if (ev->mask & IN_Q_OVERFLOW)
+                ours = true;
+            p += sizeof *ev + ev->len;
+        }
+    }
+    return ours;
+}
+
+void cel__sqlwake_close(struct cel_sqlwake *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    free(w->dir);
+    free(w->base);
+    w->dir = w->base = NULL;
+}
