@@ -1,0 +1,132 @@
+/* frame.c - see frame.h. */
+#include "worker/frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void cel__frame_header(unsigned char out[CEL_FRAME_HEADER], uint8_t type, uint8_t status,
+                       uint64_t seq, uint32_t len)
+{
+    uint16_t reserved = 0;
+    memcpy(out, &len, 4);
+    out[4] = type;
+    out[5] = status;
+    memcpy(out + 6, &reserved, 2);
+    memcpy(out + 8, &seq, 8);
+}
+
+long cel__frame_decode(const unsigned char *buf, size_t n, struct cel_frame *f)
+{
+    if (n < CEL_FRAME_HEADER)
+        return 0;
+    uint32_t len;
+    uint16_t reserved;
+    memcpy(&len, buf, 4);
+    memcpy(&reserved, buf + 6, 2);
+    if ((buf[4] != CEL_FRAME_TASK && buf[4] != CEL_FRAME_RESULT) || reserved != 0 ||
+        len > CEL_FRAME_MAX)
+        return -1;
+    if (n - CEL_FRAME_HEADER < len)
+        return 0;
+    f->type = buf[4];
+    f->status = buf[5];
+    memcpy(&f->seq, buf + 8, 8);
+    f->payload = (const char *)buf + CEL_FRAME_HEADER;
+    f->len = len;
+    return (long)(CEL_FRAME_HEADER + len);
+}
+
+static int reserve(struct cel_framebuf *b, size_t extra)
+{
+    if (b->off > 0 && b->off == b->len) {
+        b->off = b->len = 0;
+    }
+    if (b->len + extra <= b->cap)
+        return 0;
+    if (b->off > 0) { /* compact before growing */
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->len + extra <= b->cap)
+            return 0;
+    }
+    size_t cap = b->cap ? b->cap : 16384;
+    while (cap < b->len + extra)
+        cap *= 2;
+    unsigned char *p = realloc(b->data, cap);
+    if (!p)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+long cel__framebuf_fill(struct cel_framebuf *b, int fd)
+{
+    if (reserve(b, 16384) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t got;
+    do {
+        got = read(fd, b->data + b->len, b->cap - b->len);
+    } while (got < 0 && errno == EINTR);
+    if (got > 0)
+        b->len += (size_t)got;
+    return (long)got;
+}
+
+int cel__framebuf_next(struct cel_framebuf *b, struct cel_frame *f)
+{
+    long used = cel__frame_decode(b->data + b->off, b->len - b->off, f);
+    if (used < 0)
+        return -1;
+    if (used == 0) {
+        /* A frame larger than the buffer: make room so the next fill can
+         * complete it. */
+        if (b->len - b->off >= CEL_FRAME_HEADER) {
+            uint32_t len;
+            memcpy(&len, b->data + b->off, 4);
+            if (reserve(b, CEL_FRAME_HEADER + len) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    b->off += (size_t)used;
+    return 1;
+}
+
+int cel__framebuf_append(struct cel_framebuf *b, uint8_t type, uint8_t status, uint64_t seq,
+                         const char *payload, size_t len)
+{
+    if (len > CEL_FRAME_MAX || reserve(b, CEL_FRAME_HEADER + len) != 0)
+        return -1;
+    cel__frame_header(b->data + b->len, type, status, seq, (uint32_t)len);
+    if (len)
+        memcpy(b->data + b->len + CEL_FRAME_HEADER, payload, len);
+    b->len += CEL_FRAME_HEADER + len;
+    return 0;
+}
+
+int cel__framebuf_flush(struct cel_framebuf *b, int fd)
+{
+    while (b->off < b->len) {
+        ssize_t n = write(fd, b->data + b->off, b->len - b->off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        b->off += (size_t)n;
+    }
+    b->off = b->len = 0;
+    return 0;
+}
+
+void cel__framebuf_release(struct cel_framebuf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}

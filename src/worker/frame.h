@@ -1,0 +1,71 @@
+/*
+ * frame.h - the parent <-> child pipe protocol of the prefork pool.
+ *
+ * Each frame is a 16-byte header followed by `len` payload bytes:
+ *
+ *   u32 len | u8 type | u8 status | u16 reserved (0) | u64 seq     (host order)
+ *
+ * Host byte order is fine: both ends are the same binary on the same
+ * machine. The parent sends TASK frames (payload: the message envelope
+ * text); the child answers each with one RESULT frame whose payload is
+ * the complete result meta document (Celery's celery-task-meta JSON) and
+ * whose status byte is the cel_state it carries, or an empty payload when
+ * the task ignores its result. The child builds the meta so that the JSON
+ * work happens in parallel in the children, not in the parent.
+ *
+ * The decoder is a pure function over a byte buffer (fuzzed by
+ * fuzz/fuzz_frame.c): it never trusts `len` beyond CEL_FRAME_MAX.
+ */
+#ifndef CEL_WORKER_FRAME_H
+#define CEL_WORKER_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CEL_FRAME_HEADER 16
+#define CEL_FRAME_MAX    (256u * 1024u * 1024u)
+
+enum cel_frame_type {
+    CEL_FRAME_TASK = 1,
+    CEL_FRAME_RESULT = 2,
+};
+
+struct cel_frame {
+    uint8_t type;
+    uint8_t status;
+    uint64_t seq;
+    const char *payload; /* borrowed from the buffer given to decode */
+    uint32_t len;
+};
+
+/* Writes the header for a frame into out[CEL_FRAME_HEADER]. */
+void cel__frame_header(unsigned char out[CEL_FRAME_HEADER], uint8_t type, uint8_t status,
+                       uint64_t seq, uint32_t len);
+
+/*
+ * Decodes one frame from buf[0..n). Returns the bytes consumed (> 0) and
+ * fills *f, 0 when more bytes are needed, or -1 when the bytes cannot be
+ * a frame (unknown type, length over the limit, non-zero reserved field).
+ */
+long cel__frame_decode(const unsigned char *buf, size_t n, struct cel_frame *f);
+
+/* A growable byte buffer used to collect frames from a socket. */
+struct cel_framebuf {
+    unsigned char *data;
+    size_t len, cap, off; /* bytes [off, len) are unread */
+};
+
+/* Reads what the non-blocking fd has into the buffer. Returns bytes read
+ * (> 0), 0 at EOF, -1 with errno EAGAIN when nothing is there, or -1 on
+ * other errors. */
+long cel__framebuf_fill(struct cel_framebuf *b, int fd);
+/* Next complete frame (0 none yet, 1 got one, -1 corrupt stream). */
+int cel__framebuf_next(struct cel_framebuf *b, struct cel_frame *f);
+/* Appends a frame (header + payload) for a later cel__framebuf_flush. */
+int cel__framebuf_append(struct cel_framebuf *b, uint8_t type, uint8_t status, uint64_t seq,
+                         const char *payload, size_t len);
+/* Writes pending bytes to fd (blocking fd: writes all; returns 0 or -1). */
+int cel__framebuf_flush(struct cel_framebuf *b, int fd);
+void cel__framebuf_release(struct cel_framebuf *b);
+
+#endif
