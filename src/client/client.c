@@ -1,0 +1,245 @@
+/*
+ * client.c - the producer side of celeriac/client.h: connect, send,
+ * batch, purge.
+ *
+ * A send is one cel__message_build() (the same Celery v2 envelope every
+ * transport carries) and one publish(). Countdowns become a due time on
+ * the broker side (DESIGN.md 4): the worker never holds future tasks in
+ * memory.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_internal.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/url.h"
+#include "core/uuid.h"
+#include "proto/message.h"
+
+#define DEFAULT_QUEUE "celery"
+
+cel_client *cel_client_new(const cel_config *cfg)
+{
+    cel_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->cfg = cfg ? cel_config_dup(cfg) : cel_config_new();
+    if (!c->cfg) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cel_client_free(cel_client *c)
+{
+    if (!c)
+        return;
+    if (c->broker)
+        cel__broker_close(c->broker);
+    if (c->backend)
+        cel__backend_close(c->backend);
+    cel_config_free(c->cfg);
+    free(c);
+}
+
+const char *cel_client_errmsg(const cel_client *c)
+{
+    return c ? c->err.msg : "";
+}
+
+/* The configured URL for messages, with any password hidden. */
+static void redacted(const cel_client *c, const char *key, char *buf, size_t len)
+{
+    const char *url = cel_config_get(c->cfg, key);
+    if ((!url || !*url) && strcmp(key, "result_backend") == 0)
+        url = cel_config_get(c->cfg, "broker_url"); /* results share the broker's store */
+    cel__url_redact(url ? url : "", buf, len);
+}
+
+int cel_client_connect(cel_client *c)
+{
+    if (!c)
+        return CEL_EINVAL;
+    if (c->connected)
+        return CEL_OK;
+    cel__err_clear(&c->err);
+
+    char url[CEL_ERRBUF_SIZE / 2];
+    struct cel_errbuf detail = {{0}};
+    int rc = cel__broker_open(NULL, c->cfg, &c->broker, &detail);
+    if (rc != CEL_OK) {
+        redacted(c, "broker_url", url, sizeof url);
+        c->broker = NULL;
+        return cel__err(&c->err, rc, "cannot open broker '%s': %s", url,
+                        detail.msg[0] ? detail.msg : cel_strerror(rc));
+    }
+
+    cel__err_clear(&detail);
+    rc = cel__backend_open(NULL, c->cfg, &c->backend, &detail);
+    if (rc == CEL_ENORESULT) {
+        /* Results disabled by configuration: sending still works, and
+         * result calls say why they cannot. */
+        c->backend = NULL;
+        c->backend_rc = rc;
+    } else if (rc != CEL_OK) {
+        redacted(c, "result_backend", url, sizeof url);
+        c->backend = NULL;
+        cel__broker_close(c->broker);
+        c->broker = NULL;
+        return cel__err(&c->err, rc, "cannot open result backend '%s': %s", url,
+                        detail.msg[0] ? detail.msg : cel_strerror(rc));
+    }
+    c->connected = true;
+    return CEL_OK;
+}
+
+static int need_connection(cel_client *c)
+{
+    if (!c->connected)
+        return cel__err(&c->err, CEL_ESTATE, "client is not connected (call cel_client_connect)");
+    return CEL_OK;
+}
+
+static const char *default_queue(const cel_client *c)
+{
+    const char *q = cel_config_get(c->cfg, "task_default_queue");
+    return q && *q ? q : DEFAULT_QUEUE;
+}
+
+int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
+                    const char *kwargs_json, const cel_send_options *opts, cel_result **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c)
+        return CEL_EINVAL;
+    cel__err_clear(&c->err);
+    if (!task_name || !*task_name)
+        return cel__err(&c->err, CEL_EINVAL, "task name is empty");
+    int rc = need_connection(c);
+    if (rc != CEL_OK)
+        return rc;
+
+    cel_send_options none = {0};
+    if (!opts)
+        opts = &none;
+    if (opts->has_priority && (opts->priority < 0 || opts->priority > 9))
+        return cel__err(&c->err, CEL_EINVAL, "priority %d is out of range 0..9", opts->priority);
+    if (opts->countdown < 0)
+        return cel__err(&c->err, CEL_EINVAL, "countdown must not be negative");
+
+    struct cel_task_spec spec = {0};
+    spec.task = task_name;
+    spec.id = opts->task_id;
+    spec.args_json = args_json;
+    spec.kwargs_json = kwargs_json;
+    spec.queue = opts->queue && *opts->queue ? opts->queue : default_queue(c);
+    spec.priority = opts->has_priority ? opts->priority : 0;
+    spec.ignore_result = opts->ignore_result;
+    if (opts->countdown > 0)
+        spec.eta_us = cel__wall_us() + (int64_t)(opts->countdown * 1e6);
+
+    char *body = NULL;
+    size_t len = 0;
+    char id[CEL_UUID_STRLEN + 1] = "";
+    char why[256] = "";
+    rc = cel__message_build(&spec, &body, &len, opts->task_id ? NULL : id, why, sizeof why);
+    if (rc != CEL_OK)
+        return cel__err(&c->err, rc, "cannot build message for '%s': %s", task_name,
+                        why[0] ? why : cel_strerror(rc));
+    const char *task_id = opts->task_id ? opts->task_id : id;
+
+    rc = c->broker->ops->publish(c->broker, spec.queue, spec.priority, spec.eta_us, task_id, body,
+                                 len);
+    free(body);
+    if (rc != CEL_OK)
+        return cel__err(&c->err, rc, "cannot publish '%s' to queue '%s': %s", task_name, spec.queue,
+                        cel__broker_errmsg(c->broker));
+    CEL_DEBUG("client", "sent %s[%s] to %s", task_name, task_id, spec.queue);
+
+    if (out) {
+        *out = cel__result_new(c, task_id);
+        if (!*out)
+            return cel__err(&c->err, CEL_ENOMEM, "out of memory");
+    }
+    return CEL_OK;
+}
+
+int cel_client_begin(cel_client *c)
+{
+    if (!c)
+        return CEL_EINVAL;
+    cel__err_clear(&c->err);
+    int rc = need_connection(c);
+    if (rc != CEL_OK)
+        return rc;
+    if (c->batching)
+        return cel__err(&c->err, CEL_ESTATE, "a batch is already open (batches do not nest)");
+    if (c->broker->ops->begin) {
+        rc = c->broker->ops->begin(c->broker);
+        if (rc != CEL_OK)
+            return cel__err(&c->err, rc, "cannot begin a batch: %s", cel__broker_errmsg(c->broker));
+        c->broker_batched = true;
+    }
+    /* Without transport support each send is published at once: still
+     * correct, only not atomic. */
+    c->batching = true;
+    return CEL_OK;
+}
+
+int cel_client_flush(cel_client *c)
+{
+    if (!c)
+        return CEL_EINVAL;
+    cel__err_clear(&c->err);
+    if (!c->batching)
+        return CEL_OK;
+    c->batching = false;
+    if (!c->broker_batched)
+        return CEL_OK;
+    c->broker_batched = false;
+    int rc = c->broker->ops->commit(c->broker);
+    if (rc != CEL_OK)
+        return cel__err(&c->err, rc, "cannot flush the batch: %s", cel__broker_errmsg(c->broker));
+    return CEL_OK;
+}
+
+int cel_client_result(cel_client *c, const char *task_id, cel_result **out)
+{
+    if (!out)
+        return CEL_EINVAL;
+    *out = NULL;
+    if (!c)
+        return CEL_EINVAL;
+    cel__err_clear(&c->err);
+    if (!task_id || !*task_id)
+        return cel__err(&c->err, CEL_EINVAL, "task id is empty");
+    *out = cel__result_new(c, task_id);
+    if (!*out)
+        return cel__err(&c->err, CEL_ENOMEM, "out of memory");
+    return CEL_OK;
+}
+
+int cel_client_purge(cel_client *c, const char *queue, size_t *removed)
+{
+    if (removed)
+        *removed = 0;
+    if (!c)
+        return CEL_EINVAL;
+    cel__err_clear(&c->err);
+    int rc = need_connection(c);
+    if (rc != CEL_OK)
+        return rc;
+    if (!queue || !*queue)
+        queue = default_queue(c);
+    size_t n = 0;
+    rc = c->broker->ops->purge(c->broker, queue, &n);
+    if (rc != CEL_OK)
+        return cel__err(&c->err, rc, "cannot purge queue '%s': %s", queue,
+                        cel__broker_errmsg(c->broker));
+    if (removed)
+        *removed = n;
+    return CEL_OK;
+}

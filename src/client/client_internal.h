@@ -1,0 +1,43 @@
+/*
+ * client_internal.h - the structs behind cel_client and cel_result
+ * (celeriac/client.h), shared by client.c and result.c.
+ */
+#ifndef CEL_CLIENT_CLIENT_INTERNAL_H
+#define CEL_CLIENT_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "backend/backend.h"
+#include "broker/broker.h"
+#include "celeriac/client.h"
+#include "core/errbuf.h"
+
+struct cel_client {
+    cel_config *cfg;
+    struct cel_broker *broker;   /* NULL until connected */
+    struct cel_backend *backend; /* NULL until connected, or when results are disabled */
+    int backend_rc;              /* why backend is NULL after connect (CEL_ENORESULT, ...) */
+    bool connected;
+    bool batching;       /* between cel_client_begin() and cel_client_flush() */
+    bool broker_batched; /* the transport's begin() was called for this batch */
+    struct cel_errbuf err;
+};
+
+struct cel_result {
+    cel_client *client; /* borrowed: results are freed before their client */
+    char *id;           /* owned; any text a producer chose (usually a UUID) */
+
+    /* As of the last refresh or wait; all owned. */
+    cel_state state;
+    char *status;      /* the status text as stored ("PROGRESS" for custom states) */
+    char *meta_json;   /* NULL while nothing is stored */
+    char *value_json;  /* "null" while nothing is stored */
+    char *exc_type;    /* FAILURE/RETRY/REVOKED only */
+    char *exc_message; /* FAILURE/RETRY/REVOKED only */
+    char *traceback;
+};
+
+/* A new PENDING handle for `task_id` on `c`; NULL when out of memory. */
+struct cel_result *cel__result_new(cel_client *c, const char *task_id);
+
+#endif

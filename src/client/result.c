@@ -1,0 +1,307 @@
+/*
+ * result.c - reading task outcomes: cel_result and the task-state names.
+ *
+ * The backend stores Celery's meta documents; this file turns one into
+ * the fields cel_result exposes. An id with no stored meta is PENDING,
+ * exactly as Celery reports unknown ids.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_internal.h"
+#include "core/json_util.h"
+
+static const char *const state_names[] = {
+    [CEL_STATE_PENDING] = "PENDING", [CEL_STATE_RECEIVED] = "RECEIVED",
+    [CEL_STATE_STARTED] = "STARTED", [CEL_STATE_RETRY] = "RETRY",
+    [CEL_STATE_SUCCESS] = "SUCCESS", [CEL_STATE_FAILURE] = "FAILURE",
+    [CEL_STATE_REVOKED] = "REVOKED", [CEL_STATE_CUSTOM] = "CUSTOM",
+};
+
+const char *cel_state_name(cel_state s)
+{
+    if ((unsigned)s < sizeof state_names / sizeof state_names[0])
+        return state_names[s];
+    return "UNKNOWN";
+}
+
+cel_state cel_state_parse(const char *name)
+{
+    if (name) {
+        /* CUSTOM is not a real Celery state: a task that calls its state
+         * "CUSTOM" is just another custom state. */
+        for (int s = CEL_STATE_PENDING; s < CEL_STATE_CUSTOM; s++)
+            if (strcmp(name, state_names[s]) == 0)
+                return (cel_state)s;
+    }
+    return CEL_STATE_CUSTOM;
+}
+
+bool cel_state_is_ready(cel_state s)
+{
+    return s == CEL_STATE_SUCCESS || s == CEL_STATE_FAILURE || s == CEL_STATE_REVOKED;
+}
+
+static void clear_outcome(struct cel_result *r)
+{
+    free(r->status);
+    free(r->meta_json);
+    free(r->value_json);
+    free(r->exc_type);
+    free(r->exc_message);
+    free(r->traceback);
+    r->status = r->meta_json = r->value_json = NULL;
+    r->exc_type = r->exc_message = r->traceback = NULL;
+    r->state = CEL_STATE_PENDING;
+}
+
+struct cel_result *cel__result_new(cel_client *c, const char *task_id)
+{
+    struct cel_result *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->client = c;
+    r->id = strdup(task_id);
+    r->value_json = strdup("null");
+    if (!r->id || !r->value_json) {
+        cel_result_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void cel_result_free(cel_result *r)
+{
+    if (!r)
+        return;
+    clear_outcome(r);
+    free(r->id);
+    free(r);
+}
+
+const char *cel_result_id(const cel_result *r)
+{
+    return r ? r->id : NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* One item of exc_message as Python's str() shows it: strings bare,
+ * everything else as JSON. */
+static char *item_text(const json_t *v)
+{
+    if (json_is_string(v))
+        return strdup(json_string_value(v));
+    return cel__json_dump(v);
+}
+
+/*
+ * Python's str(exc) for exc.args == exc_message: no args give "", one
+ * gives str(arg); with several we join the items with ", " (Python shows
+ * a tuple repr, which is noisier and no more useful on a terminal).
+ */
+static char *exc_message_text(const json_t *msg)
+{
+    if (!msg || json_is_null(msg))
+        return strdup("");
+    if (!json_is_array(msg))
+        return item_text(msg);
+    size_t total = 1, i;
+    json_t *v;
+    char **parts = calloc(json_array_size(msg) + 1, sizeof *parts);
+    if (!parts)
+        return NULL;
+    json_array_foreach(msg, i, v)
+    {
+        parts[i] = item_text(v);
+        if (!parts[i])
+            goto fail;
+        total += strlen(parts[i]) + 2;
+    }
+    char *out = malloc(total);
+    if (!out)
+        goto fail;
+    size_t at = 0;
+    for (i = 0; i < json_array_size(msg); i++) {
+        if (i) {
+            memcpy(out + at, ", ", 2);
+            at += 2;
+        }
+        size_t n = strlen(parts[i]);
+        memcpy(out + at, parts[i], n);
+        at += n;
+    }
+    out[at] = '\0';
+    for (i = 0; parts[i]; i++)
+        free(parts[i]);
+    free(parts);
+    return out;
+fail:
+    for (i = 0; parts[i]; i++)
+        free(parts[i]);
+    free(parts);
+    return NULL;
+}
+
+/* Takes ownership of `meta_json` and fills the outcome fields from it. */
+static int adopt_meta(struct cel_result *r, char *meta_json)
+{
+    clear_outcome(r);
+    cel_client *c = r->client;
+    if (!meta_json) {
+        r->value_json = strdup("null");
+        return r->value_json ? CEL_OK : cel__err(&c->err, CEL_ENOMEM, "out of memory");
+    }
+    r->meta_json = meta_json;
+
+    char why[160];
+    json_t *meta =
+        cel__json_parse(meta_json, strlen(meta_json), CEL_JSON_MAX_DEPTH, why, sizeof why);
+    if (!meta || !json_is_object(meta)) {
+        json_decref(meta);
+        r->value_json = strdup("null");
+        return cel__err(&c->err, CEL_EPROTO, "malformed result for task '%s': %s", r->id,
+                        meta ? "not a JSON object" : why);
+    }
+    const char *status = json_string_value(json_object_get(meta, "status"));
+    r->status = strdup(status ? status : "PENDING");
+    r->state = cel_state_parse(r->status);
+
+    json_t *result = json_object_get(meta, "result");
+    r->value_json = result ? cel__json_dump(result) : strdup("null");
+
+    const char *tb = json_string_value(json_object_get(meta, "traceback"));
+    r->traceback = dup_or_null(tb);
+
+    if ((r->state == CEL_STATE_FAILURE || r->state == CEL_STATE_RETRY ||
+         r->state == CEL_STATE_REVOKED) &&
+        json_is_object(result)) {
+        const char *type = json_string_value(json_object_get(result, "exc_type"));
+        r->exc_type = strdup(type ? type : "Exception");
+        r->exc_message = exc_message_text(json_object_get(result, "exc_message"));
+        if (!r->exc_type || !r->exc_message) {
+            json_decref(meta);
+            return cel__err(&c->err, CEL_ENOMEM, "out of memory");
+        }
+    }
+    json_decref(meta);
+    if (!r->status || !r->value_json || (tb && !r->traceback))
+        return cel__err(&c->err, CEL_ENOMEM, "out of memory");
+    return CEL_OK;
+}
+
+static int need_backend(struct cel_result *r)
+{
+    cel_client *c = r->client;
+    if (!c->connected)
+        return cel__err(&c->err, CEL_ESTATE, "client is not connected (call cel_client_connect)");
+    if (!c->backend)
+        return cel__err(&c->err, c->backend_rc ? c->backend_rc : CEL_ENORESULT,
+                        "no result backend is configured");
+    return CEL_OK;
+}
+
+int cel_result_refresh(cel_result *r)
+{
+    if (!r)
+        return CEL_EINVAL;
+    cel__err_clear(&r->client->err);
+    int rc = need_backend(r);
+    if (rc != CEL_OK)
+        return rc;
+    struct cel_backend *bk = r->client->backend;
+    char *meta = NULL;
+    rc = bk->ops->get(bk, r->id, &meta);
+    if (rc == CEL_ENOTFOUND)
+        return adopt_meta(r, NULL);
+    if (rc != CEL_OK) {
+        free(meta);
+        return cel__err(&r->client->err, rc, "cannot read the result of task '%s': %s", r->id,
+                        cel__backend_errmsg(bk));
+    }
+    return adopt_meta(r, meta);
+}
+
+int cel_result_wait(cel_result *r, int64_t timeout_ms)
+{
+    if (!r)
+        return CEL_EINVAL;
+    cel__err_clear(&r->client->err);
+    int rc = need_backend(r);
+    if (rc != CEL_OK)
+        return rc;
+    struct cel_backend *bk = r->client->backend;
+    char *meta = NULL;
+    rc = cel__backend_wait(bk, r->id, timeout_ms, &meta);
+    if (rc != CEL_OK && rc != CEL_ETIMEDOUT) {
+        free(meta);
+        return cel__err(&r->client->err, rc, "cannot wait for task '%s': %s", r->id,
+                        cel__backend_errmsg(bk));
+    }
+    /* Even on a timeout the last state seen (STARTED, PROGRESS, ...) is
+     * worth keeping. */
+    int arc = adopt_meta(r, meta);
+    if (rc == CEL_ETIMEDOUT)
+        return cel__err(&r->client->err, CEL_ETIMEDOUT,
+                        "timed out after %lld ms waiting for task '%s' (state %s)",
+                        (long long)timeout_ms, r->id, cel_result_state_name(r));
+    return arc;
+}
+
+cel_state cel_result_state(const cel_result *r)
+{
+    return r ? r->state : CEL_STATE_PENDING;
+}
+
+const char *cel_result_state_name(const cel_result *r)
+{
+    if (!r)
+        return "PENDING";
+    return r->status ? r->status : cel_state_name(r->state);
+}
+
+const char *cel_result_value_json(const cel_result *r)
+{
+    return r && r->value_json ? r->value_json : "null";
+}
+
+const char *cel_result_exc_type(const cel_result *r)
+{
+    return r ? r->exc_type : NULL;
+}
+
+const char *cel_result_exc_message(const cel_result *r)
+{
+    return r ? r->exc_message : NULL;
+}
+
+const char *cel_result_traceback(const cel_result *r)
+{
+    return r ? r->traceback : NULL;
+}
+
+const char *cel_result_meta_json(const cel_result *r)
+{
+    return r ? r->meta_json : NULL;
+}
+
+int cel_result_forget(cel_result *r)
+{
+    if (!r)
+        return CEL_EINVAL;
+    cel__err_clear(&r->client->err);
+    int rc = need_backend(r);
+    if (rc != CEL_OK)
+        return rc;
+    struct cel_backend *bk = r->client->backend;
+    rc = bk->ops->forget(bk, r->id);
+    if (rc != CEL_OK && rc != CEL_ENOTFOUND)
+        return cel__err(&r->client->err, rc, "cannot forget the result of task '%s': %s", r->id,
+                        cel__backend_errmsg(bk));
+    clear_outcome(r);
+    r->value_json = strdup("null");
+    return r->value_json ? CEL_OK : cel__err(&r->client->err, CEL_ENOMEM, "out of memory");
+}

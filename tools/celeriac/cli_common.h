@@ -1,0 +1,113 @@
+/*
+ * cli_common.h - what every `celeriac` subcommand shares: option parsing
+ * on top of the config table, building the effective configuration,
+ * logging to stderr in Celery's format, exit codes.
+ *
+ * Every option in the config table that names a Celery flag (-b, -c, -Q,
+ * ...) is accepted as that flag, so the table stays the one list of
+ * options; subcommands add their own flags next to them.
+ */
+#ifndef CELERIAC_CLI_COMMON_H
+#define CELERIAC_CLI_COMMON_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "celeriac.h"
+
+/* Exit codes, stable for scripts. */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_TASK_FAILED = 1,
+    CLI_EXIT_USAGE = 2, /* bad flags or bad configuration */
+    CLI_EXIT_TIMEOUT = 3,
+    CLI_EXIT_BROKER = 4, /* broker or result backend unreachable or failing */
+};
+
+/* First `val` a subcommand may use for its own long-only options. */
+#define CLI_OPT_LOCAL 0x1000
+
+/* A subcommand's own option: a getopt_long entry plus its help line. */
+struct cli_opt {
+    const char *name; /* long name */
+    int has_arg;      /* no_argument / required_argument */
+    int val;          /* a short letter, or >= CLI_OPT_LOCAL */
+    const char *arg;  /* argument name in help ("JSON"), NULL without one */
+    const char *help;
+};
+
+struct cli_cmd {
+    const char *name;
+    const char *summary;
+    const char *usage; /* the line after "usage: celeriac NAME " */
+    /* Which table options to offer as flags: worker ones too, or not. */
+    bool worker_flags;
+    const struct cli_opt *opts;
+    size_t nopts;
+};
+
+/* State of one invocation; zero-initialise, then cli_parse(). */
+struct cli {
+    const struct cli_cmd *cmd;
+    const char *config_path;
+    bool check_config;
+    bool help;
+    struct cli_set {
+        char *key;
+        char *value;
+    } * sets;
+    size_t nsets;
+    cel_config *cfg;
+    int npos;
+    char **pos; /* positional arguments, borrowed from argv */
+};
+
+/* Called for each subcommand option; returns 0, or an exit code. */
+typedef int (*cli_opt_fn)(struct cli *cli, int val, const char *arg, void *ctx);
+
+/*
+ * Parses argv (argv[0] is the subcommand name). Common and table options
+ * go into `cli`, the subcommand's own into `fn`. Returns -1 to go on,
+ * or an exit code (after printing help or a usage error).
+ */
+int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv, cli_opt_fn fn,
+              void *ctx);
+
+/*
+ * Builds the effective configuration: defaults < file < environment <
+ * flags. Handles --check-config. Installs the stderr log handler at the
+ * configured level. Returns -1 to go on, or an exit code.
+ */
+int cli_configure(struct cli *cli);
+
+void cli_release(struct cli *cli);
+
+/* "celeriac call: error: ..." on stderr. */
+void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Exit code for a library error code. */
+int cli_exit_for(int rc);
+
+/* Parses seconds ("30", "1.5"); false when malformed or negative. */
+bool cli_parse_seconds(const char *text, double *out);
+
+/* Queue names of a comma-separated list, trimmed, at most `max`. Returns
+ * the count; names are written into `buf` NUL-separated. */
+size_t cli_split_list(const char *list, char *buf, size_t buflen, const char **names, size_t max);
+
+/* Subcommands. */
+int cli_cmd_worker(int argc, char **argv);
+int cli_cmd_call(int argc, char **argv);
+int cli_cmd_result(int argc, char **argv);
+int cli_cmd_purge(int argc, char **argv);
+
+extern const struct cli_cmd cli_worker_cmd;
+extern const struct cli_cmd cli_call_cmd;
+extern const struct cli_cmd cli_result_cmd;
+extern const struct cli_cmd cli_purge_cmd;
+
+/* Full help of one subcommand on `out`. */
+void cli_print_help(const struct cli_cmd *cmd, FILE *out);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * cmd_result.c - `celeriac result ID`: show the state and result of a task.
+ *
+ *   SUCCESS            FAILURE                 PENDING
+ *   5                  ValueError: boom        null
+ *
+ * Exit code 1 when the task failed or was revoked, so scripts can branch
+ * on it as on `call --wait`.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli_common.h"
+
+enum {
+    OPT_WAIT = CLI_OPT_LOCAL,
+    OPT_TIMEOUT,
+    OPT_JSON,
+    OPT_TRACEBACK,
+};
+
+static const struct cli_opt result_opts[] = {
+    {"wait", no_argument, OPT_WAIT, NULL, "wait until the task is ready"},
+    {"timeout", required_argument, OPT_TIMEOUT, "SECONDS",
+     "how long --wait waits (default 30; exit 3 on timeout)"},
+    {"json", no_argument, OPT_JSON, NULL, "print the whole stored meta document as JSON"},
+    {"traceback", no_argument, OPT_TRACEBACK, NULL, "also print the traceback of a failure"},
+};
+
+const struct cli_cmd cli_result_cmd = {
+    "result",
+    "Show the state and result of a task.",
+    "ID [--wait] [--timeout SECONDS] [--json]",
+    false,
+    result_opts,
+    sizeof result_opts / sizeof result_opts[0],
+};
+
+struct result_args {
+    bool wait, json, traceback, has_timeout;
+    double timeout;
+};
+
+static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
+{
+    struct result_args *ra = ctx;
+    switch (val) {
+    case OPT_WAIT:
+        ra->wait = true;
+        return 0;
+    case OPT_JSON:
+        ra->json = true;
+        return 0;
+    case OPT_TRACEBACK:
+        ra->traceback = true;
+        return 0;
+    case OPT_TIMEOUT:
+        if (!cli_parse_seconds(arg, &ra->timeout)) {
+            cli_error(cli, "--timeout expects seconds, got '%s'", arg);
+            return CLI_EXIT_USAGE;
+        }
+        ra->has_timeout = true;
+        return 0;
+    }
+    return CLI_EXIT_USAGE;
+}
+
+static int print_result(cel_result *r, const struct result_args *ra)
+{
+    cel_state st = cel_result_state(r);
+    bool failed = st == CEL_STATE_FAILURE || st == CEL_STATE_REVOKED;
+    if (ra->json) {
+        const char *meta = cel_result_meta_json(r);
+        if (meta)
+            printf("%s\n", meta);
+        else /* nothing stored: what Celery reports for an unknown id */
+            printf("{\"status\": \"PENDING\", \"result\": null, \"traceback\": null, "
+                   "\"children\": [], \"date_done\": null, \"task_id\": \"%s\"}\n",
+                   cel_result_id(r));
+        return failed ? CLI_EXIT_TASK_FAILED : CLI_EXIT_OK;
+    }
+    printf("%s\n", cel_result_state_name(r));
+    if (cel_result_exc_type(r))
+        printf("%s: %s\n", cel_result_exc_type(r),
+               cel_result_exc_message(r) ? cel_result_exc_message(r) : "");
+    else
+        printf("%s\n", cel_result_value_json(r));
+    if (ra->traceback && cel_result_traceback(r))
+        printf("%s", cel_result_traceback(r));
+    return failed ? CLI_EXIT_TASK_FAILED : CLI_EXIT_OK;
+}
+
+int cli_cmd_result(int argc, char **argv)
+{
+    struct cli cli = {0};
+    struct result_args ra = {0};
+    cel_client *client = NULL;
+    cel_result *res = NULL;
+
+    int rc = cli_parse(&cli, &cli_result_cmd, argc, argv, on_opt, &ra);
+    if (rc >= 0)
+        goto out;
+    if (cli.check_config) { /* needs no task name, id or module */
+        rc = cli_configure(&cli);
+        goto out;
+    }
+    rc = CLI_EXIT_USAGE;
+    if (cli.npos != 1) {
+        if (cli.npos)
+            cli_error(&cli, "expected one task id, got %d arguments", cli.npos);
+        else
+            cli_error(&cli, "missing task id (usage: celeriac result ID)");
+        goto out;
+    }
+    if (ra.has_timeout && !ra.wait) {
+        cli_error(&cli, "--timeout only applies with --wait");
+        goto out;
+    }
+    rc = cli_configure(&cli);
+    if (rc >= 0)
+        goto out;
+
+    rc = CLI_EXIT_BROKER;
+    client = cel_client_new(cli.cfg);
+    if (!client) {
+        cli_error(&cli, "out of memory");
+        goto out;
+    }
+    int crc = cel_client_connect(client);
+    if (crc == CEL_OK)
+        crc = cel_client_result(client, cli.pos[0], &res);
+    if (crc == CEL_OK) {
+        if (ra.wait) {
+            double timeout = ra.has_timeout ? ra.timeout : 30.0;
+            crc = cel_result_wait(res, (int64_t)(timeout * 1000));
+            if (crc == CEL_ETIMEDOUT) {
+                cli_error(&cli, "timed out after %g s waiting for task %s (state %s)", timeout,
+                          cli.pos[0], cel_result_state_name(res));
+                rc = CLI_EXIT_TIMEOUT;
+                goto out;
+            }
+        } else {
+            crc = cel_result_refresh(res);
+        }
+    }
+    if (crc != CEL_OK) {
+        cli_error(&cli, "%s", cel_client_errmsg(client));
+        rc = cli_exit_for(crc) == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_BROKER;
+        goto out;
+    }
+    rc = print_result(res, &ra);
+
+out:
+    cel_result_free(res);
+    cel_client_free(client);
+    cli_release(&cli);
+    return rc;
+}
