@@ -55,6 +55,7 @@ struct cel_sqldb {
     pthread_mutex_t mu;
     int64_t busy_since_us; /* busy handler state */
     unsigned busy_seed;
+    int bell_fd; /* the doorbell file, see cel__sqlwake_open(); -1 when none */
     struct cel_sqldb_stmt *stmts;
     size_t nstmts, capstmts;
     struct cel_sqldb *next;
@@ -96,11 +97,17 @@ int cel__sqldb_write_begin(struct cel_sqldb *db, bool single, bool *owned, struc
 int cel__sqldb_write_end(struct cel_sqldb *db, bool owned, int rc, struct cel_errbuf *err);
 
 /*
- * Wakeups without polling: an inotify watch on the directory of the
- * database, which any process writing to the database (or its -wal file)
- * triggers. The fd may fire for unrelated files in the same directory;
- * such wakeups are spurious but harmless (the caller re-checks). The fd
- * is non-blocking and close-on-exec, and reopened after fork().
+ * Wakeups without polling: every commit that wrote something rings a
+ * doorbell, one byte written to `<db>-notify`, and waiters hold an
+ * inotify watch on the directory filtered to that name.
+ *
+ * Why not watch the -wal file itself: SQLite appends the commit frame
+ * with write() (an inotify event) but publishes it by updating the
+ * wal-index in shared memory afterwards (no event). A waiter woken by the
+ * write can look before the commit is visible and then sleep through it.
+ * The doorbell is rung after COMMIT returns, when every reader sees it.
+ *
+ * The fd is non-blocking and close-on-exec, and reopened after fork().
  */
 struct cel_sqlwake {
     int fd; /* -1 when unavailable */
