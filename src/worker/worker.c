@@ -48,6 +48,11 @@
 #define STARTED_AFTER_US 5000
 /* Longest poll() sleep: a safety net against lost wakeups. */
 #define MAX_SLEEP_MS 1000
+/* How many tasks a child may have queued in its pipe when tasks are
+ * short (see dispatch()). */
+#define CHILD_DEPTH_MAX 16
+/* Tasks faster than this on average are pipelined to children. */
+#define PIPELINE_BELOW_US 1000
 
 /* A message this worker holds reserved. */
 struct inflight {
@@ -56,7 +61,7 @@ struct inflight {
     char *task_name;
     uint64_t seq;
     int child;          /* index of the child running it, -1 when waiting */
-    int64_t started_us; /* monotonic time of dispatch, 0 when waiting */
+    int64_t started_us; /* monotonic time it reached the head of its child's queue */
     bool started_written;
     struct inflight *prev, *next; /* all held messages */
     struct inflight *ready_next;  /* waiting for a child */
@@ -67,7 +72,10 @@ struct child {
     int fd;
     int number; /* ForkPoolWorker-<number> */
     struct cel_framebuf in, out;
-    struct inflight *task;
+    /* Tasks sent and not answered, oldest (running) first. */
+    struct inflight *q[CHILD_DEPTH_MAX];
+    int qhead, qlen;
+    unsigned tasks_sent;
     unsigned tasks_done;
 };
 
@@ -105,7 +113,8 @@ struct cel_worker {
     struct inflight *ready_head, *ready_tail;
     uint64_t next_seq;
     int next_child_number;
-    int config_rc; /* result of configure() at creation */
+    int64_t runtime_ewma_us; /* recent task run time, for dispatch(); starts "long" */
+    int config_rc;           /* result of configure() at creation */
 
     struct pending *pend;
     size_t npend, cappend;
@@ -331,14 +340,10 @@ static void unlink_held(cel_worker *w, struct inflight *f)
     w->need_fetch = true;
 }
 
-/* Stores every pending result and acks its message, in one transaction
- * when the broker has them (and the backend shares it). */
-static void flush_pending(cel_worker *w)
+/* Stores every pending result and acks its message. */
+static void write_pending(cel_worker *w)
 {
-    if (w->npend == 0)
-        return;
     const struct cel_broker_ops *bo = w->broker->ops;
-    bool tx = bo->begin && bo->commit && bo->begin(w->broker) == CEL_OK;
     for (size_t i = 0; i < w->npend; i++) {
         struct pending *p = &w->pend[i];
         if (p->meta && p->task_id) {
@@ -354,14 +359,46 @@ static void flush_pending(cel_worker *w)
                           cel__broker_errmsg(w->broker));
         }
     }
-    if (tx && bo->commit(w->broker) != CEL_OK)
-        CEL_ERROR("worker", "cannot commit results: %s", cel__broker_errmsg(w->broker));
+}
+
+static void clear_pending(cel_worker *w)
+{
     for (size_t i = 0; i < w->npend; i++) {
         free(w->pend[i].task_id);
         free(w->pend[i].meta);
         release_inflight(w->pend[i].ack);
     }
     w->npend = 0;
+}
+
+static void fetch_more(cel_worker *w);
+static void extend_leases(cel_worker *w);
+
+/*
+ * One round trip to the store per loop turn: results, acks, new
+ * reservations and lease extensions share one transaction when the
+ * broker has them (and the backend shares its connection, as SQLite
+ * does). On a single machine this is what makes the worker fast: a
+ * commit costs far more than the statements inside it.
+ */
+static void settle(cel_worker *w, bool fetch)
+{
+    if (!w->npend && !fetch)
+        return;
+    const struct cel_broker_ops *bo = w->broker->ops;
+    bool tx = bo->begin && bo->commit && bo->begin(w->broker) == CEL_OK;
+    write_pending(w);
+    if (fetch)
+        fetch_more(w);
+    extend_leases(w);
+    if (tx && bo->commit(w->broker) != CEL_OK)
+        CEL_ERROR("worker", "cannot commit results and acks: %s", cel__broker_errmsg(w->broker));
+    clear_pending(w);
+}
+
+static void flush_pending(cel_worker *w)
+{
+    settle(w, false);
 }
 
 /* Stores a meta the parent builds itself (worker lost, not registered,
@@ -593,8 +630,15 @@ static void reap_child(cel_worker *w, struct child *c, const char *why)
     }
     cel__framebuf_release(&c->in);
     cel__framebuf_release(&c->out);
-    struct inflight *f = c->task;
-    c->task = NULL;
+    struct inflight *f = c->qlen ? c->q[c->qhead] : NULL;
+    /* Tasks queued behind the running one never started: give them back. */
+    for (int k = 1; k < c->qlen; k++) {
+        struct inflight *queued = c->q[(c->qhead + k) % CHILD_DEPTH_MAX];
+        unlink_held(w, queued);
+        w->broker->ops->reject(w->broker, &queued->d, true, NULL);
+        release_inflight(queued);
+    }
+    c->qlen = c->qhead = 0;
     if (f) {
         char msg[200];
         if (WIFSIGNALED(status))
@@ -620,22 +664,63 @@ static void reap_child(cel_worker *w, struct child *c, const char *why)
     c->pid = 0;
 }
 
-static void dispatch(cel_worker *w)
+static bool send_task(cel_worker *w, int slot, struct inflight *f)
 {
-    for (int i = 0; i < w->concurrency && w->ready_head; i++) {
-        struct child *c = &w->children[i];
-        if (c->task || c->fd < 0)
-            continue;
-        struct inflight *f = w->ready_head;
+    struct child *c = &w->children[slot];
+    f->child = slot;
+    if (c->qlen == 0)
+        f->started_us = cel__mono_us();
+    c->q[(c->qhead + c->qlen) % CHILD_DEPTH_MAX] = f;
+    c->qlen++;
+    c->tasks_sent++;
+    return cel__framebuf_append(&c->out, CEL_FRAME_TASK, 0, f->seq, f->d.body, f->d.len) == 0;
+}
+
+static struct inflight *pop_ready(cel_worker *w)
+{
+    struct inflight *f = w->ready_head;
+    if (f) {
         w->ready_head = f->ready_next;
         if (!w->ready_head)
             w->ready_tail = NULL;
         f->ready_next = NULL;
-        f->child = i;
-        f->started_us = cel__mono_us();
-        c->task = f;
-        if (cel__framebuf_append(&c->out, CEL_FRAME_TASK, 0, f->seq, f->d.body, f->d.len) != 0 ||
-            cel__framebuf_flush(&c->out, c->fd) != 0) {
+    }
+    return f;
+}
+
+static bool may_take(const cel_worker *w, const struct child *c, int depth)
+{
+    return c->fd >= 0 && c->qlen < depth &&
+           (!w->max_tasks_per_child || c->tasks_sent < w->max_tasks_per_child);
+}
+
+/*
+ * Idle children get one task each first, so a long task never waits
+ * behind another while a child is free (Celery's -Ofair). When tasks are
+ * short on average and work is left over, children also get a queue of
+ * tasks in their pipe: the round trip to the parent then overlaps with
+ * work, and the parent settles results in bigger batches.
+ */
+static void dispatch(cel_worker *w)
+{
+    int depth = w->runtime_ewma_us < PIPELINE_BELOW_US ? CHILD_DEPTH_MAX : 1;
+    for (int pass = 0; pass < 2 && w->ready_head; pass++) {
+        int limit = pass == 0 ? 1 : depth;
+        bool progress = true;
+        while (w->ready_head && progress) {
+            progress = false;
+            for (int i = 0; i < w->concurrency && w->ready_head; i++) {
+                if (!may_take(w, &w->children[i], limit))
+                    continue;
+                if (!send_task(w, i, pop_ready(w)))
+                    break;
+                progress = true;
+            }
+        }
+    }
+    for (int i = 0; i < w->concurrency; i++) {
+        struct child *c = &w->children[i];
+        if (c->fd >= 0 && c->out.len > c->out.off && cel__framebuf_flush(&c->out, c->fd) != 0) {
             reap_child(w, c, "lost while sending a task");
             if (!atomic_load(&w->stop_level))
                 spawn_child(w, i);
@@ -658,14 +743,20 @@ static void on_child_readable(cel_worker *w, int slot)
     struct cel_frame fr;
     int r;
     bool recycle = false;
+    int64_t now = cel__mono_us();
     while ((r = cel__framebuf_next(&c->in, &fr)) == 1) {
-        struct inflight *f = c->task;
+        struct inflight *f = c->qlen ? c->q[c->qhead] : NULL;
         if (fr.type != CEL_FRAME_RESULT || !f || fr.seq != f->seq) {
             r = -1;
             break;
         }
-        c->task = NULL;
+        c->qhead = (c->qhead + 1) % CHILD_DEPTH_MAX;
+        c->qlen--;
         c->tasks_done++;
+        int64_t ran = now - f->started_us;
+        w->runtime_ewma_us += (ran - w->runtime_ewma_us) / 8;
+        if (c->qlen)
+            c->q[c->qhead]->started_us = now;
         unlink_held(w, f);
         char *meta = NULL;
         if (fr.len) {
@@ -718,6 +809,9 @@ static void write_started_states(cel_worker *w)
     for (struct inflight *f = w->held; f; f = f->next) {
         if (f->child < 0 || f->started_written || now - f->started_us < STARTED_AFTER_US)
             continue;
+        const struct child *c = &w->children[f->child];
+        if (!c->qlen || c->q[c->qhead] != f)
+            continue; /* queued behind another task, not started yet */
         f->started_written = true;
         pid_t pid = w->children[f->child].pid;
         json_t *info = json_pack("{s:i, s:s}", "pid", (json_int_t)pid, "hostname", w->hostname);
@@ -788,7 +882,7 @@ static int poll_timeout_ms(cel_worker *w)
 static bool children_busy(const cel_worker *w)
 {
     for (int i = 0; i < w->concurrency; i++)
-        if (w->children[i].task)
+        if (w->children[i].qlen)
             return true;
     return false;
 }
@@ -876,17 +970,14 @@ static void loop(cel_worker *w)
         if (level && (w->solo || !children_busy(w)))
             break;
 
-        if (!level && w->need_fetch)
-            fetch_more(w);
+        write_started_states(w);
+        settle(w, !level && w->need_fetch);
         if (w->solo) {
             if (!level)
                 run_solo(w);
         } else {
             dispatch(w);
         }
-        write_started_states(w);
-        flush_pending(w);
-        extend_leases(w);
 
         nfds_t n = 0;
         pfds[n++] = (struct pollfd){.fd = w->sigpipe[0], .events = POLLIN};
@@ -948,6 +1039,7 @@ int cel_worker_run(cel_worker *w)
         goto out;
     }
     atomic_store(&w->stop_level, 0);
+    w->runtime_ewma_us = 10 * PIPELINE_BELOW_US;
     struct sigaction old[4];
     install_signals(w, old);
 
