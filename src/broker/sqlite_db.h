@@ -101,6 +101,9 @@ int cel__sqldb_write_end(struct cel_sqldb *db, bool owned, int rc, struct cel_er
  * doorbell, one byte written to `<db>-notify`, and waiters hold an
  * inotify watch on the directory filtered to that name.
  *
+ * The watch is on the doorbell file, not the directory, so writes to the
+ * database and its WAL queue no events at all.
+ *
  * Why not watch the -wal file itself: SQLite appends the commit frame
  * with write() (an inotify event) but publishes it by updating the
  * wal-index in shared memory afterwards (no event). A waiter woken by the
@@ -119,7 +122,7 @@ struct cel_sqlwake {
 int cel__sqlwake_open(struct cel_sqlwake *w, const char *path, struct cel_errbuf *err);
 /* The descriptor for this process (reopened after a fork), or -1. */
 int cel__sqlwake_fd(struct cel_sqlwake *w);
-/* Reads all pending events; true when one of them was about our files. */
+/* Reads all pending events; true when there was at least one. */
 bool cel__sqlwake_drain(struct cel_sqlwake *w);
 void cel__sqlwake_close(struct cel_sqlwake *w);
 
