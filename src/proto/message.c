@@ -255,7 +255,7 @@ static int decode_body(const json_t *root, const json_t *props, int max_depth,
 }
 
 static int parse_envelope(const char *data, size_t len, size_t max_bytes, int max_depth,
-                          struct cel_message *m, char *err, size_t errlen)
+                          bool headers_only, struct cel_message *m, char *err, size_t errlen)
 {
     if (!data)
         return cel__errf(err, errlen, CEL_EINVAL, "no message data");
@@ -307,6 +307,13 @@ static int parse_envelope(const char *data, size_t len, size_t max_bytes, int ma
 
     if ((rc = parse_properties(props, m, err, errlen)))
         return rc;
+    if (headers_only) {
+        const json_t *body = json_object_get(m->root, "body");
+        if (!body || !json_is_string(body))
+            return cel__errf(err, errlen, CEL_EPROTO,
+                             body ? "body must be a string" : "missing body");
+        return CEL_OK;
+    }
     return decode_body(m->root, props, max_depth, m, err, errlen);
 }
 
@@ -321,7 +328,8 @@ int cel__message_parse(const char *data, size_t len, const struct cel_message_li
     memset(out, 0, sizeof *out);
     if (err && errlen)
         err[0] = '\0';
-    int rc = parse_envelope(data, len, max_bytes, max_depth, out, err, errlen);
+    int rc =
+        parse_envelope(data, len, max_bytes, max_depth, lim && lim->headers_only, out, err, errlen);
     if (rc != CEL_OK)
         cel__message_release(out);
     return rc;

@@ -27,6 +27,11 @@
 struct cel_message_limits {
     size_t max_bytes; /* 0: CEL_MESSAGE_MAX_BYTES */
     int max_depth;    /* 0: CEL_MESSAGE_MAX_DEPTH */
+    /* Parse the envelope but leave the body encoded (args, kwargs, embed
+     * and body stay NULL). A consumer that only routes a message (the
+     * worker parent) saves the base64 and JSON work; whoever runs the
+     * task parses it fully and meets any body error there. */
+    bool headers_only;
 };
 
 /*

@@ -42,11 +42,8 @@ void cel__execute(const cel_registry *reg, const char *hostname, const char *env
     out->state = CEL_STATE_FAILURE;
 
     struct cel_message m;
-    char err[256];
-    if (cel__message_parse(envelope, len, NULL, &m, err, sizeof err) != 0) {
-        /* The parent validates before dispatch, so this only happens if the
-         * bytes were damaged on the way; there is no id to report to. */
-        CEL_ERROR("worker", "cannot execute a malformed message: %s", err);
+    if (cel__message_parse(envelope, len, NULL, &m, out->reason, sizeof out->reason) != 0) {
+        out->malformed = true;
         return;
     }
     const cel_task_def *def = cel_registry_find(reg, m.task);

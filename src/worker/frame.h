@@ -25,6 +25,10 @@
 #define CEL_FRAME_HEADER 16
 #define CEL_FRAME_MAX    (256u * 1024u * 1024u)
 
+/* RESULT status for a message the child could not parse: the payload is
+ * the reason, and the parent moves the message to the dead-letter store. */
+#define CEL_FRAME_STATUS_MALFORMED 255
+
 enum cel_frame_type {
     CEL_FRAME_TASK = 1,
     CEL_FRAME_RESULT = 2,

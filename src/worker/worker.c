@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -53,6 +54,15 @@
 #define CHILD_DEPTH_MAX 16
 /* Tasks faster than this on average are pipelined to children. */
 #define PIPELINE_BELOW_US 1000
+/* While children have queued work, results may wait this long (or until
+ * SETTLE_BATCH of them gather) so that one commit covers many tasks. */
+#define SETTLE_DELAY_US 1000
+#define SETTLE_BATCH    128
+/* While tasks are short (see PIPELINE_BELOW_US) the prefetch window is
+ * this many times worker_prefetch_multiplier: reserving more costs other
+ * workers nothing measurable when each task takes microseconds, and it is
+ * what keeps the pipelines to the children full. */
+#define SHORT_TASK_PREFETCH_BOOST 4
 
 /* A message this worker holds reserved. */
 struct inflight {
@@ -118,6 +128,7 @@ struct cel_worker {
 
     struct pending *pend;
     size_t npend, cappend;
+    int64_t pend_since_us; /* monotonic time the oldest pending write was queued */
 
     int sigpipe[2];
     atomic_int stop_level; /* 0 run, 1 warm, 2 cold */
@@ -289,7 +300,8 @@ char *cel_worker_banner(const cel_worker *w)
     BANNER("- ** ---------- .> results:     %s\n", results);
     BANNER("- *** --- * --- .> concurrency: %d (%s)\n", w->concurrency,
            w->solo ? "solo" : "prefork");
-    BANNER("-- ******* ---- .> prefetch:    %zu messages, late ack\n", w->prefetch_limit);
+    BANNER("-- ******* ---- .> prefetch:    %zu messages (x%d for sub-ms tasks), late ack\n",
+           w->prefetch_limit, SHORT_TASK_PREFETCH_BOOST);
     BANNER("--- ***** ----- [queues]\n");
     for (size_t i = 0; i < w->nqueues; i++)
         BANNER(" -------------- .> %s\n", w->queues[i]);
@@ -317,6 +329,8 @@ static int push_pending(cel_worker *w, const char *task_id, cel_state state, cha
         w->pend = p;
         w->cappend = cap;
     }
+    if (w->npend == 0)
+        w->pend_since_us = cel__mono_us();
     struct pending *p = &w->pend[w->npend++];
     p->task_id = task_id ? strdup(task_id) : NULL;
     p->state = state;
@@ -421,6 +435,20 @@ static void finish_in_parent(cel_worker *w, struct inflight *f, const struct cel
 
 /* ---- consuming --------------------------------------------------------- */
 
+static void dead_letter(cel_worker *w, struct cel_delivery *d, const char *reason);
+
+/* A message whose headers were fine but whose body the executor could not
+ * read: keep it for an operator, and tell its client. f is unlinked. */
+static void reject_malformed(cel_worker *w, struct inflight *f, const char *reason)
+{
+    CEL_ERROR("worker",
+              "Received and deleted a malformed message %s[%s]: %s (kept in the dead-letter "
+              "store)",
+              f->task_name, f->task_id, reason);
+    dead_letter(w, &f->d, reason);
+    finish_in_parent(w, f, NULL, false, "FAILURE", "DecodeError", "kombu.exceptions", reason);
+}
+
 static void dead_letter(cel_worker *w, struct cel_delivery *d, const char *reason)
 {
     if (w->broker->ops->reject(w->broker, d, false, reason) != CEL_OK)
@@ -434,7 +462,8 @@ static void accept_delivery(cel_worker *w, struct cel_delivery *d)
 {
     struct cel_message m;
     char err[256];
-    int rc = cel__message_parse(d->body, d->len, NULL, &m, err, sizeof err);
+    const struct cel_message_limits headers_only = {.headers_only = true};
+    int rc = cel__message_parse(d->body, d->len, &headers_only, &m, err, sizeof err);
     if (rc != 0) {
         CEL_ERROR("worker",
                   "Received and deleted a malformed message from queue '%s': %s "
@@ -510,12 +539,19 @@ static void accept_delivery(cel_worker *w, struct cel_delivery *d)
     cel__message_release(&m);
 }
 
+static size_t prefetch_window(const cel_worker *w)
+{
+    bool short_tasks = !w->solo && w->runtime_ewma_us < PIPELINE_BELOW_US;
+    return w->prefetch_limit * (short_tasks ? SHORT_TASK_PREFETCH_BOOST : 1);
+}
+
 static void fetch_more(cel_worker *w)
 {
     w->need_fetch = false;
-    if (atomic_load(&w->stop_level) || w->nheld >= w->prefetch_limit)
+    size_t window = prefetch_window(w);
+    if (atomic_load(&w->stop_level) || w->nheld >= window)
         return;
-    size_t want = w->prefetch_limit - w->nheld;
+    size_t want = window - w->nheld;
     struct cel_delivery batch[256];
     if (want > 256)
         want = 256;
@@ -558,8 +594,12 @@ static void child_loop(cel_worker *w, int fd)
                 _exit(3);
             struct cel_execution ex;
             cel__execute(w->reg, w->hostname, f.payload, f.len, &ex);
-            if (cel__framebuf_append(&out, CEL_FRAME_RESULT, (uint8_t)ex.state, f.seq, ex.meta,
-                                     ex.meta_len) != 0)
+            int rc = ex.malformed
+                         ? cel__framebuf_append(&out, CEL_FRAME_RESULT, CEL_FRAME_STATUS_MALFORMED,
+                                                f.seq, ex.reason, strlen(ex.reason))
+                         : cel__framebuf_append(&out, CEL_FRAME_RESULT, (uint8_t)ex.state, f.seq,
+                                                ex.meta, ex.meta_len);
+            if (rc != 0)
                 _exit(4);
             free(ex.meta);
         }
@@ -758,6 +798,12 @@ static void on_child_readable(cel_worker *w, int slot)
         if (c->qlen)
             c->q[c->qhead]->started_us = now;
         unlink_held(w, f);
+        if (fr.status == CEL_FRAME_STATUS_MALFORMED) {
+            char reason[256];
+            snprintf(reason, sizeof reason, "%.*s", (int)fr.len, fr.payload);
+            reject_malformed(w, f, reason);
+            continue;
+        }
         char *meta = NULL;
         if (fr.len) {
             meta = malloc(fr.len + 1);
@@ -796,7 +842,10 @@ static void run_solo(cel_worker *w)
     struct cel_execution ex;
     cel__execute(w->reg, w->hostname, f->d.body, f->d.len, &ex);
     unlink_held(w, f);
-    push_pending(w, f->task_id, ex.state, ex.meta, ex.meta_len, f);
+    if (ex.malformed)
+        reject_malformed(w, f, ex.reason);
+    else
+        push_pending(w, f->task_id, ex.state, ex.meta, ex.meta_len, f);
 }
 
 /* ---- periodic work ----------------------------------------------------- */
@@ -858,25 +907,45 @@ static void requeue_waiting(cel_worker *w, bool running_too)
     }
 }
 
-static int poll_timeout_ms(cel_worker *w)
+/* Whether the loop must settle (commit) now, or may let results gather. */
+static bool settle_due(const cel_worker *w, bool fetch, int64_t now_us)
 {
-    int64_t timeout = MAX_SLEEP_MS;
+    if (!w->npend && !fetch)
+        return false;
+    if (atomic_load(&w->stop_level) || w->solo || w->runtime_ewma_us >= PIPELINE_BELOW_US)
+        return true; /* no pipelining: every result matters to someone now */
+    if (w->npend >= SETTLE_BATCH || (w->npend && now_us - w->pend_since_us >= SETTLE_DELAY_US))
+        return true;
+    if (fetch && !w->ready_head)
+        for (int i = 0; i < w->concurrency; i++)
+            if (w->children[i].fd >= 0 && w->children[i].qlen <= 1)
+                return true; /* a child is about to run dry */
+    return false;
+}
+
+static int64_t poll_timeout_us(cel_worker *w, bool settled)
+{
+    int64_t timeout = MAX_SLEEP_MS * 1000;
+    if (!settled && w->npend) {
+        int64_t left = SETTLE_DELAY_US - (cel__mono_us() - w->pend_since_us);
+        return left < 0 ? 0 : left;
+    }
     if (w->need_fetch || w->npend)
         return 0;
     if (w->next_due_us) {
-        int64_t due = (w->next_due_us - cel__wall_us()) / 1000 + 1;
+        int64_t due = w->next_due_us - cel__wall_us() + 1000;
         if (due < timeout)
             timeout = due < 0 ? 0 : due;
     }
     if (w->track_started && w->held && !w->solo)
-        if (timeout > STARTED_AFTER_US / 1000)
-            timeout = STARTED_AFTER_US / 1000;
+        if (timeout > STARTED_AFTER_US)
+            timeout = STARTED_AFTER_US;
     if (w->held) {
-        int64_t ext = w->next_extend_ms - cel__mono_ms();
+        int64_t ext = (w->next_extend_ms - cel__mono_ms()) * 1000;
         if (ext < timeout)
             timeout = ext < 0 ? 0 : ext;
     }
-    return (int)timeout;
+    return timeout;
 }
 
 static bool children_busy(const cel_worker *w)
@@ -971,7 +1040,10 @@ static void loop(cel_worker *w)
             break;
 
         write_started_states(w);
-        settle(w, !level && w->need_fetch);
+        bool fetch = !level && w->need_fetch;
+        bool settled = settle_due(w, fetch, cel__mono_us());
+        if (settled)
+            settle(w, fetch);
         if (w->solo) {
             if (!level)
                 run_solo(w);
@@ -983,7 +1055,7 @@ static void loop(cel_worker *w)
         pfds[n++] = (struct pollfd){.fd = w->sigpipe[0], .events = POLLIN};
         int wfd = w->broker->ops->wakeup_fd ? w->broker->ops->wakeup_fd(w->broker) : -1;
         int wake_index = -1;
-        if (wfd >= 0 && !level && w->nheld < w->prefetch_limit) {
+        if (wfd >= 0 && !level && w->nheld < prefetch_window(w)) {
             wake_index = (int)n;
             pfds[n++] = (struct pollfd){.fd = wfd, .events = POLLIN};
         }
@@ -992,8 +1064,9 @@ static void loop(cel_worker *w)
             for (int i = 0; i < w->concurrency; i++)
                 pfds[n++] = (struct pollfd){.fd = w->children[i].fd, .events = POLLIN};
 
-        int timeout = (w->solo && w->ready_head && !level) ? 0 : poll_timeout_ms(w);
-        int ready = poll(pfds, n, timeout);
+        int64_t timeout = (w->solo && w->ready_head && !level) ? 0 : poll_timeout_us(w, settled);
+        struct timespec ts = {(time_t)(timeout / 1000000), (long)(timeout % 1000000) * 1000};
+        int ready = ppoll(pfds, n, &ts, NULL);
         if (ready < 0 && errno != EINTR) {
             CEL_ERROR("worker", "poll: %s", strerror(errno));
             break;

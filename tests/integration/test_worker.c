@@ -263,8 +263,25 @@ static void test_malformed_messages_dead_letters(void)
             " 0, 0, 0);"
             "INSERT INTO messages (queue, priority, task_id, body, visible_at, reserved,"
             " delivery_count, created_at) VALUES ('celery', 0, NULL, 'garbage', 0, 0, 0, 0);");
-    ASSERT(wait_count("SELECT count(*) FROM dead_letters", 2, WAIT_MS));
+    /* Good headers, body that is not base64: only the child that would run
+     * it reads the body, and it must still end in the dead-letter store and
+     * fail the task for its client. */
+    db_exec("INSERT INTO messages (queue, priority, task_id, body, visible_at, reserved,"
+            " delivery_count, created_at) VALUES ('celery', 0, 'badbody-1', '{\"body\": \"!!\","
+            " \"content-type\": \"application/json\", \"content-encoding\": \"utf-8\","
+            " \"headers\": {\"task\": \"tasks.add\", \"id\": \"badbody-1\"},"
+            " \"properties\": {\"body_encoding\": \"base64\", \"delivery_tag\": \"t\","
+            " \"delivery_info\": {\"exchange\": \"\", \"routing_key\": \"celery\"}}}',"
+            " 0, 0, 0, 0);");
+    ASSERT(wait_count("SELECT count(*) FROM dead_letters", 3, WAIT_MS));
     ASSERT_EQ(db_count("SELECT count(*) FROM dead_letters WHERE body = 'garbage'"), 1);
+    ASSERT_EQ(db_count("SELECT count(*) FROM dead_letters WHERE task_id = 'badbody-1'"), 1);
+    cel_result *bad;
+    ASSERT_OK(cel_client_result(c, "badbody-1", &bad));
+    ASSERT_OK(cel_result_wait(bad, WAIT_MS));
+    ASSERT_EQ(cel_result_state(bad), CEL_STATE_FAILURE);
+    ASSERT_STREQ(cel_result_exc_type(bad), "DecodeError");
+    cel_result_free(bad);
     ASSERT(wait_count("SELECT count(*) FROM messages", 0, WAIT_MS));
     assert_serving(c, pid, 40, 2);
     cel_client_free(c);
