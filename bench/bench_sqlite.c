@@ -10,7 +10,8 @@
  *    N tasks.noop that were already queued, results stored; timed from
  *    worker start to the last result, so start-up is included;
  *  - round trip: p50/p99 of send + wait for the result, one at a time;
- *  - idle RSS of the worker and its children, summed from /proc.
+ *  - RSS of the worker and its children, summed from /proc: a fresh
+ *    idle worker, and the drain's worker after it has settled.
  * It is a benchmark, not a test: it asserts nothing about speed.
  */
 #include <dirent.h>
@@ -135,6 +136,21 @@ int main(int argc, char **argv)
     }
     double enqueue_s = now_s() - t0;
 
+    /* idle RSS of a fresh worker, on an empty queue */
+    long fresh_rss_kb;
+    {
+        char fresh_dir[] = "fresh-XXXXXX";
+        if (!mkdtemp(fresh_dir) || chdir(fresh_dir) != 0)
+            die("mkdtemp", fresh_dir);
+        pid_t idle = start_worker(cli, tasks, conc);
+        usleep(700000);
+        fresh_rss_kb = tree_rss_kb(idle);
+        stop_worker(idle);
+        if (system("rm -f celeriac.db* worker.log") != 0 || chdir("..") != 0 ||
+            rmdir(fresh_dir) != 0)
+            die("cleanup", fresh_dir);
+    }
+
     /* drain */
     sqlite3 *db;
     if (sqlite3_open("celeriac.db", &db) != SQLITE_OK)
@@ -151,7 +167,7 @@ int main(int argc, char **argv)
     }
     double drain_s = now_s() - t0;
 
-    /* idle RSS: after the drain settles */
+    /* RSS after the drain, once it settles */
     usleep(500000);
     long rss_kb = tree_rss_kb(worker);
 
@@ -179,8 +195,9 @@ int main(int argc, char **argv)
     free(tasks);
 
     printf("{\"n\": %ld, \"concurrency\": %s, \"enqueue_per_s\": %.0f, \"drain_per_s\": %.0f, "
-           "\"round_trip_p50_ms\": %.3f, \"round_trip_p99_ms\": %.3f, \"idle_rss_kib\": %ld}\n",
-           n, conc, (double)n / enqueue_s, (double)n / drain_s, p50, p99, rss_kb);
+           "\"round_trip_p50_ms\": %.3f, \"round_trip_p99_ms\": %.3f, \"idle_rss_kib\": %ld, "
+           "\"after_drain_rss_kib\": %ld}\n",
+           n, conc, (double)n / enqueue_s, (double)n / drain_s, p50, p99, fresh_rss_kb, rss_kb);
     if (!getenv("BENCH_KEEP")) {
         if (system("rm -f celeriac.db celeriac.db-wal celeriac.db-shm worker.log") != 0)
             fprintf(stderr, "bench_sqlite: cleanup of %s failed\n", dir);
