@@ -28,9 +28,17 @@ int cel__json_depth(const char *text, size_t len, int max_depth)
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         if (in_string) {
-            if (c == '\\')
-                i++; /* the escaped character cannot end the string */
-            else if (c == '"')
+            /* Jump to the next quote (memchr is vectorised; envelopes are
+             * mostly one long base64 string) and see whether it is escaped:
+             * an odd run of backslashes before it escapes it. */
+            const char *q = memchr(text + i, '"', len - i);
+            if (!q)
+                break;
+            size_t at = (size_t)(q - text), slashes = 0;
+            while (at - slashes > i && text[at - slashes - 1] == '\\')
+                slashes++;
+            i = at;
+            if (slashes % 2 == 0)
                 in_string = false;
             continue;
         }

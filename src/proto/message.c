@@ -262,6 +262,7 @@ static int parse_envelope(const char *data, size_t len, size_t max_bytes, int ma
     if (len > max_bytes)
         return cel__errf(err, errlen, CEL_ETOOBIG, "message is %zu bytes, limit is %zu", len,
                          max_bytes);
+    /* cel__json_parse() checks the depth too, but this names the error. */
     if (cel__json_depth(data, len, max_depth) > max_depth)
         return cel__errf(err, errlen, CEL_EDEPTH, "message nesting deeper than %d levels",
                          max_depth);
