@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "worker/execute.h"
 #include "worker/frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,8 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct cel_frame f;
         int r;
         while ((r = cel__framebuf_next(&b, &f)) == 1) {
-            volatile char sink = f.len ? f.payload[f.len - 1] : 0;
-            (void)sink;
+            struct cel_execution ex;
+            if (f.type == CEL_FRAME_RESULT && cel__execution_from_frame(&f, &ex) == 0)
+                cel__execution_release(&ex);
         }
         if (r < 0)
             break;

@@ -1,6 +1,7 @@
 /* execute.c - see execute.h. */
 #include "worker/execute.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,9 @@
 #include "core/log.h"
 #include "proto/message.h"
 #include "worker/task_context.h"
+
+/* An ETA this close is not worth a round trip through the broker. */
+#define ETA_SLACK_US 1000
 
 /* Python clients print the traceback of a failed task; ours has no Python
  * frames, so it names the task and ends with the `Type: message` line
@@ -25,14 +29,79 @@ static char *make_traceback(const char *task, const char *exc_type, const char *
     return tb;
 }
 
-static void finish(struct cel_execution *out, const struct cel_message *m, const char *status,
-                   json_t *result, const char *traceback)
+static void set_meta(struct cel_execution *out, const struct cel_message *m, cel_state state,
+                     json_t *result, const char *traceback)
 {
-    json_t *meta = cel__result_meta_new(m->id, status, result, traceback, m->group_id, m->parent_id,
-                                        cel__wall_us());
+    json_t *meta = cel__result_meta_new(m->id, cel_state_name(state), result, traceback,
+                                        m->group_id, m->parent_id, cel__wall_us());
+    out->state = state;
     out->meta = meta ? cel__json_dump(meta) : NULL;
     out->meta_len = out->meta ? strlen(out->meta) : 0;
     json_decref(meta);
+}
+
+static void set_exception(struct cel_execution *out, const struct cel_message *m, cel_state state,
+                          const char *type, const char *module, const char *message)
+{
+    set_meta(out, m, state, cel__exception_new(type, module, message), NULL);
+}
+
+/* The headers may be fine when the body is not: recover the id so the
+ * task's client gets a failure instead of waiting forever. */
+static void malformed(struct cel_execution *out, const char *envelope, size_t len)
+{
+    out->outcome = CEL_OUTCOME_MALFORMED;
+    struct cel_message h;
+    char err[64];
+    const struct cel_message_limits headers_only = {.headers_only = true};
+    if (cel__message_parse(envelope, len, &headers_only, &h, err, sizeof err) == 0) {
+        out->task_id = strdup(h.id);
+        set_exception(out, &h, CEL_STATE_FAILURE, "DecodeError", "kombu.exceptions", out->reason);
+        CEL_ERROR("worker",
+                  "Received and deleted a malformed message %s[%s]: %s (kept in the dead-letter "
+                  "store)",
+                  h.task, h.id, out->reason);
+        cel__message_release(&h);
+    } else {
+        CEL_ERROR("worker",
+                  "Received and deleted a malformed message: %s (kept in the dead-letter store)",
+                  out->reason);
+    }
+}
+
+static void run(const cel_task_def *def, const struct cel_message *m, const char *hostname,
+                struct cel_execution *out)
+{
+    struct cel_task t;
+    cel__task_init(&t, m, hostname);
+    int64_t t0 = cel__mono_us();
+    cel__task_invoke(&t, def);
+    double runtime = (double)(cel__mono_us() - t0) / 1e6;
+    bool ignore = m->ignore_result || def->ignore_result;
+
+    if (!t.failed) {
+        out->state = CEL_STATE_SUCCESS;
+        if (cel__log_min_level <= CEL_LOG_INFO) {
+            char *text = t.result ? cel__json_dump(t.result) : NULL;
+            CEL_INFO("worker", "Task %s[%s] succeeded in %.6fs: %.200s", m->task, m->id, runtime,
+                     text ? text : "None");
+            free(text);
+        }
+        if (!ignore)
+            set_meta(out, m, CEL_STATE_SUCCESS, t.result ? json_incref(t.result) : NULL, NULL);
+    } else {
+        out->state = CEL_STATE_FAILURE;
+        const char *type = t.exc_type ? t.exc_type : "Exception";
+        const char *msg = t.exc_message ? t.exc_message : "";
+        CEL_ERROR("worker", "Task %s[%s] raised unexpected: %s('%s')", m->task, m->id, type, msg);
+        if (!ignore) {
+            char *tb = make_traceback(m->task, type, msg);
+            set_meta(out, m, CEL_STATE_FAILURE,
+                     cel__exception_new(type, t.exc_module ? t.exc_module : "builtins", msg), tb);
+            free(tb);
+        }
+    }
+    cel__task_release(&t);
 }
 
 void cel__execute(const cel_registry *reg, const char *hostname, const char *envelope, size_t len,
@@ -43,48 +112,106 @@ void cel__execute(const cel_registry *reg, const char *hostname, const char *env
 
     struct cel_message m;
     if (cel__message_parse(envelope, len, NULL, &m, out->reason, sizeof out->reason) != 0) {
-        out->malformed = true;
+        malformed(out, envelope, len);
         return;
     }
+    out->task_id = strdup(m.id);
+    int64_t now = cel__wall_us();
     const cel_task_def *def = cel_registry_find(reg, m.task);
     if (!def) {
-        json_t *exc = cel__exception_new("NotRegistered", "celery.exceptions", m.task);
-        finish(out, &m, "FAILURE", exc, NULL);
-        cel__message_release(&m);
-        return;
-    }
-
-    struct cel_task t;
-    cel__task_init(&t, &m, hostname);
-    int64_t t0 = cel__mono_us();
-    cel__task_invoke(&t, def);
-    double runtime = (double)(cel__mono_us() - t0) / 1e6;
-    bool ignore = m.ignore_result || def->ignore_result;
-
-    if (!t.failed) {
-        out->state = CEL_STATE_SUCCESS;
-        if (cel__log_min_level <= CEL_LOG_INFO) {
-            char *text = t.result ? cel__json_dump(t.result) : NULL;
-            CEL_INFO("worker", "Task %s[%s] succeeded in %.6fs: %.200s", m.task, m.id, runtime,
-                     text ? text : "None");
-            free(text);
-        }
-        if (!ignore) {
-            json_t *result = t.result ? json_incref(t.result) : NULL;
-            finish(out, &m, "SUCCESS", result, NULL);
-        }
+        out->outcome = CEL_OUTCOME_UNREGISTERED;
+        snprintf(out->reason, sizeof out->reason, "unregistered task '%s'", m.task);
+        CEL_ERROR("worker",
+                  "Received unregistered task of type '%s'. The message has been kept in the "
+                  "dead-letter store. id=%s",
+                  m.task, m.id);
+        set_exception(out, &m, CEL_STATE_FAILURE, "NotRegistered", "celery.exceptions", m.task);
+    } else if (m.expires_us && m.expires_us < now) {
+        CEL_INFO("worker", "Discarding revoked task: %s[%s] (expired)", m.task, m.id);
+        set_exception(out, &m, CEL_STATE_REVOKED, "TaskRevokedError", "celery.exceptions",
+                      "expired");
+    } else if (m.eta_us && m.eta_us > now + ETA_SLACK_US) {
+        out->outcome = CEL_OUTCOME_DEFER;
+        out->eta_us = m.eta_us;
+        out->priority = m.priority;
+        CEL_INFO("worker", "Task %s[%s] received with eta: parked on the broker until it is due",
+                 m.task, m.id);
     } else {
-        out->state = CEL_STATE_FAILURE;
-        const char *type = t.exc_type ? t.exc_type : "Exception";
-        const char *msg = t.exc_message ? t.exc_message : "";
-        CEL_ERROR("worker", "Task %s[%s] raised unexpected: %s('%s')", m.task, m.id, type, msg);
-        if (!ignore) {
-            char *tb = make_traceback(m.task, type, msg);
-            json_t *exc = cel__exception_new(type, t.exc_module ? t.exc_module : "builtins", msg);
-            finish(out, &m, "FAILURE", exc, tb);
-            free(tb);
-        }
+        run(def, &m, hostname, out);
     }
-    cel__task_release(&t);
     cel__message_release(&m);
+}
+
+void cel__execution_release(struct cel_execution *ex)
+{
+    free(ex->task_id);
+    free(ex->meta);
+    ex->task_id = ex->meta = NULL;
+}
+
+int cel__execution_to_frame(const struct cel_execution *ex, uint64_t seq, struct cel_framebuf *out)
+{
+    char eta[48];
+    int etalen = snprintf(eta, sizeof eta, "%" PRId64 "%c%d", ex->eta_us, '\0', ex->priority);
+    const char *id = ex->task_id ? ex->task_id : "";
+    size_t idlen = strlen(id), rlen = strlen(ex->reason);
+    size_t len = idlen + 1 + rlen + 1 + (size_t)etalen + 1 + ex->meta_len;
+    char *payload = malloc(len ? len : 1);
+    if (!payload)
+        return -1;
+    char *p = payload;
+    memcpy(p, id, idlen + 1);
+    p += idlen + 1;
+    memcpy(p, ex->reason, rlen + 1);
+    p += rlen + 1;
+    memcpy(p, eta, (size_t)etalen + 1);
+    p += etalen + 1;
+    if (ex->meta_len)
+        memcpy(p, ex->meta, ex->meta_len);
+    uint8_t status = (uint8_t)(ex->outcome * 16 + ex->state);
+    int rc = cel__framebuf_append(out, CEL_FRAME_RESULT, status, seq, payload, len);
+    free(payload);
+    return rc;
+}
+
+/* Next NUL-terminated field of [*p, end); NULL when there is none. */
+static const char *field(const char **p, const char *end)
+{
+    const char *start = *p;
+    const char *nul = memchr(start, '\0', (size_t)(end - start));
+    if (!nul)
+        return NULL;
+    *p = nul + 1;
+    return start;
+}
+
+int cel__execution_from_frame(const struct cel_frame *f, struct cel_execution *ex)
+{
+    memset(ex, 0, sizeof *ex);
+    if (f->type != CEL_FRAME_RESULT || f->status / 16 > CEL_OUTCOME_DEFER ||
+        f->status % 16 > CEL_STATE_CUSTOM)
+        return -1;
+    ex->outcome = (enum cel_outcome)(f->status / 16);
+    ex->state = (cel_state)(f->status % 16);
+    const char *p = f->payload, *end = f->payload + f->len;
+    const char *id = field(&p, end), *reason = field(&p, end), *eta = field(&p, end);
+    const char *prio = field(&p, end);
+    if (!id || !reason || !eta || !prio)
+        return -1;
+    snprintf(ex->reason, sizeof ex->reason, "%s", reason);
+    ex->eta_us = strtoll(eta, NULL, 10);
+    ex->priority = (int)strtol(prio, NULL, 10);
+    if (*id && !(ex->task_id = strdup(id)))
+        return -1;
+    ex->meta_len = (size_t)(end - p);
+    if (ex->meta_len) {
+        ex->meta = malloc(ex->meta_len + 1);
+        if (!ex->meta) {
+            cel__execution_release(ex);
+            return -1;
+        }
+        memcpy(ex->meta, p, ex->meta_len);
+        ex->meta[ex->meta_len] = '\0';
+    }
+    return 0;
 }

@@ -1,32 +1,64 @@
 /*
- * execute.h - running one task message and producing its result meta.
+ * execute.h - deciding what a task message becomes, and running it.
  *
- * Shared by the prefork child and the solo pool: parse the envelope, find
- * the task, call it, and turn the outcome into Celery's result meta
- * document, logging the outcome the way Celery's worker does.
+ * The process that runs tasks (a prefork child, or the solo worker)
+ * parses the whole message, checks it and runs it. The worker parent
+ * never parses messages on the hot path: it only moves bytes between the
+ * broker and the children and acts on the outcome reported here. That
+ * keeps the JSON work parallel across children.
+ *
+ * Outcomes:
+ *  - RESULT: the task ran (or expired: a REVOKED result); `meta` is the
+ *    result meta document to store (NULL when the result is ignored).
+ *  - MALFORMED: the message cannot be read; it belongs in the dead-letter
+ *    store for `reason`. `meta` is a DecodeError failure when the headers
+ *    named a task id, so its client learns about it.
+ *  - UNREGISTERED: no such task here; dead-letter it, store the
+ *    NotRegistered failure in `meta`.
+ *  - DEFER: the message has an ETA in the future (Python clients put it
+ *    in a header); the parent parks it on the broker until `eta_us`.
  */
 #ifndef CEL_WORKER_EXECUTE_H
 #define CEL_WORKER_EXECUTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "celeriac/client.h"
 #include "celeriac/task.h"
+#include "worker/frame.h"
+
+enum cel_outcome {
+    CEL_OUTCOME_RESULT = 0,
+    CEL_OUTCOME_MALFORMED,
+    CEL_OUTCOME_UNREGISTERED,
+    CEL_OUTCOME_DEFER,
+};
 
 struct cel_execution {
-    cel_state state; /* SUCCESS or FAILURE */
-    char *meta;      /* result meta JSON (free()); NULL when the result is ignored */
+    enum cel_outcome outcome;
+    cel_state state; /* of meta */
+    char *task_id;   /* NULL when the message had none; free() */
+    char *meta;      /* result meta JSON; NULL when nothing is to be stored; free() */
     size_t meta_len;
-    /* The message could not be parsed (its body, typically: the worker
-     * parent only reads headers): nothing ran, meta is NULL, and the
-     * message belongs in the dead-letter store for this reason. */
-    bool malformed;
+    int64_t eta_us; /* DEFER */
+    int priority;   /* DEFER: the message's priority, for parking it */
     char reason[256];
 };
 
-/* Never fails on bad input: an unknown task yields a FAILURE meta, and a
- * message that does not parse is reported as malformed. */
+/* Never fails on bad input; *out must be released. */
 void cel__execute(const cel_registry *reg, const char *hostname, const char *envelope, size_t len,
                   struct cel_execution *out);
+void cel__execution_release(struct cel_execution *ex);
+
+/*
+ * The RESULT frame that carries an execution from a child to the parent:
+ * status = outcome * 16 + state, payload = task_id NUL reason NUL eta NUL
+ * priority NUL meta. Decoding copies what it keeps; a frame that does not have that
+ * shape returns -1.
+ */
+int cel__execution_to_frame(const struct cel_execution *ex, uint64_t seq, struct cel_framebuf *out);
+int cel__execution_from_frame(const struct cel_frame *f, struct cel_execution *ex);
 
 #endif

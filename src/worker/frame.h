@@ -7,11 +7,10 @@
  *
  * Host byte order is fine: both ends are the same binary on the same
  * machine. The parent sends TASK frames (payload: the message envelope
- * text); the child answers each with one RESULT frame whose payload is
- * the complete result meta document (Celery's celery-task-meta JSON) and
- * whose status byte is the cel_state it carries, or an empty payload when
- * the task ignores its result. The child builds the meta so that the JSON
- * work happens in parallel in the children, not in the parent.
+ * text); the child answers each with one RESULT frame carrying the
+ * outcome (execute.h: the result meta document, or why the message must
+ * be dead-lettered or deferred). The child parses the message and builds
+ * the meta so that all JSON work happens in parallel in the children.
  *
  * The decoder is a pure function over a byte buffer (fuzzed by
  * fuzz/fuzz_frame.c): it never trusts `len` beyond CEL_FRAME_MAX.
@@ -24,10 +23,6 @@
 
 #define CEL_FRAME_HEADER 16
 #define CEL_FRAME_MAX    (256u * 1024u * 1024u)
-
-/* RESULT status for a message the child could not parse: the payload is
- * the reason, and the parent moves the message to the dead-letter store. */
-#define CEL_FRAME_STATUS_MALFORMED 255
 
 enum cel_frame_type {
     CEL_FRAME_TASK = 1,

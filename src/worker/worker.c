@@ -67,8 +67,12 @@
 /* A message this worker holds reserved. */
 struct inflight {
     struct cel_delivery d;
+    /* Known only once learn_ids() ran (see there). */
+    bool ids_known;
     char *task_id;
     char *task_name;
+    char *group_id;
+    char *parent_id;
     uint64_t seq;
     int child;          /* index of the child running it, -1 when waiting */
     int64_t started_us; /* monotonic time it reached the head of its child's queue */
@@ -224,6 +228,8 @@ static void release_inflight(struct inflight *f)
     cel__delivery_release(&f->d);
     free(f->task_id);
     free(f->task_name);
+    free(f->group_id);
+    free(f->parent_id);
     free(f);
 }
 
@@ -418,13 +424,12 @@ static void flush_pending(cel_worker *w)
 /* Stores a meta the parent builds itself (worker lost, not registered,
  * expired) for `f`, and acks f's message with it when `ack` is true
  * (otherwise f is freed here). f must already be unlinked from `held`. */
-static void finish_in_parent(cel_worker *w, struct inflight *f, const struct cel_message *m,
-                             bool ack, const char *status, const char *exc_type,
-                             const char *exc_module, const char *message)
+static void finish_in_parent(cel_worker *w, struct inflight *f, bool ack, const char *status,
+                             const char *exc_type, const char *exc_module, const char *message)
 {
     json_t *exc = cel__exception_new(exc_type, exc_module, message);
-    json_t *meta = cel__result_meta_new(f->task_id, status, exc, NULL, m ? m->group_id : NULL,
-                                        m ? m->parent_id : NULL, cel__wall_us());
+    json_t *meta = cel__result_meta_new(f->task_id ? f->task_id : "", status, exc, NULL,
+                                        f->group_id, f->parent_id, cel__wall_us());
     char *text = meta ? cel__json_dump(meta) : NULL;
     json_decref(meta);
     push_pending(w, f->task_id, cel_state_parse(status), text, text ? strlen(text) : 0,
@@ -433,21 +438,27 @@ static void finish_in_parent(cel_worker *w, struct inflight *f, const struct cel
         release_inflight(f);
 }
 
-/* ---- consuming --------------------------------------------------------- */
-
-static void dead_letter(cel_worker *w, struct cel_delivery *d, const char *reason);
-
-/* A message whose headers were fine but whose body the executor could not
- * read: keep it for an operator, and tell its client. f is unlinked. */
-static void reject_malformed(cel_worker *w, struct inflight *f, const char *reason)
+/* The parent does not parse messages on the hot path (execute.h); when it
+ * needs a message's ids (a child died under it, it runs long enough to be
+ * STARTED, the log is at INFO) it reads the headers here, once. */
+static void learn_ids(struct inflight *f)
 {
-    CEL_ERROR("worker",
-              "Received and deleted a malformed message %s[%s]: %s (kept in the dead-letter "
-              "store)",
-              f->task_name, f->task_id, reason);
-    dead_letter(w, &f->d, reason);
-    finish_in_parent(w, f, NULL, false, "FAILURE", "DecodeError", "kombu.exceptions", reason);
+    if (f->ids_known)
+        return;
+    f->ids_known = true;
+    struct cel_message m;
+    char err[64];
+    const struct cel_message_limits headers_only = {.headers_only = true};
+    if (cel__message_parse(f->d.body, f->d.len, &headers_only, &m, err, sizeof err) != 0)
+        return;
+    f->task_id = strdup(m.id);
+    f->task_name = strdup(m.task);
+    f->group_id = m.group_id ? strdup(m.group_id) : NULL;
+    f->parent_id = m.parent_id ? strdup(m.parent_id) : NULL;
+    cel__message_release(&m);
 }
+
+/* ---- consuming --------------------------------------------------------- */
 
 static void dead_letter(cel_worker *w, struct cel_delivery *d, const char *reason)
 {
@@ -456,34 +467,66 @@ static void dead_letter(cel_worker *w, struct cel_delivery *d, const char *reaso
                   cel__broker_errmsg(w->broker));
 }
 
-/* Validates one reserved message and either queues it for a child or
- * settles it right here. Takes ownership of *d. */
-static void accept_delivery(cel_worker *w, struct cel_delivery *d)
+static void push_ready(cel_worker *w, struct inflight *f)
 {
-    struct cel_message m;
-    char err[256];
-    const struct cel_message_limits headers_only = {.headers_only = true};
-    int rc = cel__message_parse(d->body, d->len, &headers_only, &m, err, sizeof err);
-    if (rc != 0) {
-        CEL_ERROR("worker",
-                  "Received and deleted a malformed message from queue '%s': %s "
-                  "(kept in the dead-letter store)",
-                  d->queue ? d->queue : "?", err);
-        dead_letter(w, d, err);
-        cel__delivery_release(d);
+    if (w->ready_tail)
+        w->ready_tail->ready_next = f;
+    else
+        w->ready_head = f;
+    w->ready_tail = f;
+}
+
+/*
+ * Acts on what the executor decided about a message (execute.h). f is
+ * unlinked from `held`; ex's meta is taken over.
+ */
+static void apply_outcome(cel_worker *w, struct inflight *f, struct cel_execution *ex)
+{
+    const struct cel_broker_ops *bo = w->broker->ops;
+    switch (ex->outcome) {
+    case CEL_OUTCOME_RESULT:
+        push_pending(w, ex->task_id, ex->state, ex->meta, ex->meta_len, f);
+        ex->meta = NULL;
+        return;
+    case CEL_OUTCOME_MALFORMED:
+    case CEL_OUTCOME_UNREGISTERED:
+        /* Kept for an operator (a deploy may have missed the task, a
+         * producer may be broken); the stored failure tells the client. */
+        dead_letter(w, &f->d, ex->reason);
+        if (ex->meta && ex->task_id) {
+            push_pending(w, ex->task_id, ex->state, ex->meta, ex->meta_len, NULL);
+            ex->meta = NULL;
+        }
+        release_inflight(f);
+        return;
+    case CEL_OUTCOME_DEFER:
+        /* A future task from a client that cannot publish with a due time
+         * (Python Celery puts eta in a header): park it on the broker side,
+         * not in worker memory, and settle the original. */
+        if (bo->publish(w->broker, f->d.queue, ex->priority, ex->eta_us, ex->task_id, f->d.body,
+                        f->d.len) == CEL_OK) {
+            push_pending(w, NULL, CEL_STATE_PENDING, NULL, 0, f);
+        } else {
+            CEL_ERROR("worker", "cannot park eta task %s: %s; giving it back",
+                      ex->task_id ? ex->task_id : "?", cel__broker_errmsg(w->broker));
+            bo->reject(w->broker, &f->d, true, NULL);
+            release_inflight(f);
+        }
         return;
     }
+}
+
+/* Takes a reserved message (ownership of *d) and queues it for a child. */
+static void accept_delivery(cel_worker *w, struct cel_delivery *d)
+{
     struct inflight *f = calloc(1, sizeof *f);
     if (!f) {
-        cel__message_release(&m);
         w->broker->ops->reject(w->broker, d, true, NULL);
         cel__delivery_release(d);
         return;
     }
     f->d = *d;
     memset(d, 0, sizeof *d);
-    f->task_id = strdup(m.id);
-    f->task_name = strdup(m.task);
     f->child = -1;
     f->seq = ++w->next_seq;
     f->next = w->held;
@@ -491,52 +534,12 @@ static void accept_delivery(cel_worker *w, struct cel_delivery *d)
         w->held->prev = f;
     w->held = f;
     w->nheld++;
-
-    int64_t now = cel__wall_us();
-    if (!cel_registry_find(w->reg, m.task)) {
-        CEL_ERROR("worker",
-                  "Received unregistered task of type '%s'. The message has been kept in the "
-                  "dead-letter store. id=%s",
-                  m.task, m.id);
-        /* The result tells waiting clients; the message itself is kept for
-         * an operator (a deploy may have missed the task). */
-        dead_letter(w, &f->d, "unregistered task");
-        unlink_held(w, f);
-        finish_in_parent(w, f, &m, false, "FAILURE", "NotRegistered", "celery.exceptions", m.task);
-    } else if (m.expires_us && m.expires_us < now) {
-        CEL_INFO("worker", "Discarding revoked task: %s[%s] (expired)", m.task, m.id);
-        unlink_held(w, f);
-        finish_in_parent(w, f, &m, true, "REVOKED", "TaskRevokedError", "celery.exceptions",
-                         "expired");
-    } else if (m.eta_us && m.eta_us > now + 1000) {
-        /* A client that cannot publish with a due time (Python Celery puts
-         * eta in a header) sent a future task: park it on the broker side
-         * rather than in worker memory, then settle the original. */
-        const struct cel_broker_ops *bo = w->broker->ops;
-        if (bo->publish(w->broker, f->d.queue, m.priority, m.eta_us, m.id, f->d.body, f->d.len) ==
-            CEL_OK) {
-            CEL_INFO("worker", "Task %s[%s] received with eta: parked until it is due", m.task,
-                     m.id);
-            unlink_held(w, f);
-            push_pending(w, NULL, CEL_STATE_PENDING, NULL, 0, f);
-        } else {
-            CEL_ERROR("worker", "cannot park eta task %s, running it now: %s", m.id,
-                      cel__broker_errmsg(w->broker));
-            if (w->ready_tail)
-                w->ready_tail->ready_next = f;
-            else
-                w->ready_head = f;
-            w->ready_tail = f;
-        }
-    } else {
-        CEL_INFO("worker", "Task %s[%s] received", m.task, m.id);
-        if (w->ready_tail)
-            w->ready_tail->ready_next = f;
-        else
-            w->ready_head = f;
-        w->ready_tail = f;
+    if (cel__log_min_level <= CEL_LOG_INFO) {
+        learn_ids(f);
+        CEL_INFO("worker", "Task %s[%s] received", f->task_name ? f->task_name : "?",
+                 f->task_id ? f->task_id : "?");
     }
-    cel__message_release(&m);
+    push_ready(w, f);
 }
 
 static size_t prefetch_window(const cel_worker *w)
@@ -594,14 +597,10 @@ static void child_loop(cel_worker *w, int fd)
                 _exit(3);
             struct cel_execution ex;
             cel__execute(w->reg, w->hostname, f.payload, f.len, &ex);
-            int rc = ex.malformed
-                         ? cel__framebuf_append(&out, CEL_FRAME_RESULT, CEL_FRAME_STATUS_MALFORMED,
-                                                f.seq, ex.reason, strlen(ex.reason))
-                         : cel__framebuf_append(&out, CEL_FRAME_RESULT, (uint8_t)ex.state, f.seq,
-                                                ex.meta, ex.meta_len);
+            int rc = cel__execution_to_frame(&ex, f.seq, &out);
+            cel__execution_release(&ex);
             if (rc != 0)
                 _exit(4);
-            free(ex.meta);
         }
         if (r < 0)
             _exit(3);
@@ -687,16 +686,16 @@ static void reap_child(cel_worker *w, struct child *c, const char *why)
         else
             snprintf(msg, sizeof msg, "Worker exited prematurely: exitcode %d.",
                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        learn_ids(f);
         CEL_ERROR("worker", "Task handler raised error: WorkerLostError('%s') task=%s[%s]", msg,
-                  f->task_name, f->task_id);
+                  f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?");
         unlink_held(w, f);
         if (atomic_load(&w->stop_level) >= 2) {
             /* Cold shutdown killed it: give the message back instead. */
             w->broker->ops->reject(w->broker, &f->d, true, NULL);
             release_inflight(f);
         } else {
-            finish_in_parent(w, f, NULL, true, "FAILURE", "WorkerLostError", "billiard.exceptions",
-                             msg);
+            finish_in_parent(w, f, true, "FAILURE", "WorkerLostError", "billiard.exceptions", msg);
         }
     } else if (why) {
         CEL_DEBUG("worker", "child %d (pid %d) %s", c->number, (int)c->pid, why);
@@ -798,21 +797,17 @@ static void on_child_readable(cel_worker *w, int slot)
         if (c->qlen)
             c->q[c->qhead]->started_us = now;
         unlink_held(w, f);
-        if (fr.status == CEL_FRAME_STATUS_MALFORMED) {
-            char reason[256];
-            snprintf(reason, sizeof reason, "%.*s", (int)fr.len, fr.payload);
-            reject_malformed(w, f, reason);
-            continue;
+        struct cel_execution ex;
+        if (cel__execution_from_frame(&fr, &ex) != 0) {
+            /* Unreadable outcome: the task may have run; give the message
+             * back rather than guess (at-least-once), and replace the child. */
+            w->broker->ops->reject(w->broker, &f->d, true, NULL);
+            release_inflight(f);
+            r = -1;
+            break;
         }
-        char *meta = NULL;
-        if (fr.len) {
-            meta = malloc(fr.len + 1);
-            if (meta) {
-                memcpy(meta, fr.payload, fr.len);
-                meta[fr.len] = '\0';
-            }
-        }
-        push_pending(w, f->task_id, (cel_state)fr.status, meta, fr.len, f);
+        apply_outcome(w, f, &ex);
+        cel__execution_release(&ex);
         if (w->max_tasks_per_child && c->tasks_done >= w->max_tasks_per_child)
             recycle = true;
     }
@@ -842,10 +837,8 @@ static void run_solo(cel_worker *w)
     struct cel_execution ex;
     cel__execute(w->reg, w->hostname, f->d.body, f->d.len, &ex);
     unlink_held(w, f);
-    if (ex.malformed)
-        reject_malformed(w, f, ex.reason);
-    else
-        push_pending(w, f->task_id, ex.state, ex.meta, ex.meta_len, f);
+    apply_outcome(w, f, &ex);
+    cel__execution_release(&ex);
 }
 
 /* ---- periodic work ----------------------------------------------------- */
@@ -862,6 +855,9 @@ static void write_started_states(cel_worker *w)
         if (!c->qlen || c->q[c->qhead] != f)
             continue; /* queued behind another task, not started yet */
         f->started_written = true;
+        learn_ids(f);
+        if (!f->task_id)
+            continue;
         pid_t pid = w->children[f->child].pid;
         json_t *info = json_pack("{s:i, s:s}", "pid", (json_int_t)pid, "hostname", w->hostname);
         json_t *meta = cel__result_meta_new(f->task_id, "STARTED", info, NULL, NULL, NULL, 0);
@@ -899,7 +895,7 @@ static void requeue_waiting(cel_worker *w, bool running_too)
         if (f->child < 0 || running_too) {
             unlink_held(w, f);
             if (w->broker->ops->reject(w->broker, &f->d, true, NULL) != CEL_OK)
-                CEL_ERROR("worker", "cannot give back %s: %s", f->task_id,
+                CEL_ERROR("worker", "cannot give back a message from '%s': %s", f->d.queue,
                           cel__broker_errmsg(w->broker));
             release_inflight(f);
         }
@@ -1028,7 +1024,7 @@ static void loop(cel_worker *w)
         int level = atomic_load(&w->stop_level);
         if (level && announced < level) {
             announced = level;
-            CEL_WARN("worker", "%s shutdown (MainProcess)", level >= 2 ? "cold" : "warm");
+            CEL_WARN("worker", "worker: %s shutdown (MainProcess)", level >= 2 ? "Cold" : "Warm");
             requeue_waiting(w, false);
             if (level >= 2) {
                 for (int i = 0; i < w->concurrency && !w->solo; i++)
