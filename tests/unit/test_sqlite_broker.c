@@ -508,9 +508,10 @@ static void test_registry_errors(void)
     struct cel_broker *b = (struct cel_broker *)&err;
     ASSERT_EQ(cel__broker_open("foo://x", NULL, &b, &err), CEL_ESCHEME);
     ASSERT(b == NULL);
-    ASSERT_STREQ(err.msg, "unsupported broker scheme 'foo' in 'foo://x' (known: sqlite, memory)");
-    ASSERT_EQ(cel__broker_open("redis://localhost:6379/0", NULL, &b, &err), CEL_ESCHEME);
-    ASSERT_CONTAINS(err.msg, "unsupported broker scheme 'redis'");
+    ASSERT_CONTAINS(err.msg, "unsupported broker scheme 'foo' in 'foo://x' (known: sqlite, memory");
+    /* A scheme the URL parser knows but no transport serves yet. */
+    ASSERT_EQ(cel__broker_open("amqp://guest:guest@localhost:5672//", NULL, &b, &err), CEL_ESCHEME);
+    ASSERT_CONTAINS(err.msg, "unsupported broker scheme 'amqp'");
     ASSERT(cel__broker_open("sqlite:///no/such/dir/x.db", NULL, &b, &err) < 0);
     ASSERT_CONTAINS(err.msg, "no/such/dir");
     /* The default URL: ./celeriac.db */
