@@ -56,6 +56,11 @@ struct cel_backend_ops {
     /* Readable when results may have changed; -1 when none (callers poll). */
     int (*wakeup_fd)(struct cel_backend *bk);
     void (*drain_wakeup)(struct cel_backend *bk);
+
+    /* Optional: the store's own way to wait for a ready state, with the
+     * contract of cel__backend_wait() (which uses it when present), e.g.
+     * Redis pub/sub. */
+    int (*wait)(struct cel_backend *bk, const char *task_id, int64_t timeout_ms, char **meta_json);
 };
 
 struct cel_backend {
@@ -78,5 +83,7 @@ int cel__backend_wait(struct cel_backend *bk, const char *task_id, int64_t timeo
 
 extern const struct cel_backend_ops cel__backend_sqlite;
 extern const struct cel_backend_ops cel__backend_memory;
+extern const struct cel_backend_ops cel__backend_redis;
+extern const struct cel_backend_ops cel__backend_redis_socket;
 
 #endif

@@ -15,6 +15,8 @@
 static const struct cel_backend_ops *const table[] = {
     &cel__backend_sqlite,
     &cel__backend_memory,
+    &cel__backend_redis,
+    &cel__backend_redis_socket,
 };
 
 #define NSTORES (sizeof table / sizeof table[0])
@@ -105,6 +107,8 @@ int cel__backend_wait(struct cel_backend *bk, const char *task_id, int64_t timeo
                       char **meta_json)
 {
     *meta_json = NULL;
+    if (bk->ops->wait)
+        return bk->ops->wait(bk, task_id, timeout_ms, meta_json);
     int64_t deadline = timeout_ms >= 0 ? cel__mono_ms() + timeout_ms : -1;
     int64_t backoff = 1;
     for (;;) {

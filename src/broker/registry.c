@@ -8,10 +8,13 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/redis_conn.h"
 
 static const struct cel_broker_ops *const table[] = {
     &cel__broker_sqlite,
     &cel__broker_memory,
+    &cel__broker_redis,
+    &cel__broker_redis_socket,
 };
 
 #define NTRANSPORTS (sizeof table / sizeof table[0])
