@@ -2,6 +2,8 @@
 #include "core/uuid.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <string.h>
 #include <stdint.h>
 #include <sys/random.h>
 #include <time.h>
@@ -17,11 +19,44 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* Random bytes are fetched 4 KiB at a time: a producer makes two UUIDs
+ * per message (task id, delivery tag), and a getrandom() call each was a
+ * measurable share of its time. The pool is per thread and emptied in a
+ * fork child, so parent and child never hand out the same bytes. */
+#define POOL_SIZE 4096
+static __thread unsigned char pool[POOL_SIZE];
+static __thread size_t pool_left;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_pool(void)
+{
+    pool_left = 0;
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_pool);
+}
+
+static int take_random(unsigned char *b, size_t n)
+{
+    pthread_once(&atfork_once, register_atfork);
+    if (pool_left < n) {
+        ssize_t got = getrandom(pool, POOL_SIZE, GRND_NONBLOCK);
+        if (got != POOL_SIZE)
+            return -1;
+        pool_left = POOL_SIZE;
+    }
+    memcpy(b, pool + POOL_SIZE - pool_left, n);
+    memset(pool + POOL_SIZE - pool_left, 0, n);
+    pool_left -= n;
+    return 0;
+}
+
 void cel__uuid4(char out[CEL_UUID_STRLEN + 1])
 {
     unsigned char b[16];
-    ssize_t got = getrandom(b, sizeof b, GRND_NONBLOCK);
-    if (got != (ssize_t)sizeof b) {
+    if (take_random(b, sizeof b) != 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         static __thread uint64_t state;

@@ -11,6 +11,7 @@
  */
 #include "proto/message.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,6 +429,25 @@ static char *encode_body(json_t *args, json_t *kwargs, json_t *embed)
     return b64;
 }
 
+static char host_name[256];
+
+static void lookup_host(void)
+{
+    if (gethostname(host_name, sizeof host_name) != 0)
+        snprintf(host_name, sizeof host_name, "localhost");
+    host_name[sizeof host_name - 1] = '\0';
+}
+
+/* "gen<pid>@<host>", as Celery's producers write it. The host name is a
+ * system call away and does not change under a running producer, so it
+ * is looked up once per process; the pid is taken fresh (fork). */
+static void default_origin(char *out, size_t len)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, lookup_host);
+    snprintf(out, len, "gen%ld@%s", (long)getpid(), host_name);
+}
+
 static json_t *build_headers(const struct cel_task_spec *s, const char *id, json_t *args,
                              json_t *kwargs, bool *ok)
 {
@@ -437,13 +457,8 @@ static json_t *build_headers(const struct cel_task_spec *s, const char *id, json
         return NULL;
     }
     char origin[300];
-    if (!s->origin) {
-        char host[256];
-        if (gethostname(host, sizeof host) != 0)
-            snprintf(host, sizeof host, "localhost");
-        host[sizeof host - 1] = '\0';
-        snprintf(origin, sizeof origin, "gen%ld@%s", (long)getpid(), host);
-    }
+    if (!s->origin)
+        default_origin(origin, sizeof origin);
     char *argsrepr = cel__json_pyrepr(args, REPR_MAX_LEN);
     char *kwargsrepr = cel__json_pyrepr(kwargs, REPR_MAX_LEN);
 
