@@ -61,6 +61,8 @@ struct cel_broker_ops {
     int abi;            /* CEL_BROKER_ABI */
     const char *scheme; /* "sqlite", "memory", ... */
     unsigned caps;
+    /* Lease used when broker_visibility_timeout is 0 (the default). */
+    int64_t default_lease_ms;
 
     int (*open)(const struct cel_url *url, const cel_config *cfg, struct cel_broker **out,
                 struct cel_errbuf *err);
@@ -119,5 +121,7 @@ const char *cel__broker_errmsg(const struct cel_broker *b);
 /* Transport tables, one per file. */
 extern const struct cel_broker_ops cel__broker_sqlite;
 extern const struct cel_broker_ops cel__broker_memory;
+extern const struct cel_broker_ops cel__broker_redis;
+extern const struct cel_broker_ops cel__broker_redis_socket;
 
 #endif

@@ -21,7 +21,7 @@
 #include "broker/broker.h"
 #include "core/clock.h"
 
-#define DEFAULT_LEASE_MS (3600 * 1000)
+#define DEFAULT_LEASE_MS (120 * 1000) /* broker_visibility_timeout 0 */
 
 struct mem_msg {
     int64_t id;
@@ -399,6 +399,7 @@ static void mb_drain_wakeup(struct cel_broker *base)
 
 const struct cel_broker_ops cel__broker_memory = {
     .abi = CEL_BROKER_ABI,
+    .default_lease_ms = DEFAULT_LEASE_MS,
     .scheme = "memory",
     .caps = CEL_BROKER_CAP_DELAYED | CEL_BROKER_CAP_PRIORITY | CEL_BROKER_CAP_VISIBILITY |
             CEL_BROKER_CAP_DEADLETTER,

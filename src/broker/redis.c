@@ -1414,6 +1414,7 @@ static void rb_drain_wakeup(struct cel_broker *base)
 
 const struct cel_broker_ops cel__broker_redis = {
     .abi = CEL_BROKER_ABI,
+    .default_lease_ms = 3600 * 1000, /* kombu's visibility_timeout */
     .scheme = "redis",
     .caps = CEL_BROKER_CAP_DELAYED | CEL_BROKER_CAP_PRIORITY | CEL_BROKER_CAP_VISIBILITY |
             CEL_BROKER_CAP_DEADLETTER,
@@ -1434,6 +1435,7 @@ const struct cel_broker_ops cel__broker_redis = {
 
 const struct cel_broker_ops cel__broker_redis_socket = {
     .abi = CEL_BROKER_ABI,
+    .default_lease_ms = 3600 * 1000, /* kombu's visibility_timeout */
     .scheme = "redis+socket",
     .caps = CEL_BROKER_CAP_DELAYED | CEL_BROKER_CAP_PRIORITY | CEL_BROKER_CAP_VISIBILITY |
             CEL_BROKER_CAP_DEADLETTER,

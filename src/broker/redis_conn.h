@@ -117,9 +117,4 @@ struct cel_redis_sigpipe {
 void cel__redis_sigpipe_block(struct cel_redis_sigpipe *g);
 void cel__redis_sigpipe_restore(struct cel_redis_sigpipe *g);
 
-/* The transport tables (broker/redis.c); broker.h lists the others. */
-struct cel_broker_ops;
-extern const struct cel_broker_ops cel__broker_redis;
-extern const struct cel_broker_ops cel__broker_redis_socket;
-
 #endif

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "broker/broker.h"
-#include "broker/redis_conn.h"
 
 static const struct cel_broker_ops *const table[] = {
     &cel__broker_sqlite,

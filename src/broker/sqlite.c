@@ -25,7 +25,7 @@
 #include "core/log.h"
 
 /* Lease used when the caller passes none: Celery's visibility_timeout. */
-#define DEFAULT_LEASE_MS (3600 * 1000)
+#define DEFAULT_LEASE_MS (120 * 1000) /* broker_visibility_timeout 0 */
 
 struct sqlite_broker {
     struct cel_broker base;
@@ -501,6 +501,7 @@ static void sb_drain_wakeup(struct cel_broker *base)
 
 const struct cel_broker_ops cel__broker_sqlite = {
     .abi = CEL_BROKER_ABI,
+    .default_lease_ms = DEFAULT_LEASE_MS,
     .scheme = "sqlite",
     .caps = CEL_BROKER_CAP_DELAYED | CEL_BROKER_CAP_PRIORITY | CEL_BROKER_CAP_VISIBILITY |
             CEL_BROKER_CAP_TRANSACTIONS | CEL_BROKER_CAP_DEADLETTER | CEL_BROKER_CAP_SHARED_FILE,

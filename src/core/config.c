@@ -53,10 +53,12 @@ static const struct cel__config_option options[] = {
      "concurrency x multiplier unacknowledged messages."},
     {"result_expires", CEL__CFG_DURATION, "86400", 0, DURATION_MAX, NULL, 0, 0, NULL,
      "How long stored results are kept (30s, 5m, 2h, 1d, ...). 0 means they never expire."},
-    {"broker_visibility_timeout", CEL__CFG_DURATION, "120", 1, DURATION_MAX, NULL, 0, 0, NULL,
+    {"broker_visibility_timeout", CEL__CFG_DURATION, "0", 0, DURATION_MAX, NULL, 0, 0, NULL,
      "Seconds an unacknowledged message stays reserved by a worker before another worker may "
      "take it. The worker extends the lease of tasks that are still running, so long tasks do "
-     "not need a long timeout."},
+     "not need a long timeout. 0 means the transport's default: 120 s on sqlite and memory, "
+     "3600 s on Redis (kombu's default: a shorter one would restore the running tasks of "
+     "Python workers sharing the queue)."},
     {"worker_queues", CEL__CFG_LIST, "", 0, 0, NULL, CEL__CFG_EMPTY_OK, 'Q', "queues",
      "Comma-separated queues the worker consumes from. Empty means task_default_queue."},
     {"worker_hostname", CEL__CFG_STRING, "", 0, 0, NULL, CEL__CFG_EMPTY_OK, 'n', "hostname",
