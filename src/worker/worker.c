@@ -74,6 +74,7 @@ struct inflight {
     char *group_id;
     char *parent_id;
     uint64_t seq;
+    bool acked;         /* early ack (task_acks_late off): already acked at dispatch */
     int child;          /* index of the child running it, -1 when waiting */
     int64_t started_us; /* monotonic time it reached the head of its child's queue */
     bool started_written;
@@ -117,6 +118,7 @@ struct cel_worker {
     int64_t result_ttl_s;
     unsigned max_tasks_per_child;
     bool track_started;
+    bool acks_late;
 
     struct cel_broker *broker;
     struct cel_backend *backend;
@@ -269,11 +271,12 @@ static int configure(cel_worker *w)
     int64_t mult = cel_config_get_int(w->cfg, "worker_prefetch_multiplier");
     w->prefetch_limit = (size_t)(w->concurrency * (mult > 0 ? mult : 1));
     double vt = cel_config_get_double(w->cfg, "broker_visibility_timeout");
-    w->lease_ms = vt > 0 ? (int64_t)(vt * 1000) : 120000;
+    w->lease_ms = vt > 0 ? (int64_t)(vt * 1000) : 0; /* 0: the transport's, at open */
     w->result_ttl_s = (int64_t)cel_config_get_double(w->cfg, "result_expires");
     int64_t mtpc = cel_config_get_int(w->cfg, "worker_max_tasks_per_child");
     w->max_tasks_per_child = mtpc > 0 ? (unsigned)mtpc : 0;
     w->track_started = cel_config_get_int(w->cfg, "task_track_started") != 0;
+    w->acks_late = cel_config_get_int(w->cfg, "task_acks_late") != 0;
     return parse_queues(w);
 }
 
@@ -373,7 +376,7 @@ static void write_pending(cel_worker *w)
                 CEL_ERROR("worker", "cannot store result of %s: %s", p->task_id,
                           cel__backend_errmsg(w->backend));
         }
-        if (p->ack) {
+        if (p->ack && !p->ack->acked) {
             if (bo->ack(w->broker, &p->ack->d) != CEL_OK)
                 CEL_ERROR("worker", "cannot ack %s: %s", p->ack->task_id ? p->ack->task_id : "?",
                           cel__broker_errmsg(w->broker));
@@ -406,8 +409,14 @@ static void settle(cel_worker *w, bool fetch)
     if (!w->npend && !fetch)
         return;
     const struct cel_broker_ops *bo = w->broker->ops;
+    const struct cel_backend_ops *ko = w->backend->ops;
+    /* Both batch: on SQLite they share one connection and nest into one
+     * transaction; on Redis each sends its commands as one pipeline. */
     bool tx = bo->begin && bo->commit && bo->begin(w->broker) == CEL_OK;
+    bool ktx = ko->begin && ko->commit && ko->begin(w->backend) == CEL_OK;
     write_pending(w);
+    if (ktx && ko->commit(w->backend) != CEL_OK)
+        CEL_ERROR("worker", "cannot store results: %s", cel__backend_errmsg(w->backend));
     if (fetch)
         fetch_more(w);
     extend_leases(w);
@@ -492,7 +501,11 @@ static void apply_outcome(cel_worker *w, struct inflight *f, struct cel_executio
     case CEL_OUTCOME_UNREGISTERED:
         /* Kept for an operator (a deploy may have missed the task, a
          * producer may be broken); the stored failure tells the client. */
-        dead_letter(w, &f->d, ex->reason);
+        if (f->acked)
+            CEL_WARN("worker", "not keeping the message in the dead-letter store: it was acked "
+                               "before it ran (task_acks_late is off)");
+        else
+            dead_letter(w, &f->d, ex->reason);
         if (ex->meta && ex->task_id) {
             push_pending(w, ex->task_id, ex->state, ex->meta, ex->meta_len, NULL);
             ex->meta = NULL;
@@ -703,9 +716,23 @@ static void reap_child(cel_worker *w, struct child *c, const char *why)
     c->pid = 0;
 }
 
+/* task_acks_late off (Celery's default, not ours): the message is acked
+ * as it is handed to a child, so a task whose worker dies is lost rather
+ * than run twice. */
+static void ack_early(cel_worker *w, struct inflight *f)
+{
+    if (w->acks_late || f->acked)
+        return;
+    if (w->broker->ops->ack(w->broker, &f->d) != CEL_OK)
+        CEL_ERROR("worker", "cannot ack a message from '%s': %s", f->d.queue,
+                  cel__broker_errmsg(w->broker));
+    f->acked = true;
+}
+
 static bool send_task(cel_worker *w, int slot, struct inflight *f)
 {
     struct child *c = &w->children[slot];
+    ack_early(w, f);
     f->child = slot;
     if (c->qlen == 0)
         f->started_us = cel__mono_us();
@@ -742,7 +769,9 @@ static bool may_take(const cel_worker *w, const struct child *c, int depth)
  */
 static void dispatch(cel_worker *w)
 {
-    int depth = w->runtime_ewma_us < PIPELINE_BELOW_US ? CHILD_DEPTH_MAX : 1;
+    /* With early acks a queued task is acked before it runs, and a child's
+     * death would lose it: pipeline only when acks are late. */
+    int depth = w->acks_late && w->runtime_ewma_us < PIPELINE_BELOW_US ? CHILD_DEPTH_MAX : 1;
     for (int pass = 0; pass < 2 && w->ready_head; pass++) {
         int limit = pass == 0 ? 1 : depth;
         bool progress = true;
@@ -834,6 +863,7 @@ static void run_solo(cel_worker *w)
     if (!w->ready_head)
         w->ready_tail = NULL;
     f->ready_next = NULL;
+    ack_early(w, f);
     struct cel_execution ex;
     cel__execute(w->reg, w->hostname, f->d.body, f->d.len, &ex);
     unlink_held(w, f);
@@ -879,7 +909,8 @@ static void extend_leases(cel_worker *w)
         return;
     size_t n = 0;
     for (struct inflight *f = w->held; f; f = f->next)
-        ds[n++] = &f->d;
+        if (!f->acked)
+            ds[n++] = &f->d;
     if (w->broker->ops->extend(w->broker, ds, n, w->lease_ms) != CEL_OK)
         CEL_WARN("worker", "cannot extend message leases: %s", cel__broker_errmsg(w->broker));
     free(ds);
@@ -1007,6 +1038,9 @@ static int open_stores(cel_worker *w)
     int rc = cel__broker_open(NULL, w->cfg, &w->broker, &w->err);
     if (rc != CEL_OK)
         return rc;
+    if (w->lease_ms <= 0)
+        w->lease_ms =
+            w->broker->ops->default_lease_ms > 0 ? w->broker->ops->default_lease_ms : 120000;
     rc = cel__backend_open(NULL, w->cfg, &w->backend, &w->err);
     if (rc != CEL_OK)
         return rc;
