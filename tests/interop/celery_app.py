@@ -1,0 +1,88 @@
+"""Python Celery side of the interop suite.
+
+The tasks below carry the SAME names as the C example module
+(examples/tasks.c) and behave the same way, so a message can be served by
+either a celeriac worker or this app's Python worker and the client cannot
+tell the difference. `py.only.*` tasks exist only here: a celeriac worker
+does not know them.
+
+Configuration comes from the environment, so the worker the harness starts
+and the clients the tests build agree:
+
+  CEL_INTEROP_BROKER     broker URL (redis://127.0.0.1:PORT/0)
+  CEL_INTEROP_BACKEND    result backend URL (redis://127.0.0.1:PORT/1)
+  CEL_INTEROP_VT         broker visibility timeout in seconds (default 3600)
+  CEL_INTEROP_PREFETCH   worker_prefetch_multiplier (default 4, Celery's)
+"""
+import os
+import time
+
+from celery import Celery
+
+
+def make_app(broker=None, backend=None, visibility_timeout=None):
+    """A fresh app with every task registered; arguments override the env."""
+    broker = broker or os.environ.get("CEL_INTEROP_BROKER", "redis://127.0.0.1:6379/0")
+    backend = backend or os.environ.get("CEL_INTEROP_BACKEND", "redis://127.0.0.1:6379/1")
+    if visibility_timeout is None:
+        visibility_timeout = float(os.environ.get("CEL_INTEROP_VT", "3600"))
+    app = Celery("celery_app", broker=broker, backend=backend, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=int(os.environ.get("CEL_INTEROP_PREFETCH", "4")),
+        worker_hijack_root_logger=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": visibility_timeout},
+    )
+
+    @app.task(name="tasks.add")
+    def add(x, y):
+        return x + y
+
+    @app.task(name="tasks.mul")
+    def mul(x, y):
+        return x * y
+
+    @app.task(name="tasks.xsum")
+    def xsum(numbers):
+        return sum(numbers)
+
+    @app.task(name="tasks.echo")
+    def echo(*args, **kwargs):
+        # Same shape as the C echo: the args back, or {"args", "kwargs"}.
+        if kwargs:
+            return {"args": list(args), "kwargs": kwargs}
+        return list(args)
+
+    @app.task(name="tasks.noop")
+    def noop():
+        return None
+
+    # acks_late so a message that was running when the worker died is
+    # still in `unacked` and comes back after the visibility timeout, as it
+    # does with the celeriac worker (which always acks late).
+    @app.task(name="tasks.sleep", acks_late=True)
+    def sleep(seconds):
+        time.sleep(seconds)
+        return seconds
+
+    @app.task(name="tasks.fail")
+    def fail(message="boom"):
+        raise ValueError(message)
+
+    @app.task(name="py.only.upper")
+    def upper(text):
+        return text.upper()
+
+    @app.task(name="py.only.pid")
+    def pid():
+        return os.getpid()
+
+    return app
+
+
+# The module-level app is what `celery -A celery_app worker` runs.
+app = make_app()
