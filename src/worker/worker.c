@@ -59,10 +59,12 @@
 #define SETTLE_DELAY_US 1000
 #define SETTLE_BATCH    128
 /* While tasks are short (see PIPELINE_BELOW_US) the prefetch window is
- * this many times worker_prefetch_multiplier: reserving more costs other
- * workers nothing measurable when each task takes microseconds, and it is
- * what keeps the pipelines to the children full. */
-#define SHORT_TASK_PREFETCH_BOOST 4
+ * this many times worker_prefetch_multiplier: 128 messages for -c 2 are
+ * still only some 10 ms of work, so other workers lose nothing that
+ * matters, and it is what keeps the pipelines to the children full while
+ * a refill is on its way (measured on Redis: 10.6k tasks/s at 4x,
+ * 13.4k at 16x). */
+#define SHORT_TASK_PREFETCH_BOOST 16
 
 /* A message this worker holds reserved. */
 struct inflight {
