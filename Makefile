@@ -42,8 +42,10 @@ check: test test-sanitize format-check
 demo: deps build
 	scripts/demo.sh $(BUILD)
 
-# libFuzzer targets (clang); run one with e.g.
-#   build-fuzz/fuzz/fuzz_message -max_total_time=60 fuzz/corpus/message
+# libFuzzer targets (clang); run one on a scratch copy of its corpus, or
+# libFuzzer adds every new input to the checked-in seeds:
+#   mkdir -p /tmp/corpus && build-fuzz/fuzz/fuzz_message -max_total_time=60 /tmp/corpus \
+#       fuzz/corpus/message
 fuzz:
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCEL_BUILD_FUZZERS=ON \
 	    -DCEL_BUILD_TESTS=OFF $(CMAKE_ARGS)

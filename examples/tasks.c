@@ -238,6 +238,7 @@ static int spin(cel_task *t, void *ud)
         clock_gettime(CLOCK_MONOTONIC, &now);
     } while ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 <
              num_float(s));
+    (void)work;
     return return_num(t, s);
 }
 

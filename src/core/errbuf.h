@@ -22,7 +22,7 @@ struct cel_errbuf {
 /* Formats the message and returns `code`, so callers can write
  * `return cel__err(&h->err, CEL_EIO, "cannot open '%s'", path);`. */
 int cel__err(struct cel_errbuf *e, int code, const char *fmt, ...) CEL_PRINTF(3, 4);
-int cel__verr(struct cel_errbuf *e, int code, const char *fmt, va_list ap);
+int cel__verr(struct cel_errbuf *e, int code, const char *fmt, va_list ap) CEL_PRINTF(3, 0);
 void cel__err_clear(struct cel_errbuf *e);
 /* Copies another message ("" when src is NULL). */
 void cel__err_copy(struct cel_errbuf *dst, const char *src);
