@@ -22,9 +22,8 @@
 #include "core/clock.h"
 #include "core/json_util.h"
 #include "proto/message.h"
+#include "redis_server.h"
 #include "testing.h"
-
-#define REDIS_SERVER "/usr/bin/redis-server"
 
 /* Band list names; the split literal stops \x16 from eating the digit. */
 #define CELERY3                                                                                    \
@@ -40,119 +39,25 @@
     "hipri\x06\x16"                                                                                \
     "9"
 
-static int port;
-static pid_t server_pid;
-static char url[128];
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof a));
-    socklen_t len = sizeof a;
-    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &len));
-    close(fd);
-    return ntohs(a.sin_port);
-}
+static struct cel_test_redis srv;
 
 static redisContext *raw(void)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    ASSERT(c);
-    if (c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    return c;
-}
-
-static void server_start(void)
-{
-    if (access(REDIS_SERVER, X_OK) != 0)
-        cel_test_fail(__FILE__, __LINE__,
-                      "redis-server is not installed (%s); run scripts/install-deps.sh",
-                      REDIS_SERVER);
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
-    char *argv[] = {(char *)REDIS_SERVER,
-                    (char *)"--port",
-                    p,
-                    (char *)"--bind",
-                    (char *)"127.0.0.1",
-                    (char *)"--save",
-                    (char *)"",
-                    (char *)"--appendonly",
-                    (char *)"no",
-                    (char *)"--daemonize",
-                    (char *)"no",
-                    NULL};
-    char log[512];
-    snprintf(log, sizeof log, "%s/redis-%d.log", cel_test_dir(), port);
-    server_pid = cel_test_spawn(argv, log);
-    ASSERT(server_pid > 0);
-    for (int i = 0; i < 200; i++) {
-        redisContext *c = raw();
-        if (c) {
-            redisReply *r = redisCommand(c, "PING");
-            bool ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r)
-                freeReplyObject(r);
-            redisFree(c);
-            if (ok)
-                return;
-        }
-        cel_test_sleep_ms(25);
-    }
-    cel_test_fail(__FILE__, __LINE__, "redis-server did not answer PING on port %d", port);
-}
-
-static void server_stop(void)
-{
-    if (server_pid > 0) {
-        kill(server_pid, SIGKILL);
-        cel_test_wait(server_pid, 5000);
-    }
-    server_pid = 0;
+    return cel_test_redis_connect(&srv);
 }
 
 static void setup(void)
 {
-    port = free_port();
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
-    server_start();
-}
-
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    ASSERT(r);
-    return r;
-}
-
-static long long cmd_int(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    ASSERT(r && r->type == REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
+    cel_test_redis_setup(&srv);
 }
 
 static struct cel_backend *open_backend(void)
 {
     struct cel_backend *bk = NULL;
     struct cel_errbuf err = {{0}};
-    int rc = cel__backend_open(url, NULL, &bk, &err);
+    int rc = cel__backend_open(srv.url, NULL, &bk, &err);
     if (rc != CEL_OK)
-        cel_test_fail(__FILE__, __LINE__, "open %s: %s", url, err.msg);
+        cel_test_fail(__FILE__, __LINE__, "open %s: %s", srv.url, err.msg);
     ASSERT(bk->ops->wait);
     return bk;
 }
@@ -197,15 +102,15 @@ static void test_store_get_layout(void)
     ASSERT_CONTAINS(m, "\", \"task_id\": \"" ID "\"}");
 
     redisContext *sub = raw();
-    freeReplyObject(cmd(sub, "SUBSCRIBE celery-task-meta-" ID));
+    freeReplyObject(cel_test_redis_cmd(sub, "SUBSCRIBE celery-task-meta-" ID));
     store(bk, ID, CEL_STATE_SUCCESS, m, 86400);
 
     redisContext *c = raw();
-    redisReply *r = cmd(c, "GET celery-task-meta-" ID);
+    redisReply *r = cel_test_redis_cmd(c, "GET celery-task-meta-" ID);
     ASSERT_EQ(r->type, REDIS_REPLY_STRING);
     ASSERT_STREQ(r->str, m);
     freeReplyObject(r);
-    long long ttl = cmd_int(c, "TTL celery-task-meta-" ID);
+    long long ttl = cel_test_redis_int(c, "TTL celery-task-meta-" ID);
     ASSERT(ttl > 86000 && ttl <= 86400);
     /* The same bytes were published on the channel of the same name. */
     void *rep = NULL;
@@ -228,15 +133,15 @@ static void test_store_get_layout(void)
     /* ttl 0: SET, no expiry. */
     char *m2 = meta("t2", "FAILURE", NULL);
     store(bk, "t2", CEL_STATE_FAILURE, m2, 0);
-    ASSERT_EQ(cmd_int(c, "TTL celery-task-meta-t2"), -1);
+    ASSERT_EQ(cel_test_redis_int(c, "TTL celery-task-meta-t2"), -1);
     ASSERT_OK(bk->ops->forget(bk, "t2"));
-    ASSERT_EQ(cmd_int(c, "EXISTS celery-task-meta-t2"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS celery-task-meta-t2"), 0);
 
     free(m);
     free(m2);
     redisFree(c);
     cel__backend_close(bk);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 static void test_guard(void)
@@ -284,7 +189,7 @@ static void test_guard(void)
     free(st2), free(ok2), free(ok3), free(st3);
     free(started), free(success), free(failure), free(progress);
     cel__backend_close(bk);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 static void test_wait(void)
@@ -312,7 +217,7 @@ static void test_wait(void)
         struct cel_backend *other = NULL;
         struct cel_errbuf err;
         usleep(1200 * 1000);
-        if (cel__backend_open(url, NULL, &other, &err) != CEL_OK)
+        if (cel__backend_open(srv.url, NULL, &other, &err) != CEL_OK)
             _exit(2);
         char *done = meta("w1", "SUCCESS", json_integer(5));
         int rc = other->ops->store(other, "w1", CEL_STATE_SUCCESS, done, strlen(done), 60);
@@ -359,7 +264,7 @@ static void test_wait(void)
 
     free(st);
     cel__backend_close(bk);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 /* Worker-shaped cycle: fetch a batch, store results, ack - measured. */
@@ -369,7 +274,7 @@ static void test_cycle_rate(void)
     struct cel_broker *b = NULL;
     struct cel_backend *bk = open_backend();
     struct cel_errbuf err = {{0}};
-    ASSERT_OK(cel__broker_open(url, NULL, &b, &err));
+    ASSERT_OK(cel__broker_open(srv.url, NULL, &b, &err));
     const int total = 20000;
     char id[37];
     struct cel_task_spec spec = {.task = "tasks.add", .args_json = "[2, 3]"};
@@ -391,7 +296,7 @@ static void test_cycle_rate(void)
     free(body);
 
     redisContext *c = raw();
-    freeReplyObject(cmd(c, "CONFIG RESETSTAT"));
+    freeReplyObject(cel_test_redis_cmd(c, "CONFIG RESETSTAT"));
     const char *qs[] = {"celery"};
     struct cel_delivery d[64];
     int done = 0;
@@ -423,9 +328,9 @@ static void test_cycle_rate(void)
     double s = (double)(cel__mono_us() - t0) / 1e6;
     fprintf(stderr, "redis: fetch+store+ack, batches of 64: %d in %.3f s = %.0f tasks/s\n", total,
             s, total / s);
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 0);
-    ASSERT_EQ(cmd_int(c, "DBSIZE"), total + 1); /* results + the binding set */
-    redisReply *r = cmd(c, "INFO commandstats");
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "DBSIZE"), total + 1); /* results + the binding set */
+    redisReply *r = cel_test_redis_cmd(c, "INFO commandstats");
     long long calls = 0;
     for (const char *p = r->str; (p = strstr(p, "calls=")); p += 6)
         calls += atoll(p + 6);
@@ -436,7 +341,7 @@ static void test_cycle_rate(void)
     redisFree(c);
     cel__broker_close(b);
     cel__backend_close(bk);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 int main(void)

@@ -23,9 +23,8 @@
 #include "broker/broker.h"
 #include "core/clock.h"
 #include "proto/message.h"
+#include "redis_server.h"
 #include "testing.h"
-
-#define REDIS_SERVER "/usr/bin/redis-server"
 
 /* Band list names; the split literal stops \x16 from eating the digit. */
 #define CELERY3                                                                                    \
@@ -66,119 +65,25 @@ static bool logged(const char *needle)
     return found;
 }
 
-static int port;
-static pid_t server_pid;
-static char url[128];
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof a));
-    socklen_t len = sizeof a;
-    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &len));
-    close(fd);
-    return ntohs(a.sin_port);
-}
+static struct cel_test_redis srv;
 
 static redisContext *raw(void)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    ASSERT(c);
-    if (c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    return c;
-}
-
-static void server_start(void)
-{
-    if (access(REDIS_SERVER, X_OK) != 0)
-        cel_test_fail(__FILE__, __LINE__,
-                      "redis-server is not installed (%s); run scripts/install-deps.sh",
-                      REDIS_SERVER);
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
-    char *argv[] = {(char *)REDIS_SERVER,
-                    (char *)"--port",
-                    p,
-                    (char *)"--bind",
-                    (char *)"127.0.0.1",
-                    (char *)"--save",
-                    (char *)"",
-                    (char *)"--appendonly",
-                    (char *)"no",
-                    (char *)"--daemonize",
-                    (char *)"no",
-                    NULL};
-    char log[512];
-    snprintf(log, sizeof log, "%s/redis-%d.log", cel_test_dir(), port);
-    server_pid = cel_test_spawn(argv, log);
-    ASSERT(server_pid > 0);
-    for (int i = 0; i < 200; i++) {
-        redisContext *c = raw();
-        if (c) {
-            redisReply *r = redisCommand(c, "PING");
-            bool ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r)
-                freeReplyObject(r);
-            redisFree(c);
-            if (ok)
-                return;
-        }
-        cel_test_sleep_ms(25);
-    }
-    cel_test_fail(__FILE__, __LINE__, "redis-server did not answer PING on port %d", port);
-}
-
-static void server_stop(void)
-{
-    if (server_pid > 0) {
-        kill(server_pid, SIGKILL);
-        cel_test_wait(server_pid, 5000);
-    }
-    server_pid = 0;
+    return cel_test_redis_connect(&srv);
 }
 
 static void setup(void)
 {
-    port = free_port();
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
-    server_start();
-}
-
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    ASSERT(r);
-    return r;
-}
-
-static long long cmd_int(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    ASSERT(r && r->type == REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
+    cel_test_redis_setup(&srv);
 }
 
 static struct cel_broker *open_broker(void)
 {
     struct cel_broker *b = NULL;
     struct cel_errbuf err = {{0}};
-    int rc = cel__broker_open(url, NULL, &b, &err);
+    int rc = cel__broker_open(srv.url, NULL, &b, &err);
     if (rc != CEL_OK)
-        cel_test_fail(__FILE__, __LINE__, "open %s: %s", url, err.msg);
+        cel_test_fail(__FILE__, __LINE__, "open %s: %s", srv.url, err.msg);
     ASSERT(b->ops->caps & CEL_BROKER_CAP_DELAYED);
     ASSERT(b->ops->caps & CEL_BROKER_CAP_VISIBILITY);
     return b;
@@ -243,29 +148,29 @@ static void test_publish_layout(void)
     char *body = publish(b, "celery", 0, 0, id);
     char *body5 = publish(b, "celery", 5, 0, id);
     redisContext *c = raw();
-    redisReply *r = cmd(c, "LRANGE celery 0 -1");
+    redisReply *r = cel_test_redis_cmd(c, "LRANGE celery 0 -1");
     ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
     ASSERT_EQ(r->elements, 1);
     ASSERT_STREQ(r->element[0]->str, body);
     freeReplyObject(r);
-    r = cmd(c, "LRANGE %b 0 -1", CELERY3, strlen(CELERY3));
+    r = cel_test_redis_cmd(c, "LRANGE %b 0 -1", CELERY3, strlen(CELERY3));
     ASSERT_EQ(r->elements, 1);
     ASSERT_STREQ(r->element[0]->str, body5);
     freeReplyObject(r);
-    ASSERT_EQ(cmd_int(c, "SISMEMBER _kombu.binding.celery %b",
-                      "celery\x06\x16\x06\x16"
-                      "celery",
-                      (size_t)16),
+    ASSERT_EQ(cel_test_redis_int(c, "SISMEMBER _kombu.binding.celery %b",
+                                 "celery\x06\x16\x06\x16"
+                                 "celery",
+                                 (size_t)16),
               1);
-    ASSERT_EQ(cmd_int(c, "SCARD _kombu.binding.celery"), 1);
+    ASSERT_EQ(cel_test_redis_int(c, "SCARD _kombu.binding.celery"), 1);
     /* Priority bands: 0-2 -> Q, 3-5 -> Q\x06\x163, 6-8 -> 6, 9 -> 9. */
     int prios[] = {1, 2, 4, 6, 8, 9};
     for (size_t i = 0; i < 6; i++)
         free(publish(b, "hipri", prios[i], 0, id));
-    ASSERT_EQ(cmd_int(c, "LLEN hipri"), 2);
-    ASSERT_EQ(cmd_int(c, "LLEN %b", HIPRI3, strlen(HIPRI3)), 1);
-    ASSERT_EQ(cmd_int(c, "LLEN %b", HIPRI6, strlen(HIPRI6)), 2);
-    ASSERT_EQ(cmd_int(c, "LLEN %b", HIPRI9, strlen(HIPRI9)), 1);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN hipri"), 2);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN %b", HIPRI3, strlen(HIPRI3)), 1);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN %b", HIPRI6, strlen(HIPRI6)), 2);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN %b", HIPRI9, strlen(HIPRI9)), 1);
     size_t len = 0;
     ASSERT_OK(b->ops->length(b, "hipri", &len));
     ASSERT_EQ(len, 6);
@@ -273,7 +178,7 @@ static void test_publish_layout(void)
     free(body);
     free(body5);
     cel__broker_close(b);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 static void test_fetch_ack_records(void)
@@ -295,14 +200,14 @@ static void test_fetch_ack_records(void)
     ASSERT_EQ(d[0].delivery_count, 1);
 
     redisContext *c = raw();
-    ASSERT_EQ(cmd_int(c, "LLEN celery"), 0);
-    redisReply *r = cmd(c, "HGET unacked %s", tag);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 0);
+    redisReply *r = cel_test_redis_cmd(c, "HGET unacked %s", tag);
     ASSERT_EQ(r->type, REDIS_REPLY_STRING);
     char want[8192];
     snprintf(want, sizeof want, "[%s, \"\", \"celery\"]", body);
     ASSERT_STREQ(r->str, want);
     freeReplyObject(r);
-    r = cmd(c, "ZSCORE unacked_index %s", tag);
+    r = cel_test_redis_cmd(c, "ZSCORE unacked_index %s", tag);
     ASSERT_EQ(r->type, REDIS_REPLY_STRING);
     double score = atof(r->str);
     freeReplyObject(r);
@@ -310,29 +215,29 @@ static void test_fetch_ack_records(void)
     ASSERT(score > now - 10 && score <= now + 1);
 
     ASSERT_OK(b->ops->ack(b, &d[0]));
-    ASSERT_EQ(cmd_int(c, "HEXISTS unacked %s", tag), 0);
-    ASSERT_EQ(cmd_int(c, "ZCARD unacked_index"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "HEXISTS unacked %s", tag), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "ZCARD unacked_index"), 0);
     cel__delivery_release(&d[0]);
 
     /* Batched acks: one ZREM and one HDEL at commit. */
     for (int i = 0; i < 3; i++)
         free(publish(b, "celery", 0, 0, id));
     ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 3, 60000, 3000), 3);
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 3);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 3);
     ASSERT_OK(b->ops->begin(b));
     for (int i = 0; i < 3; i++)
         ASSERT_OK(b->ops->ack(b, &d[i]));
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 3); /* nothing sent before commit */
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 3); /* nothing sent before commit */
     ASSERT_OK(b->ops->commit(b));
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 0);
-    ASSERT_EQ(cmd_int(c, "ZCARD unacked_index"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "ZCARD unacked_index"), 0);
     for (int i = 0; i < 3; i++)
         cel__delivery_release(&d[i]);
     json_decref(env);
     free(body);
     redisFree(c);
     cel__broker_close(b);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 static int prio_of(const char *body)
@@ -359,7 +264,7 @@ static void test_priority_order_and_window(void)
     size_t len = 0;
     ASSERT_OK(b->ops->length(b, "celery", &len));
     ASSERT_EQ(len, 4); /* 2 fetched, none prefetched beyond the window */
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 2);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 2);
     ASSERT_EQ(fetch_wait(b, celery_q, 1, d + 2, 4, 60000, 3000), 4);
     /* Band 0 (0, 1 in FIFO order), band 3 (3, 5), band 6, band 9. */
     int want[] = {0, 1, 3, 5, 6, 9};
@@ -368,10 +273,10 @@ static void test_priority_order_and_window(void)
         ASSERT_OK(b->ops->ack(b, &d[i]));
         cel__delivery_release(&d[i]);
     }
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
     redisFree(c);
     cel__broker_close(b);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 static void test_reject_requeue_and_dead_letter(void)
@@ -386,11 +291,11 @@ static void test_reject_requeue_and_dead_letter(void)
     ASSERT_STREQ(d[0].body, body);
     redisContext *c = raw();
     ASSERT_OK(b->ops->reject(b, &d[0], true, NULL));
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 0);
-    ASSERT_EQ(cmd_int(c, "ZCARD unacked_index"), 0);
-    ASSERT_EQ(cmd_int(c, "LLEN celery"), 2);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "ZCARD unacked_index"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 2);
     /* RPUSH: at the front, served next; flagged like kombu's restore. */
-    redisReply *r = cmd(c, "LINDEX celery -1");
+    redisReply *r = cel_test_redis_cmd(c, "LINDEX celery -1");
     json_t *env = load(r->str);
     freeReplyObject(r);
     ASSERT(json_is_true(json_object_get(json_object_get(env, "headers"), "redelivered")));
@@ -404,9 +309,9 @@ static void test_reject_requeue_and_dead_letter(void)
     ASSERT_CONTAINS(d[0].body, id);
     ASSERT_EQ(d[0].delivery_count, 2);
     ASSERT_OK(b->ops->reject(b, &d[0], false, "poison message"));
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 0);
-    ASSERT_EQ(cmd_int(c, "LLEN celeriac.dead_letters"), 1);
-    r = cmd(c, "LINDEX celeriac.dead_letters 0");
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celeriac.dead_letters"), 1);
+    r = cel_test_redis_cmd(c, "LINDEX celeriac.dead_letters 0");
     json_t *dead = load(r->str);
     freeReplyObject(r);
     ASSERT_STREQ(json_string_value(json_object_get(dead, "reason")), "poison message");
@@ -418,23 +323,23 @@ static void test_reject_requeue_and_dead_letter(void)
     /* extend: re-scores the index entry to now. */
     ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 1, 60000, 3000), 1);
     ASSERT_CONTAINS(d[0].body, id2);
-    freeReplyObject(cmd(c, "ZADD unacked_index 1000 %s", d[0].tag_str));
+    freeReplyObject(cel_test_redis_cmd(c, "ZADD unacked_index 1000 %s", d[0].tag_str));
     const struct cel_delivery *ds[] = {&d[0]};
     ASSERT_OK(b->ops->extend(b, ds, 1, 60000));
-    r = cmd(c, "ZSCORE unacked_index %s", d[0].tag_str);
+    r = cel_test_redis_cmd(c, "ZSCORE unacked_index %s", d[0].tag_str);
     double now = (double)cel__wall_us() / 1e6;
     ASSERT(atof(r->str) > now - 5);
     freeReplyObject(r);
     ASSERT_OK(b->ops->ack(b, &d[0]));
     /* extend after ack must not resurrect the entry (ZADD XX). */
     ASSERT_OK(b->ops->extend(b, ds, 1, 60000));
-    ASSERT_EQ(cmd_int(c, "ZCARD unacked_index"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "ZCARD unacked_index"), 0);
     cel__delivery_release(&d[0]);
 
     free(body);
     redisFree(c);
     cel__broker_close(b);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 /* A consumer takes a message and is SIGKILLed; the sweep of another one
@@ -455,7 +360,7 @@ static void test_visibility_sweep_after_kill(void)
         close(pfd[0]);
         struct cel_broker *cb = NULL;
         struct cel_errbuf err = {{0}};
-        if (cel__broker_open(url, NULL, &cb, &err) != CEL_OK)
+        if (cel__broker_open(srv.url, NULL, &cb, &err) != CEL_OK)
             _exit(2);
         struct cel_delivery d;
         size_t n = 0;
@@ -478,8 +383,8 @@ static void test_visibility_sweep_after_kill(void)
     waitpid(pid, NULL, 0);
 
     redisContext *c = raw();
-    ASSERT_EQ(cmd_int(c, "LLEN celery"), 0);
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 1);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 1);
     cel_test_sleep_ms(1300); /* past the 1 s visibility timeout */
 
     b = open_broker();
@@ -489,15 +394,15 @@ static void test_visibility_sweep_after_kill(void)
     ASSERT_CONTAINS(d.body, id);
     ASSERT_CONTAINS(d.body, "\"redelivered\": true");
     ASSERT_EQ(d.delivery_count, 2);
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 1);         /* recorded again for the new consumer */
-    ASSERT_EQ(cmd_int(c, "EXISTS unacked_mutex"), 0); /* released */
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 1); /* recorded again for the new consumer */
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS unacked_mutex"), 0); /* released */
     ASSERT_OK(b->ops->ack(b, &d));
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
     cel__delivery_release(&d);
     cel__broker_close(b);
     redisFree(c);
     free(body);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 static void test_delayed(void)
@@ -508,8 +413,8 @@ static void test_delayed(void)
     int64_t due = cel__wall_us() + 1500000;
     free(publish(b, "celery", 0, due, id));
     redisContext *c = raw();
-    ASSERT_EQ(cmd_int(c, "LLEN celery"), 0);
-    ASSERT_EQ(cmd_int(c, "ZCARD celeriac.delayed"), 1);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "ZCARD celeriac.delayed"), 1);
     struct cel_delivery d;
     ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 700), 0);
     ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 4000), 1);
@@ -517,12 +422,12 @@ static void test_delayed(void)
     ASSERT(at >= due);
     ASSERT(at < due + 1200000); /* moved at its due time, not a second later */
     ASSERT_CONTAINS(d.body, id);
-    ASSERT_EQ(cmd_int(c, "ZCARD celeriac.delayed"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "ZCARD celeriac.delayed"), 0);
     ASSERT_OK(b->ops->ack(b, &d));
     cel__delivery_release(&d);
     redisFree(c);
     cel__broker_close(b);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 static void test_purge_length_and_close_gives_back(void)
@@ -547,9 +452,9 @@ static void test_purge_length_and_close_gives_back(void)
     size_t n = 0;
     ASSERT_OK(b->ops->fetch(b, celery_q, 1, 3, 60000, d, &n, NULL)); /* opens a window of 3 */
     redisContext *c = raw();
-    for (int i = 0; i < 300 && cmd_int(c, "HLEN unacked") < 3; i++)
+    for (int i = 0; i < 300 && cel_test_redis_int(c, "HLEN unacked") < 3; i++)
         cel_test_sleep_ms(10);
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 3);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 3);
     ASSERT_EQ(fetch_wait(b, celery_q, 1, d + n, 1, 60000, 3000), 1);
     ASSERT_OK(b->ops->ack(b, &d[n]));
     cel__delivery_release(&d[n]);
@@ -558,10 +463,10 @@ static void test_purge_length_and_close_gives_back(void)
         cel__delivery_release(&d[i]);
     }
     cel__broker_close(b);
-    ASSERT_EQ(cmd_int(c, "LLEN celery"), 2 - (long long)n);
-    ASSERT_EQ(cmd_int(c, "HLEN unacked"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 2 - (long long)n);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
     redisFree(c);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 /* Redis dies while the consumer waits; it comes back on the same port;
@@ -572,7 +477,7 @@ static void test_reconnect(void)
     struct cel_broker *b = open_broker();
     struct cel_delivery d;
     ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 300), 0); /* consumer idle in BRPOP */
-    server_stop();
+    cel_test_redis_stop(&srv);
     cel_test_sleep_ms(500);
     char id[37];
     size_t len;
@@ -580,12 +485,12 @@ static void test_reconnect(void)
     int rc = b->ops->publish(b, "celery", 0, 0, id, body, len);
     ASSERT_EQ(rc, CEL_ECONNECT); /* bounded, with a message */
     ASSERT_CONTAINS(cel__broker_errmsg(b), "127.0.0.1");
-    server_start();
+    cel_test_redis_start(&srv);
     ASSERT_OK(b->ops->publish(b, "celery", 0, 0, id, body, len));
     ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 8000), 1);
     ASSERT_STREQ(d.body, body);
     char lost[160];
-    snprintf(lost, sizeof lost, "connection to %s lost: ", url);
+    snprintf(lost, sizeof lost, "connection to %s lost: ", srv.url);
     ASSERT(logged(lost));
     ASSERT(logged("; reconnecting in 0.1 s"));
     ASSERT(logged("reconnected to redis://127.0.0.1:"));
@@ -593,7 +498,7 @@ static void test_reconnect(void)
     cel__delivery_release(&d);
     free(body);
     cel__broker_close(b);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 static void test_bad_url_and_auth(void)
@@ -602,27 +507,27 @@ static void test_bad_url_and_auth(void)
     struct cel_broker *b = NULL;
     struct cel_errbuf err = {{0}};
     char bad[128];
-    snprintf(bad, sizeof bad, "redis://:wrong@127.0.0.1:%d/0", port);
+    snprintf(bad, sizeof bad, "redis://:wrong@127.0.0.1:%d/0", srv.port);
     int64_t t0 = cel_test_now_ms();
     ASSERT(cel__broker_open(bad, NULL, &b, &err) != CEL_OK);
     ASSERT(!b);
     ASSERT_CONTAINS(err.msg, "AUTH");
     ASSERT(strstr(err.msg, "wrong") == NULL); /* password never in messages */
-    snprintf(bad, sizeof bad, "redis://127.0.0.1:%d/0", free_port());
+    snprintf(bad, sizeof bad, "redis://127.0.0.1:%d/0", cel_test_free_port());
     ASSERT_EQ(cel__broker_open(bad, NULL, &b, &err), CEL_ECONNECT);
     ASSERT(cel_test_now_ms() - t0 < 3000);
     /* Another DB is another keyspace. */
-    snprintf(bad, sizeof bad, "redis://127.0.0.1:%d/3", port);
+    snprintf(bad, sizeof bad, "redis://127.0.0.1:%d/3", srv.port);
     ASSERT_OK(cel__broker_open(bad, NULL, &b, &err));
     char id[37];
     free(publish(b, "celery", 0, 0, id));
     redisContext *c = raw();
-    ASSERT_EQ(cmd_int(c, "LLEN celery"), 0);
-    freeReplyObject(cmd(c, "SELECT 3"));
-    ASSERT_EQ(cmd_int(c, "LLEN celery"), 1);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 0);
+    freeReplyObject(cel_test_redis_cmd(c, "SELECT 3"));
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 1);
     redisFree(c);
     cel__broker_close(b);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 /* The C producer through the public client API, batches of 1000. */
@@ -630,7 +535,7 @@ static void test_client_batch_rate(void)
 {
     setup();
     cel_config *cfg = cel_config_new();
-    ASSERT_OK(cel_config_set(cfg, "broker_url", url, "test"));
+    ASSERT_OK(cel_config_set(cfg, "broker_url", srv.url, "test"));
     cel_client *cl = cel_client_new(cfg);
     cel_config_free(cfg);
     ASSERT_OK(cel_client_connect(cl));
@@ -646,10 +551,10 @@ static void test_client_batch_rate(void)
     fprintf(stderr, "redis: C producer, batches of 1000: %d tasks in %.3f s = %.0f tasks/s\n",
             total, s, total / s);
     redisContext *c = raw();
-    ASSERT_EQ(cmd_int(c, "LLEN celery"), total);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), total);
     redisFree(c);
     cel_client_free(cl);
-    server_stop();
+    cel_test_redis_stop(&srv);
 }
 
 int main(void)
