@@ -75,7 +75,11 @@ json_t *cel__json_parse(const char *text, size_t len, int max_depth, char *err, 
             snprintf(err, errlen, "JSON nesting deeper than %d levels", max_depth);
         return NULL;
     }
+    return cel__json_parse_prechecked(text, len, err, errlen);
+}
 
+json_t *cel__json_parse_prechecked(const char *text, size_t len, char *err, size_t errlen)
+{
     json_error_t jerr;
     /* JSON_ALLOW_NUL: Python sends "\u0000" inside strings without qualms. */
     json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
@@ -93,12 +97,10 @@ struct sbuf {
     bool oom;
 };
 
-static bool sb_reserve(struct sbuf *b, size_t n)
+static bool sb_grow(struct sbuf *b, size_t n)
 {
     if (b->oom)
         return false;
-    if (b->len + n + 1 <= b->cap)
-        return true;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + n + 1)
         cap *= 2;
@@ -112,13 +114,20 @@ static bool sb_reserve(struct sbuf *b, size_t n)
     return true;
 }
 
-static void sb_add(struct sbuf *b, const char *s, size_t n)
+/* Room for n more bytes and the final NUL (written once, at the end). */
+static inline bool sb_reserve(struct sbuf *b, size_t n)
+{
+    if (b->len + n < b->cap && !b->oom)
+        return true;
+    return sb_grow(b, n);
+}
+
+static inline void sb_add(struct sbuf *b, const char *s, size_t n)
 {
     if (!sb_reserve(b, n))
         return;
     memcpy(b->p + b->len, s, n);
     b->len += n;
-    b->p[b->len] = '\0';
 }
 
 static void sb_adds(struct sbuf *b, const char *s)
@@ -235,57 +244,130 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
-static void dump_string(struct sbuf *b, const char *s, size_t n)
+/* 1 for bytes dump_string() cannot copy as they are: controls, '"',
+ * '\\', DEL and everything non-ASCII (ensure_ascii). */
+static const unsigned char special[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, /* 0x70: DEL */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x90 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xa0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xb0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xc0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xd0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xe0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xf0 */
+};
+
+static char *put_u(char *o, uint32_t cp)
 {
-    char esc[16];
-    sb_add(b, "\"", 1);
+    static const char hex[] = "0123456789abcdef";
+    o[0] = '\\';
+    o[1] = 'u';
+    o[2] = hex[cp >> 12 & 15];
+    o[3] = hex[cp >> 8 & 15];
+    o[4] = hex[cp >> 4 & 15];
+    o[5] = hex[cp & 15];
+    return o + 6;
+}
+
+#define ONES  (~(uint64_t)0 / 255) /* 0x0101...01 */
+#define HIGHS (ONES * 0x80)
+
+/* True when none of the 8 bytes in v is special: the usual bit tricks
+ * for "some byte is zero" / "some byte is below n", exact for "any". */
+static inline bool plain8(uint64_t v)
+{
+    uint64_t ctl = (v - ONES * 0x20) & ~v;
+    uint64_t quote = ((v ^ (ONES * '"')) - ONES) & ~(v ^ (ONES * '"'));
+    uint64_t bslash = ((v ^ (ONES * '\\')) - ONES) & ~(v ^ (ONES * '\\'));
+    uint64_t del = ((v ^ (ONES * 0x7f)) - ONES) & ~(v ^ (ONES * 0x7f));
+    return ((ctl | quote | bslash | del | v) & HIGHS) == 0;
+}
+
+/* Plain ASCII (names, ids, base64 bodies) is copied 8 bytes at a time.
+ * An escape is at most 6 output bytes per input byte (a control
+ * character; a 4-byte sequence becomes a 12-byte surrogate pair): the
+ * first special byte reserves that much for the rest of the string, so
+ * a long plain string never reserves more than it needs. */
+static void dump_string(struct sbuf *b, const char *str, size_t n)
+{
+    if (n > SIZE_MAX / 8) {
+        b->oom = true;
+        return;
+    }
+    if (!sb_reserve(b, n + 2))
+        return;
+    const unsigned char *s = (const unsigned char *)str;
+    char *o = b->p + b->len;
+    bool roomy = false;
+    *o++ = '"';
     size_t i = 0;
     while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            /* copy a run of plain ASCII in one go */
-            size_t j = i + 1;
-            while (j < n && (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] < 0x7f &&
-                   s[j] != '"' && s[j] != '\\')
-                j++;
-            sb_add(b, s + i, j - i);
-            i = j;
+        while (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!plain8(v))
+                break;
+            memcpy(o, &v, 8);
+            o += 8;
+            i += 8;
+        }
+        if (i == n)
+            break;
+        unsigned char c = s[i];
+        if (!special[c]) {
+            *o++ = (char)c;
+            i++;
             continue;
         }
+        if (!roomy) {
+            b->len = (size_t)(o - b->p);
+            if (!sb_reserve(b, (n - i) * 6 + 1))
+                return;
+            o = b->p + b->len;
+            roomy = true;
+        }
+        char e = 0;
         switch (c) {
         case '"':
-            sb_add(b, "\\\"", 2);
-            i++;
-            continue;
+            e = '"';
+            break;
         case '\\':
-            sb_add(b, "\\\\", 2);
-            i++;
-            continue;
+            e = '\\';
+            break;
         case '\n':
-            sb_add(b, "\\n", 2);
-            i++;
-            continue;
+            e = 'n';
+            break;
         case '\r':
-            sb_add(b, "\\r", 2);
-            i++;
-            continue;
+            e = 'r';
+            break;
         case '\t':
-            sb_add(b, "\\t", 2);
-            i++;
-            continue;
+            e = 't';
+            break;
         case '\b':
-            sb_add(b, "\\b", 2);
-            i++;
-            continue;
+            e = 'b';
+            break;
         case '\f':
-            sb_add(b, "\\f", 2);
-            i++;
-            continue;
+            e = 'f';
+            break;
         default:
             break;
         }
+        if (e) {
+            *o++ = '\\';
+            *o++ = e;
+            i++;
+            continue;
+        }
         uint32_t cp;
-        size_t len = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        size_t len = utf8_decode(s + i, n - i, &cp);
         if (len == 0) {
             /* jansson validates UTF-8, so this is unreachable for parsed
              * values; keep going with U+FFFD rather than emit bad JSON. */
@@ -294,14 +376,30 @@ static void dump_string(struct sbuf *b, const char *s, size_t n)
         }
         if (cp >= 0x10000) {
             cp -= 0x10000;
-            snprintf(esc, sizeof esc, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+            o = put_u(o, 0xd800 + (cp >> 10));
+            o = put_u(o, 0xdc00 + (cp & 0x3ff));
         } else {
-            snprintf(esc, sizeof esc, "\\u%04x", cp);
+            o = put_u(o, cp);
         }
-        sb_adds(b, esc);
         i += len;
     }
-    sb_add(b, "\"", 1);
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+/* %lld without printf's machinery: integers are most of what args hold. */
+static void dump_int(struct sbuf *b, json_int_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    sb_add(b, tmp + i, sizeof tmp - i);
 }
 
 static bool dump_value(struct sbuf *b, const json_t *v, int depth)
@@ -321,8 +419,7 @@ static bool dump_value(struct sbuf *b, const json_t *v, int depth)
         sb_add(b, "false", 5);
         return true;
     case JSON_INTEGER:
-        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        sb_adds(b, num);
+        dump_int(b, json_integer_value(v));
         return true;
     case JSON_REAL:
         format_real(json_real_value(v), num, sizeof num);
@@ -373,5 +470,6 @@ char *cel__json_dump(const json_t *v)
         free(b.p);
         return NULL;
     }
+    b.p[b.len] = '\0';
     return b.p;
 }

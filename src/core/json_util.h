@@ -26,6 +26,9 @@ int cel__json_depth(const char *text, size_t len, int max_depth);
 /* Parses untrusted text with a depth limit. Returns NULL and writes a
  * message into err on failure. Accepts any JSON value at the top. */
 json_t *cel__json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen);
+/* The same without the depth scan, for a caller that just ran
+ * cel__json_depth() on the same text (to report its own error). */
+json_t *cel__json_parse_prechecked(const char *text, size_t len, char *err, size_t errlen);
 
 /* Dumps with CEL_JSON_DUMP_FLAGS; caller frees with free(). */
 char *cel__json_dump(const json_t *v);

@@ -11,22 +11,17 @@
  */
 #include "proto/message.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "celeriac/error.h"
 #include "core/base64.h"
 #include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/json_util.h"
-#include "core/uuid.h"
-
-/* Celery's Task.argsrepr_maxsize / kwargsrepr_maxsize. */
-#define REPR_MAX_LEN 1024
+#include "proto/envelope_writer.h"
 
 /* --- parsing ------------------------------------------------------------- */
 
@@ -225,7 +220,7 @@ static int decode_body(const json_t *root, const json_t *props, int max_depth,
         free(decoded);
         return cel__errf(err, errlen, CEL_EDEPTH, "body nesting deeper than %d levels", max_depth);
     }
-    m->body = cel__json_parse(text, len, max_depth, jerr, sizeof jerr);
+    m->body = cel__json_parse_prechecked(text, len, jerr, sizeof jerr);
     free(decoded);
     if (!m->body)
         return cel__errf(err, errlen, CEL_EJSON, "body: %s", jerr);
@@ -263,13 +258,12 @@ static int parse_envelope(const char *data, size_t len, size_t max_bytes, int ma
     if (len > max_bytes)
         return cel__errf(err, errlen, CEL_ETOOBIG, "message is %zu bytes, limit is %zu", len,
                          max_bytes);
-    /* cel__json_parse() checks the depth too, but this names the error. */
     if (cel__json_depth(data, len, max_depth) > max_depth)
         return cel__errf(err, errlen, CEL_EDEPTH, "message nesting deeper than %d levels",
                          max_depth);
 
     char jerr[160];
-    m->root = cel__json_parse(data, len, max_depth, jerr, sizeof jerr);
+    m->root = cel__json_parse_prechecked(data, len, jerr, sizeof jerr);
     if (!m->root)
         return cel__errf(err, errlen, CEL_EJSON, "%s", jerr);
     if (!json_is_object(m->root))
@@ -345,7 +339,7 @@ char *cel__message_encode(const struct cel_message *m)
 /* --- building ------------------------------------------------------------ */
 
 /* jansson's setters steal a NULL reference and fail; collect failures in
- * one flag instead of checking each of the ~30 calls. */
+ * one flag instead of checking each call. */
 static void put(json_t *obj, const char *key, json_t *v, bool *ok)
 {
     if (!v || json_object_set_new(obj, key, v) != 0)
@@ -357,156 +351,8 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *time_or_null(int64_t us)
-{
-    char buf[40];
-    if (us == 0)
-        return json_null();
-    cel__iso8601(us, true, buf, sizeof buf);
-    return json_string(buf);
-}
-
-/* 30.0 goes out as 30, the way a Python caller's time_limit=30 does. */
-static json_t *limit_or_null(double s)
-{
-    if (s <= 0)
-        return json_null();
-    if (s == (double)(json_int_t)s)
-        return json_integer((json_int_t)s);
-    return json_real(s);
-}
-
-static json_t *default_embed(void)
-{
-    return json_pack("{s:n, s:n, s:n, s:n}", "callbacks", "errbacks", "chain", "chord");
-}
-
-static int load_arg(json_t *given, const char *text, bool want_array, json_t **out, char *err,
-                    size_t errlen)
-{
-    const char *what = want_array ? "args" : "kwargs";
-    if (given) {
-        *out = json_incref(given);
-    } else if (text) {
-        char jerr[160];
-        *out = cel__json_parse(text, strlen(text), CEL_MESSAGE_MAX_DEPTH, jerr, sizeof jerr);
-        if (!*out)
-            return cel__errf(err, errlen, CEL_EJSON, "%s_json: %s", what, jerr);
-    } else {
-        *out = want_array ? json_array() : json_object();
-        if (!*out)
-            return cel__errf(err, errlen, CEL_ENOMEM, "out of memory");
-    }
-    if (want_array ? !json_is_array(*out) : !json_is_object(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        return cel__errf(err, errlen, CEL_EINVAL, "%s must be a JSON %s", what,
-                         want_array ? "array" : "object");
-    }
-    return CEL_OK;
-}
-
-static char *encode_body(json_t *args, json_t *kwargs, json_t *embed)
-{
-    json_t *body = json_array();
-    if (!body)
-        return NULL;
-    json_array_append(body, args);
-    json_array_append(body, kwargs);
-    if (embed)
-        json_array_append(body, embed);
-    else
-        json_array_append_new(body, default_embed());
-    char *text = json_array_size(body) == 3 ? cel__json_dump(body) : NULL;
-    json_decref(body);
-    if (!text)
-        return NULL;
-    size_t n = strlen(text);
-    char *b64 = malloc(cel__base64_encoded_len(n) + 1);
-    if (b64)
-        cel__base64_encode((const unsigned char *)text, n, b64);
-    free(text);
-    return b64;
-}
-
-static char host_name[256];
-
-static void lookup_host(void)
-{
-    if (gethostname(host_name, sizeof host_name) != 0)
-        snprintf(host_name, sizeof host_name, "localhost");
-    host_name[sizeof host_name - 1] = '\0';
-}
-
-/* "gen<pid>@<host>", as Celery's producers write it. The host name is a
- * system call away and does not change under a running producer, so it
- * is looked up once per process; the pid is taken fresh (fork). */
-static void default_origin(char *out, size_t len)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, lookup_host);
-    snprintf(out, len, "gen%ld@%s", (long)getpid(), host_name);
-}
-
-static json_t *build_headers(const struct cel_task_spec *s, const char *id, json_t *args,
-                             json_t *kwargs, bool *ok)
-{
-    json_t *h = json_object();
-    if (!h) {
-        *ok = false;
-        return NULL;
-    }
-    char origin[300];
-    if (!s->origin)
-        default_origin(origin, sizeof origin);
-    char *argsrepr = cel__json_pyrepr(args, REPR_MAX_LEN);
-    char *kwargsrepr = cel__json_pyrepr(kwargs, REPR_MAX_LEN);
-
-    /* Python's order; tools that diff messages appreciate it. */
-    put(h, "lang", json_string(s->lang ? s->lang : "c"), ok);
-    put(h, "task", json_string(s->task), ok);
-    put(h, "id", json_string(id), ok);
-    put(h, "shadow", str_or_null(s->shadow), ok);
-    put(h, "eta", time_or_null(s->eta_us), ok);
-    put(h, "expires", time_or_null(s->expires_us), ok);
-    put(h, "group", str_or_null(s->group_id), ok);
-    put(h, "group_index", json_null(), ok);
-    put(h, "retries", json_integer(s->retries), ok);
-    put(h, "timelimit",
-        json_pack("[oo]", limit_or_null(s->time_limit), limit_or_null(s->soft_time_limit)), ok);
-    put(h, "root_id", json_string(s->root_id ? s->root_id : id), ok);
-    put(h, "parent_id", str_or_null(s->parent_id), ok);
-    put(h, "argsrepr", argsrepr ? json_string(argsrepr) : NULL, ok);
-    put(h, "kwargsrepr", kwargsrepr ? json_string(kwargsrepr) : NULL, ok);
-    put(h, "origin", json_string(s->origin ? s->origin : origin), ok);
-    put(h, "ignore_result", json_boolean(s->ignore_result), ok);
-    free(argsrepr);
-    free(kwargsrepr);
-    return h;
-}
-
-static json_t *build_properties(const struct cel_task_spec *s, const char *id, bool *ok)
-{
-    json_t *p = json_object();
-    if (!p) {
-        *ok = false;
-        return NULL;
-    }
-    char tag[CEL_UUID_STRLEN + 1];
-    cel__uuid4(tag);
-    put(p, "correlation_id", json_string(id), ok);
-    put(p, "reply_to", json_string(s->reply_to ? s->reply_to : ""), ok);
-    put(p, "delivery_mode", json_integer(2), ok);
-    put(p, "delivery_info",
-        json_pack("{s:s, s:s}", "exchange", s->exchange ? s->exchange : "", "routing_key",
-                  s->queue ? s->queue : "celery"),
-        ok);
-    put(p, "priority", json_integer(s->priority), ok);
-    put(p, "body_encoding", json_string("base64"), ok);
-    put(p, "delivery_tag", json_string(tag), ok);
-    return p;
-}
-
+/* The envelope itself is written by envelope_writer.c, straight into one
+ * buffer: building it from jansson values cost most of a send. */
 int cel__message_build(const struct cel_task_spec *spec, char **out, size_t *outlen,
                        char id_out[37], char *err, size_t errlen)
 {
@@ -514,66 +360,15 @@ int cel__message_build(const struct cel_task_spec *spec, char **out, size_t *out
         *out = NULL;
     if (!spec || !out)
         return cel__errf(err, errlen, CEL_EINVAL, "no task spec or output");
-    if (!spec->task || !spec->task[0])
-        return cel__errf(err, errlen, CEL_EINVAL, "task name is required");
-    if (spec->id && (!spec->id[0] || (id_out && strlen(spec->id) > CEL_UUID_STRLEN)))
-        return cel__errf(err, errlen, CEL_EINVAL, "task id must be 1..%d characters",
-                         CEL_UUID_STRLEN);
-    if (spec->priority < 0 || spec->priority > 9)
-        return cel__errf(err, errlen, CEL_EINVAL, "priority %d is outside 0..9", spec->priority);
-    if (spec->retries < 0)
-        return cel__errf(err, errlen, CEL_EINVAL, "retries must be >= 0");
-    if (spec->time_limit < 0 || spec->soft_time_limit < 0)
-        return cel__errf(err, errlen, CEL_EINVAL, "time limits must be >= 0");
-    if ((spec->embed && !json_is_object(spec->embed)))
-        return cel__errf(err, errlen, CEL_EINVAL, "embed must be a JSON object");
-
-    char idbuf[CEL_UUID_STRLEN + 1];
-    const char *id = spec->id;
-    if (!id) {
-        cel__uuid4(idbuf);
-        id = idbuf;
-    }
-
-    json_t *args = NULL, *kwargs = NULL;
-    int rc;
-    if ((rc = load_arg(spec->args, spec->args_json, true, &args, err, errlen)) ||
-        (rc = load_arg(spec->kwargs, spec->kwargs_json, false, &kwargs, err, errlen))) {
-        json_decref(args);
+    struct cel_envbuf buf = {0};
+    int rc = cel__envelope_write(spec, &buf, id_out, err, errlen);
+    if (rc != CEL_OK) {
+        cel__envbuf_free(&buf);
         return rc;
     }
-
-    bool ok = true;
-    char *body = encode_body(args, kwargs, spec->embed);
-    json_t *env = json_object();
-    if (!env || !body) {
-        ok = false;
-    } else {
-        put(env, "body", json_string(body), &ok);
-        put(env, "content-encoding", json_string("utf-8"), &ok);
-        put(env, "content-type", json_string("application/json"), &ok);
-        put(env, "headers", build_headers(spec, id, args, kwargs, &ok), &ok);
-        put(env, "properties", build_properties(spec, id, &ok), &ok);
-    }
-    free(body);
-    json_decref(args);
-    json_decref(kwargs);
-
-    char *text = ok ? cel__json_dump(env) : NULL;
-    json_decref(env);
-    if (!text) {
-        /* Inputs were validated above; what is left is memory, or a
-         * string that is not UTF-8 (jansson refuses those). */
-        return cel__errf(err, errlen, ok ? CEL_ENOMEM : CEL_EINVAL,
-                         ok ? "out of memory"
-                            : "cannot build message (out of memory or a "
-                              "string that is not valid UTF-8)");
-    }
-    *out = text;
+    *out = buf.p;
     if (outlen)
-        *outlen = strlen(text);
-    if (id_out)
-        snprintf(id_out, CEL_UUID_STRLEN + 1, "%s", id);
+        *outlen = buf.len;
     return CEL_OK;
 }
 
@@ -585,22 +380,27 @@ struct rbuf {
     bool oom;
 };
 
-static void rb_add(struct rbuf *b, const char *s, size_t n)
+static bool rb_grow(struct rbuf *b, size_t n)
 {
     if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
+        return false;
+    size_t cap = b->cap ? b->cap : 128;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
     }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+static inline void rb_add(struct rbuf *b, const char *s, size_t n)
+{
+    if ((b->len + n >= b->cap || b->oom) && !rb_grow(b, n))
+        return;
     memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
@@ -628,6 +428,16 @@ static void repr_string(struct rbuf *b, const char *s, size_t n)
     rb_add(b, &q, 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != (unsigned char)q && c != '\\') {
+            /* a run of printable ASCII goes in one piece */
+            size_t j = i + 1;
+            while (j < n && (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] < 0x7f &&
+                   s[j] != q && s[j] != '\\')
+                j++;
+            rb_add(b, s + i, j - i);
+            i = j - 1;
+            continue;
+        }
         if (c == (unsigned char)q || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
@@ -676,10 +486,20 @@ static void repr_value(struct rbuf *b, const json_t *v, bool top, int depth)
     case JSON_FALSE:
         rb_adds(b, "False");
         break;
-    case JSON_INTEGER:
-        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        rb_adds(b, num);
+    case JSON_INTEGER: {
+        /* no printf: integers are most of what args hold */
+        json_int_t x = json_integer_value(v);
+        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+        size_t i = sizeof num;
+        do {
+            num[--i] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (x < 0)
+            num[--i] = '-';
+        rb_add(b, num + i, sizeof num - i);
         break;
+    }
     case JSON_REAL: {
         /* JSON's float text is Python's float repr (see json_util.c). */
         char *s = cel__json_dump(v);
