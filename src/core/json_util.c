@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_escape.h"
+
 /* Dumping recursion guard; parsed input is far shallower (max_depth). */
 #define DUMP_MAX_DEPTH 4096
 
@@ -212,179 +214,26 @@ static void format_real(double d, char *out, size_t outlen)
     snprintf(out, outlen, "%s", buf);
 }
 
-/* Decodes one UTF-8 sequence; returns its length, or 0 when invalid. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+/* Plain text is copied with room for itself only; the first byte that
+ * needs an escape reserves the worst case for the rest, so a long plain
+ * string (a base64 result) never reserves six times its size. jansson
+ * strings are UTF-8, so REPLACE never changes a parsed or built value;
+ * if one were not, U+FFFD keeps the output valid JSON. */
+static void dump_string(struct sbuf *b, const char *s, size_t n)
 {
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    size_t len;
-    uint32_t c;
-    if ((s[0] & 0xe0) == 0xc0) {
-        len = 2;
-        c = s[0] & 0x1f;
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        len = 3;
-        c = s[0] & 0x0f;
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        len = 4;
-        c = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        c = c << 6 | (s[i] & 0x3f);
-    }
-    *cp = c;
-    return len;
-}
-
-/* 1 for bytes dump_string() cannot copy as they are: controls, '"',
- * '\\', DEL and everything non-ASCII (ensure_ascii). */
-static const unsigned char special[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, /* 0x70: DEL */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x90 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xa0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xb0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xc0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xd0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xe0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xf0 */
-};
-
-static char *put_u(char *o, uint32_t cp)
-{
-    static const char hex[] = "0123456789abcdef";
-    o[0] = '\\';
-    o[1] = 'u';
-    o[2] = hex[cp >> 12 & 15];
-    o[3] = hex[cp >> 8 & 15];
-    o[4] = hex[cp >> 4 & 15];
-    o[5] = hex[cp & 15];
-    return o + 6;
-}
-
-#define ONES  (~(uint64_t)0 / 255) /* 0x0101...01 */
-#define HIGHS (ONES * 0x80)
-
-/* True when none of the 8 bytes in v is special: the usual bit tricks
- * for "some byte is zero" / "some byte is below n", exact for "any". */
-static inline bool plain8(uint64_t v)
-{
-    uint64_t ctl = (v - ONES * 0x20) & ~v;
-    uint64_t quote = ((v ^ (ONES * '"')) - ONES) & ~(v ^ (ONES * '"'));
-    uint64_t bslash = ((v ^ (ONES * '\\')) - ONES) & ~(v ^ (ONES * '\\'));
-    uint64_t del = ((v ^ (ONES * 0x7f)) - ONES) & ~(v ^ (ONES * 0x7f));
-    return ((ctl | quote | bslash | del | v) & HIGHS) == 0;
-}
-
-/* Plain ASCII (names, ids, base64 bodies) is copied 8 bytes at a time.
- * An escape is at most 6 output bytes per input byte (a control
- * character; a 4-byte sequence becomes a 12-byte surrogate pair): the
- * first special byte reserves that much for the rest of the string, so
- * a long plain string never reserves more than it needs. */
-static void dump_string(struct sbuf *b, const char *str, size_t n)
-{
+    size_t plain, k = 0;
     if (n > SIZE_MAX / 8) {
         b->oom = true;
         return;
     }
     if (!sb_reserve(b, n + 2))
         return;
-    const unsigned char *s = (const unsigned char *)str;
-    char *o = b->p + b->len;
-    bool roomy = false;
-    *o++ = '"';
-    size_t i = 0;
-    while (i < n) {
-        while (i + 8 <= n) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            if (!plain8(v))
-                break;
-            memcpy(o, &v, 8);
-            o += 8;
-            i += 8;
-        }
-        if (i == n)
-            break;
-        unsigned char c = s[i];
-        if (!special[c]) {
-            *o++ = (char)c;
-            i++;
-            continue;
-        }
-        if (!roomy) {
-            b->len = (size_t)(o - b->p);
-            if (!sb_reserve(b, (n - i) * 6 + 1))
-                return;
-            o = b->p + b->len;
-            roomy = true;
-        }
-        char e = 0;
-        switch (c) {
-        case '"':
-            e = '"';
-            break;
-        case '\\':
-            e = '\\';
-            break;
-        case '\n':
-            e = 'n';
-            break;
-        case '\r':
-            e = 'r';
-            break;
-        case '\t':
-            e = 't';
-            break;
-        case '\b':
-            e = 'b';
-            break;
-        case '\f':
-            e = 'f';
-            break;
-        default:
-            break;
-        }
-        if (e) {
-            *o++ = '\\';
-            *o++ = e;
-            i++;
-            continue;
-        }
-        uint32_t cp;
-        size_t len = utf8_decode(s + i, n - i, &cp);
-        if (len == 0) {
-            /* jansson validates UTF-8, so this is unreachable for parsed
-             * values; keep going with U+FFFD rather than emit bad JSON. */
-            cp = 0xfffd;
-            len = 1;
-        }
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            o = put_u(o, 0xd800 + (cp >> 10));
-            o = put_u(o, 0xdc00 + (cp & 0x3ff));
-        } else {
-            o = put_u(o, cp);
-        }
-        i += len;
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
+    b->p[b->len++] = '"';
+    b->len += plain = cel__json_escape_plain(b->p + b->len, s, n);
+    if (plain < n && sb_reserve(b, cel__json_escape_bound(n - plain) + 1))
+        cel__json_escape(b->p + b->len, s + plain, n - plain, &k, CEL_JSON_ESCAPE_REPLACE);
+    b->len += k;
+    b->p[b->len++] = '"';
 }
 
 /* %lld without printf's machinery: integers are most of what args hold. */

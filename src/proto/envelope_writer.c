@@ -3,11 +3,11 @@
  *
  * The output must stay byte-identical to what jansson values dumped by
  * core/json_util.c gave (tests/unit/test_proto.c and the interop suite
- * hold us to it), so every rule of that dumper is repeated here for the
- * strings we write: ensure_ascii, lower-case \u escapes, surrogate pairs,
- * ", " and ": " separators. The one rule jansson added on its own is
- * kept too: a string that is not valid UTF-8 (by jansson's definition)
- * makes the build fail with CEL_EINVAL, as json_string() did.
+ * hold us to it): strings go through the same escaper
+ * (core/json_escape.c), and the separators are ", " and ": " as there.
+ * The one rule jansson added on its own is kept too: a string that is
+ * not valid UTF-8 (by jansson's definition) makes the build fail with
+ * CEL_EINVAL, as json_string() did.
  */
 #include "proto/envelope_writer.h"
 
@@ -22,6 +22,7 @@
 #include "core/base64.h"
 #include "core/clock.h"
 #include "core/errbuf.h"
+#include "core/json_escape.h"
 #include "core/json_util.h"
 #include "core/uuid.h"
 
@@ -103,181 +104,28 @@ static void put_int(struct writer *w, int64_t v)
 
 /* --- strings --------------------------------------------------------------- */
 
-/* 1 for bytes that cannot be copied as they are: controls, '"', '\\',
- * DEL and everything non-ASCII (ensure_ascii). */
-static const unsigned char special[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, /* 0x70: DEL */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x90 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xa0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xb0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xc0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xd0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xe0 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xf0 */
-};
-
-/* One UTF-8 sequence by jansson's rules (utf8_check_full): no overlong
- * forms, no surrogates, nothing above U+10FFFF. Returns its length, or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
+/* A JSON string literal, escaped by core/json_escape.c like the dumper
+ * does it. Names and ids are plain: they are copied with room for
+ * themselves, and only a string with something to escape reserves the
+ * worst case for its rest. A string that is not UTF-8 marks the write
+ * bad, as json_string() refused it. */
+static void put_str(struct writer *w, const char *s, size_t n)
 {
-    size_t len;
-    uint32_t c;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2;
-        c = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3;
-        c = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4;
-        c = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-        c = c << 6 | (s[i] & 0x3f);
-    }
-    if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff) || (len == 3 && c < 0x800) ||
-        (len == 4 && c < 0x10000))
-        return 0;
-    *cp = c;
-    return len;
-}
-
-static char *put_u(char *o, uint32_t cp)
-{
-    static const char hex[] = "0123456789abcdef";
-    o[0] = '\\';
-    o[1] = 'u';
-    o[2] = hex[cp >> 12 & 15];
-    o[3] = hex[cp >> 8 & 15];
-    o[4] = hex[cp >> 4 & 15];
-    o[5] = hex[cp & 15];
-    return o + 6;
-}
-
-#define ONES  (~(uint64_t)0 / 255) /* 0x0101...01 */
-#define HIGHS (ONES * 0x80)
-
-/* True when none of the 8 bytes in v is special (see the table above):
- * the usual bit tricks for "some byte is zero" and "some byte is less
- * than n", which are exact for the question "is there any". */
-static inline bool plain8(uint64_t v)
-{
-    uint64_t ctl = (v - ONES * 0x20) & ~v;
-    uint64_t quote = ((v ^ (ONES * '"')) - ONES) & ~(v ^ (ONES * '"'));
-    uint64_t bslash = ((v ^ (ONES * '\\')) - ONES) & ~(v ^ (ONES * '\\'));
-    uint64_t del = ((v ^ (ONES * 0x7f)) - ONES) & ~(v ^ (ONES * 0x7f));
-    return ((ctl | quote | bslash | del | v) & HIGHS) == 0;
-}
-
-/* A JSON string literal. Most strings are plain ASCII (names, UUIDs),
- * copied 8 bytes at a time. An escape takes at most 6 output bytes per
- * input byte (a control character; a 4-byte sequence becomes 12), so the
- * first special byte reserves room for the rest and the loop never
- * checks bounds again. */
-static void put_str(struct writer *w, const char *str, size_t n)
-{
+    struct cel_envbuf *b = w->b;
+    size_t plain, k = 0;
     if (n > SIZE_MAX / 8) {
         w->oom = true;
         return;
     }
     if (!reserve(w, n + 2))
         return;
-    const unsigned char *s = (const unsigned char *)str;
-    char *o = w->b->p + w->b->len;
-    bool roomy = false; /* room for the worst case was reserved */
-    *o++ = '"';
-    size_t i = 0;
-    while (i < n) {
-        while (i + 8 <= n) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            if (!plain8(v))
-                break;
-            memcpy(o, &v, 8);
-            o += 8;
-            i += 8;
-        }
-        if (i == n)
-            break;
-        if (!special[s[i]]) {
-            *o++ = (char)s[i++];
-            continue;
-        }
-        if (!roomy) {
-            w->b->len = (size_t)(o - w->b->p);
-            if (!reserve(w, (n - i) * 6 + 1))
-                return;
-            o = w->b->p + w->b->len;
-            roomy = true;
-        }
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            char e = 0;
-            switch (c) {
-            case '"':
-                e = '"';
-                break;
-            case '\\':
-                e = '\\';
-                break;
-            case '\n':
-                e = 'n';
-                break;
-            case '\r':
-                e = 'r';
-                break;
-            case '\t':
-                e = 't';
-                break;
-            case '\b':
-                e = 'b';
-                break;
-            case '\f':
-                e = 'f';
-                break;
-            default:
-                break;
-            }
-            if (e) {
-                *o++ = '\\';
-                *o++ = e;
-            } else {
-                o = put_u(o, c);
-            }
-            i++;
-            continue;
-        }
-        uint32_t cp;
-        size_t len = utf8_seq(s + i, n - i, &cp);
-        if (len == 0) {
-            w->bad = true;
-            break;
-        }
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            o = put_u(o, 0xd800 + (cp >> 10));
-            o = put_u(o, 0xdc00 + (cp & 0x3ff));
-        } else {
-            o = put_u(o, cp);
-        }
-        i += len;
-    }
-    *o++ = '"';
-    w->b->len = (size_t)(o - w->b->p);
+    b->p[b->len++] = '"';
+    b->len += plain = cel__json_escape_plain(b->p + b->len, s, n);
+    if (plain < n && reserve(w, cel__json_escape_bound(n - plain) + 1) &&
+        cel__json_escape(b->p + b->len, s + plain, n - plain, &k, 0) != CEL_OK)
+        w->bad = true;
+    b->len += k;
+    b->p[b->len++] = '"';
 }
 
 static void put_cstr(struct writer *w, const char *s)
