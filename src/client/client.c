@@ -2,10 +2,13 @@
  * client.c - the producer side of celeriac/client.h: connect, send,
  * batch, purge.
  *
- * A send is one cel__message_build() (the same Celery v2 envelope every
- * transport carries) and one publish(). Countdowns become a due time on
- * the broker side (DESIGN.md 4): the worker never holds future tasks in
- * memory.
+ * A send is one cel__envelope_write() (the same Celery v2 envelope every
+ * transport carries) into the client's reused buffer, and one publish().
+ * Every transport copies the bytes before publish() returns (Redis into
+ * its command buffer, batched or not; SQLite into the row; memory into
+ * its own message), so the buffer is free for the next send even inside
+ * a batch. Countdowns become a due time on the broker side (DESIGN.md 4):
+ * the worker never holds future tasks in memory.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +18,13 @@
 #include "core/log.h"
 #include "core/url.h"
 #include "core/uuid.h"
+#include "proto/envelope_writer.h"
 #include "proto/message.h"
 
 #define DEFAULT_QUEUE "celery"
+
+/* Largest send buffer kept between sends; envelopes are a few KiB. */
+#define SEND_BUF_KEEP (1024 * 1024)
 
 cel_client *cel_client_new(const cel_config *cfg)
 {
@@ -40,6 +47,7 @@ void cel_client_free(cel_client *c)
         cel__broker_close(c->broker);
     if (c->backend)
         cel__backend_close(c->backend);
+    cel__envbuf_free(&c->send_buf);
     cel_config_free(c->cfg);
     free(c);
 }
@@ -56,6 +64,14 @@ static void redacted(const cel_client *c, const char *key, char *buf, size_t len
     if ((!url || !*url) && strcmp(key, "result_backend") == 0)
         url = cel_config_get(c->cfg, "broker_url"); /* results share the broker's store */
     cel__url_redact(url ? url : "", buf, len);
+}
+
+static const char *default_queue(const cel_client *c)
+{
+    if (c->default_queue)
+        return c->default_queue;
+    const char *q = cel_config_get(c->cfg, "task_default_queue");
+    return q && *q ? q : DEFAULT_QUEUE;
 }
 
 int cel_client_connect(cel_client *c)
@@ -91,6 +107,9 @@ int cel_client_connect(cel_client *c)
         return cel__err(&c->err, rc, "cannot open result backend '%s': %s", url,
                         detail.msg[0] ? detail.msg : cel_strerror(rc));
     }
+    /* The client's config is its own copy and never changes: look the
+     * queue up once instead of on every send. */
+    c->default_queue = default_queue(c);
     c->connected = true;
     return CEL_OK;
 }
@@ -100,12 +119,6 @@ static int need_connection(cel_client *c)
     if (!c->connected)
         return cel__err(&c->err, CEL_ESTATE, "client is not connected (call cel_client_connect)");
     return CEL_OK;
-}
-
-static const char *default_queue(const cel_client *c)
-{
-    const char *q = cel_config_get(c->cfg, "task_default_queue");
-    return q && *q ? q : DEFAULT_QUEUE;
 }
 
 int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
@@ -141,19 +154,21 @@ int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
     if (opts->countdown > 0)
         spec.eta_us = cel__wall_us() + (int64_t)(opts->countdown * 1e6);
 
-    char *body = NULL;
-    size_t len = 0;
+    /* One buffer per client, reused: a send allocates nothing once the
+     * buffer has grown to the size of its messages. */
     char id[CEL_UUID_STRLEN + 1] = "";
     char why[256] = "";
-    rc = cel__message_build(&spec, &body, &len, opts->task_id ? NULL : id, why, sizeof why);
+    rc = cel__envelope_write(&spec, &c->send_buf, opts->task_id ? NULL : id, why, sizeof why);
     if (rc != CEL_OK)
         return cel__err(&c->err, rc, "cannot build message for '%s': %s", task_name,
                         why[0] ? why : cel_strerror(rc));
     const char *task_id = opts->task_id ? opts->task_id : id;
 
-    rc = c->broker->ops->publish(c->broker, spec.queue, spec.priority, spec.eta_us, task_id, body,
-                                 len);
-    free(body);
+    rc = c->broker->ops->publish(c->broker, spec.queue, spec.priority, spec.eta_us, task_id,
+                                 c->send_buf.p, c->send_buf.len);
+    /* A rare huge message should not pin its memory for the client's life. */
+    if (c->send_buf.cap > SEND_BUF_KEEP)
+        cel__envbuf_free(&c->send_buf);
     if (rc != CEL_OK)
         return cel__err(&c->err, rc, "cannot publish '%s' to queue '%s': %s", task_name, spec.queue,
                         cel__broker_errmsg(c->broker));
