@@ -69,7 +69,9 @@ struct cel_broker_ops {
     void (*close)(struct cel_broker *b);
 
     /* Stores one envelope on `queue`. due_us: wall-clock µs before which
-     * the message must not be delivered (0: now). */
+     * the message must not be delivered (0: now). `body` is borrowed for
+     * the call only (clients reuse the buffer): copy what you keep, also
+     * inside begin()/commit(). */
     int (*publish)(struct cel_broker *b, const char *queue, int priority, int64_t due_us,
                    const char *task_id, const char *body, size_t len);
 
