@@ -57,7 +57,8 @@ typedef struct cel_task_def {
     const char *name;  /* "tasks.add"; copied */
     cel_task_fn fn;    /* the task body */
     void *userdata;    /* passed to fn untouched */
-    const char *queue; /* default queue for clients using this def; NULL: default */
+    const char *queue; /* queue the task lives on: a worker started without -Q
+                          consumes it too. NULL: task_default_queue */
     int ignore_result; /* non-zero: the worker stores no result */
 } cel_task_def;
 

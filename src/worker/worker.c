@@ -181,24 +181,42 @@ void cel_worker_stop(cel_worker *w, int cold)
     }
 }
 
+static int add_queue(cel_worker *w, const char *name, size_t n)
+{
+    for (size_t i = 0; i < w->nqueues; i++)
+        if (strlen(w->queues[i]) == n && memcmp(w->queues[i], name, n) == 0)
+            return CEL_OK;
+    if (w->nqueues == MAX_QUEUES)
+        return cel__err(&w->err, CEL_ECONFIG, "too many queues (at most %d)", MAX_QUEUES);
+    w->queues[w->nqueues] = strndup(name, n);
+    if (!w->queues[w->nqueues])
+        return CEL_ENOMEM;
+    w->nqueues++;
+    return CEL_OK;
+}
+
+/* worker_queues (-Q) when given; otherwise task_default_queue plus every
+ * queue a registered task names in its definition, so a module that
+ * declares `queue = "images"` for a task is served without extra flags. */
 static int parse_queues(cel_worker *w)
 {
     const char *list = cel_config_get(w->cfg, "worker_queues");
-    if (!list || !*list)
+    bool explicit_list = list && *list;
+    if (!explicit_list)
         list = cel_config_get(w->cfg, "task_default_queue");
+    int rc;
     const char *p = list;
     while (p && *p) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        if (n > 0) {
-            if (w->nqueues == MAX_QUEUES)
-                return cel__err(&w->err, CEL_ECONFIG, "too many queues (at most %d)", MAX_QUEUES);
-            w->queues[w->nqueues] = strndup(p, n);
-            if (!w->queues[w->nqueues])
-                return CEL_ENOMEM;
-            w->nqueues++;
-        }
+        if (n > 0 && (rc = add_queue(w, p, n)) != CEL_OK)
+            return rc;
         p = comma ? comma + 1 : NULL;
+    }
+    for (size_t i = 0; !explicit_list && i < cel_registry_count(w->reg); i++) {
+        const char *q = cel_registry_at(w->reg, i)->queue;
+        if (q && *q && (rc = add_queue(w, q, strlen(q))) != CEL_OK)
+            return rc;
     }
     if (w->nqueues == 0)
         return cel__err(&w->err, CEL_ECONFIG, "no queue to consume from");
