@@ -196,8 +196,11 @@ int cel__redis_connect(struct cel_redis *r, struct cel_errbuf *err)
     if (!r->down_since_ms)
         r->down_since_ms = now;
     r->retry_at_ms = now + r->backoff_ms;
-    CEL_WARN(r->component, "cannot connect to %s: %s; retrying in %.1f s", r->target->display, why,
-             (double)r->backoff_ms / 1000.0);
+    /* Before the first connection the caller reports the failure itself
+     * (open fails; the worker retries on its own schedule). */
+    if (r->generation > 0)
+        CEL_WARN(r->component, "cannot connect to %s: %s; retrying in %.1f s", r->target->display,
+                 why, (double)r->backoff_ms / 1000.0);
     r->backoff_ms =
         r->backoff_ms * 2 > CEL_REDIS_BACKOFF_MAX_MS ? CEL_REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
     if (rc == CEL_ENOMEM)

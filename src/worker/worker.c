@@ -1067,6 +1067,43 @@ static int open_stores(cel_worker *w)
     return CEL_OK;
 }
 
+/* Sleeps up to ms, or until a signal asks the worker to stop. */
+static void sleep_unless_stopped(cel_worker *w, int64_t ms)
+{
+    struct pollfd p = {.fd = w->sigpipe[0], .events = POLLIN};
+    if (!atomic_load(&w->stop_level))
+        poll(&p, 1, (int)ms);
+}
+
+/*
+ * A broker that is down when the worker starts (a reboot that brought the
+ * worker up before Redis) is waited for with backoff, as Celery does with
+ * broker_connection_retry_on_startup; other errors (a bad URL, a file
+ * that cannot be created) end the start at once. TERM or INT stop the
+ * waiting.
+ */
+static int open_stores_retrying(cel_worker *w)
+{
+    int64_t backoff_ms = 500;
+    for (;;) {
+        int rc = open_stores(w);
+        if (rc == CEL_OK)
+            return CEL_OK;
+        cel__backend_close(w->backend);
+        cel__broker_close(w->broker);
+        w->backend = NULL;
+        w->broker = NULL;
+        if (rc != CEL_ECONNECT && rc != CEL_EDISCONNECTED)
+            return rc;
+        CEL_ERROR("worker", "consumer: cannot connect: %s; trying again in %.1f s", w->err.msg,
+                  (double)backoff_ms / 1000.0);
+        sleep_unless_stopped(w, backoff_ms);
+        if (atomic_load(&w->stop_level))
+            return CEL_OK; /* asked to stop while waiting: a clean shutdown */
+        backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
+    }
+}
+
 static void loop(cel_worker *w)
 {
     struct pollfd *pfds = calloc((size_t)w->concurrency + 2, sizeof *pfds);
@@ -1151,20 +1188,15 @@ int cel_worker_run(cel_worker *w)
     if (w->config_rc != CEL_OK)
         return w->config_rc;
     cel__err_clear(&w->err);
-    int rc = open_stores(w);
-    if (rc != CEL_OK) {
-        cel__broker_close(w->broker);
-        w->broker = NULL;
-        return rc;
-    }
-    if (pipe2(w->sigpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        rc = cel__err(&w->err, CEL_EIO, "pipe: %s", strerror(errno));
-        goto out;
-    }
+    int rc;
+    if (pipe2(w->sigpipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return cel__err(&w->err, CEL_EIO, "pipe: %s", strerror(errno));
     atomic_store(&w->stop_level, 0);
     w->runtime_ewma_us = 10 * PIPELINE_BELOW_US;
     struct sigaction old[4];
     install_signals(w, old);
+    if ((rc = open_stores_retrying(w)) != CEL_OK)
+        goto out_signals;
 
     if (!w->solo) {
         w->children = calloc((size_t)w->concurrency, sizeof *w->children);
@@ -1193,7 +1225,6 @@ out_children:
     flush_pending(w);
 out_signals:
     restore_signals(old);
-out:
     free(w->pend);
     w->pend = NULL;
     w->npend = w->cappend = 0;
