@@ -11,6 +11,7 @@
 #include "core/json_util.h"
 
 #include "core/json_parse.h"
+#include "core/strbuf.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -92,50 +93,6 @@ json_t *cel__json_parse_prechecked(const char *text, size_t len, char *err, size
 }
 
 /* --- dumping ------------------------------------------------------------- */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static bool sb_grow(struct sbuf *b, size_t n)
-{
-    if (b->oom)
-        return false;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-/* Room for n more bytes and the final NUL (written once, at the end). */
-static inline bool sb_reserve(struct sbuf *b, size_t n)
-{
-    if (b->len + n < b->cap && !b->oom)
-        return true;
-    return sb_grow(b, n);
-}
-
-static inline void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (!sb_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void sb_adds(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
 
 /*
  * Python's float repr: the shortest digit string that reads back to the
@@ -219,25 +176,25 @@ static void format_real(double d, char *out, size_t outlen)
  * string (a base64 result) never reserves six times its size. jansson
  * strings are UTF-8, so REPLACE never changes a parsed or built value;
  * if one were not, U+FFFD keeps the output valid JSON. */
-static void dump_string(struct sbuf *b, const char *s, size_t n)
+static void dump_string(struct cel_strbuf *b, const char *s, size_t n)
 {
     size_t plain, k = 0;
     if (n > SIZE_MAX / 8) {
         b->oom = true;
         return;
     }
-    if (!sb_reserve(b, n + 2))
+    if (!cel__strbuf_reserve(b, n + 2))
         return;
     b->p[b->len++] = '"';
     b->len += plain = cel__json_escape_plain(b->p + b->len, s, n);
-    if (plain < n && sb_reserve(b, cel__json_escape_bound(n - plain) + 1))
+    if (plain < n && cel__strbuf_reserve(b, cel__json_escape_bound(n - plain) + 1))
         cel__json_escape(b->p + b->len, s + plain, n - plain, &k, CEL_JSON_ESCAPE_REPLACE);
     b->len += k;
     b->p[b->len++] = '"';
 }
 
 /* %lld without printf's machinery: integers are most of what args hold. */
-static void dump_int(struct sbuf *b, json_int_t v)
+static void dump_int(struct cel_strbuf *b, json_int_t v)
 {
     char tmp[24];
     size_t i = sizeof tmp;
@@ -248,10 +205,10 @@ static void dump_int(struct sbuf *b, json_int_t v)
     } while (u);
     if (v < 0)
         tmp[--i] = '-';
-    sb_add(b, tmp + i, sizeof tmp - i);
+    cel__strbuf_add(b, tmp + i, sizeof tmp - i);
 }
 
-static bool dump_value(struct sbuf *b, const json_t *v, int depth)
+static bool dump_value(struct cel_strbuf *b, const json_t *v, int depth)
 {
     char num[64];
 
@@ -259,51 +216,51 @@ static bool dump_value(struct sbuf *b, const json_t *v, int depth)
         return false;
     switch (json_typeof(v)) {
     case JSON_NULL:
-        sb_add(b, "null", 4);
+        cel__strbuf_add(b, "null", 4);
         return true;
     case JSON_TRUE:
-        sb_add(b, "true", 4);
+        cel__strbuf_add(b, "true", 4);
         return true;
     case JSON_FALSE:
-        sb_add(b, "false", 5);
+        cel__strbuf_add(b, "false", 5);
         return true;
     case JSON_INTEGER:
         dump_int(b, json_integer_value(v));
         return true;
     case JSON_REAL:
         format_real(json_real_value(v), num, sizeof num);
-        sb_adds(b, num);
+        cel__strbuf_adds(b, num);
         return true;
     case JSON_STRING:
         dump_string(b, json_string_value(v), json_string_length(v));
         return true;
     case JSON_ARRAY: {
-        sb_add(b, "[", 1);
+        cel__strbuf_add(b, "[", 1);
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i)
-                sb_add(b, ", ", 2);
+                cel__strbuf_add(b, ", ", 2);
             if (!dump_value(b, json_array_get(v, i), depth + 1))
                 return false;
         }
-        sb_add(b, "]", 1);
+        cel__strbuf_add(b, "]", 1);
         return true;
     }
     case JSON_OBJECT: {
-        sb_add(b, "{", 1);
+        cel__strbuf_add(b, "{", 1);
         bool first = true;
         /* jansson >= 2.8 iterates in insertion order, which is what makes
          * a parsed envelope re-encode to the same bytes. */
         for (void *it = json_object_iter((json_t *)v); it;
              it = json_object_iter_next((json_t *)v, it)) {
             if (!first)
-                sb_add(b, ", ", 2);
+                cel__strbuf_add(b, ", ", 2);
             first = false;
             dump_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
-            sb_add(b, ": ", 2);
+            cel__strbuf_add(b, ": ", 2);
             if (!dump_value(b, json_object_iter_value(it), depth + 1))
                 return false;
         }
-        sb_add(b, "}", 1);
+        cel__strbuf_add(b, "}", 1);
         return true;
     }
     }
@@ -314,11 +271,10 @@ char *cel__json_dump(const json_t *v)
 {
     if (!v)
         return NULL;
-    struct sbuf b = {0};
-    if (!sb_reserve(&b, 64) || !dump_value(&b, v, 0) || b.oom) {
+    struct cel_strbuf b = {0};
+    if (!cel__strbuf_reserve(&b, 64) || !dump_value(&b, v, 0)) {
         free(b.p);
         return NULL;
     }
-    b.p[b.len] = '\0';
-    return b.p;
+    return cel__strbuf_finish(&b);
 }

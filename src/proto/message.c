@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/json_util.h"
+#include "core/strbuf.h"
 #include "proto/envelope_writer.h"
 
 /* --- parsing ------------------------------------------------------------- */
@@ -374,43 +375,6 @@ int cel__message_build(const struct cel_task_spec *spec, char **out, size_t *out
 
 /* --- Python repr ----------------------------------------------------------- */
 
-struct rbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static bool rb_grow(struct rbuf *b, size_t n)
-{
-    if (b->oom)
-        return false;
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-static inline void rb_add(struct rbuf *b, const char *s, size_t n)
-{
-    if ((b->len + n >= b->cap || b->oom) && !rb_grow(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void rb_adds(struct rbuf *b, const char *s)
-{
-    rb_add(b, s, strlen(s));
-}
-
 /*
  * repr() of a str: single quotes unless the text has a ' and no ", the
  * usual backslash escapes, \xNN for control characters. Non-ASCII text
@@ -419,13 +383,13 @@ static void rb_adds(struct rbuf *b, const char *s)
  * Python's full isprintable() table is not worth carrying for a header
  * that is only ever displayed.
  */
-static void repr_string(struct rbuf *b, const char *s, size_t n)
+static void repr_string(struct cel_strbuf *b, const char *s, size_t n)
 {
     bool has_single = memchr(s, '\'', n) != NULL, has_double = memchr(s, '"', n) != NULL;
     char q = has_single && !has_double ? '"' : '\'';
     char esc[16];
 
-    rb_add(b, &q, 1);
+    cel__strbuf_add(b, &q, 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c < 0x7f && c != (unsigned char)q && c != '\\') {
@@ -434,57 +398,57 @@ static void repr_string(struct rbuf *b, const char *s, size_t n)
             while (j < n && (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] < 0x7f &&
                    s[j] != q && s[j] != '\\')
                 j++;
-            rb_add(b, s + i, j - i);
+            cel__strbuf_add(b, s + i, j - i);
             i = j - 1;
             continue;
         }
         if (c == (unsigned char)q || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
-            rb_add(b, esc, 2);
+            cel__strbuf_add(b, esc, 2);
         } else if (c == '\n') {
-            rb_add(b, "\\n", 2);
+            cel__strbuf_add(b, "\\n", 2);
         } else if (c == '\r') {
-            rb_add(b, "\\r", 2);
+            cel__strbuf_add(b, "\\r", 2);
         } else if (c == '\t') {
-            rb_add(b, "\\t", 2);
+            cel__strbuf_add(b, "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
             snprintf(esc, sizeof esc, "\\x%02x", c);
-            rb_adds(b, esc);
+            cel__strbuf_adds(b, esc);
         } else if (c == 0xc2 && i + 1 < n &&
                    (((unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0xa0) ||
                     (unsigned char)s[i + 1] == 0xad)) {
             snprintf(esc, sizeof esc, "\\x%02x", (unsigned char)s[i + 1]);
-            rb_adds(b, esc);
+            cel__strbuf_adds(b, esc);
             i++;
         } else if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
                    ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
             snprintf(esc, sizeof esc, "\\u%04x", 0x2000 + ((unsigned char)s[i + 2] - 0x80));
-            rb_adds(b, esc);
+            cel__strbuf_adds(b, esc);
             i += 2;
         } else {
-            rb_add(b, (const char *)&s[i], 1);
+            cel__strbuf_add(b, (const char *)&s[i], 1);
         }
     }
-    rb_add(b, &q, 1);
+    cel__strbuf_add(b, &q, 1);
 }
 
-static void repr_value(struct rbuf *b, const json_t *v, bool top, int depth)
+static void repr_value(struct cel_strbuf *b, const json_t *v, bool top, int depth)
 {
     char num[64];
     if (depth > CEL_MESSAGE_MAX_DEPTH * 4) {
-        rb_adds(b, "...");
+        cel__strbuf_adds(b, "...");
         return;
     }
     switch (json_typeof(v)) {
     case JSON_NULL:
-        rb_adds(b, "None");
+        cel__strbuf_adds(b, "None");
         break;
     case JSON_TRUE:
-        rb_adds(b, "True");
+        cel__strbuf_adds(b, "True");
         break;
     case JSON_FALSE:
-        rb_adds(b, "False");
+        cel__strbuf_adds(b, "False");
         break;
     case JSON_INTEGER: {
         /* no printf: integers are most of what args hold */
@@ -497,13 +461,13 @@ static void repr_value(struct rbuf *b, const json_t *v, bool top, int depth)
         } while (u);
         if (x < 0)
             num[--i] = '-';
-        rb_add(b, num + i, sizeof num - i);
+        cel__strbuf_add(b, num + i, sizeof num - i);
         break;
     }
     case JSON_REAL: {
         /* JSON's float text is Python's float repr (see json_util.c). */
         char *s = cel__json_dump(v);
-        rb_adds(b, s ? s : "0.0");
+        cel__strbuf_adds(b, s ? s : "0.0");
         free(s);
         break;
     }
@@ -514,28 +478,28 @@ static void repr_value(struct rbuf *b, const json_t *v, bool top, int depth)
         /* Celery reprs the args tuple: the top level is "(2, 3)" or "(2,)",
          * nested arrays are lists. */
         size_t n = json_array_size(v);
-        rb_adds(b, top ? "(" : "[");
+        cel__strbuf_adds(b, top ? "(" : "[");
         for (size_t i = 0; i < n; i++) {
             if (i)
-                rb_adds(b, ", ");
+                cel__strbuf_adds(b, ", ");
             repr_value(b, json_array_get(v, i), false, depth + 1);
         }
-        rb_adds(b, top ? (n == 1 ? ",)" : ")") : "]");
+        cel__strbuf_adds(b, top ? (n == 1 ? ",)" : ")") : "]");
         break;
     }
     case JSON_OBJECT: {
         bool first = true;
-        rb_adds(b, "{");
+        cel__strbuf_adds(b, "{");
         for (void *it = json_object_iter((json_t *)v); it;
              it = json_object_iter_next((json_t *)v, it)) {
             if (!first)
-                rb_adds(b, ", ");
+                cel__strbuf_adds(b, ", ");
             first = false;
             repr_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
-            rb_adds(b, ": ");
+            cel__strbuf_adds(b, ": ");
             repr_value(b, json_object_iter_value(it), false, depth + 1);
         }
-        rb_adds(b, "}");
+        cel__strbuf_adds(b, "}");
         break;
     }
     }
@@ -543,29 +507,20 @@ static void repr_value(struct rbuf *b, const json_t *v, bool top, int depth)
 
 char *cel__json_pyrepr(const json_t *v, size_t max_len)
 {
-    struct rbuf b = {0};
+    struct cel_strbuf b = {0};
     if (!v)
-        rb_adds(&b, "None");
+        cel__strbuf_adds(&b, "None");
     else
         repr_value(&b, v, true, 0);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    if (max_len && b.len > max_len) {
+    if (!b.oom && max_len && b.len > max_len) {
         size_t cut = max_len;
         /* never split a UTF-8 sequence: the header must stay valid text */
         while (cut > 0 && ((unsigned char)b.p[cut] & 0xc0) == 0x80)
             cut--;
         b.len = cut;
-        b.p[cut] = '\0';
-        rb_adds(&b, "...");
-        if (b.oom) {
-            free(b.p);
-            return NULL;
-        }
+        cel__strbuf_adds(&b, "...");
     }
-    return b.p;
+    return cel__strbuf_finish(&b);
 }
 
 /* --- results ----------------------------------------------------------------- */
