@@ -23,13 +23,15 @@ configure: $(BUILD)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
-# The whole suite: unit, integration (real worker processes, real SQLite)
-# and fuzz-corpus replay.
-test: build
+# The whole suite: unit, integration (real worker processes, real SQLite),
+# Redis interop with Python Celery (servers started by the tests) and
+# fuzz-corpus replay. Installs missing packages first (a no-op when all
+# are there), so it is the one command on a fresh machine too.
+test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
-test-sanitize:
+test-sanitize: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCEL_WERROR=ON -DCEL_SANITIZE=ON \
 	    $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
