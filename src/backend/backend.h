@@ -81,6 +81,10 @@ const char *cel__backend_errmsg(const struct cel_backend *bk);
 int cel__backend_wait(struct cel_backend *bk, const char *task_id, int64_t timeout_ms,
                       char **meta_json);
 
+/* Whether a meta document's status is ready (SUCCESS, FAILURE, REVOKED):
+ * only those end a wait (Celery's clients once stopped on STARTED). */
+bool cel__meta_is_ready(const char *meta, size_t len);
+
 extern const struct cel_backend_ops cel__backend_sqlite;
 extern const struct cel_backend_ops cel__backend_memory;
 extern const struct cel_backend_ops cel__backend_redis;

@@ -335,16 +335,6 @@ static int rk_forget(struct cel_backend *base, const char *task_id)
 
 /* ---- waiting ------------------------------------------------------------ */
 
-static bool status_is_ready(const char *meta, size_t len)
-{
-    json_t *root = json_loadb(meta, len, 0, NULL);
-    const char *s = json_string_value(json_object_get(root, "status"));
-    bool ready =
-        s && (strcmp(s, "SUCCESS") == 0 || strcmp(s, "FAILURE") == 0 || strcmp(s, "REVOKED") == 0);
-    json_decref(root);
-    return ready;
-}
-
 /* Next pub/sub reply within timeout_ms: 1 with *out, 0 on timeout, <0 on
  * a lost connection (dropped). */
 static int sub_read(struct redis_backend *bk, int timeout_ms, redisReply **out)
@@ -463,7 +453,7 @@ static int rk_wait(struct cel_backend *base, const char *task_id, int64_t timeou
         if (meta) {
             free(*meta_json);
             *meta_json = meta;
-            if (status_is_ready(meta, strlen(meta))) {
+            if (cel__meta_is_ready(meta, strlen(meta))) {
                 rc = CEL_OK;
                 break;
             }
@@ -497,7 +487,7 @@ static int rk_wait(struct cel_backend *base, const char *task_id, int64_t timeou
                     m[r->element[2]->len] = '\0';
                     free(*meta_json);
                     *meta_json = m;
-                    ready = status_is_ready(m, r->element[2]->len);
+                    ready = cel__meta_is_ready(m, r->element[2]->len);
                 }
             }
             freeReplyObject(r);

@@ -86,12 +86,11 @@ const char *cel__backend_errmsg(const struct cel_backend *bk)
     return bk ? bk->err.msg : "";
 }
 
-static bool meta_is_ready(const char *meta)
+bool cel__meta_is_ready(const char *meta, size_t len)
 {
-    json_t *root = json_loads(meta, 0, NULL);
+    json_t *root = json_loadb(meta, len, 0, NULL);
     const char *s = json_string_value(json_object_get(root, "status"));
-    bool ready =
-        s && (strcmp(s, "SUCCESS") == 0 || strcmp(s, "FAILURE") == 0 || strcmp(s, "REVOKED") == 0);
+    bool ready = s && cel_state_is_ready(cel_state_parse(s));
     json_decref(root);
     return ready;
 }
@@ -127,7 +126,7 @@ int cel__backend_wait(struct cel_backend *bk, const char *task_id, int64_t timeo
         if (meta) {
             free(*meta_json);
             *meta_json = meta;
-            if (meta_is_ready(meta))
+            if (cel__meta_is_ready(meta, strlen(meta)))
                 return CEL_OK;
         }
         int64_t left = deadline < 0 ? WAIT_SLICE_MS : deadline - cel__mono_ms();
