@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
-libjansson-dev libsqlite3-dev sqlite3 libhiredis-dev redis-server python3-celery python3-redis"
+libjansson-dev libsqlite3-dev sqlite3 libhiredis-dev libuv1-dev redis-server python3-celery python3-redis"
 
 missing=""
 for p in $PACKAGES; do

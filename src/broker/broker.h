@@ -57,6 +57,20 @@ void cel__delivery_release(struct cel_delivery *d);
 
 struct cel_broker;
 
+/* One fan-out message as a subscriber receives it. Owned by the caller of
+ * fanout_poll(); release with cel__fanout_msg_release(). */
+struct cel_fanout_msg {
+    char *exchange;    /* "celeryev", "celery.pidbox", ... */
+    char *routing_key; /* "worker.heartbeat", "" for none */
+    char *body;        /* the envelope text as published, NUL-terminated */
+    size_t len;
+};
+
+void cel__fanout_msg_release(struct cel_fanout_msg *m);
+
+/* A fan-out subscription. Each transport defines it; its head is this. */
+struct cel_fanout_sub;
+
 struct cel_broker_ops {
     int abi;            /* CEL_BROKER_ABI */
     const char *scheme; /* "sqlite", "memory", ... */
@@ -105,6 +119,32 @@ struct cel_broker_ops {
      * fires, call drain_wakeup() before fetching. */
     int (*wakeup_fd)(struct cel_broker *b);
     void (*drain_wakeup)(struct cel_broker *b);
+
+    /*
+     * Fan-out (optional, NULL when unsupported): events and broadcast
+     * control. Every live subscription whose pattern matches gets every
+     * message published to its exchange after it subscribed; nobody
+     * listening means the message is gone (Celery's fanout semantics).
+     * On Redis this is kombu's pub/sub layout, so Celery's own tools see
+     * it; on SQLite a bounded table; in memory a per-process list.
+     *
+     * `envelope` is the complete kombu envelope text, borrowed for the
+     * call. `pattern` is a routing-key pattern: "#" (or "*") matches all,
+     * "worker.#" a prefix, anything else exactly.
+     *
+     * A subscription lives apart from the broker handle: it has its own
+     * connection and may be used from another thread than the handle's
+     * (the worker polls it on its loop thread while another thread owns
+     * the handle). It never blocks: fanout_poll() returns what arrived,
+     * and fanout_fd() turns readable when more may have.
+     */
+    int (*fanout_publish)(struct cel_broker *b, const char *exchange, const char *routing_key,
+                          const char *envelope, size_t len);
+    int (*fanout_subscribe)(struct cel_broker *b, const char *exchange, const char *pattern,
+                            struct cel_fanout_sub **out);
+    int (*fanout_poll)(struct cel_fanout_sub *s, struct cel_fanout_msg *out, size_t max, size_t *n);
+    int (*fanout_fd)(struct cel_fanout_sub *s);
+    void (*fanout_close)(struct cel_fanout_sub *s);
 };
 
 /* Common head of every transport handle; transports embed it first. */

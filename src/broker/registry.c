@@ -102,3 +102,13 @@ void cel__delivery_release(struct cel_delivery *d)
     free(d->tag_str);
     memset(d, 0, sizeof *d);
 }
+
+void cel__fanout_msg_release(struct cel_fanout_msg *m)
+{
+    if (!m)
+        return;
+    free(m->exchange);
+    free(m->routing_key);
+    free(m->body);
+    memset(m, 0, sizeof *m);
+}
