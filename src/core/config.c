@@ -75,6 +75,10 @@ static const struct cel__config_option options[] = {
     {"task_track_started", CEL__CFG_BOOL, "true", 0, 0, NULL, 0, 0, NULL,
      "Store the STARTED state when a task begins running. Python Celery defaults to false; "
      "celeriac defaults to true because the embedded store makes it cheap."},
+    {"task_delivery_limit", CEL__CFG_INT, "5", 0, 1000000, NULL, 0, 0, NULL,
+     "A message delivered more times than this (its worker died running it each time, e.g. a "
+     "task that crashes a -P solo worker) is kept in the dead-letter store and fails with "
+     "WorkerLostError instead of running again; 0 means no limit."},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])

@@ -25,7 +25,7 @@ long cel__frame_decode(const unsigned char *buf, size_t n, struct cel_frame *f)
     uint16_t reserved;
     memcpy(&len, buf, 4);
     memcpy(&reserved, buf + 6, 2);
-    if ((buf[4] != CEL_FRAME_TASK && buf[4] != CEL_FRAME_RESULT) || reserved != 0 ||
+    if (buf[4] < CEL_FRAME_TASK || buf[4] > CEL_FRAME_PUBLISH || reserved != 0 ||
         len > CEL_FRAME_MAX)
         return -1;
     if (n - CEL_FRAME_HEADER < len)
@@ -117,12 +117,19 @@ int cel__framebuf_flush(struct cel_framebuf *b, int fd)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 1;
             return -1;
         }
         b->off += (size_t)n;
     }
     b->off = b->len = 0;
     return 0;
+}
+
+size_t cel__framebuf_pending(const struct cel_framebuf *b)
+{
+    return b->len - b->off;
 }
 
 void cel__framebuf_release(struct cel_framebuf *b)

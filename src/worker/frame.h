@@ -12,6 +12,15 @@
  * be dead-lettered or deferred). The child parses the message and builds
  * the meta so that all JSON work happens in parallel in the children.
  *
+ * While a task runs its child may also send, before the RESULT frame of
+ * that task (same seq):
+ *  - STATE: a state update to store now (payload: state name NUL meta
+ *    document), e.g. PROGRESS with metadata;
+ *  - PUBLISH: a message to publish when the task is settled, in the same
+ *    transaction as its ack (payload: queue NUL priority NUL due_us NUL
+ *    task id NUL envelope), so a follow-up (a callback, the next link of
+ *    a chain, a retry) exists exactly when the task is acked.
+ *
  * The decoder is a pure function over a byte buffer (fuzzed by
  * fuzz/fuzz_frame.c): it never trusts `len` beyond CEL_FRAME_MAX.
  */
@@ -27,6 +36,8 @@
 enum cel_frame_type {
     CEL_FRAME_TASK = 1,
     CEL_FRAME_RESULT = 2,
+    CEL_FRAME_STATE = 3,
+    CEL_FRAME_PUBLISH = 4,
 };
 
 struct cel_frame {
@@ -63,8 +74,12 @@ int cel__framebuf_next(struct cel_framebuf *b, struct cel_frame *f);
 /* Appends a frame (header + payload) for a later cel__framebuf_flush. */
 int cel__framebuf_append(struct cel_framebuf *b, uint8_t type, uint8_t status, uint64_t seq,
                          const char *payload, size_t len);
-/* Writes pending bytes to fd (blocking fd: writes all; returns 0 or -1). */
+/* Writes pending bytes to fd. Returns 0 when all are written, 1 when a
+ * non-blocking fd took only part of them (wait for POLLOUT and call again),
+ * -1 on error (errno). On a blocking fd it returns 0 or -1. */
 int cel__framebuf_flush(struct cel_framebuf *b, int fd);
+/* Bytes appended and not yet written. */
+size_t cel__framebuf_pending(const struct cel_framebuf *b);
 void cel__framebuf_release(struct cel_framebuf *b);
 
 #endif

@@ -1,0 +1,222 @@
+/*
+ * consumer.c - the worker's side of consuming: the prefetch window, the
+ * messages the store thread fetched, what becomes of each message once
+ * the pool reports on it, and the states written on the way.
+ *
+ * Every message ends with exactly one final operation handed to the
+ * store thread (settle.h); the record is freed when the thread reports
+ * it done, so nothing here waits for I/O.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "celeriac/error.h"
+#include "core/clock.h"
+#include "core/json_util.h"
+#include "core/log.h"
+#include "proto/message.h"
+#include "worker/worker_internal.h"
+
+#define COMP "worker"
+
+size_t cel__consumer_window(const cel_worker *w)
+{
+    bool short_tasks = w->pool_ops != &cel__pool_solo && w->runtime_ewma_us < CEL_PIPELINE_BELOW_US;
+    return w->prefetch_limit * (short_tasks ? CEL_SHORT_TASK_PREFETCH_BOOST : 1);
+}
+
+void cel__consumer_update_room(cel_worker *w)
+{
+    if (!w->settler)
+        return;
+    size_t window = cel__consumer_window(w);
+    size_t room = 0;
+    if (!atomic_load(&w->stop_level) && w->held.count < window)
+        room = window - w->held.count;
+    cel__settler_set_room(w->settler, w->received, room);
+}
+
+/* Hands f's final operation to the store thread; f leaves the held list
+ * (its slot in the prefetch window is free again). */
+static void finish(cel_worker *w, struct cel_inflight *f, struct cel_settle_item *it)
+{
+    it->f = f;
+    cel__held_remove(&w->held, f);
+    if (cel__settler_push(w->settler, it) != CEL_OK) {
+        /* Out of memory: the message stays reserved on the broker and
+         * comes back when its lease runs out. */
+        cel__inflight_free(f);
+    }
+}
+
+/* A meta the worker builds itself (worker lost, delivery limit, ...). */
+static char *exception_meta(const struct cel_inflight *f, const char *status, const char *type,
+                            const char *module, const char *message)
+{
+    json_t *exc = cel__exception_new(type, module, message);
+    json_t *meta = cel__result_meta_new(f->task_id, status, exc, NULL, f->group_id, f->parent_id,
+                                        cel__wall_us());
+    char *text = meta ? cel__json_dump(meta) : NULL;
+    json_decref(meta);
+    return text;
+}
+
+static void accept_message(cel_worker *w, struct cel_inflight *f)
+{
+    f->seq = ++w->next_seq;
+    cel__held_add(&w->held, f);
+    if (atomic_load(&w->stop_level)) {
+        cel__consumer_requeue(w, f);
+        return;
+    }
+    if (cel__log_min_level <= CEL_LOG_INFO) {
+        cel__inflight_learn_ids(f);
+        CEL_INFO(COMP, "Task %s[%s] received", f->task_name ? f->task_name : "?",
+                 f->task_id ? f->task_id : "?");
+    }
+    if (cel__filters_run(w, f) == CEL_FILTER_PASS)
+        cel__held_push_ready(&w->held, f);
+}
+
+void cel__consumer_on_report(void *ud, struct cel_settle_report *r)
+{
+    cel_worker *w = ud;
+    for (size_t i = 0; i < r->nfinished; i++)
+        cel__inflight_free(r->finished[i]);
+    for (size_t i = 0; i < r->nfetched; i++) {
+        w->received++;
+        accept_message(w, r->fetched[i]);
+    }
+    cel__settle_report_free(r);
+}
+
+void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_execution *ex)
+{
+    struct cel_settle_item it = {
+        .task_id = ex->task_id, .state = ex->state, .meta = ex->meta, .meta_len = ex->meta_len};
+    ex->task_id = ex->meta = NULL;
+    switch (ex->outcome) {
+    case CEL_OUTCOME_RESULT:
+        it.op = f->acked ? CEL_SETTLE_RELEASE : CEL_SETTLE_ACK;
+        break;
+    case CEL_OUTCOME_MALFORMED:
+    case CEL_OUTCOME_UNREGISTERED:
+        /* Kept for an operator (a deploy may have missed the task, a
+         * producer may be broken); the stored failure tells the client. */
+        if (f->acked) {
+            CEL_WARN(COMP, "not keeping the message in the dead-letter store: it was acked "
+                           "before it ran (task_acks_late is off)");
+            it.op = CEL_SETTLE_RELEASE;
+        } else {
+            it.op = CEL_SETTLE_DEAD_LETTER;
+            it.reason = strdup(ex->reason[0] ? ex->reason : "malformed message");
+        }
+        break;
+    case CEL_OUTCOME_DEFER:
+        /* A future task from a client that cannot publish with a due time
+         * (Python Celery puts eta in a header): park it on the broker
+         * side, not in worker memory, and settle the original. */
+        it.op = CEL_SETTLE_REPARK;
+        it.due_us = ex->eta_us;
+        it.priority = ex->priority;
+        cel__inflight_learn_ids(f);
+        break;
+    }
+    finish(w, f, &it);
+}
+
+void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *why)
+{
+    cel__inflight_learn_ids(f);
+    CEL_ERROR(COMP, "Task handler raised error: WorkerLostError('%s') task=%s[%s]", why,
+              f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?");
+    if (atomic_load(&w->stop_level) >= CEL_COLD) {
+        /* Cold shutdown killed it: give the message back instead. */
+        cel__consumer_requeue(w, f);
+        return;
+    }
+    struct cel_settle_item it = {.op = f->acked ? CEL_SETTLE_RELEASE : CEL_SETTLE_ACK,
+                                 .state = CEL_STATE_FAILURE};
+    if (f->task_id) {
+        it.task_id = strdup(f->task_id);
+        it.meta = exception_meta(f, "FAILURE", "WorkerLostError", "billiard.exceptions", why);
+        it.meta_len = it.meta ? strlen(it.meta) : 0;
+    }
+    finish(w, f, &it);
+}
+
+void cel__consumer_dead_letter(cel_worker *w, struct cel_inflight *f, const char *reason,
+                               const char *exc_type, const char *exc_module, const char *message)
+{
+    cel__inflight_learn_ids(f);
+    struct cel_settle_item it = {
+        .op = CEL_SETTLE_DEAD_LETTER, .state = CEL_STATE_FAILURE, .reason = strdup(reason)};
+    if (f->task_id) {
+        it.task_id = strdup(f->task_id);
+        it.meta = exception_meta(f, "FAILURE", exc_type, exc_module, message);
+        it.meta_len = it.meta ? strlen(it.meta) : 0;
+    }
+    finish(w, f, &it);
+}
+
+void cel__consumer_requeue(cel_worker *w, struct cel_inflight *f)
+{
+    struct cel_settle_item it = {.op = CEL_SETTLE_REQUEUE};
+    finish(w, f, &it);
+}
+
+void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f)
+{
+    if (w->acks_late || f->acked)
+        return;
+    f->acked = true;
+    struct cel_settle_item it = {.op = CEL_SETTLE_EARLY_ACK, .f = f};
+    cel__settler_push(w->settler, &it);
+}
+
+void cel__consumer_requeue_waiting(cel_worker *w)
+{
+    struct cel_inflight *f;
+    while ((f = cel__held_pop_ready(&w->held)))
+        cel__consumer_requeue(w, f);
+}
+
+void cel__consumer_store_state(cel_worker *w, struct cel_inflight *f, cel_state state, char *meta,
+                               size_t len)
+{
+    cel__inflight_learn_ids(f);
+    if (!f->task_id) {
+        free(meta);
+        return;
+    }
+    struct cel_settle_item it = {.op = CEL_SETTLE_NONE,
+                                 .task_id = strdup(f->task_id),
+                                 .state = state,
+                                 .meta = meta,
+                                 .meta_len = len};
+    cel__settler_push(w->settler, &it);
+}
+
+void cel__consumer_write_started(cel_worker *w)
+{
+    if (!w->track_started)
+        return;
+    int64_t now = cel__mono_us();
+    for (struct cel_inflight *f = w->held.head; f; f = f->next) {
+        if (!f->started_us || f->started_written ||
+            now - f->started_us < CEL_STARTED_AFTER_MS * 1000)
+            continue;
+        f->started_written = true;
+        cel__inflight_learn_ids(f);
+        if (!f->task_id)
+            continue;
+        json_t *info = json_pack("{s:i, s:s}", "pid", (json_int_t)f->pid, "hostname", w->hostname);
+        json_t *meta = cel__result_meta_new(f->task_id, "STARTED", info, NULL, NULL, NULL, 0);
+        char *text = meta ? cel__json_dump(meta) : NULL;
+        json_decref(meta);
+        if (text)
+            cel__consumer_store_state(w, f, CEL_STATE_STARTED, text, strlen(text));
+    }
+}

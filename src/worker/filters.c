@@ -1,0 +1,54 @@
+/*
+ * filters.c - what a message passes between the broker and the pool.
+ *
+ * Each filter looks at one held message and either lets it through or
+ * settles it itself (through consumer.c). They run on the loop thread
+ * for every message, so they must be cheap: a filter that needs the
+ * message's ids reads only its headers (cel__inflight_learn_ids).
+ *
+ * Today: the delivery limit. The next ones belong here too: revoked,
+ * expired, rate-limited, paused.
+ */
+#include <stdio.h>
+
+#include "core/log.h"
+#include "worker/worker_internal.h"
+
+#define COMP "worker"
+
+/*
+ * A message delivered more times than task_delivery_limit has taken its
+ * worker down each time (a crash under -P solo, an OOM kill, a segfault
+ * in the parent): running it again would only repeat that. It goes to
+ * the dead-letter store and its client gets WorkerLostError, as it would
+ * had a prefork child died under it.
+ */
+static enum cel_filter_verdict delivery_limit(cel_worker *w, struct cel_inflight *f)
+{
+    if (!w->delivery_limit || f->d.delivery_count <= (int)w->delivery_limit)
+        return CEL_FILTER_PASS;
+    cel__inflight_learn_ids(f);
+    char why[256];
+    snprintf(why, sizeof why,
+             "message delivered %d times (task_delivery_limit is %u): the worker was lost "
+             "every time it ran it",
+             f->d.delivery_count, w->delivery_limit);
+    CEL_ERROR(COMP, "Task %s[%s] %s; kept in the dead-letter store",
+              f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?", why);
+    cel__consumer_dead_letter(w, f, why, "WorkerLostError", "billiard.exceptions", why);
+    return CEL_FILTER_DEAD_LETTER;
+}
+
+typedef enum cel_filter_verdict (*filter_fn)(cel_worker *w, struct cel_inflight *f);
+
+static const filter_fn filters[] = {delivery_limit};
+
+enum cel_filter_verdict cel__filters_run(cel_worker *w, struct cel_inflight *f)
+{
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
+        enum cel_filter_verdict v = filters[i](w, f);
+        if (v != CEL_FILTER_PASS)
+            return v;
+    }
+    return CEL_FILTER_PASS;
+}

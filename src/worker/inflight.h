@@ -1,0 +1,83 @@
+/*
+ * inflight.h - the messages a worker holds reserved, and who owns what.
+ *
+ * A message fetched from the broker becomes one `struct cel_inflight`. It
+ * lives until the store thread (settle.h) has carried out the operation
+ * that ends it (an ack after its result is stored, a requeue, a dead
+ * letter), and only then does the loop free it. Two threads touch it, so
+ * its fields are split by owner:
+ *
+ *  - the store thread allocates it, fills `d`, and alone uses the
+ *    `store_*` fields (its list of reservations whose leases it extends);
+ *  - the loop thread uses everything else once the record is handed over.
+ *
+ * `d` is read by both, and written by neither after the hand-over.
+ */
+#ifndef CEL_WORKER_INFLIGHT_H
+#define CEL_WORKER_INFLIGHT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/broker.h"
+
+/* A message a task asked to publish when it is settled (PUBLISH frame):
+ * it goes out in the same transaction as the task's ack. */
+struct cel_followup {
+    struct cel_followup *next;
+    char *queue;
+    int priority;
+    int64_t due_us;
+    char *task_id;
+    char *body;
+    size_t len;
+};
+
+struct cel_inflight {
+    struct cel_delivery d;
+    /* Written by the loop before the final operation is handed over, read
+     * by the store thread after: follow-ups, oldest first. */
+    struct cel_followup *followups;
+
+    /* ---- store thread only ---- */
+    struct cel_inflight *store_prev, *store_next; /* reservations it extends */
+    bool store_acked;                             /* acked early: nothing to extend */
+
+    /* ---- loop thread only ---- */
+    uint64_t seq;              /* pool frame sequence number */
+    bool ids_known;            /* cel__inflight_learn_ids() ran */
+    char *task_id, *task_name; /* known once learn_ids() ran; may stay NULL */
+    char *group_id, *parent_id;
+    bool acked;                       /* early ack already asked for (acks_late off) */
+    bool settling;                    /* its final operation is with the store thread */
+    int slot;                         /* pool slot running or queueing it, -1 when none */
+    int pid;                          /* process running it, 0 until it starts */
+    int64_t started_us;               /* monotonic time it began to run */
+    bool started_written;             /* STARTED state stored */
+    struct cel_inflight *prev, *next; /* the worker's held list */
+    struct cel_inflight *ready_next;  /* waiting for the pool */
+};
+
+/* The held list and the queue of messages waiting for a pool slot. */
+struct cel_held {
+    struct cel_inflight *head;
+    size_t count;
+    struct cel_inflight *ready_head, *ready_tail;
+    size_t ready_count;
+};
+
+struct cel_inflight *cel__inflight_new(void);
+void cel__inflight_free(struct cel_inflight *f);
+
+/* Reads the message headers once, when the loop needs the ids (a log
+ * line, a state write, a failure it reports itself). The hot path never
+ * parses messages: children do. */
+void cel__inflight_learn_ids(struct cel_inflight *f);
+
+void cel__held_add(struct cel_held *h, struct cel_inflight *f);
+void cel__held_remove(struct cel_held *h, struct cel_inflight *f);
+void cel__held_push_ready(struct cel_held *h, struct cel_inflight *f);
+/* Oldest message waiting for the pool, or NULL. */
+struct cel_inflight *cel__held_pop_ready(struct cel_held *h);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * pool.h - where tasks run, behind one ops table.
+ *
+ *   prefork (pool_prefork.c, child.c): forked children, tasks and
+ *            outcomes over non-blocking socketpairs; a crashing task
+ *            costs a child, never the worker.
+ *   solo    (pool_solo.c): tasks run in the worker process, one at a
+ *            time, between loop turns.
+ *
+ * A pool takes messages from the worker's ready queue (w->held) when it
+ * has room, and reports each one back exactly once through
+ * cel__consumer_on_outcome() or cel__consumer_on_lost(), or gives it
+ * back with cel__consumer_requeue().
+ */
+#ifndef CEL_WORKER_POOL_H
+#define CEL_WORKER_POOL_H
+
+#include <stdbool.h>
+
+#include "celeriac/task.h"
+
+typedef struct cel_worker cel_worker;
+
+/* Common head of every pool; pools embed it first. */
+struct cel_pool {
+    const struct cel_pool_ops *ops;
+    cel_worker *w;
+};
+
+struct cel_pool_ops {
+    const char *name;
+    int (*start)(cel_worker *w, struct cel_pool **out);
+    /* Takes ready messages while there is room (end of every loop turn). */
+    void (*dispatch)(struct cel_pool *p);
+    /* Whether tasks are running or queued in the pool. */
+    bool (*busy)(const struct cel_pool *p);
+    /* Stop level rose: warm stops taking; cold kills what runs. */
+    void (*stop)(struct cel_pool *p, bool cold);
+    /* Pool processes are all gone (after stop). */
+    bool (*stopped)(const struct cel_pool *p);
+    /* Frees the pool; its uv handles are closed (run the loop to finish). */
+    void (*free)(struct cel_pool *p);
+};
+
+extern const struct cel_pool_ops cel__pool_prefork;
+extern const struct cel_pool_ops cel__pool_solo;
+
+/* The prefork child's side (child.c): runs TASK frames from fd until the
+ * parent closes it. Never returns. */
+void cel__child_main(const cel_registry *reg, const char *hostname, int fd)
+    __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,562 @@
+/*
+ * pool_prefork.c - the prefork pool, parent side.
+ *
+ * Children are forked from the worker; each has a socketpair to the
+ * parent. The parent's end is non-blocking and watched by the loop: TASK
+ * frames wait in a per-child output buffer and go out as the socket
+ * takes them, so a child busy writing a large result back can never
+ * block the parent (that was a deadlock with large payloads), and
+ * signals, timers and the store thread's reports keep flowing.
+ *
+ * Dispatch: idle children get one task each first, so a long task never
+ * waits behind another while a child is free (Celery's -Ofair). While
+ * tasks average under CEL_PIPELINE_BELOW_US and acks are late, children
+ * also get a short queue of tasks, bounded in count and in bytes, so the
+ * round trip to the parent overlaps with work.
+ *
+ * A child's death is learnt from SIGCHLD (through the loop), after the
+ * results it managed to write have been read: its running task fails
+ * with WorkerLostError, the tasks queued behind it go back to the broker,
+ * and a new child takes its slot.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "celeriac/error.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "worker/frame.h"
+#include "worker/worker_internal.h"
+
+#define COMP "worker"
+/* Tasks a child may have queued when tasks are short. */
+#define CHILD_DEPTH_MAX 16
+/* Bytes of task messages a child may have queued beyond the one it runs:
+ * large messages are not pipelined, so memory stays bounded and a big
+ * task never waits behind another in a pipe. */
+#define PIPELINE_BYTES_MAX (256u * 1024u)
+/* A slot whose fork failed is tried again after this long. */
+#define RESPAWN_RETRY_MS 1000
+
+struct child {
+    struct prefork *pool;
+    int slot;
+    pid_t pid;        /* 0: the slot is empty */
+    int fd;           /* -1 once closed */
+    int number;       /* ForkPoolWorker-<number> */
+    uv_poll_t *watch; /* heap: its close completes after the child is gone */
+    int events;
+    struct cel_framebuf in, out;
+    /* Tasks sent and not answered, oldest (running) first. */
+    struct cel_inflight *q[CHILD_DEPTH_MAX];
+    int qhead, qlen;
+    size_t qbytes;
+    unsigned tasks_sent, tasks_done;
+    bool retiring; /* takes no more tasks (recycling, shutdown) */
+};
+
+struct prefork {
+    struct cel_pool base;
+    struct child *children;
+    int n;
+    int next_number;
+    uv_signal_t sigchld;
+    uv_timer_t respawn;
+    bool stopping, cold;
+};
+
+static void on_child_io(uv_poll_t *h, int status, int events);
+static void on_respawn(uv_timer_t *t);
+
+static void watch_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void set_events(struct child *c, int events)
+{
+    if (!c->watch || c->events == events)
+        return;
+    c->events = events;
+    if (events)
+        uv_poll_start(c->watch, events, on_child_io);
+    else
+        uv_poll_stop(c->watch);
+}
+
+static void close_fd(struct child *c)
+{
+    if (c->watch) {
+        uv_close((uv_handle_t *)c->watch, watch_closed);
+        c->watch = NULL;
+    }
+    c->events = 0;
+    if (c->fd >= 0)
+        close(c->fd); /* an idle child exits on EOF */
+    c->fd = -1;
+}
+
+static int spawn(struct prefork *p, struct child *c)
+{
+    cel_worker *w = p->base.w;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return cel__err(&w->err, CEL_EIO, "socketpair: %s", strerror(errno));
+    int number = ++p->next_number;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return cel__err(&w->err, CEL_EIO, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        /* Die with the parent, and leave signal handling to it: the parent
+         * decides between warm and cold shutdown. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGQUIT, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        for (int i = 0; i < p->n; i++)
+            if (p->children[i].fd >= 0)
+                close(p->children[i].fd);
+        char name[64];
+        snprintf(name, sizeof name, "ForkPoolWorker-%d", number);
+        cel__log_set_process_name(name);
+        cel__child_main(w->reg, w->hostname, sv[1]);
+    }
+    close(sv[1]);
+    int fl = fcntl(sv[0], F_GETFL);
+    fcntl(sv[0], F_SETFL, fl | O_NONBLOCK);
+    memset(c, 0, sizeof *c);
+    c->pool = p;
+    c->slot = (int)(c - p->children);
+    c->pid = pid;
+    c->fd = sv[0];
+    c->number = number;
+    c->watch = malloc(sizeof *c->watch);
+    if (c->watch) {
+        uv_poll_init(&w->loop, c->watch, c->fd);
+        c->watch->data = c;
+        set_events(c, UV_READABLE);
+    } else {
+        CEL_ERROR(COMP, "out of memory watching child %d; it will be replaced", number);
+        kill(pid, SIGKILL);
+    }
+    CEL_DEBUG(COMP, "child %d started (pid %d)", number, (int)pid);
+    return CEL_OK;
+}
+
+static struct cel_inflight *head(const struct child *c)
+{
+    return c->qlen ? c->q[c->qhead] : NULL;
+}
+
+static void mark_started(struct child *c, int64_t now)
+{
+    struct cel_inflight *f = head(c);
+    if (f) {
+        f->started_us = now;
+        f->pid = (int)c->pid;
+        cel__consumer_ack_early(c->pool->base.w, f);
+    }
+}
+
+static struct cel_inflight *pop_head(struct child *c)
+{
+    struct cel_inflight *f = head(c);
+    if (!f)
+        return NULL;
+    c->qhead = (c->qhead + 1) % CHILD_DEPTH_MAX;
+    c->qlen--;
+    c->qbytes -= f->d.len;
+    f->slot = -1;
+    return f;
+}
+
+/* The child answered for its running task. */
+static int on_result(struct child *c, const struct cel_frame *fr, int64_t now)
+{
+    cel_worker *w = c->pool->base.w;
+    struct cel_inflight *f = head(c);
+    if (!f || fr->seq != f->seq)
+        return -1;
+    struct cel_execution ex;
+    if (cel__execution_from_frame(fr, &ex) != 0)
+        return -1;
+    pop_head(c);
+    c->tasks_done++;
+    int64_t ran = now - f->started_us;
+    w->runtime_ewma_us += (ran - w->runtime_ewma_us) / 8;
+    mark_started(c, now);
+    cel__consumer_on_outcome(w, f, &ex);
+    cel__execution_release(&ex);
+    if (w->max_tasks_per_child && c->tasks_done >= w->max_tasks_per_child)
+        c->retiring = true;
+    return 0;
+}
+
+/* STATE frame: state name NUL meta. */
+static int on_state(struct child *c, const struct cel_frame *fr)
+{
+    struct cel_inflight *f = head(c);
+    const char *nul = memchr(fr->payload, '\0', fr->len);
+    if (!f || fr->seq != f->seq || !nul)
+        return -1;
+    size_t mlen = fr->len - (size_t)(nul + 1 - fr->payload);
+    char *meta = malloc(mlen + 1);
+    if (!meta)
+        return 0; /* a progress update is not worth the child */
+    memcpy(meta, nul + 1, mlen);
+    meta[mlen] = '\0';
+    cel__consumer_store_state(c->pool->base.w, f, cel_state_parse(fr->payload), meta, mlen);
+    return 0;
+}
+
+/* PUBLISH frame: queue NUL priority NUL due_us NUL task id NUL envelope. */
+static int on_publish(struct child *c, const struct cel_frame *fr)
+{
+    struct cel_inflight *f = head(c);
+    if (!f || fr->seq != f->seq)
+        return -1;
+    const char *p = fr->payload, *end = fr->payload + fr->len, *field[4];
+    for (int i = 0; i < 4; i++) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul)
+            return -1;
+        field[i] = p;
+        p = nul + 1;
+    }
+    struct cel_followup *u = calloc(1, sizeof *u);
+    if (!u)
+        return -1;
+    u->queue = strdup(field[0]);
+    u->priority = (int)strtol(field[1], NULL, 10);
+    u->due_us = strtoll(field[2], NULL, 10);
+    u->task_id = strdup(field[3]);
+    u->len = (size_t)(end - p);
+    u->body = malloc(u->len + 1);
+    if (!u->queue || !u->task_id || !u->body) {
+        free(u->queue);
+        free(u->task_id);
+        free(u->body);
+        free(u);
+        return -1;
+    }
+    memcpy(u->body, p, u->len);
+    u->body[u->len] = '\0';
+    struct cel_followup **tail = &f->followups;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = u;
+    return 0;
+}
+
+/* Reads and acts on what the child sent. Returns -1 when the stream is
+ * corrupt, 0 at EOF, 1 otherwise. */
+static int read_child(struct child *c)
+{
+    int result = 1;
+    /* Until the socket is drained, or a bounded amount per wakeup so one
+     * chatty child cannot starve the others. */
+    for (int i = 0; i < 64; i++) {
+        long got = cel__framebuf_fill(&c->in, c->fd);
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (got <= 0) {
+            result = 0;
+            break;
+        }
+    }
+    int64_t now = cel__mono_us();
+    struct cel_frame fr;
+    int r;
+    while ((r = cel__framebuf_next(&c->in, &fr)) == 1) {
+        int rc = fr.type == CEL_FRAME_RESULT    ? on_result(c, &fr, now)
+                 : fr.type == CEL_FRAME_STATE   ? on_state(c, &fr)
+                 : fr.type == CEL_FRAME_PUBLISH ? on_publish(c, &fr)
+                                                : -1;
+        if (rc != 0)
+            return -1;
+    }
+    return r < 0 ? -1 : result;
+}
+
+static int flush_child(struct child *c)
+{
+    if (c->fd < 0 || !cel__framebuf_pending(&c->out))
+        return 0;
+    int r = cel__framebuf_flush(&c->out, c->fd);
+    if (r < 0)
+        return -1;
+    set_events(c, UV_READABLE | (r == 1 ? UV_WRITABLE : 0));
+    return 0;
+}
+
+/* The child is going: stop reading, wait for SIGCHLD to learn how it died. */
+static void child_failed(struct child *c, const char *why)
+{
+    if (why) {
+        CEL_ERROR(COMP, "child %d (pid %d) %s; replacing it", c->number, (int)c->pid, why);
+        kill(c->pid, SIGKILL);
+    }
+    set_events(c, 0);
+}
+
+static void on_child_io(uv_poll_t *h, int status, int events)
+{
+    struct child *c = h->data;
+    if (status < 0 || (events & UV_READABLE) || (events & UV_DISCONNECT)) {
+        int r = read_child(c);
+        if (r < 0) {
+            child_failed(c, "sent a corrupt frame");
+            return;
+        }
+        if (r == 0) {
+            child_failed(c, NULL); /* EOF: it is exiting */
+            return;
+        }
+    }
+    if ((events & UV_WRITABLE) && flush_child(c) != 0)
+        child_failed(c, "stopped taking tasks (write failed)");
+}
+
+static const char *exit_text(int status, char *buf, size_t len)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, len, "Worker exited prematurely: signal %d (%s).", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, len, "Worker exited prematurely: exitcode %d.",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return buf;
+}
+
+/* The child process is gone (reaped with `status`). */
+static void child_exited(struct prefork *p, struct child *c, int status)
+{
+    cel_worker *w = p->base.w;
+    if (c->fd >= 0 && read_child(c) < 0)
+        CEL_ERROR(COMP, "child %d left a corrupt frame behind", c->number);
+    close_fd(c);
+    cel__framebuf_release(&c->in);
+    cel__framebuf_release(&c->out);
+    struct cel_inflight *running = pop_head(c);
+    /* Tasks queued behind the running one never started: give them back. */
+    struct cel_inflight *f;
+    while ((f = pop_head(c)))
+        cel__consumer_requeue(w, f);
+    if (running) {
+        char msg[200];
+        cel__consumer_on_lost(w, running, exit_text(status, msg, sizeof msg));
+    } else {
+        CEL_DEBUG(COMP, "child %d (pid %d) exited", c->number, (int)c->pid);
+    }
+    c->pid = 0;
+    if (!p->stopping && spawn(p, c) != CEL_OK) {
+        CEL_ERROR(COMP, "cannot replace child %d: %s; trying again in %d ms", c->number, w->err.msg,
+                  RESPAWN_RETRY_MS);
+        if (!uv_is_active((uv_handle_t *)&p->respawn))
+            uv_timer_start(&p->respawn, on_respawn, RESPAWN_RETRY_MS, 0);
+    }
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct prefork *p = h->data;
+    for (int i = 0; i < p->n; i++) {
+        struct child *c = &p->children[i];
+        int status;
+        if (c->pid > 0 && waitpid(c->pid, &status, WNOHANG) == c->pid)
+            child_exited(p, c, status);
+    }
+}
+
+static void on_respawn(uv_timer_t *t)
+{
+    struct prefork *p = t->data;
+    for (int i = 0; i < p->n && !p->stopping; i++) {
+        struct child *c = &p->children[i];
+        if (c->pid == 0 && spawn(p, c) != CEL_OK) {
+            uv_timer_start(&p->respawn, on_respawn, RESPAWN_RETRY_MS, 0);
+            return;
+        }
+    }
+}
+
+static bool may_take(const struct prefork *p, const struct child *c, int depth,
+                     const struct cel_inflight *f)
+{
+    const cel_worker *w = p->base.w;
+    if (c->pid <= 0 || c->fd < 0 || c->retiring || c->qlen >= depth)
+        return false;
+    if (w->max_tasks_per_child && c->tasks_sent >= w->max_tasks_per_child)
+        return false;
+    return c->qlen == 0 || c->qbytes + f->d.len <= PIPELINE_BYTES_MAX;
+}
+
+static bool send_task(struct child *c, struct cel_inflight *f)
+{
+    f->slot = c->slot;
+    c->q[(c->qhead + c->qlen) % CHILD_DEPTH_MAX] = f;
+    c->qlen++;
+    c->qbytes += f->d.len;
+    c->tasks_sent++;
+    if (c->qlen == 1)
+        mark_started(c, cel__mono_us());
+    return cel__framebuf_append(&c->out, CEL_FRAME_TASK, 0, f->seq, f->d.body, f->d.len) == 0;
+}
+
+static void prefork_dispatch(struct cel_pool *base)
+{
+    struct prefork *p = (struct prefork *)base;
+    cel_worker *w = base->w;
+    /* With early acks a queued task is acked before it runs, and a
+     * child's death would lose it: pipeline only when acks are late. */
+    int depth = w->acks_late && w->runtime_ewma_us < CEL_PIPELINE_BELOW_US ? CHILD_DEPTH_MAX : 1;
+    for (int pass = 0; pass < 2 && w->held.ready_head && !p->stopping; pass++) {
+        int limit = pass == 0 ? 1 : depth;
+        bool progress = true;
+        while (w->held.ready_head && progress) {
+            progress = false;
+            for (int i = 0; i < p->n && w->held.ready_head; i++) {
+                struct child *c = &p->children[i];
+                if (!may_take(p, c, limit, w->held.ready_head))
+                    continue;
+                struct cel_inflight *f = cel__held_pop_ready(&w->held);
+                if (!send_task(c, f)) {
+                    CEL_ERROR(COMP, "out of memory sending a task to child %d", c->number);
+                    c->qlen--;
+                    c->qbytes -= f->d.len;
+                    f->slot = -1;
+                    cel__consumer_requeue(w, f);
+                    continue;
+                }
+                progress = true;
+            }
+        }
+    }
+    for (int i = 0; i < p->n; i++) {
+        struct child *c = &p->children[i];
+        if (flush_child(c) != 0)
+            child_failed(c, "stopped taking tasks (write failed)");
+        /* Retiring and idle: closing the socket lets it exit. */
+        if (c->retiring && c->qlen == 0 && c->fd >= 0)
+            close_fd(c);
+    }
+}
+
+static bool prefork_busy(const struct cel_pool *base)
+{
+    const struct prefork *p = (const struct prefork *)base;
+    for (int i = 0; i < p->n; i++)
+        if (p->children[i].qlen)
+            return true;
+    return false;
+}
+
+static void prefork_stop(struct cel_pool *base, bool cold)
+{
+    struct prefork *p = (struct prefork *)base;
+    p->stopping = true;
+    uv_timer_stop(&p->respawn);
+    for (int i = 0; i < p->n; i++) {
+        struct child *c = &p->children[i];
+        c->retiring = true;
+        if (cold && c->pid > 0)
+            kill(c->pid, SIGKILL);
+    }
+    p->cold = p->cold || cold;
+}
+
+static bool prefork_stopped(const struct cel_pool *base)
+{
+    const struct prefork *p = (const struct prefork *)base;
+    for (int i = 0; i < p->n; i++)
+        if (p->children[i].pid > 0)
+            return false;
+    return true;
+}
+
+static int prefork_start(cel_worker *w, struct cel_pool **out)
+{
+    struct prefork *p = calloc(1, sizeof *p);
+    if (!p)
+        return cel__err(&w->err, CEL_ENOMEM, "out of memory");
+    p->base.ops = &cel__pool_prefork;
+    p->base.w = w;
+    p->n = w->concurrency;
+    p->children = calloc((size_t)p->n, sizeof *p->children);
+    if (!p->children) {
+        free(p);
+        return cel__err(&w->err, CEL_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < p->n; i++)
+        p->children[i].fd = -1;
+    uv_signal_init(&w->loop, &p->sigchld);
+    p->sigchld.data = p;
+    uv_signal_start(&p->sigchld, on_sigchld, SIGCHLD);
+    uv_timer_init(&w->loop, &p->respawn);
+    p->respawn.data = p;
+    *out = &p->base;
+    for (int i = 0; i < p->n; i++) {
+        int rc = spawn(p, &p->children[i]);
+        if (rc != CEL_OK)
+            return rc; /* the caller frees the pool */
+    }
+    return CEL_OK;
+}
+
+static void free_closed(uv_handle_t *h)
+{
+    struct prefork *p = h->data;
+    if (h == (uv_handle_t *)&p->respawn) {
+        free(p->children);
+        free(p);
+    }
+}
+
+static void prefork_free(struct cel_pool *base)
+{
+    struct prefork *p = (struct prefork *)base;
+    /* Whatever is still alive (a failed start, a child that would not
+     * exit) is killed and reaped here. */
+    for (int i = 0; i < p->n; i++) {
+        struct child *c = &p->children[i];
+        close_fd(c);
+        if (c->pid > 0) {
+            kill(c->pid, SIGKILL);
+            waitpid(c->pid, NULL, 0);
+            c->pid = 0;
+        }
+        struct cel_inflight *f;
+        while ((f = pop_head(c)))
+            cel__consumer_requeue(base->w, f);
+        cel__framebuf_release(&c->in);
+        cel__framebuf_release(&c->out);
+    }
+    uv_signal_stop(&p->sigchld);
+    uv_close((uv_handle_t *)&p->sigchld, NULL);
+    uv_close((uv_handle_t *)&p->respawn, free_closed);
+}
+
+const struct cel_pool_ops cel__pool_prefork = {
+    .name = "prefork",
+    .start = prefork_start,
+    .dispatch = prefork_dispatch,
+    .busy = prefork_busy,
+    .stop = prefork_stop,
+    .stopped = prefork_stopped,
+    .free = prefork_free,
+};

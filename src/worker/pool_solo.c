@@ -1,0 +1,108 @@
+/*
+ * pool_solo.c - tasks run in the worker process itself, one at a time.
+ *
+ * One task runs per loop turn, so signals, the store thread's reports
+ * and timers are handled between tasks (Celery's solo pool blocks its
+ * loop for the same reason: there is nobody else to run the task). A
+ * task that crashes takes the worker with it; the message comes back
+ * with its delivery count raised, and the delivery limit (filters.c)
+ * ends the cycle.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "celeriac/error.h"
+#include "core/clock.h"
+#include "worker/worker_internal.h"
+
+struct solo {
+    struct cel_pool base;
+    uv_idle_t more; /* keeps the loop from sleeping while tasks wait */
+    bool stopping;
+};
+
+static void on_more(uv_idle_t *h)
+{
+    (void)h; /* the turn callback does the work */
+}
+
+static void solo_dispatch(struct cel_pool *base)
+{
+    struct solo *p = (struct solo *)base;
+    cel_worker *w = base->w;
+    struct cel_inflight *f = p->stopping ? NULL : cel__held_pop_ready(&w->held);
+    if (f) {
+        f->slot = 0;
+        f->pid = (int)getpid();
+        f->started_us = cel__mono_us();
+        cel__consumer_ack_early(w, f);
+        /* Hand over what is queued first (the early ack among it), so a
+         * crash in this task loses nothing already settled. */
+        cel__settler_flush(w->settler);
+        struct cel_execution ex;
+        cel__execute(w->reg, w->hostname, f->d.body, f->d.len, &ex);
+        int64_t ran = cel__mono_us() - f->started_us;
+        w->runtime_ewma_us += (ran - w->runtime_ewma_us) / 8;
+        f->slot = -1;
+        cel__consumer_on_outcome(w, f, &ex);
+        cel__execution_release(&ex);
+    }
+    if (w->held.ready_head && !p->stopping)
+        uv_idle_start(&p->more, on_more);
+    else
+        uv_idle_stop(&p->more);
+}
+
+static bool solo_busy(const struct cel_pool *base)
+{
+    (void)base;
+    return false; /* a task never outlives its dispatch call */
+}
+
+static void solo_stop(struct cel_pool *base, bool cold)
+{
+    (void)cold;
+    struct solo *p = (struct solo *)base;
+    p->stopping = true;
+    uv_idle_stop(&p->more);
+}
+
+static bool solo_stopped(const struct cel_pool *base)
+{
+    (void)base;
+    return true;
+}
+
+static int solo_start(cel_worker *w, struct cel_pool **out)
+{
+    struct solo *p = calloc(1, sizeof *p);
+    if (!p)
+        return cel__err(&w->err, CEL_ENOMEM, "out of memory");
+    p->base.ops = &cel__pool_solo;
+    p->base.w = w;
+    uv_idle_init(&w->loop, &p->more);
+    p->more.data = p;
+    *out = &p->base;
+    return CEL_OK;
+}
+
+static void solo_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void solo_free(struct cel_pool *base)
+{
+    struct solo *p = (struct solo *)base;
+    uv_close((uv_handle_t *)&p->more, solo_closed);
+}
+
+const struct cel_pool_ops cel__pool_solo = {
+    .name = "solo",
+    .start = solo_start,
+    .dispatch = solo_dispatch,
+    .busy = solo_busy,
+    .stop = solo_stop,
+    .stopped = solo_stopped,
+    .free = solo_free,
+};

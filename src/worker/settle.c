@@ -1,0 +1,671 @@
+/* settle.c - see settle.h. */
+#include "worker/settle.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "celeriac/error.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+#define COMP "worker"
+/* Messages asked for per fetch (one round trip). */
+#define FETCH_MAX 256
+/* Retry backoff for failed writes. */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+/* A failing store is reported at most this often. */
+#define FAIL_LOG_EVERY_MS 10000
+/* Longest sleep: a safety net against a lost wakeup from the broker. */
+#define IDLE_POLL_MS 1000
+
+struct item_vec {
+    struct cel_settle_item *v;
+    size_t n, cap;
+};
+
+struct cel_settler {
+    struct cel_broker *b;
+    struct cel_backend *k;
+    struct cel_settler_config cfg;
+    pthread_t thread;
+    int evfd; /* wakes the thread */
+    uv_async_t async;
+
+    /* loop thread */
+    struct item_vec local;
+
+    /* shared, under mu */
+    pthread_mutex_t mu;
+    struct item_vec incoming;
+    uint64_t received;
+    size_t room;
+    bool room_changed;
+    struct cel_settle_report *out;
+    bool stopping;
+    int64_t deadline_ms;
+    atomic_bool done;
+    atomic_bool failing;
+    atomic_size_t backlog;
+
+    /* store thread */
+    struct item_vec work;
+    struct cel_inflight *reserved; /* leases to extend */
+    uint64_t fetched_total;
+};
+
+/* ---- small containers ------------------------------------------------- */
+
+static int vec_push(struct item_vec *v, const struct cel_settle_item *it)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        struct cel_settle_item *p = realloc(v->v, cap * sizeof *p);
+        if (!p)
+            return CEL_ENOMEM;
+        v->v = p;
+        v->cap = cap;
+    }
+    v->v[v->n++] = *it;
+    return CEL_OK;
+}
+
+/* Moves every item of src to the end of dst (src ends empty). */
+static int vec_take(struct item_vec *dst, struct item_vec *src)
+{
+    if (!src->n)
+        return CEL_OK;
+    if (!dst->n) {
+        struct item_vec t = *dst;
+        *dst = *src;
+        *src = t;
+        src->n = 0;
+        return CEL_OK;
+    }
+    for (size_t i = 0; i < src->n; i++)
+        if (vec_push(dst, &src->v[i]) != CEL_OK) {
+            memmove(src->v, src->v + i, (src->n - i) * sizeof *src->v);
+            src->n -= i;
+            return CEL_ENOMEM;
+        }
+    src->n = 0;
+    return CEL_OK;
+}
+
+static void item_release(struct cel_settle_item *it)
+{
+    free(it->task_id);
+    free(it->meta);
+    free(it->reason);
+    it->task_id = it->meta = it->reason = NULL;
+}
+
+static int ptr_push(struct cel_inflight ***v, size_t *n, size_t *cap, struct cel_inflight *f)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        struct cel_inflight **p = realloc(*v, c * sizeof *p);
+        if (!p)
+            return CEL_ENOMEM;
+        *v = p;
+        *cap = c;
+    }
+    (*v)[(*n)++] = f;
+    return CEL_OK;
+}
+
+void cel__settle_report_free(struct cel_settle_report *r)
+{
+    if (!r)
+        return;
+    free(r->finished);
+    free(r->fetched);
+    free(r);
+}
+
+/* ---- the thread's list of reservations ------------------------------- */
+
+static void reserved_add(struct cel_settler *s, struct cel_inflight *f)
+{
+    f->store_prev = NULL;
+    f->store_next = s->reserved;
+    if (s->reserved)
+        s->reserved->store_prev = f;
+    s->reserved = f;
+}
+
+static void reserved_remove(struct cel_settler *s, struct cel_inflight *f)
+{
+    if (f->store_prev)
+        f->store_prev->store_next = f->store_next;
+    else if (s->reserved == f)
+        s->reserved = f->store_next;
+    else
+        return; /* not listed (acked early) */
+    if (f->store_next)
+        f->store_next->store_prev = f->store_prev;
+    f->store_prev = f->store_next = NULL;
+}
+
+/* ---- one round trip ---------------------------------------------------- */
+
+static bool has_result(const struct cel_settle_item *it)
+{
+    return it->task_id && it->meta;
+}
+
+/* Follow-ups go out before the ack in the same round trip; a retry after
+ * a failed non-transactional write may publish one twice (at least once,
+ * never lost). */
+static int publish_followups(struct cel_settler *s, const struct cel_inflight *f)
+{
+    for (const struct cel_followup *u = f ? f->followups : NULL; u; u = u->next) {
+        int rc =
+            s->b->ops->publish(s->b, u->queue, u->priority, u->due_us, u->task_id, u->body, u->len);
+        if (rc != CEL_OK)
+            return rc;
+    }
+    return CEL_OK;
+}
+
+static int broker_op(struct cel_settler *s, struct cel_settle_item *it)
+{
+    const struct cel_broker_ops *bo = s->b->ops;
+    struct cel_delivery *d = it->f ? &it->f->d : NULL;
+    if (it->op == CEL_SETTLE_ACK || it->op == CEL_SETTLE_RELEASE) {
+        int rc = publish_followups(s, it->f);
+        if (rc != CEL_OK)
+            return rc;
+    }
+    switch (it->op) {
+    case CEL_SETTLE_NONE:
+    case CEL_SETTLE_RELEASE:
+        return CEL_OK;
+    case CEL_SETTLE_ACK:
+    case CEL_SETTLE_EARLY_ACK:
+        return bo->ack(s->b, d);
+    case CEL_SETTLE_REQUEUE:
+        return bo->reject(s->b, d, true, NULL);
+    case CEL_SETTLE_DEAD_LETTER:
+        return bo->reject(s->b, d, false, it->reason ? it->reason : "rejected");
+    case CEL_SETTLE_REPARK: {
+        int rc =
+            bo->publish(s->b, d->queue, it->priority, it->due_us, it->f->task_id, d->body, d->len);
+        return rc == CEL_OK ? bo->ack(s->b, d) : rc;
+    }
+    }
+    return CEL_EINVAL;
+}
+
+/* A store error that retrying cannot fix: the result is dropped (and
+ * said so) rather than wedging every later result behind it. */
+static bool permanent(int rc)
+{
+    return rc == CEL_ETOOBIG || rc == CEL_EINVAL;
+}
+
+struct turn_result {
+    bool ok;
+    char why[512];
+    size_t got;
+};
+
+/*
+ * Stores results, then carries out the broker operations of the items
+ * whose results are stored, fetches up to `want` messages and extends
+ * leases, all in one transaction or pipeline when the transports batch.
+ */
+static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_settle_report *rep,
+                 int64_t *next_due_us, struct turn_result *tr)
+{
+    const struct cel_broker_ops *bo = s->b->ops;
+    const struct cel_backend_ops *ko = s->k->ops;
+    tr->ok = true;
+    tr->why[0] = '\0';
+    tr->got = 0;
+    bool btx = bo->begin && bo->commit && bo->begin(s->b) == CEL_OK;
+    bool ktx = ko->begin && ko->commit && ko->begin(s->k) == CEL_OK;
+
+    /* Results first: an ack must never go out for a result not stored. */
+    bool kfail = false;
+    size_t nwork = s->work.n;
+    for (size_t i = 0; i < nwork && !kfail; i++) {
+        struct cel_settle_item *it = &s->work.v[i];
+        if (!has_result(it) || it->result_done)
+            continue;
+        int rc =
+            ko->store(s->k, it->task_id, it->state, it->meta, it->meta_len, s->cfg.result_ttl_s);
+        if (rc != CEL_OK && permanent(rc)) {
+            CEL_ERROR(COMP, "cannot store the result of %s, dropping it: %s", it->task_id,
+                      cel__backend_errmsg(s->k));
+            it->result_done = true;
+        } else if (rc != CEL_OK) {
+            kfail = true;
+            snprintf(tr->why, sizeof tr->why, "cannot store results: %s",
+                     cel__backend_errmsg(s->k));
+        }
+    }
+    if (ktx && ko->commit(s->k) != CEL_OK && !kfail) {
+        kfail = true;
+        snprintf(tr->why, sizeof tr->why, "cannot store results: %s", cel__backend_errmsg(s->k));
+    }
+    /* Marks made in this turn, undone if the transaction rolls back. */
+    bool *marked_result = calloc(nwork ? nwork : 1, sizeof *marked_result);
+    bool *marked_broker = calloc(nwork ? nwork : 1, sizeof *marked_broker);
+    bool bfail = !marked_result || !marked_broker;
+    if (bfail)
+        snprintf(tr->why, sizeof tr->why, "out of memory");
+    for (size_t i = 0; i < nwork && !bfail; i++) {
+        struct cel_settle_item *it = &s->work.v[i];
+        if (has_result(it) && !it->result_done && !kfail) {
+            it->result_done = true;
+            marked_result[i] = true;
+        }
+    }
+    for (size_t i = 0; i < nwork && !bfail; i++) {
+        struct cel_settle_item *it = &s->work.v[i];
+        if (it->broker_done || (has_result(it) && !it->result_done))
+            continue;
+        if (broker_op(s, it) != CEL_OK) {
+            bfail = true;
+            snprintf(tr->why, sizeof tr->why, "cannot ack or requeue messages: %s",
+                     cel__broker_errmsg(s->b));
+            break;
+        }
+        it->broker_done = true;
+        marked_broker[i] = true;
+    }
+
+    size_t nfetched = 0;
+    struct cel_delivery batch[FETCH_MAX];
+    if (want && !kfail && !bfail) {
+        if (want > FETCH_MAX)
+            want = FETCH_MAX;
+        int64_t due = 0;
+        if (bo->fetch(s->b, s->cfg.queues, s->cfg.nqueues, want, s->cfg.lease_ms, batch, &nfetched,
+                      &due) != CEL_OK) {
+            CEL_ERROR(COMP, "cannot fetch messages: %s", cel__broker_errmsg(s->b));
+            nfetched = 0;
+        } else {
+            *next_due_us = due;
+        }
+    }
+    if (extend && bo->extend && !bfail) {
+        size_t n = 0;
+        for (struct cel_inflight *f = s->reserved; f; f = f->store_next)
+            n++;
+        const struct cel_delivery **ds = n ? malloc(n * sizeof *ds) : NULL;
+        if (ds) {
+            n = 0;
+            for (struct cel_inflight *f = s->reserved; f; f = f->store_next)
+                ds[n++] = &f->d;
+            if (bo->extend(s->b, ds, n, s->cfg.lease_ms) != CEL_OK)
+                CEL_WARN(COMP, "cannot extend message leases: %s", cel__broker_errmsg(s->b));
+            free(ds);
+        }
+    }
+    if (btx && bo->commit(s->b) != CEL_OK && !bfail) {
+        bfail = true;
+        snprintf(tr->why, sizeof tr->why, "cannot commit results and acks: %s",
+                 cel__broker_errmsg(s->b));
+    }
+    if (bfail) {
+        /* Nothing of this turn is known to have landed. Results are
+         * stored again on retry (a stored SUCCESS is never replaced);
+         * messages claimed in a rolled-back transaction are still queued
+         * and must not run here. */
+        for (size_t i = 0; i < nwork && marked_broker && marked_result; i++) {
+            if (marked_broker[i])
+                s->work.v[i].broker_done = false;
+            if (btx && marked_result[i])
+                s->work.v[i].result_done = false;
+        }
+        if (btx && (bo->caps & CEL_BROKER_CAP_TRANSACTIONS)) {
+            for (size_t i = 0; i < nfetched; i++)
+                cel__delivery_release(&batch[i]);
+            nfetched = 0;
+        }
+    }
+    free(marked_result);
+    free(marked_broker);
+    tr->ok = !kfail && !bfail;
+
+    for (size_t i = 0; i < nfetched; i++) {
+        struct cel_inflight *f = cel__inflight_new();
+        if (!f || ptr_push(&rep->fetched, &rep->nfetched, &rep->capfetched, f) != CEL_OK) {
+            /* Cannot track it: give it back rather than hold it unseen. */
+            bo->reject(s->b, &batch[i], true, NULL);
+            cel__delivery_release(&batch[i]);
+            free(f);
+            continue;
+        }
+        f->d = batch[i];
+        reserved_add(s, f);
+        s->fetched_total++;
+    }
+    tr->got = nfetched;
+
+    /* Hand back what is done; keep the rest for the next turn. */
+    size_t keep = 0;
+    for (size_t i = 0; i < s->work.n; i++) {
+        struct cel_settle_item *it = &s->work.v[i];
+        bool complete = it->broker_done && (!has_result(it) || it->result_done);
+        if (!complete) {
+            s->work.v[keep++] = *it;
+            continue;
+        }
+        if (it->f) {
+            reserved_remove(s, it->f);
+            if (it->op == CEL_SETTLE_EARLY_ACK)
+                it->f->store_acked = true;
+            else if (ptr_push(&rep->finished, &rep->nfinished, &rep->capfinished, it->f) != CEL_OK)
+                CEL_ERROR(COMP, "out of memory: a settled message record is leaked");
+        }
+        item_release(it);
+    }
+    s->work.n = keep;
+}
+
+/* Appends a thread-side report to the one the loop will pick up. */
+static void post_report(struct cel_settler *s, struct cel_settle_report *rep)
+{
+    if (!rep->nfinished && !rep->nfetched)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (!s->out) {
+        s->out = calloc(1, sizeof *s->out);
+    }
+    bool lost = !s->out;
+    for (size_t i = 0; !lost && i < rep->nfinished; i++)
+        lost = ptr_push(&s->out->finished, &s->out->nfinished, &s->out->capfinished,
+                        rep->finished[i]) != CEL_OK;
+    for (size_t i = 0; !lost && i < rep->nfetched; i++)
+        lost = ptr_push(&s->out->fetched, &s->out->nfetched, &s->out->capfetched,
+                        rep->fetched[i]) != CEL_OK;
+    pthread_mutex_unlock(&s->mu);
+    if (lost)
+        CEL_ERROR(COMP, "out of memory while reporting settled messages");
+    rep->nfinished = rep->nfetched = 0;
+    uv_async_send(&s->async);
+}
+
+static void *settler_main(void *arg)
+{
+    struct cel_settler *s = arg;
+    struct cel_settle_report rep = {0};
+    bool more = true; /* messages may be waiting */
+    int64_t next_due_us = 0;
+    int64_t lease_every = s->cfg.lease_ms / 3 > 0 ? s->cfg.lease_ms / 3 : 1000;
+    int64_t next_extend_ms = cel__mono_ms() + lease_every;
+    int64_t retry_at_ms = 0, backoff_ms = BACKOFF_MIN_MS, last_log_ms = 0, failing_since = 0;
+    size_t fail_logs = 0;
+    const struct cel_broker_ops *bo = s->b->ops;
+
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        if (vec_take(&s->work, &s->incoming) != CEL_OK)
+            CEL_ERROR(COMP, "out of memory taking settle items; retrying");
+        uint64_t received = s->received;
+        size_t cap = s->room;
+        if (s->room_changed) {
+            s->room_changed = false;
+            more = true;
+        }
+        bool stopping = s->stopping;
+        int64_t deadline = s->deadline_ms;
+        pthread_mutex_unlock(&s->mu);
+
+        uint64_t unseen = s->fetched_total - received;
+        size_t room = cap > unseen ? cap - (size_t)unseen : 0;
+        int64_t now_ms = cel__mono_ms();
+        if (next_due_us && cel__wall_us() >= next_due_us) {
+            next_due_us = 0;
+            more = true;
+        }
+        bool failing = atomic_load(&s->failing);
+        bool may_try = !failing || now_ms >= retry_at_ms;
+        bool want_fetch = !stopping && room > 0 && more;
+        bool want_extend = s->reserved && now_ms >= next_extend_ms;
+        if (may_try && (s->work.n || want_fetch || want_extend)) {
+            struct turn_result tr;
+            turn(s, want_fetch ? room : 0, want_extend, &rep, &next_due_us, &tr);
+            if (want_fetch && tr.ok)
+                more = tr.got == (room > FETCH_MAX ? FETCH_MAX : room);
+            if (want_extend)
+                next_extend_ms = now_ms + lease_every;
+            if (!tr.ok) {
+                if (!failing) {
+                    failing_since = now_ms;
+                    fail_logs = 0;
+                }
+                atomic_store(&s->failing, true);
+                retry_at_ms = now_ms + backoff_ms;
+                if (fail_logs == 0 || now_ms - last_log_ms >= FAIL_LOG_EVERY_MS) {
+                    CEL_ERROR(COMP,
+                              "%s; %zu results and acks are kept and retried (backoff up to "
+                              "%.0f s; this is logged once every %d s)",
+                              tr.why, s->work.n, BACKOFF_MAX_MS / 1000.0, FAIL_LOG_EVERY_MS / 1000);
+                    last_log_ms = now_ms;
+                    fail_logs++;
+                }
+                backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
+            } else if (failing) {
+                atomic_store(&s->failing, false);
+                backoff_ms = BACKOFF_MIN_MS;
+                CEL_WARN(COMP, "results and acks are being stored again after %.1f s",
+                         (double)(now_ms - failing_since) / 1000.0);
+            }
+            post_report(s, &rep);
+        }
+        atomic_store(&s->backlog, s->work.n);
+        if (stopping) {
+            /* Done when everything handed over is settled and every
+             * message fetched has reached the loop (which gives back the
+             * ones it can no longer run), or when time is up. */
+            pthread_mutex_lock(&s->mu);
+            bool idle = !s->work.n && !s->incoming.n && s->fetched_total == s->received;
+            pthread_mutex_unlock(&s->mu);
+            if (idle || cel__mono_ms() >= deadline)
+                break;
+        }
+
+        /* Sleep until the loop hands something over, the broker rings,
+         * a retry, a lease extension or a delayed message is due. */
+        now_ms = cel__mono_ms();
+        int64_t timeout = IDLE_POLL_MS;
+        if (atomic_load(&s->failing))
+            timeout = retry_at_ms - now_ms;
+        else if (s->work.n)
+            timeout = 0;
+        if (s->reserved && next_extend_ms - now_ms < timeout)
+            timeout = next_extend_ms - now_ms;
+        if (next_due_us) {
+            int64_t due = (next_due_us - cel__wall_us()) / 1000 + 1;
+            if (due < timeout)
+                timeout = due;
+        }
+        if (stopping && deadline - now_ms < timeout)
+            timeout = deadline - now_ms;
+        if (timeout < 0)
+            timeout = 0;
+        struct pollfd p[2] = {{.fd = s->evfd, .events = POLLIN}, {.fd = -1}};
+        int wfd = bo->wakeup_fd ? bo->wakeup_fd(s->b) : -1;
+        if (wfd >= 0 && room > 0 && !stopping)
+            p[1] = (struct pollfd){.fd = wfd, .events = POLLIN};
+        int r = poll(p, 2, (int)timeout);
+        if (r == 0 && timeout == IDLE_POLL_MS)
+            more = true; /* safety net against a lost wakeup */
+        if (r > 0 && (p[0].revents & POLLIN)) {
+            uint64_t v;
+            if (read(s->evfd, &v, sizeof v) < 0 && errno != EAGAIN)
+                CEL_DEBUG(COMP, "eventfd read: %s", strerror(errno));
+        }
+        if (r > 0 && p[1].fd >= 0 && p[1].revents) {
+            if (bo->drain_wakeup)
+                bo->drain_wakeup(s->b);
+            more = true;
+        }
+    }
+    free(rep.finished);
+    free(rep.fetched);
+    atomic_store(&s->done, true);
+    uv_async_send(&s->async);
+    return NULL;
+}
+
+/* ---- loop side --------------------------------------------------------- */
+
+static void on_async(uv_async_t *h)
+{
+    struct cel_settler *s = h->data;
+    pthread_mutex_lock(&s->mu);
+    struct cel_settle_report *r = s->out;
+    s->out = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (r)
+        s->cfg.on_report(s->cfg.ud, r);
+}
+
+int cel__settler_start(struct cel_settler **out, struct cel_broker *b, struct cel_backend *k,
+                       const struct cel_settler_config *cfg, struct cel_errbuf *err)
+{
+    *out = NULL;
+    struct cel_settler *s = calloc(1, sizeof *s);
+    if (!s)
+        return cel__err(err, CEL_ENOMEM, "out of memory");
+    s->b = b;
+    s->k = k;
+    s->cfg = *cfg;
+    s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->evfd < 0) {
+        free(s);
+        return cel__err(err, CEL_EIO, "eventfd: %s", strerror(errno));
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    uv_async_init(cfg->loop, &s->async, on_async);
+    s->async.data = s;
+    int rc = pthread_create(&s->thread, NULL, settler_main, s);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&s->async, NULL);
+        uv_run(cfg->loop, UV_RUN_NOWAIT);
+        close(s->evfd);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return cel__err(err, CEL_EIO, "cannot start the store thread: %s", strerror(rc));
+    }
+    *out = s;
+    return CEL_OK;
+}
+
+int cel__settler_push(struct cel_settler *s, const struct cel_settle_item *item)
+{
+    struct cel_settle_item it = *item;
+    it.result_done = it.broker_done = false;
+    if (vec_push(&s->local, &it) != CEL_OK) {
+        CEL_ERROR(COMP, "out of memory queueing a result; its message stays reserved");
+        return CEL_ENOMEM;
+    }
+    if (it.f)
+        it.f->settling = it.op != CEL_SETTLE_EARLY_ACK && it.op != CEL_SETTLE_NONE;
+    return CEL_OK;
+}
+
+static void wake(struct cel_settler *s)
+{
+    uint64_t one = 1;
+    if (write(s->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
+        CEL_DEBUG(COMP, "eventfd write: %s", strerror(errno));
+}
+
+void cel__settler_flush(struct cel_settler *s)
+{
+    if (!s->local.n)
+        return;
+    pthread_mutex_lock(&s->mu);
+    int rc = vec_take(&s->incoming, &s->local);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != CEL_OK)
+        CEL_ERROR(COMP, "out of memory handing results over; retrying");
+    wake(s);
+}
+
+void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room)
+{
+    pthread_mutex_lock(&s->mu);
+    bool changed = s->received != received || s->room != room;
+    s->received = received;
+    s->room = room;
+    if (changed)
+        s->room_changed = true;
+    pthread_mutex_unlock(&s->mu);
+    if (changed)
+        wake(s);
+}
+
+bool cel__settler_failing(const struct cel_settler *s)
+{
+    return atomic_load(&s->failing);
+}
+
+size_t cel__settler_backlog(const struct cel_settler *s)
+{
+    return atomic_load(&s->backlog) + s->local.n;
+}
+
+void cel__settler_stop(struct cel_settler *s, int64_t deadline_ms)
+{
+    cel__settler_flush(s);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    s->deadline_ms = deadline_ms;
+    s->room = 0;
+    pthread_mutex_unlock(&s->mu);
+    wake(s);
+}
+
+bool cel__settler_done(const struct cel_settler *s)
+{
+    return atomic_load(&s->done);
+}
+
+void cel__settler_free(struct cel_settler *s)
+{
+    if (!s)
+        return;
+    if (!atomic_load(&s->done))
+        cel__settler_stop(s, cel__mono_ms());
+    pthread_join(s->thread, NULL);
+    on_async(&s->async); /* a last report nobody picked up */
+    size_t lost = 0;
+    struct item_vec *vs[] = {&s->work, &s->incoming, &s->local};
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = 0; i < vs[k]->n; i++) {
+            struct cel_settle_item *it = &vs[k]->v[i];
+            if (it->f && it->op != CEL_SETTLE_EARLY_ACK && it->op != CEL_SETTLE_NONE) {
+                lost++;
+                cel__inflight_free(it->f);
+            }
+            item_release(it);
+        }
+        free(vs[k]->v);
+    }
+    if (lost)
+        CEL_ERROR(COMP,
+                  "%zu results and acks could not be stored before shutdown; their messages "
+                  "stay reserved and return to their queues when their leases run out",
+                  lost);
+    /* Reservations the loop never finished are freed by their owner (the
+     * loop's held list); this list only links them. */
+    uv_close((uv_handle_t *)&s->async, NULL);
+    close(s->evfd);
+    pthread_mutex_destroy(&s->mu);
+    cel__backend_close(s->k);
+    cel__broker_close(s->b);
+    free(s);
+}

@@ -1,0 +1,129 @@
+/*
+ * worker_internal.h - the worker's parts and what they share.
+ *
+ * The worker parent is one libuv loop (src/worker/worker.c) with rooms
+ * around it, each in its own file:
+ *
+ *   signals.c    TERM/INT/QUIT and cel_worker_stop() into the loop
+ *   consumer.c   the prefetch window, accepting what the store thread
+ *                fetched, the message filters, STARTED states
+ *   filters.c    what a message passes before it may run
+ *   settle.c     the store thread: results, acks, fetches, leases
+ *   pool.h       the pool ops table: pool_prefork.c (+ child.c), pool_solo.c
+ *   banner.c     the start banner
+ *
+ * Everything here runs on the loop thread unless a comment says
+ * otherwise.
+ */
+#ifndef CEL_WORKER_WORKER_INTERNAL_H
+#define CEL_WORKER_WORKER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "celeriac/worker.h"
+#include "core/errbuf.h"
+#include "worker/execute.h"
+#include "worker/inflight.h"
+#include "worker/pool.h"
+#include "worker/settle.h"
+
+#define CEL_WORKER_MAX_QUEUES 64
+/* Tasks faster than this on average are pipelined to children, and the
+ * prefetch window grows (see cel__consumer_window()). */
+#define CEL_PIPELINE_BELOW_US 1000
+/* While tasks are short the prefetch window is this many times
+ * worker_prefetch_multiplier: 128 messages for -c 2 are still only some
+ * 10 ms of work, so other workers lose nothing that matters, and it keeps
+ * the pipelines to the children full while a refill is on its way. */
+#define CEL_SHORT_TASK_PREFETCH_BOOST 16
+/* A task still running after this long gets its STARTED state written;
+ * faster tasks go straight to SUCCESS and save a write. */
+#define CEL_STARTED_AFTER_MS 5
+
+enum cel_stop_level { CEL_RUNNING = 0, CEL_WARM = 1, CEL_COLD = 2 };
+
+struct cel_worker {
+    cel_config *cfg;
+    const cel_registry *reg;
+    struct cel_errbuf err;
+    int config_rc; /* configure() at creation; returned by run() */
+
+    /* configuration, resolved once */
+    char hostname[256];
+    char *queues[CEL_WORKER_MAX_QUEUES];
+    size_t nqueues;
+    int concurrency;
+    const struct cel_pool_ops *pool_ops;
+    size_t prefetch_limit;
+    int64_t lease_ms;
+    int64_t result_ttl_s;
+    unsigned max_tasks_per_child;
+    unsigned delivery_limit; /* 0: none */
+    bool track_started;
+    bool acks_late;
+
+    /* running */
+    uv_loop_t loop;
+    uv_prepare_t turn;     /* end of each loop turn: dispatch, hand over, refill */
+    uv_timer_t started;    /* STARTED states of tasks that run long */
+    uv_async_t stop_async; /* cel_worker_stop() from any thread or a signal */
+    uv_signal_t sig[3];
+    bool signals_on;
+    atomic_int stop_level;
+    atomic_bool async_ready; /* stop_async may be sent to */
+    int announced;           /* stop level already acted on */
+
+    struct cel_settler *settler;
+    struct cel_pool *pool;
+    struct cel_held held;
+    uint64_t received; /* messages received from the settler in all */
+    uint64_t next_seq;
+    int64_t runtime_ewma_us; /* recent task run time; starts "long" */
+    bool exiting;            /* the loop is winding down */
+};
+
+/* ---- consumer.c ---- */
+size_t cel__consumer_window(const cel_worker *w);
+/* The settler's report: new messages in, finished ones freed. */
+void cel__consumer_on_report(void *ud, struct cel_settle_report *r);
+/* Tells the settler how many more messages fit. */
+void cel__consumer_update_room(cel_worker *w);
+/* The pool's report on one message: what the executor decided. Takes
+ * ex's strings. */
+void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_execution *ex);
+/* The process running f died: WorkerLostError (or a requeue on cold
+ * shutdown). `why` ends up in the stored exception. */
+void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *why);
+/* Settles f without running it: keeps the message for an operator with
+ * `reason` and stores a FAILURE of exc_type/exc_module for its client. */
+void cel__consumer_dead_letter(cel_worker *w, struct cel_inflight *f, const char *reason,
+                               const char *exc_type, const char *exc_module, const char *message);
+/* A message that never started goes back to its queue. */
+void cel__consumer_requeue(cel_worker *w, struct cel_inflight *f);
+/* Early ack when task_acks_late is off (the pool calls it as a task
+ * starts). */
+void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f);
+/* Gives back everything waiting for the pool. */
+void cel__consumer_requeue_waiting(cel_worker *w);
+void cel__consumer_write_started(cel_worker *w);
+/* Stores a state for f now (STATE frames). Takes meta. */
+void cel__consumer_store_state(cel_worker *w, struct cel_inflight *f, cel_state state, char *meta,
+                               size_t len);
+
+/* ---- filters.c ---- */
+enum cel_filter_verdict {
+    CEL_FILTER_PASS,        /* may run */
+    CEL_FILTER_DEAD_LETTER, /* settled by the filter: failure stored, message kept aside */
+};
+enum cel_filter_verdict cel__filters_run(cel_worker *w, struct cel_inflight *f);
+
+/* ---- signals.c ---- */
+int cel__signals_start(cel_worker *w);
+void cel__signals_stop(cel_worker *w);
+/* Acts on a new stop level (called from the loop when it rises). */
+void cel__worker_on_stop_level(cel_worker *w);
+
+#endif
