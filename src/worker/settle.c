@@ -629,9 +629,15 @@ void cel__settler_stop(struct cel_settler *s, int64_t deadline_ms)
     wake(s);
 }
 
-bool cel__settler_done(const struct cel_settler *s)
+bool cel__settler_done(struct cel_settler *s)
 {
-    return atomic_load(&s->done);
+    if (!atomic_load(&s->done))
+        return false;
+    /* Done means the loop has also had the last report. */
+    pthread_mutex_lock(&s->mu);
+    bool delivered = s->out == NULL;
+    pthread_mutex_unlock(&s->mu);
+    return delivered;
 }
 
 void cel__settler_free(struct cel_settler *s)

@@ -106,9 +106,10 @@ size_t cel__settler_backlog(const struct cel_settler *s);
 /* Asks the thread to settle everything queued, retrying failed writes
  * until `deadline_ms` (monotonic), then to exit. Returns at once; the
  * report callback keeps running until the thread has exited and
- * cel__settler_done() says so. */
+ * cel__settler_done() says so (the thread has exited and its last report
+ * has reached the callback). */
 void cel__settler_stop(struct cel_settler *s, int64_t deadline_ms);
-bool cel__settler_done(const struct cel_settler *s);
+bool cel__settler_done(struct cel_settler *s);
 
 /* Joins the thread, frees what was never settled (logging how many),
  * and closes the broker and store. The uv handle is closed; run the loop
