@@ -90,7 +90,7 @@ bool cel__meta_is_ready(const char *meta, size_t len)
 {
     json_t *root = json_loadb(meta, len, 0, NULL);
     const char *s = json_string_value(json_object_get(root, "status"));
-    bool ready = s && cel_state_is_ready(cel_state_parse(s));
+    bool ready = cel__state_name_is_ready(s);
     json_decref(root);
     return ready;
 }

@@ -23,6 +23,7 @@
 #include "core/json_util.h"
 #include "core/strbuf.h"
 #include "proto/envelope_writer.h"
+#include "proto/state.h"
 
 /* --- parsing ------------------------------------------------------------- */
 
@@ -536,12 +537,6 @@ json_t *cel__exception_new(const char *exc_type, const char *exc_module, const c
                      "exc_message", args, "exc_module", exc_module ? exc_module : "builtins");
 }
 
-static bool is_ready_state(const char *status)
-{
-    return strcmp(status, "SUCCESS") == 0 || strcmp(status, "FAILURE") == 0 ||
-           strcmp(status, "REVOKED") == 0;
-}
-
 json_t *cel__result_meta_new(const char *task_id, const char *status, json_t *result,
                              const char *traceback, const char *group_id, const char *parent_id,
                              int64_t date_done_us)
@@ -557,7 +552,7 @@ json_t *cel__result_meta_new(const char *task_id, const char *status, json_t *re
     put(meta, "result", result ? result : json_null(), &ok);
     put(meta, "traceback", str_or_null(traceback), &ok);
     put(meta, "children", json_array(), &ok);
-    if (is_ready_state(status)) {
+    if (cel__state_name_is_ready(status)) {
         char buf[40];
         cel__iso8601(date_done_us ? date_done_us : cel__wall_us(), false, buf, sizeof buf);
         put(meta, "date_done", json_string(buf), &ok);
