@@ -25,6 +25,7 @@
 #include "core/json_escape.h"
 #include "core/json_util.h"
 #include "core/uuid.h"
+#include "proto/repr.h"
 
 /* Celery's Task.argsrepr_maxsize / kwargsrepr_maxsize. */
 #define REPR_MAX_LEN 1024

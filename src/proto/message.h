@@ -123,10 +123,6 @@ int cel__message_build(const struct cel_task_spec *spec, char **out, size_t *out
 /* Re-encodes a parsed message (unknown fields preserved). Caller frees. */
 char *cel__message_encode(const struct cel_message *m);
 
-/* Python-style repr of args/kwargs for the argsrepr/kwargsrepr headers,
- * truncated to max_len bytes ("..." appended). Caller frees. */
-char *cel__json_pyrepr(const json_t *v, size_t max_len);
-
 /* Exception object of a result: {"exc_type", "exc_message": [msg], "exc_module"}. */
 json_t *cel__exception_new(const char *exc_type, const char *exc_module, const char *message);
 
