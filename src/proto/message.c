@@ -361,16 +361,13 @@ int cel__message_build(const struct cel_task_spec *spec, char **out, size_t *out
         *out = NULL;
     if (!spec || !out)
         return cel__errf(err, errlen, CEL_EINVAL, "no task spec or output");
-    struct cel_envbuf buf = {0};
+    struct cel_buf buf;
+    cel__buf_init(&buf, CEL_MESSAGE_MAX_BYTES); /* no consumer would take a bigger one */
     int rc = cel__envelope_write(spec, &buf, id_out, err, errlen);
-    if (rc != CEL_OK) {
-        cel__envbuf_free(&buf);
-        return rc;
-    }
-    *out = buf.p;
-    if (outlen)
-        *outlen = buf.len;
-    return CEL_OK;
+    if (rc == CEL_OK && !(*out = cel__buf_take(&buf, outlen)))
+        rc = cel__errf(err, errlen, CEL_ENOMEM, "out of memory");
+    cel__buf_release(&buf);
+    return rc;
 }
 
 /* --- results ----------------------------------------------------------------- */

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/json_util.h"
-#include "core/strbuf.h"
+#include "core/buf.h"
 #include "proto/message.h" /* CEL_MESSAGE_MAX_DEPTH */
 
 /*
@@ -23,13 +23,13 @@
  * Python's full isprintable() table is not worth carrying for a header
  * that is only ever displayed.
  */
-static void repr_string(struct cel_strbuf *b, const char *s, size_t n)
+static void repr_string(struct cel_buf *b, const char *s, size_t n)
 {
     bool has_single = memchr(s, '\'', n) != NULL, has_double = memchr(s, '"', n) != NULL;
     char q = has_single && !has_double ? '"' : '\'';
     char esc[16];
 
-    cel__strbuf_add(b, &q, 1);
+    cel__buf_append(b, &q, 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c < 0x7f && c != (unsigned char)q && c != '\\') {
@@ -38,76 +38,64 @@ static void repr_string(struct cel_strbuf *b, const char *s, size_t n)
             while (j < n && (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] < 0x7f &&
                    s[j] != q && s[j] != '\\')
                 j++;
-            cel__strbuf_add(b, s + i, j - i);
+            cel__buf_append(b, s + i, j - i);
             i = j - 1;
             continue;
         }
         if (c == (unsigned char)q || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
-            cel__strbuf_add(b, esc, 2);
+            cel__buf_append(b, esc, 2);
         } else if (c == '\n') {
-            cel__strbuf_add(b, "\\n", 2);
+            cel__buf_append(b, "\\n", 2);
         } else if (c == '\r') {
-            cel__strbuf_add(b, "\\r", 2);
+            cel__buf_append(b, "\\r", 2);
         } else if (c == '\t') {
-            cel__strbuf_add(b, "\\t", 2);
+            cel__buf_append(b, "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
             snprintf(esc, sizeof esc, "\\x%02x", c);
-            cel__strbuf_adds(b, esc);
+            cel__buf_appends(b, esc);
         } else if (c == 0xc2 && i + 1 < n &&
                    (((unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0xa0) ||
                     (unsigned char)s[i + 1] == 0xad)) {
             snprintf(esc, sizeof esc, "\\x%02x", (unsigned char)s[i + 1]);
-            cel__strbuf_adds(b, esc);
+            cel__buf_appends(b, esc);
             i++;
         } else if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
                    ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
             snprintf(esc, sizeof esc, "\\u%04x", 0x2000 + ((unsigned char)s[i + 2] - 0x80));
-            cel__strbuf_adds(b, esc);
+            cel__buf_appends(b, esc);
             i += 2;
         } else {
-            cel__strbuf_add(b, (const char *)&s[i], 1);
+            cel__buf_append(b, (const char *)&s[i], 1);
         }
     }
-    cel__strbuf_add(b, &q, 1);
+    cel__buf_append(b, &q, 1);
 }
 
-static void repr_value(struct cel_strbuf *b, const json_t *v, bool top, int depth)
+static void repr_value(struct cel_buf *b, const json_t *v, bool top, int depth)
 {
-    char num[64];
     if (depth > CEL_MESSAGE_MAX_DEPTH * 4) {
-        cel__strbuf_adds(b, "...");
+        cel__buf_appends(b, "...");
         return;
     }
     switch (json_typeof(v)) {
     case JSON_NULL:
-        cel__strbuf_adds(b, "None");
+        cel__buf_appends(b, "None");
         break;
     case JSON_TRUE:
-        cel__strbuf_adds(b, "True");
+        cel__buf_appends(b, "True");
         break;
     case JSON_FALSE:
-        cel__strbuf_adds(b, "False");
+        cel__buf_appends(b, "False");
         break;
-    case JSON_INTEGER: {
-        /* no printf: integers are most of what args hold */
-        json_int_t x = json_integer_value(v);
-        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
-        size_t i = sizeof num;
-        do {
-            num[--i] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (x < 0)
-            num[--i] = '-';
-        cel__strbuf_add(b, num + i, sizeof num - i);
+    case JSON_INTEGER:
+        cel__buf_append_int(b, json_integer_value(v));
         break;
-    }
     case JSON_REAL: {
         /* JSON's float text is Python's float repr (see json_util.c). */
         char *s = cel__json_dump(v);
-        cel__strbuf_adds(b, s ? s : "0.0");
+        cel__buf_appends(b, s ? s : "0.0");
         free(s);
         break;
     }
@@ -118,28 +106,28 @@ static void repr_value(struct cel_strbuf *b, const json_t *v, bool top, int dept
         /* Celery reprs the args tuple: the top level is "(2, 3)" or "(2,)",
          * nested arrays are lists. */
         size_t n = json_array_size(v);
-        cel__strbuf_adds(b, top ? "(" : "[");
+        cel__buf_appends(b, top ? "(" : "[");
         for (size_t i = 0; i < n; i++) {
             if (i)
-                cel__strbuf_adds(b, ", ");
+                cel__buf_appends(b, ", ");
             repr_value(b, json_array_get(v, i), false, depth + 1);
         }
-        cel__strbuf_adds(b, top ? (n == 1 ? ",)" : ")") : "]");
+        cel__buf_appends(b, top ? (n == 1 ? ",)" : ")") : "]");
         break;
     }
     case JSON_OBJECT: {
         bool first = true;
-        cel__strbuf_adds(b, "{");
+        cel__buf_appends(b, "{");
         for (void *it = json_object_iter((json_t *)v); it;
              it = json_object_iter_next((json_t *)v, it)) {
             if (!first)
-                cel__strbuf_adds(b, ", ");
+                cel__buf_appends(b, ", ");
             first = false;
             repr_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
-            cel__strbuf_adds(b, ": ");
+            cel__buf_appends(b, ": ");
             repr_value(b, json_object_iter_value(it), false, depth + 1);
         }
-        cel__strbuf_adds(b, "}");
+        cel__buf_appends(b, "}");
         break;
     }
     }
@@ -147,18 +135,18 @@ static void repr_value(struct cel_strbuf *b, const json_t *v, bool top, int dept
 
 char *cel__json_pyrepr(const json_t *v, size_t max_len)
 {
-    struct cel_strbuf b = {0};
+    struct cel_buf b = {0};
     if (!v)
-        cel__strbuf_adds(&b, "None");
+        cel__buf_appends(&b, "None");
     else
         repr_value(&b, v, true, 0);
-    if (!b.oom && max_len && b.len > max_len) {
+    if (b.err == CEL_OK && max_len && b.len > max_len) {
         size_t cut = max_len;
         /* never split a UTF-8 sequence: the header must stay valid text */
-        while (cut > 0 && ((unsigned char)b.p[cut] & 0xc0) == 0x80)
+        while (cut > 0 && ((unsigned char)b.data[cut] & 0xc0) == 0x80)
             cut--;
-        b.len = cut;
-        cel__strbuf_adds(&b, "...");
+        cel__buf_truncate(&b, cut);
+        cel__buf_appends(&b, "...");
     }
-    return cel__strbuf_finish(&b);
+    return cel__buf_take(&b, NULL);
 }

@@ -7,6 +7,7 @@
 #include "celeriac/error.h"
 #include "core/base64.h"
 #include "core/json_util.h"
+#include "proto/envelope_writer.h"
 #include "proto/message.h"
 
 #include "testing.h"
@@ -323,6 +324,36 @@ static void test_build_rejects(void)
         ASSERT(out == NULL);
         ASSERT_CONTAINS(err, cases[i].needle);
     }
+}
+
+/* A buffer's cap bounds the envelope written into it: past it the write
+ * fails with CEL_ETOOBIG, and the same buffer then takes one that fits. */
+static void test_envelope_cap(void)
+{
+    char args[3000];
+    size_t n = 0;
+    args[n++] = '[';
+    args[n++] = '"';
+    while (n < sizeof args - 3)
+        args[n++] = 'a';
+    memcpy(args + n, "\"]", 3);
+    struct cel_task_spec big = {.task = "tasks.echo", .args_json = args};
+    struct cel_task_spec small = {.task = "tasks.add", .args_json = "[2, 3]"};
+    struct cel_buf b;
+    cel__buf_init(&b, 2500);
+    char err[256] = "", id[37];
+    ASSERT_EQ(cel__envelope_write(&big, &b, id, err, sizeof err), CEL_ETOOBIG);
+    ASSERT_CONTAINS(err, "larger than 2500 bytes");
+    ASSERT_EQ(cel__buf_size(&b), 0);
+    ASSERT(b.cap <= 2501);
+    ASSERT_OK(cel__envelope_write(&small, &b, id, err, sizeof err));
+    struct cel_message m;
+    ASSERT_OK(cel__message_parse(cel__buf_bytes(&b), cel__buf_size(&b), NULL, &m, err, sizeof err));
+    ASSERT_STREQ(m.task, "tasks.add");
+    ASSERT_STREQ(m.id, id);
+    ASSERT_EQ(strlen(cel__buf_bytes(&b)), cel__buf_size(&b)); /* NUL-terminated */
+    cel__message_release(&m);
+    cel__buf_release(&b);
 }
 
 /* --- malformed input ----------------------------------------------------- */
@@ -715,6 +746,7 @@ int main(void)
     TEST_RUN(test_build_parse_round_trip);
     TEST_RUN(test_build_defaults);
     TEST_RUN(test_build_rejects);
+    TEST_RUN(test_envelope_cap);
     TEST_RUN(test_malformed_table);
     TEST_RUN(test_tolerates_what_python_tolerates);
     TEST_RUN(test_unicode_round_trip);
