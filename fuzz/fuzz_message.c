@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "proto/message.h"
+#include "proto/repr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,6 +8,7 @@
 #include "celeriac/common.h"
 #include "celeriac/error.h"
 #include "celeriac/config.h"
+#include "celeriac/state.h"
 #include "celeriac/task.h"
 #include "celeriac/client.h"
 #include "celeriac/worker.h"

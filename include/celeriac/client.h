@@ -31,6 +31,7 @@
 
 #include "celeriac/common.h"
 #include "celeriac/config.h"
+#include "celeriac/state.h" /* cel_state: what cel_result_state() returns */
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,24 +39,6 @@ extern "C" {
 
 typedef struct cel_client cel_client;
 typedef struct cel_result cel_result;
-
-/* Task states, with Celery's names (cel_state_name). */
-typedef enum {
-    CEL_STATE_PENDING = 0, /* unknown id, or waiting in a queue */
-    CEL_STATE_RECEIVED,    /* taken by a worker */
-    CEL_STATE_STARTED,     /* running */
-    CEL_STATE_RETRY,
-    CEL_STATE_SUCCESS,
-    CEL_STATE_FAILURE,
-    CEL_STATE_REVOKED,
-    CEL_STATE_CUSTOM, /* a state set by the task itself (e.g. PROGRESS) */
-} cel_state;
-
-CEL_API const char *cel_state_name(cel_state s);
-/* CEL_STATE_CUSTOM for names that are not one of the standard states. */
-CEL_API cel_state cel_state_parse(const char *name);
-/* SUCCESS, FAILURE and REVOKED end a wait. */
-CEL_API bool cel_state_is_ready(cel_state s);
 
 /* Options for one send; zero-initialise, then set what you need. */
 typedef struct cel_send_options {

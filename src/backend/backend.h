@@ -15,10 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "celeriac/client.h"
 #include "celeriac/config.h"
 #include "core/errbuf.h"
 #include "core/url.h"
+#include "proto/state.h"
 
 #define CEL_BACKEND_ABI 1
 

@@ -117,34 +117,6 @@ static void mk_close(struct cel_backend *base)
     free(h);
 }
 
-static bool is_ready_name(const char *s)
-{
-    return strcmp(s, "SUCCESS") == 0 || strcmp(s, "FAILURE") == 0 || strcmp(s, "REVOKED") == 0;
-}
-
-static const char *state_text(cel_state state)
-{
-    switch (state) {
-    case CEL_STATE_PENDING:
-        return "PENDING";
-    case CEL_STATE_RECEIVED:
-        return "RECEIVED";
-    case CEL_STATE_STARTED:
-        return "STARTED";
-    case CEL_STATE_RETRY:
-        return "RETRY";
-    case CEL_STATE_SUCCESS:
-        return "SUCCESS";
-    case CEL_STATE_FAILURE:
-        return "FAILURE";
-    case CEL_STATE_REVOKED:
-        return "REVOKED";
-    case CEL_STATE_CUSTOM:
-        break;
-    }
-    return "CUSTOM";
-}
-
 static bool expired(json_t *entry, int64_t now)
 {
     json_t *exp = json_array_get(entry, 2);
@@ -157,9 +129,10 @@ static int mk_store(struct cel_backend *base, const char *task_id, cel_state sta
     struct mem_backend *h = (struct mem_backend *)base;
     struct mem_results *r = h->res;
     int64_t now = cel__wall_us();
-    const char *status = state_text(state);
+    /* Custom states are named by the meta itself, as in the other stores. */
+    const char *status = cel__state_std_name(state);
     json_t *meta = json_loadb(meta_json, len, 0, NULL);
-    if (state == CEL_STATE_CUSTOM)
+    if (!status)
         status = json_string_value(json_object_get(meta, "status"));
     if (!status || !meta) {
         json_decref(meta);
@@ -176,7 +149,8 @@ static int mk_store(struct cel_backend *base, const char *task_id, cel_state sta
     bool replace = true;
     if (old && !expired(old, now)) {
         const char *os = json_string_value(json_array_get(old, 0));
-        replace = strcmp(os, "SUCCESS") != 0 && !(is_ready_name(os) && !is_ready_name(status));
+        replace = strcmp(os, "SUCCESS") != 0 &&
+                  !(cel__state_name_is_ready(os) && !cel__state_name_is_ready(status));
     }
     int rc = CEL_OK;
     if (replace) {

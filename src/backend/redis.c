@@ -146,14 +146,9 @@ static void rk_close(struct cel_backend *base)
 /* Celery's state names; CUSTOM states are read from the meta itself. */
 static char *status_of(cel_state state, const char *meta, size_t len)
 {
-    static const char *const names[] = {
-        [CEL_STATE_PENDING] = "PENDING", [CEL_STATE_RECEIVED] = "RECEIVED",
-        [CEL_STATE_STARTED] = "STARTED", [CEL_STATE_RETRY] = "RETRY",
-        [CEL_STATE_SUCCESS] = "SUCCESS", [CEL_STATE_FAILURE] = "FAILURE",
-        [CEL_STATE_REVOKED] = "REVOKED",
-    };
-    if ((int)state >= 0 && (size_t)state < sizeof names / sizeof names[0] && names[state])
-        return strdup(names[state]);
+    const char *name = cel__state_std_name(state);
+    if (name)
+        return strdup(name);
     json_t *root = json_loadb(meta, len, 0, NULL);
     const char *s = json_string_value(json_object_get(root, "status"));
     char *out = s && *s ? strdup(s) : NULL;

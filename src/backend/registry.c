@@ -24,6 +24,15 @@ static const struct cel_backend_ops *const table[] = {
 /* Longest sleep on the wakeup fd: a safety net should a wakeup be lost. */
 #define WAIT_SLICE_MS 100
 
+/* "sqlite, memory, ..." for error messages. */
+static void known_list(char *buf, size_t len)
+{
+    const char *schemes[NSTORES];
+    for (size_t i = 0; i < NSTORES; i++)
+        schemes[i] = table[i]->scheme;
+    cel__url_scheme_list(schemes, NSTORES, buf, len);
+}
+
 int cel__backend_open(const char *url, const cel_config *cfg, struct cel_backend **out,
                       struct cel_errbuf *err)
 {
@@ -36,12 +45,9 @@ int cel__backend_open(const char *url, const cel_config *cfg, struct cel_backend
     if (!url || !*url)
         url = "sqlite:///celeriac.db";
 
-    char redacted[CEL_URL_MAX + 1], known[128] = "";
+    char redacted[CEL_URL_MAX + 1], known[128];
     cel__url_redact(url, redacted, sizeof redacted);
-    for (size_t i = 0; i < NSTORES; i++) {
-        strcat(known, i ? ", " : "");
-        strcat(known, table[i]->scheme);
-    }
+    known_list(known, sizeof known);
 
     struct cel_url u;
     char perr[256];
@@ -90,7 +96,7 @@ bool cel__meta_is_ready(const char *meta, size_t len)
 {
     json_t *root = json_loadb(meta, len, 0, NULL);
     const char *s = json_string_value(json_object_get(root, "status"));
-    bool ready = s && cel_state_is_ready(cel_state_parse(s));
+    bool ready = cel__state_name_is_ready(s);
     json_decref(root);
     return ready;
 }

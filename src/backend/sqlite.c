@@ -92,14 +92,9 @@ static void sk_close(struct cel_backend *base)
 /* Celery's state names; CUSTOM states are read from the meta itself. */
 static int status_name(cel_state state, const char *meta, size_t len, char *buf, size_t blen)
 {
-    static const char *const names[] = {
-        [CEL_STATE_PENDING] = "PENDING", [CEL_STATE_RECEIVED] = "RECEIVED",
-        [CEL_STATE_STARTED] = "STARTED", [CEL_STATE_RETRY] = "RETRY",
-        [CEL_STATE_SUCCESS] = "SUCCESS", [CEL_STATE_FAILURE] = "FAILURE",
-        [CEL_STATE_REVOKED] = "REVOKED",
-    };
-    if ((int)state >= 0 && (size_t)state < sizeof names / sizeof names[0] && names[state]) {
-        snprintf(buf, blen, "%s", names[state]);
+    const char *name = cel__state_std_name(state);
+    if (name) {
+        snprintf(buf, blen, "%s", name);
         return CEL_OK;
     }
     json_t *root = json_loadb(meta, len, 0, NULL);

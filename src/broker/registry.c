@@ -21,14 +21,10 @@ static const struct cel_broker_ops *const table[] = {
 /* "sqlite, memory" for error messages. */
 static void known_list(char *buf, size_t len)
 {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < NTRANSPORTS && used < len; i++) {
-        int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", table[i]->scheme);
-        if (n < 0)
-            break;
-        used += (size_t)n;
-    }
+    const char *schemes[NTRANSPORTS];
+    for (size_t i = 0; i < NTRANSPORTS; i++)
+        schemes[i] = table[i]->scheme;
+    cel__url_scheme_list(schemes, NTRANSPORTS, buf, len);
 }
 
 /* The scheme as typed (up to ':'), for messages about URLs that do not

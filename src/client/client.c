@@ -36,6 +36,8 @@ cel_client *cel_client_new(const cel_config *cfg)
         free(c);
         return NULL;
     }
+    /* An envelope no worker would accept fails here, not on the worker. */
+    cel__buf_init(&c->send_buf, CEL_MESSAGE_MAX_BYTES);
     return c;
 }
 
@@ -47,7 +49,7 @@ void cel_client_free(cel_client *c)
         cel__broker_close(c->broker);
     if (c->backend)
         cel__backend_close(c->backend);
-    cel__envbuf_free(&c->send_buf);
+    cel__buf_release(&c->send_buf);
     cel_config_free(c->cfg);
     free(c);
 }
@@ -165,10 +167,10 @@ int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
     const char *task_id = opts->task_id ? opts->task_id : id;
 
     rc = c->broker->ops->publish(c->broker, spec.queue, spec.priority, spec.eta_us, task_id,
-                                 c->send_buf.p, c->send_buf.len);
+                                 cel__buf_bytes(&c->send_buf), cel__buf_size(&c->send_buf));
     /* A rare huge message should not pin its memory for the client's life. */
     if (c->send_buf.cap > SEND_BUF_KEEP)
-        cel__envbuf_free(&c->send_buf);
+        cel__buf_release(&c->send_buf);
     if (rc != CEL_OK)
         return cel__err(&c->err, rc, "cannot publish '%s' to queue '%s': %s", task_name, spec.queue,
                         cel__broker_errmsg(c->broker));

@@ -22,8 +22,8 @@ struct cel_client {
     bool batching;       /* between cel_client_begin() and cel_client_flush() */
     bool broker_batched; /* the transport's begin() was called for this batch */
     struct cel_errbuf err;
-    const char *default_queue;  /* task_default_queue, looked up at connect */
-    struct cel_envbuf send_buf; /* envelope of the last send, reused by the next */
+    const char *default_queue; /* task_default_queue, looked up at connect */
+    struct cel_buf send_buf;   /* envelope of the last send, reused by the next */
 };
 
 struct cel_result {

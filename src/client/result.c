@@ -1,46 +1,16 @@
 /*
- * result.c - reading task outcomes: cel_result and the task-state names.
+ * result.c - reading task outcomes: cel_result.
  *
  * The backend stores Celery's meta documents; this file turns one into
  * the fields cel_result exposes. An id with no stored meta is PENDING,
- * exactly as Celery reports unknown ids.
+ * exactly as Celery reports unknown ids. The state names themselves are
+ * the protocol's (proto/state.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "client/client_internal.h"
 #include "core/json_util.h"
-
-static const char *const state_names[] = {
-    [CEL_STATE_PENDING] = "PENDING", [CEL_STATE_RECEIVED] = "RECEIVED",
-    [CEL_STATE_STARTED] = "STARTED", [CEL_STATE_RETRY] = "RETRY",
-    [CEL_STATE_SUCCESS] = "SUCCESS", [CEL_STATE_FAILURE] = "FAILURE",
-    [CEL_STATE_REVOKED] = "REVOKED", [CEL_STATE_CUSTOM] = "CUSTOM",
-};
-
-const char *cel_state_name(cel_state s)
-{
-    if ((unsigned)s < sizeof state_names / sizeof state_names[0])
-        return state_names[s];
-    return "UNKNOWN";
-}
-
-cel_state cel_state_parse(const char *name)
-{
-    if (name) {
-        /* CUSTOM is not a real Celery state: a task that calls its state
-         * "CUSTOM" is just another custom state. */
-        for (int s = CEL_STATE_PENDING; s < CEL_STATE_CUSTOM; s++)
-            if (strcmp(name, state_names[s]) == 0)
-                return (cel_state)s;
-    }
-    return CEL_STATE_CUSTOM;
-}
-
-bool cel_state_is_ready(cel_state s)
-{
-    return s == CEL_STATE_SUCCESS || s == CEL_STATE_FAILURE || s == CEL_STATE_REVOKED;
-}
 
 static void clear_outcome(struct cel_result *r)
 {

@@ -11,7 +11,7 @@
 #include "core/json_util.h"
 
 #include "core/json_parse.h"
-#include "core/strbuf.h"
+#include "core/buf.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -176,39 +176,24 @@ static void format_real(double d, char *out, size_t outlen)
  * string (a base64 result) never reserves six times its size. jansson
  * strings are UTF-8, so REPLACE never changes a parsed or built value;
  * if one were not, U+FFFD keeps the output valid JSON. */
-static void dump_string(struct cel_strbuf *b, const char *s, size_t n)
+static void dump_string(struct cel_buf *b, const char *s, size_t n)
 {
     size_t plain, k = 0;
     if (n > SIZE_MAX / 8) {
-        b->oom = true;
+        cel__buf_fail(b, CEL_ETOOBIG);
         return;
     }
-    if (!cel__strbuf_reserve(b, n + 2))
+    if (cel__buf_reserve(b, n + 2) != CEL_OK)
         return;
-    b->p[b->len++] = '"';
-    b->len += plain = cel__json_escape_plain(b->p + b->len, s, n);
-    if (plain < n && cel__strbuf_reserve(b, cel__json_escape_bound(n - plain) + 1))
-        cel__json_escape(b->p + b->len, s + plain, n - plain, &k, CEL_JSON_ESCAPE_REPLACE);
+    b->data[b->len++] = '"';
+    b->len += plain = cel__json_escape_plain(b->data + b->len, s, n);
+    if (plain < n && cel__buf_reserve(b, cel__json_escape_bound(n - plain) + 1) == CEL_OK)
+        cel__json_escape(b->data + b->len, s + plain, n - plain, &k, CEL_JSON_ESCAPE_REPLACE);
     b->len += k;
-    b->p[b->len++] = '"';
+    b->data[b->len++] = '"';
 }
 
-/* %lld without printf's machinery: integers are most of what args hold. */
-static void dump_int(struct cel_strbuf *b, json_int_t v)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--i] = '-';
-    cel__strbuf_add(b, tmp + i, sizeof tmp - i);
-}
-
-static bool dump_value(struct cel_strbuf *b, const json_t *v, int depth)
+static bool dump_value(struct cel_buf *b, const json_t *v, int depth)
 {
     char num[64];
 
@@ -216,51 +201,51 @@ static bool dump_value(struct cel_strbuf *b, const json_t *v, int depth)
         return false;
     switch (json_typeof(v)) {
     case JSON_NULL:
-        cel__strbuf_add(b, "null", 4);
+        cel__buf_append(b, "null", 4);
         return true;
     case JSON_TRUE:
-        cel__strbuf_add(b, "true", 4);
+        cel__buf_append(b, "true", 4);
         return true;
     case JSON_FALSE:
-        cel__strbuf_add(b, "false", 5);
+        cel__buf_append(b, "false", 5);
         return true;
     case JSON_INTEGER:
-        dump_int(b, json_integer_value(v));
+        cel__buf_append_int(b, json_integer_value(v));
         return true;
     case JSON_REAL:
         format_real(json_real_value(v), num, sizeof num);
-        cel__strbuf_adds(b, num);
+        cel__buf_appends(b, num);
         return true;
     case JSON_STRING:
         dump_string(b, json_string_value(v), json_string_length(v));
         return true;
     case JSON_ARRAY: {
-        cel__strbuf_add(b, "[", 1);
+        cel__buf_append(b, "[", 1);
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i)
-                cel__strbuf_add(b, ", ", 2);
+                cel__buf_append(b, ", ", 2);
             if (!dump_value(b, json_array_get(v, i), depth + 1))
                 return false;
         }
-        cel__strbuf_add(b, "]", 1);
+        cel__buf_append(b, "]", 1);
         return true;
     }
     case JSON_OBJECT: {
-        cel__strbuf_add(b, "{", 1);
+        cel__buf_append(b, "{", 1);
         bool first = true;
         /* jansson >= 2.8 iterates in insertion order, which is what makes
          * a parsed envelope re-encode to the same bytes. */
         for (void *it = json_object_iter((json_t *)v); it;
              it = json_object_iter_next((json_t *)v, it)) {
             if (!first)
-                cel__strbuf_add(b, ", ", 2);
+                cel__buf_append(b, ", ", 2);
             first = false;
             dump_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
-            cel__strbuf_add(b, ": ", 2);
+            cel__buf_append(b, ": ", 2);
             if (!dump_value(b, json_object_iter_value(it), depth + 1))
                 return false;
         }
-        cel__strbuf_add(b, "}", 1);
+        cel__buf_append(b, "}", 1);
         return true;
     }
     }
@@ -271,10 +256,10 @@ char *cel__json_dump(const json_t *v)
 {
     if (!v)
         return NULL;
-    struct cel_strbuf b = {0};
-    if (!cel__strbuf_reserve(&b, 64) || !dump_value(&b, v, 0)) {
-        free(b.p);
+    struct cel_buf b = {0};
+    if (cel__buf_reserve(&b, 64) != CEL_OK || !dump_value(&b, v, 0)) {
+        cel__buf_release(&b);
         return NULL;
     }
-    return cel__strbuf_finish(&b);
+    return cel__buf_take(&b, NULL);
 }

@@ -20,11 +20,13 @@
 
 #include "celeriac/error.h"
 #include "core/base64.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/json_escape.h"
 #include "core/json_util.h"
 #include "core/uuid.h"
+#include "proto/repr.h"
 
 /* Celery's Task.argsrepr_maxsize / kwargsrepr_maxsize. */
 #define REPR_MAX_LEN 1024
@@ -33,74 +35,23 @@
 
 #define BAD_STRING_MSG "cannot build message (out of memory or a string that is not valid UTF-8)"
 
-void cel__envbuf_free(struct cel_envbuf *b)
-{
-    if (!b)
-        return;
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
 /* --- the buffer ------------------------------------------------------------ */
 
+/* Appends go straight to the core buffer, whose first failure (cap or
+ * memory) is sticky: everything after it is dropped and reported once at
+ * the end. */
 struct writer {
-    struct cel_envbuf *b;
-    bool oom; /* an allocation failed; everything after is dropped */
+    struct cel_buf *b;
     bool bad; /* a value jansson refuses: a string that is not UTF-8, NaN */
 };
 
-static bool grow(struct writer *w, size_t n)
-{
-    struct cel_envbuf *b = w->b;
-    if (w->oom || n > SIZE_MAX / 2 - b->len) {
-        w->oom = true;
-        return false;
-    }
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        w->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-/* Room for n more bytes and a NUL. */
-static inline bool reserve(struct writer *w, size_t n)
-{
-    if (w->b->cap - w->b->len > n && !w->oom)
-        return true;
-    return grow(w, n);
-}
-
 static inline void put(struct writer *w, const char *s, size_t n)
 {
-    if (!reserve(w, n))
-        return;
-    memcpy(w->b->p + w->b->len, s, n);
-    w->b->len += n;
+    cel__buf_append(w->b, s, n);
 }
 
 /* Constant text: the length is known at compile time. */
 #define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
-
-static void put_int(struct writer *w, int64_t v)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--i] = '-';
-    put(w, tmp + i, sizeof tmp - i);
-}
 
 /* --- strings --------------------------------------------------------------- */
 
@@ -111,21 +62,21 @@ static void put_int(struct writer *w, int64_t v)
  * bad, as json_string() refused it. */
 static void put_str(struct writer *w, const char *s, size_t n)
 {
-    struct cel_envbuf *b = w->b;
+    struct cel_buf *b = w->b;
     size_t plain, k = 0;
     if (n > SIZE_MAX / 8) {
-        w->oom = true;
+        cel__buf_fail(b, CEL_ETOOBIG);
         return;
     }
-    if (!reserve(w, n + 2))
+    if (cel__buf_reserve(b, n + 2) != CEL_OK)
         return;
-    b->p[b->len++] = '"';
-    b->len += plain = cel__json_escape_plain(b->p + b->len, s, n);
-    if (plain < n && reserve(w, cel__json_escape_bound(n - plain) + 1) &&
-        cel__json_escape(b->p + b->len, s + plain, n - plain, &k, 0) != CEL_OK)
+    b->data[b->len++] = '"';
+    b->len += plain = cel__json_escape_plain(b->data + b->len, s, n);
+    if (plain < n && cel__buf_reserve(b, cel__json_escape_bound(n - plain) + 1) == CEL_OK &&
+        cel__json_escape(b->data + b->len, s + plain, n - plain, &k, 0) != CEL_OK)
         w->bad = true;
     b->len += k;
-    b->p[b->len++] = '"';
+    b->data[b->len++] = '"';
 }
 
 static void put_cstr(struct writer *w, const char *s)
@@ -144,16 +95,17 @@ static struct span put_str_span(struct writer *w, const char *s)
 {
     struct span sp = {w->b->len, 0};
     put_cstr(w, s);
-    sp.len = w->oom ? 0 : w->b->len - sp.at;
+    sp.len = w->b->err != CEL_OK ? 0 : w->b->len - sp.at;
     return sp;
 }
 
 static void put_span(struct writer *w, struct span sp)
 {
-    if (!reserve(w, sp.len))
+    struct cel_buf *b = w->b;
+    if (cel__buf_reserve(b, sp.len) != CEL_OK)
         return;
-    memcpy(w->b->p + w->b->len, w->b->p + sp.at, sp.len);
-    w->b->len += sp.len;
+    memcpy(b->data + b->len, b->data + sp.at, sp.len);
+    b->len += sp.len;
 }
 
 static void put_str_or_null(struct writer *w, const char *s)
@@ -184,7 +136,7 @@ static void put_limit_or_null(struct writer *w, double s)
         return;
     }
     if (s < 9.0e18 && s == (double)(json_int_t)s) {
-        put_int(w, (int64_t)s);
+        cel__buf_append_int(w->b, (int64_t)s);
         return;
     }
     json_t *r = json_real(s);
@@ -195,7 +147,7 @@ static void put_limit_or_null(struct writer *w, double s)
     char *text = cel__json_dump(r);
     json_decref(r);
     if (!text) {
-        w->oom = true;
+        cel__buf_fail(w->b, CEL_ENOMEM);
         return;
     }
     put(w, text, strlen(text));
@@ -579,7 +531,7 @@ static bool put_body(struct writer *w, const struct arg *args, const struct arg 
         char stackbuf[1024];
         char *text = n <= sizeof stackbuf ? stackbuf : malloc(n);
         if (!text) {
-            w->oom = true;
+            cel__buf_fail(w->b, CEL_ENOMEM);
         } else {
             size_t o = 0;
             text[o++] = '[';
@@ -593,8 +545,8 @@ static bool put_body(struct writer *w, const struct arg *args, const struct arg 
             }
             text[o++] = ']';
             size_t enc = cel__base64_encoded_len(o);
-            if (reserve(w, enc)) {
-                cel__base64_encode((const unsigned char *)text, o, w->b->p + w->b->len);
+            if (cel__buf_reserve(w->b, enc) == CEL_OK) {
+                cel__base64_encode((const unsigned char *)text, o, w->b->data + w->b->len);
                 w->b->len += enc;
             }
             if (text != stackbuf)
@@ -670,7 +622,7 @@ static bool put_rest(struct writer *w, const struct cel_task_spec *s, const char
     PUT_LIT(w, ", \"group\": ");
     put_str_or_null(w, s->group_id);
     PUT_LIT(w, ", \"group_index\": null, \"retries\": ");
-    put_int(w, s->retries);
+    cel__buf_append_int(w->b, s->retries);
     PUT_LIT(w, ", \"timelimit\": [");
     put_limit_or_null(w, s->time_limit);
     PUT_LIT(w, ", ");
@@ -712,19 +664,19 @@ static bool put_rest(struct writer *w, const struct cel_task_spec *s, const char
     PUT_LIT(w, ", \"routing_key\": ");
     put_cstr(w, s->queue ? s->queue : "celery");
     PUT_LIT(w, "}, \"priority\": ");
-    put_int(w, s->priority);
+    cel__buf_append_int(w->b, s->priority);
     PUT_LIT(w, ", \"body_encoding\": \"base64\", \"delivery_tag\": ");
     put_str(w, tag, CEL_UUID_STRLEN);
     PUT_LIT(w, "}}");
     return true;
 }
 
-int cel__envelope_write(const struct cel_task_spec *spec, struct cel_envbuf *out, char id_out[37],
+int cel__envelope_write(const struct cel_task_spec *spec, struct cel_buf *out, char id_out[37],
                         char *err, size_t errlen)
 {
     if (!spec || !out)
         return cel__errf(err, errlen, CEL_EINVAL, "no task spec or output");
-    out->len = 0;
+    cel__buf_reset(out);
     int rc = check_spec(spec, id_out != NULL, err, errlen);
     if (rc != CEL_OK)
         return rc;
@@ -752,17 +704,20 @@ int cel__envelope_write(const struct cel_task_spec *spec, struct cel_envbuf *out
     arg_release(&args);
     arg_release(&kwargs);
 
-    if (!ok || w.bad || w.oom) {
-        out->len = 0;
-        if (out->p)
-            out->p[0] = '\0';
-        /* Inputs were validated above; what is left is memory, or a
-         * string that is not UTF-8 (jansson refused those too). */
-        if (w.oom && ok && !w.bad)
+    int full = out->err;
+    if (!ok || w.bad || full != CEL_OK) {
+        cel__buf_reset(out);
+        /* Inputs were validated above; what is left is the size cap,
+         * memory, or a string that is not UTF-8 (jansson refused those
+         * too). */
+        if (full == CEL_ETOOBIG && ok && !w.bad)
+            return cel__errf(err, errlen, CEL_ETOOBIG, "message is larger than %zu bytes",
+                             out->max ? out->max : SIZE_MAX / 2);
+        if (full != CEL_OK && ok && !w.bad)
             return cel__errf(err, errlen, CEL_ENOMEM, "out of memory");
         return cel__errf(err, errlen, CEL_EINVAL, BAD_STRING_MSG);
     }
-    out->p[out->len] = '\0';
+    cel__buf_cstr(out);
     if (id_out) {
         size_t n = strlen(id);
         memcpy(id_out, id, n + 1);

@@ -15,25 +15,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "proto/message.h"
-
-/* A growable text buffer. Zero-initialise it; it keeps its memory between
- * writes (len is reset), so a producer that reuses one allocates only
- * while its messages grow. p is NUL-terminated after a successful write. */
-struct cel_envbuf {
-    char *p;
-    size_t len, cap;
-};
-
-void cel__envbuf_free(struct cel_envbuf *b);
 
 /*
  * Writes the envelope for `spec` into `out` (replacing its contents),
- * exactly as cel__message_build() documents it. Returns 0, or
- * CEL_EINVAL/CEL_EJSON/CEL_ENOMEM with a reason in err; on failure
- * out->len is 0 and the buffer stays usable.
+ * exactly as cel__message_build() documents it, NUL-terminated. A
+ * producer that reuses one buffer allocates only while its messages
+ * grow. Returns 0, or CEL_EINVAL/CEL_EJSON/CEL_ENOMEM with a reason in
+ * err, or CEL_ETOOBIG when the envelope would pass the buffer's cap; on
+ * failure the buffer is empty and stays usable.
  */
-int cel__envelope_write(const struct cel_task_spec *spec, struct cel_envbuf *out, char id_out[37],
+int cel__envelope_write(const struct cel_task_spec *spec, struct cel_buf *out, char id_out[37],
                         char *err, size_t errlen);
 
 #endif

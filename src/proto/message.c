@@ -21,8 +21,8 @@
 #include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/json_util.h"
-#include "core/strbuf.h"
 #include "proto/envelope_writer.h"
+#include "proto/state.h"
 
 /* --- parsing ------------------------------------------------------------- */
 
@@ -361,166 +361,13 @@ int cel__message_build(const struct cel_task_spec *spec, char **out, size_t *out
         *out = NULL;
     if (!spec || !out)
         return cel__errf(err, errlen, CEL_EINVAL, "no task spec or output");
-    struct cel_envbuf buf = {0};
+    struct cel_buf buf;
+    cel__buf_init(&buf, CEL_MESSAGE_MAX_BYTES); /* no consumer would take a bigger one */
     int rc = cel__envelope_write(spec, &buf, id_out, err, errlen);
-    if (rc != CEL_OK) {
-        cel__envbuf_free(&buf);
-        return rc;
-    }
-    *out = buf.p;
-    if (outlen)
-        *outlen = buf.len;
-    return CEL_OK;
-}
-
-/* --- Python repr ----------------------------------------------------------- */
-
-/*
- * repr() of a str: single quotes unless the text has a ' and no ", the
- * usual backslash escapes, \xNN for control characters. Non-ASCII text
- * stays as it is except the few invisible code points we can name
- * cheaply (C1 controls, NBSP, soft hyphen, line/paragraph separators);
- * Python's full isprintable() table is not worth carrying for a header
- * that is only ever displayed.
- */
-static void repr_string(struct cel_strbuf *b, const char *s, size_t n)
-{
-    bool has_single = memchr(s, '\'', n) != NULL, has_double = memchr(s, '"', n) != NULL;
-    char q = has_single && !has_double ? '"' : '\'';
-    char esc[16];
-
-    cel__strbuf_add(b, &q, 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != (unsigned char)q && c != '\\') {
-            /* a run of printable ASCII goes in one piece */
-            size_t j = i + 1;
-            while (j < n && (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] < 0x7f &&
-                   s[j] != q && s[j] != '\\')
-                j++;
-            cel__strbuf_add(b, s + i, j - i);
-            i = j - 1;
-            continue;
-        }
-        if (c == (unsigned char)q || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            cel__strbuf_add(b, esc, 2);
-        } else if (c == '\n') {
-            cel__strbuf_add(b, "\\n", 2);
-        } else if (c == '\r') {
-            cel__strbuf_add(b, "\\r", 2);
-        } else if (c == '\t') {
-            cel__strbuf_add(b, "\\t", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\x%02x", c);
-            cel__strbuf_adds(b, esc);
-        } else if (c == 0xc2 && i + 1 < n &&
-                   (((unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0xa0) ||
-                    (unsigned char)s[i + 1] == 0xad)) {
-            snprintf(esc, sizeof esc, "\\x%02x", (unsigned char)s[i + 1]);
-            cel__strbuf_adds(b, esc);
-            i++;
-        } else if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
-                   ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
-            snprintf(esc, sizeof esc, "\\u%04x", 0x2000 + ((unsigned char)s[i + 2] - 0x80));
-            cel__strbuf_adds(b, esc);
-            i += 2;
-        } else {
-            cel__strbuf_add(b, (const char *)&s[i], 1);
-        }
-    }
-    cel__strbuf_add(b, &q, 1);
-}
-
-static void repr_value(struct cel_strbuf *b, const json_t *v, bool top, int depth)
-{
-    char num[64];
-    if (depth > CEL_MESSAGE_MAX_DEPTH * 4) {
-        cel__strbuf_adds(b, "...");
-        return;
-    }
-    switch (json_typeof(v)) {
-    case JSON_NULL:
-        cel__strbuf_adds(b, "None");
-        break;
-    case JSON_TRUE:
-        cel__strbuf_adds(b, "True");
-        break;
-    case JSON_FALSE:
-        cel__strbuf_adds(b, "False");
-        break;
-    case JSON_INTEGER: {
-        /* no printf: integers are most of what args hold */
-        json_int_t x = json_integer_value(v);
-        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
-        size_t i = sizeof num;
-        do {
-            num[--i] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (x < 0)
-            num[--i] = '-';
-        cel__strbuf_add(b, num + i, sizeof num - i);
-        break;
-    }
-    case JSON_REAL: {
-        /* JSON's float text is Python's float repr (see json_util.c). */
-        char *s = cel__json_dump(v);
-        cel__strbuf_adds(b, s ? s : "0.0");
-        free(s);
-        break;
-    }
-    case JSON_STRING:
-        repr_string(b, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_ARRAY: {
-        /* Celery reprs the args tuple: the top level is "(2, 3)" or "(2,)",
-         * nested arrays are lists. */
-        size_t n = json_array_size(v);
-        cel__strbuf_adds(b, top ? "(" : "[");
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                cel__strbuf_adds(b, ", ");
-            repr_value(b, json_array_get(v, i), false, depth + 1);
-        }
-        cel__strbuf_adds(b, top ? (n == 1 ? ",)" : ")") : "]");
-        break;
-    }
-    case JSON_OBJECT: {
-        bool first = true;
-        cel__strbuf_adds(b, "{");
-        for (void *it = json_object_iter((json_t *)v); it;
-             it = json_object_iter_next((json_t *)v, it)) {
-            if (!first)
-                cel__strbuf_adds(b, ", ");
-            first = false;
-            repr_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
-            cel__strbuf_adds(b, ": ");
-            repr_value(b, json_object_iter_value(it), false, depth + 1);
-        }
-        cel__strbuf_adds(b, "}");
-        break;
-    }
-    }
-}
-
-char *cel__json_pyrepr(const json_t *v, size_t max_len)
-{
-    struct cel_strbuf b = {0};
-    if (!v)
-        cel__strbuf_adds(&b, "None");
-    else
-        repr_value(&b, v, true, 0);
-    if (!b.oom && max_len && b.len > max_len) {
-        size_t cut = max_len;
-        /* never split a UTF-8 sequence: the header must stay valid text */
-        while (cut > 0 && ((unsigned char)b.p[cut] & 0xc0) == 0x80)
-            cut--;
-        b.len = cut;
-        cel__strbuf_adds(&b, "...");
-    }
-    return cel__strbuf_finish(&b);
+    if (rc == CEL_OK && !(*out = cel__buf_take(&buf, outlen)))
+        rc = cel__errf(err, errlen, CEL_ENOMEM, "out of memory");
+    cel__buf_release(&buf);
+    return rc;
 }
 
 /* --- results ----------------------------------------------------------------- */
@@ -534,12 +381,6 @@ json_t *cel__exception_new(const char *exc_type, const char *exc_module, const c
         return NULL;
     return json_pack("{s:s, s:o, s:s}", "exc_type", exc_type ? exc_type : "Exception",
                      "exc_message", args, "exc_module", exc_module ? exc_module : "builtins");
-}
-
-static bool is_ready_state(const char *status)
-{
-    return strcmp(status, "SUCCESS") == 0 || strcmp(status, "FAILURE") == 0 ||
-           strcmp(status, "REVOKED") == 0;
 }
 
 json_t *cel__result_meta_new(const char *task_id, const char *status, json_t *result,
@@ -557,7 +398,7 @@ json_t *cel__result_meta_new(const char *task_id, const char *status, json_t *re
     put(meta, "result", result ? result : json_null(), &ok);
     put(meta, "traceback", str_or_null(traceback), &ok);
     put(meta, "children", json_array(), &ok);
-    if (is_ready_state(status)) {
+    if (cel__state_name_is_ready(status)) {
         char buf[40];
         cel__iso8601(date_done_us ? date_done_us : cel__wall_us(), false, buf, sizeof buf);
         put(meta, "date_done", json_string(buf), &ok);

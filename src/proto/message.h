@@ -115,17 +115,14 @@ struct cel_task_spec {
  * Builds an envelope (all 16 headers, all properties, base64 body) as
  * JSON text in Python's byte conventions. *out is caller-owned (free()).
  * The id used is written to id_out (37 bytes) when not NULL.
- * Returns 0 or CEL_EINVAL/CEL_EJSON/CEL_ENOMEM with a reason in err.
+ * Returns 0 or CEL_EINVAL/CEL_EJSON/CEL_ENOMEM with a reason in err, or
+ * CEL_ETOOBIG for an envelope over CEL_MESSAGE_MAX_BYTES.
  */
 int cel__message_build(const struct cel_task_spec *spec, char **out, size_t *outlen,
                        char id_out[37], char *err, size_t errlen);
 
 /* Re-encodes a parsed message (unknown fields preserved). Caller frees. */
 char *cel__message_encode(const struct cel_message *m);
-
-/* Python-style repr of args/kwargs for the argsrepr/kwargsrepr headers,
- * truncated to max_len bytes ("..." appended). Caller frees. */
-char *cel__json_pyrepr(const json_t *v, size_t max_len);
 
 /* Exception object of a result: {"exc_type", "exc_message": [msg], "exc_module"}. */
 json_t *cel__exception_new(const char *exc_type, const char *exc_module, const char *message);

@@ -74,28 +74,6 @@ static void store(struct side *s, const char *id, const char *meta)
     ASSERT_OK(s->backend->ops->store(s->backend, id, st, meta, strlen(meta), 0));
 }
 
-static void test_state_names(void)
-{
-    ASSERT_STREQ(cel_state_name(CEL_STATE_PENDING), "PENDING");
-    ASSERT_STREQ(cel_state_name(CEL_STATE_SUCCESS), "SUCCESS");
-    ASSERT_STREQ(cel_state_name(CEL_STATE_REVOKED), "REVOKED");
-    ASSERT_EQ(cel_state_parse("STARTED"), CEL_STATE_STARTED);
-    ASSERT_EQ(cel_state_parse("FAILURE"), CEL_STATE_FAILURE);
-    ASSERT_EQ(cel_state_parse("RETRY"), CEL_STATE_RETRY);
-    ASSERT_EQ(cel_state_parse("PROGRESS"), CEL_STATE_CUSTOM);
-    ASSERT_EQ(cel_state_parse("CUSTOM"), CEL_STATE_CUSTOM);
-    ASSERT_EQ(cel_state_parse("success"), CEL_STATE_CUSTOM); /* states are case-sensitive */
-    ASSERT_EQ(cel_state_parse(NULL), CEL_STATE_CUSTOM);
-    for (int s = CEL_STATE_PENDING; s < CEL_STATE_CUSTOM; s++)
-        ASSERT_EQ(cel_state_parse(cel_state_name((cel_state)s)), s);
-    ASSERT(cel_state_is_ready(CEL_STATE_SUCCESS));
-    ASSERT(cel_state_is_ready(CEL_STATE_FAILURE));
-    ASSERT(cel_state_is_ready(CEL_STATE_REVOKED));
-    ASSERT(!cel_state_is_ready(CEL_STATE_RETRY));
-    ASSERT(!cel_state_is_ready(CEL_STATE_STARTED));
-    ASSERT(!cel_state_is_ready(CEL_STATE_PENDING));
-}
-
 static void test_send_builds_celery_message(void)
 {
     struct side s = open_side();
@@ -337,7 +315,6 @@ static void test_batch(void)
 
 int main(void)
 {
-    TEST_RUN(test_state_names);
     TEST_RUN(test_send_builds_celery_message);
     TEST_RUN(test_send_errors);
     TEST_RUN(test_connect_error_names_url);

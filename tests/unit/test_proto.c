@@ -7,6 +7,7 @@
 #include "celeriac/error.h"
 #include "core/base64.h"
 #include "core/json_util.h"
+#include "proto/envelope_writer.h"
 #include "proto/message.h"
 
 #include "testing.h"
@@ -323,6 +324,36 @@ static void test_build_rejects(void)
         ASSERT(out == NULL);
         ASSERT_CONTAINS(err, cases[i].needle);
     }
+}
+
+/* A buffer's cap bounds the envelope written into it: past it the write
+ * fails with CEL_ETOOBIG, and the same buffer then takes one that fits. */
+static void test_envelope_cap(void)
+{
+    char args[3000];
+    size_t n = 0;
+    args[n++] = '[';
+    args[n++] = '"';
+    while (n < sizeof args - 3)
+        args[n++] = 'a';
+    memcpy(args + n, "\"]", 3);
+    struct cel_task_spec big = {.task = "tasks.echo", .args_json = args};
+    struct cel_task_spec small = {.task = "tasks.add", .args_json = "[2, 3]"};
+    struct cel_buf b;
+    cel__buf_init(&b, 2500);
+    char err[256] = "", id[37];
+    ASSERT_EQ(cel__envelope_write(&big, &b, id, err, sizeof err), CEL_ETOOBIG);
+    ASSERT_CONTAINS(err, "larger than 2500 bytes");
+    ASSERT_EQ(cel__buf_size(&b), 0);
+    ASSERT(b.cap <= 2501);
+    ASSERT_OK(cel__envelope_write(&small, &b, id, err, sizeof err));
+    struct cel_message m;
+    ASSERT_OK(cel__message_parse(cel__buf_bytes(&b), cel__buf_size(&b), NULL, &m, err, sizeof err));
+    ASSERT_STREQ(m.task, "tasks.add");
+    ASSERT_STREQ(m.id, id);
+    ASSERT_EQ(strlen(cel__buf_bytes(&b)), cel__buf_size(&b)); /* NUL-terminated */
+    cel__message_release(&m);
+    cel__buf_release(&b);
 }
 
 /* --- malformed input ----------------------------------------------------- */
@@ -656,44 +687,6 @@ static void test_json_depth(void)
     free(d);
 }
 
-static void test_pyrepr(void)
-{
-    static const struct {
-        const char *json, *want;
-    } cases[] = {
-        {"[]", "()"},
-        {"[2]", "(2,)"},
-        {"[2, 3]", "(2, 3)"},
-        {"[[\"a\", 1], {\"k\": null, \"b\": true, \"f\": 2.5}]",
-         "(['a', 1], {'k': None, 'b': True, 'f': 2.5})"},
-        {"{}", "{}"},
-        {"{\"x\": 1, \"y\": [false]}", "{'x': 1, 'y': [False]}"},
-        {"[\"it's\"]", "(\"it's\",)"},
-        {"[\"a\\\"b'c\"]", "('a\"b\\'c',)"},
-        {"[\"\\n\\t\\\\\\u0001\\u007f\\u0085\\u00a0\\u2028\\u00e9\"]",
-         "('\\n\\t\\\\\\x01\\x7f\\x85\\xa0\\u2028\xc3\xa9',)"},
-        {"\"top string\"", "'top string'"},
-        {"null", "None"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        json_t *v = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
-        ASSERT(v != NULL);
-        char *r = cel__json_pyrepr(v, 0);
-        ASSERT_STREQ(r, cases[i].want);
-        free(r);
-        json_decref(v);
-    }
-    /* truncation keeps UTF-8 whole and marks the cut */
-    json_t *v = json_pack("[s]", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
-    char *r = cel__json_pyrepr(v, 4); /* "('é" is 4 bytes */
-    ASSERT_STREQ(r, "('\xc3\xa9...");
-    free(r);
-    r = cel__json_pyrepr(v, 5); /* would cut the second é in half */
-    ASSERT_STREQ(r, "('\xc3\xa9...");
-    free(r);
-    json_decref(v);
-}
-
 static void test_exception_and_result_meta(void)
 {
     json_t *exc = cel__exception_new("ValueError", NULL, "boom");
@@ -753,13 +746,13 @@ int main(void)
     TEST_RUN(test_build_parse_round_trip);
     TEST_RUN(test_build_defaults);
     TEST_RUN(test_build_rejects);
+    TEST_RUN(test_envelope_cap);
     TEST_RUN(test_malformed_table);
     TEST_RUN(test_tolerates_what_python_tolerates);
     TEST_RUN(test_unicode_round_trip);
     TEST_RUN(test_int_and_real_kept_apart);
     TEST_RUN(test_json_dump_matches_python);
     TEST_RUN(test_json_depth);
-    TEST_RUN(test_pyrepr);
     TEST_RUN(test_exception_and_result_meta);
     return 0;
 }

@@ -232,6 +232,22 @@ static void test_redact(void)
     ASSERT_STREQ(tiny, "");
 }
 
+static void test_scheme_list(void)
+{
+    const char *schemes[] = {"sqlite", "memory", "redis+socket"};
+    char buf[64];
+    cel__url_scheme_list(schemes, 3, buf, sizeof buf);
+    ASSERT_STREQ(buf, "sqlite, memory, redis+socket");
+    cel__url_scheme_list(schemes, 0, buf, sizeof buf);
+    ASSERT_STREQ(buf, "");
+    /* too small: cut, terminated, and nothing written past the end */
+    char small[12];
+    memset(small, 'X', sizeof small);
+    cel__url_scheme_list(schemes, 3, small, 10);
+    ASSERT_STREQ(small, "sqlite, m");
+    ASSERT(small[10] == 'X' && small[11] == 'X');
+}
+
 int main(void)
 {
     TEST_RUN(test_good_urls);
@@ -241,5 +257,6 @@ int main(void)
     TEST_RUN(test_sqlite_path);
     TEST_RUN(test_query_get);
     TEST_RUN(test_redact);
+    TEST_RUN(test_scheme_list);
     return 0;
 }
