@@ -19,7 +19,7 @@ static int add(cel_task *t, void *userdata)
 static cel_registry *registry(void)
 {
     cel_registry *reg = cel_registry_new();
-    static const cel_task_def def = {CEL_TASK_DEF_ABI, "t.add", add, NULL, NULL, 0};
+    static const cel_task_def def = CEL_TASK_DEF_INIT(.name = "t.add", .fn = add);
     ASSERT_OK(cel_registry_add(reg, &def));
     return reg;
 }
