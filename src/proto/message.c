@@ -2,9 +2,10 @@
  * message.c - Celery message protocol v2 codec (see message.h and
  * docs/protocol.md).
  *
- * The parser is the first thing untrusted bytes meet, so it checks size
- * and nesting before jansson sees the text, validates every field it
- * reads, and never trusts a type. It is lenient where Python Celery is
+ * The parser is the first thing untrusted bytes meet, so it reads them
+ * with core/json_parse's limits on size, nesting and value count (checked
+ * in the one pass that parses), validates every field it reads, and never
+ * trusts a type. It is lenient where Python Celery is
  * (missing optional headers, unknown fields, integer delivery tags) and
  * strict where a Python worker would crash or loop (a body that is not
  * [args, kwargs, embed], a content type that is not JSON).
@@ -20,6 +21,7 @@
 #include "core/base64.h"
 #include "core/clock.h"
 #include "core/errbuf.h"
+#include "core/json_parse.h"
 #include "core/json_util.h"
 #include "core/strbuf.h"
 #include "proto/envelope_writer.h"
@@ -182,6 +184,21 @@ static int parse_properties(const json_t *p, struct cel_message *m, char *err, s
     return CEL_OK;
 }
 
+/* Parses untrusted JSON text with the message's limits; `what` names it
+ * in the reason. */
+static int parse_json(const char *text, size_t len, size_t max_bytes, int max_depth,
+                      const char *what, json_t **out, char *err, size_t errlen)
+{
+    const struct cel_json_limits lim = {.max_bytes = max_bytes, .max_depth = max_depth};
+    char jerr[160];
+    int rc = cel__json_parse_limited(text, len, &lim, out, jerr, sizeof jerr);
+    if (rc == CEL_EDEPTH)
+        return cel__errf(err, errlen, rc, "%s nesting deeper than %d levels", what, max_depth);
+    if (rc != CEL_OK)
+        return cel__errf(err, errlen, rc, "%s: %s", what, jerr);
+    return CEL_OK;
+}
+
 static bool content_type_is_json(const char *ct)
 {
     static const char want[] = "application/json";
@@ -190,7 +207,7 @@ static bool content_type_is_json(const char *ct)
     return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-static int decode_body(const json_t *root, const json_t *props, int max_depth,
+static int decode_body(const json_t *root, const json_t *props, size_t max_bytes, int max_depth,
                        struct cel_message *m, char *err, size_t errlen)
 {
     const json_t *body = json_object_get(root, "body");
@@ -216,15 +233,10 @@ static int decode_body(const json_t *root, const json_t *props, int max_depth,
         text = (const char *)decoded;
     }
 
-    char jerr[160];
-    if (cel__json_depth(text, len, max_depth) > max_depth) {
-        free(decoded);
-        return cel__errf(err, errlen, CEL_EDEPTH, "body nesting deeper than %d levels", max_depth);
-    }
-    m->body = cel__json_parse_prechecked(text, len, jerr, sizeof jerr);
+    int rc = parse_json(text, len, max_bytes, max_depth, "body", &m->body, err, errlen);
     free(decoded);
-    if (!m->body)
-        return cel__errf(err, errlen, CEL_EJSON, "body: %s", jerr);
+    if (rc != CEL_OK)
+        return rc;
 
     /* A 2-element body crashes a Python worker and, being unacked, comes
      * back forever: refuse it here so it is dead-lettered instead. */
@@ -259,14 +271,9 @@ static int parse_envelope(const char *data, size_t len, size_t max_bytes, int ma
     if (len > max_bytes)
         return cel__errf(err, errlen, CEL_ETOOBIG, "message is %zu bytes, limit is %zu", len,
                          max_bytes);
-    if (cel__json_depth(data, len, max_depth) > max_depth)
-        return cel__errf(err, errlen, CEL_EDEPTH, "message nesting deeper than %d levels",
-                         max_depth);
-
-    char jerr[160];
-    m->root = cel__json_parse_prechecked(data, len, jerr, sizeof jerr);
-    if (!m->root)
-        return cel__errf(err, errlen, CEL_EJSON, "%s", jerr);
+    int rc = parse_json(data, len, max_bytes, max_depth, "message", &m->root, err, errlen);
+    if (rc != CEL_OK)
+        return rc;
     if (!json_is_object(m->root))
         return cel__errf(err, errlen, CEL_EPROTO, "message is not a JSON object");
 
@@ -281,7 +288,6 @@ static int parse_envelope(const char *data, size_t len, size_t max_bytes, int ma
     if (props && !json_is_object(props))
         return cel__errf(err, errlen, CEL_EPROTO, "properties must be an object");
 
-    int rc;
     if ((rc = parse_headers(headers, m, err, errlen)))
         return rc;
 
@@ -311,7 +317,7 @@ static int parse_envelope(const char *data, size_t len, size_t max_bytes, int ma
                              body ? "body must be a string" : "missing body");
         return CEL_OK;
     }
-    return decode_body(m->root, props, max_depth, m, err, errlen);
+    return decode_body(m->root, props, max_bytes, max_depth, m, err, errlen);
 }
 
 int cel__message_parse(const char *data, size_t len, const struct cel_message_limits *lim,
