@@ -63,8 +63,7 @@ static int enqueue(cel_client *c, const char *mode, long n)
 {
     bool ir = strcmp(mode, "send_task_ir") == 0 || strcmp(mode, "delay_ir") == 0;
     const char *task = ir ? "bench.incr" : "bench.noop";
-    cel_send_options opts = {0};
-    opts.ignore_result = ir;
+    cel_send_options opts = CEL_SEND_OPTIONS_INIT(.ignore_result = ir);
 
     double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     double t0 = clock_s(CLOCK_MONOTONIC);

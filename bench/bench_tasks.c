@@ -128,8 +128,8 @@ static int bench_incr(cel_task *t, void *ud)
 CEL_MODULE_INIT(reg)
 {
     static const cel_task_def defs[] = {
-        {CEL_TASK_DEF_ABI, "bench.noop", bench_noop, NULL, NULL, 0},
-        {CEL_TASK_DEF_ABI, "bench.incr", bench_incr, NULL, NULL, 1},
+        CEL_TASK_DEF_INIT(.name = "bench.noop", .fn = bench_noop),
+        CEL_TASK_DEF_INIT(.name = "bench.incr", .fn = bench_incr, .ignore_result = 1),
     };
     return cel_registry_add_many(reg, defs, sizeof defs / sizeof defs[0]);
 }

@@ -28,8 +28,12 @@ int main(void)
     client = cel_client_new(cfg);
     if (!client)
         goto out;
+    /* Options are made with CEL_SEND_OPTIONS_INIT: it records the size of
+     * the struct this program was built with, so a newer libceleriac with
+     * more options still reads it right. NULL options mean all defaults. */
+    cel_send_options opts = CEL_SEND_OPTIONS_INIT(.priority = 5, .has_priority = 1);
     if (cel_client_connect(client) != CEL_OK ||
-        cel_client_send(client, "tasks.add", "[2, 3]", NULL, NULL, &res) != CEL_OK) {
+        cel_client_send(client, "tasks.add", "[2, 3]", NULL, &opts, &res) != CEL_OK) {
         fprintf(stderr, "%s\n", cel_client_errmsg(client));
         goto out;
     }

@@ -245,15 +245,15 @@ static int spin(cel_task *t, void *ud)
 CEL_MODULE_INIT(reg)
 {
     static const cel_task_def defs[] = {
-        {CEL_TASK_DEF_ABI, "tasks.add", add, NULL, NULL, 0},
-        {CEL_TASK_DEF_ABI, "tasks.mul", mul, NULL, NULL, 0},
-        {CEL_TASK_DEF_ABI, "tasks.xsum", xsum, NULL, NULL, 0},
-        {CEL_TASK_DEF_ABI, "tasks.echo", echo, NULL, NULL, 0},
-        {CEL_TASK_DEF_ABI, "tasks.noop", noop, NULL, NULL, 0},
-        {CEL_TASK_DEF_ABI, "tasks.sleep", sleep_task, NULL, NULL, 0},
-        {CEL_TASK_DEF_ABI, "tasks.fail", fail, NULL, NULL, 0},
-        {CEL_TASK_DEF_ABI, "tasks.crash", crash, NULL, NULL, 0},
-        {CEL_TASK_DEF_ABI, "tasks.spin", spin, NULL, NULL, 0},
+        CEL_TASK_DEF_INIT(.name = "tasks.add", .fn = add),
+        CEL_TASK_DEF_INIT(.name = "tasks.mul", .fn = mul),
+        CEL_TASK_DEF_INIT(.name = "tasks.xsum", .fn = xsum),
+        CEL_TASK_DEF_INIT(.name = "tasks.echo", .fn = echo),
+        CEL_TASK_DEF_INIT(.name = "tasks.noop", .fn = noop),
+        CEL_TASK_DEF_INIT(.name = "tasks.sleep", .fn = sleep_task),
+        CEL_TASK_DEF_INIT(.name = "tasks.fail", .fn = fail),
+        CEL_TASK_DEF_INIT(.name = "tasks.crash", .fn = crash),
+        CEL_TASK_DEF_INIT(.name = "tasks.spin", .fn = spin),
     };
     return cel_registry_add_many(reg, defs, sizeof defs / sizeof defs[0]);
 }

@@ -40,15 +40,33 @@ extern "C" {
 typedef struct cel_client cel_client;
 typedef struct cel_result cel_result;
 
-/* Options for one send; zero-initialise, then set what you need. */
+/*
+ * Options for one send. Make them with CEL_SEND_OPTIONS_INIT, which
+ * records the size of the struct the caller was compiled with, then set
+ * what you need:
+ *
+ *     cel_send_options o = CEL_SEND_OPTIONS_INIT(.queue = "images", .countdown = 10);
+ *
+ * Later versions add fields at the end; the rules are cel_task_def's
+ * (task.h): an older caller gets defaults for the fields it lacks, a newer
+ * caller may leave the fields this library does not know at zero, and
+ * options without a struct_size (e.g. zero-initialised) are refused.
+ */
 typedef struct cel_send_options {
-    const char *queue;   /* NULL: task_default_queue */
-    const char *task_id; /* NULL: a fresh UUID4 */
-    int priority;        /* 0..9; used when has_priority */
-    bool has_priority;
-    bool ignore_result; /* the worker stores no result */
-    double countdown;   /* seconds from now; 0: run now */
+    unsigned struct_size; /* sizeof(cel_send_options) the caller saw; CEL_SEND_OPTIONS_INIT */
+    int priority;         /* 0..9; used when has_priority */
+    const char *queue;    /* NULL: task_default_queue */
+    const char *task_id;  /* NULL: a fresh UUID4 */
+    double countdown;     /* seconds from now; 0: run now */
+    int has_priority;     /* non-zero: priority is set */
+    int ignore_result;    /* non-zero: the worker stores no result */
 } cel_send_options;
+
+/* Designated initialisers for the fields to set; the rest are zero. */
+#define CEL_SEND_OPTIONS_INIT(...)                                                                 \
+    {                                                                                              \
+        .struct_size = sizeof(cel_send_options), __VA_ARGS__                                       \
+    }
 
 /* NULL only when out of memory. Copies `cfg` (NULL: defaults). */
 CEL_API cel_client *cel_client_new(const cel_config *cfg);
@@ -60,7 +78,9 @@ CEL_API const char *cel_client_errmsg(const cel_client *c);
 
 /*
  * Publishes one task. `args_json` is a JSON array ("[2, 3]"; NULL: "[]"),
- * `kwargs_json` a JSON object (NULL: "{}"). `opts` may be NULL. When
+ * `kwargs_json` a JSON object (NULL: "{}"). `opts` may be NULL (all
+ * defaults); CEL_EINVAL when it was not made with CEL_SEND_OPTIONS_INIT
+ * or sets fields this library does not know. When
  * `out` is not NULL it receives a caller-owned result handle.
  */
 CEL_API int cel_client_send(cel_client *c, const char *task_name, const char *args_json,

@@ -15,9 +15,10 @@
  *     CEL_MODULE_INIT(reg)
  *     {
  *         static const cel_task_def defs[] = {
- *             {CEL_TASK_DEF_ABI, "tasks.add", add, NULL, NULL, 0},
+ *             CEL_TASK_DEF_INIT(.name = "tasks.add", .fn = add),
+ *             CEL_TASK_DEF_INIT(.name = "tasks.resize", .fn = resize, .queue = "images"),
  *         };
- *         return cel_registry_add_many(reg, defs, 1);
+ *         return cel_registry_add_many(reg, defs, 2);
  *     }
  *
  * Build the file as a shared object and start a worker with
@@ -48,30 +49,61 @@ typedef struct cel_registry cel_registry;
 
 typedef int (*cel_task_fn)(cel_task *task, void *userdata);
 
-/* Bumped when cel_task_def changes shape; modules built against another
- * ABI are refused with a clear message instead of crashing. */
-#define CEL_TASK_DEF_ABI 1
-
+/*
+ * A task definition. Make it with CEL_TASK_DEF_INIT, which records the
+ * size of the struct the module was compiled with:
+ *
+ *     CEL_TASK_DEF_INIT(.name = "tasks.add", .fn = add, .ignore_result = 1)
+ *
+ * Later versions of celeriac add fields at the end (eta, expires, retries,
+ * time and rate limits, ...). A module built against an older header keeps
+ * working without a rebuild: the fields it does not have take their
+ * defaults. A module built against a newer header runs on an older library
+ * as long as it leaves the fields that library does not know at zero; one
+ * that sets them is refused rather than run without what it asked for.
+ * Modules built against celeriac 0.1 (whose definitions began with
+ * `CEL_TASK_DEF_ABI`) are refused at load: rebuild them.
+ *
+ * For maintainers: fields are only appended, and the struct never has
+ * padding (registry.c asserts it), so every byte past a known field
+ * belongs to a later one.
+ */
 typedef struct cel_task_def {
-    int abi;           /* CEL_TASK_DEF_ABI */
-    const char *name;  /* "tasks.add"; copied */
-    cel_task_fn fn;    /* the task body */
-    void *userdata;    /* passed to fn untouched */
-    const char *queue; /* queue the task lives on: a worker started without -Q
-                          consumes it too. NULL: task_default_queue */
-    int ignore_result; /* non-zero: the worker stores no result */
+    unsigned struct_size; /* sizeof(cel_task_def) the module saw; CEL_TASK_DEF_INIT */
+    int ignore_result;    /* non-zero: the worker stores no result */
+    const char *name;     /* "tasks.add"; copied */
+    cel_task_fn fn;       /* the task body */
+    void *userdata;       /* passed to fn untouched */
+    const char *queue;    /* queue the task lives on: a worker started without -Q
+                             consumes it too. NULL: task_default_queue */
 } cel_task_def;
+
+/* Designated initialisers for the fields to set; the rest are zero. */
+#define CEL_TASK_DEF_INIT(...)                                                                     \
+    {                                                                                              \
+        .struct_size = sizeof(cel_task_def), __VA_ARGS__                                           \
+    }
 
 /* --- registry ------------------------------------------------------------ */
 
 CEL_API cel_registry *cel_registry_new(void);
 CEL_API void cel_registry_free(cel_registry *reg);
-/* Copies the definition. CEL_EINVAL for a bad ABI, empty name or duplicate. */
+/* Copies the definition. CEL_EINVAL (detail in cel_registry_errmsg) for a
+ * definition not made with CEL_TASK_DEF_INIT, one from celeriac 0.1, one
+ * that sets fields this library does not know, an empty name, no function
+ * or a duplicate name. */
 CEL_API int cel_registry_add(cel_registry *reg, const cel_task_def *def);
+/* `defs` is an array of n definitions made with CEL_TASK_DEF_INIT; it is
+ * walked with the caller's struct_size, not this library's. Stops at the
+ * first error; the ones before it stay registered. */
 CEL_API int cel_registry_add_many(cel_registry *reg, const cel_task_def *defs, size_t n);
+/* Detail of the last failed call on this registry; "" when none. */
+CEL_API const char *cel_registry_errmsg(const cel_registry *reg);
 /* Loads a shared object and calls its `celeriac_module_init(reg)`.
- * CEL_EMODULE with the dlerror() text in *errmsg (caller frees with
- * cel_free) on failure. */
+ * CEL_EMODULE on failure, with a message naming the module and the cause
+ * (the dlerror() text, or why a definition was refused) in *errmsg
+ * (caller frees with cel_free). A module that registers a definition from
+ * celeriac 0.1 fails to load even if its init function ignores the error. */
 CEL_API int cel_registry_load_module(cel_registry *reg, const char *path, char **errmsg);
 /* Lookup by name; NULL when unknown. Borrowed. */
 CEL_API const cel_task_def *cel_registry_find(const cel_registry *reg, const char *name);

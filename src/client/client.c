@@ -10,12 +10,15 @@
  * a batch. Countdowns become a due time on the broker side (DESIGN.md 4):
  * the worker never holds future tasks in memory.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client/client_internal.h"
 #include "core/clock.h"
+#include "core/errbuf.h"
 #include "core/log.h"
+#include "core/sized_struct.h"
 #include "core/url.h"
 #include "core/uuid.h"
 #include "proto/envelope_writer.h"
@@ -25,6 +28,16 @@
 
 /* Largest send buffer kept between sends; envelopes are a few KiB. */
 #define SEND_BUF_KEEP (1024 * 1024)
+
+/* The first layout with struct_size (celeriac 0.2). Frozen: options from
+ * later headers are larger, never smaller. */
+#define SEND_OPTIONS_MIN_SIZE (offsetof(cel_send_options, ignore_result) + sizeof(int))
+
+_Static_assert(offsetof(cel_send_options, struct_size) == 0, "struct_size comes first");
+_Static_assert(CEL_NO_PADDING(cel_send_options, sizeof(unsigned) + sizeof(int) +
+                                                    2 * sizeof(const char *) + sizeof(double) +
+                                                    2 * sizeof(int)),
+               "cel_send_options must have no padding (sized_struct.h)");
 
 cel_client *cel_client_new(const cel_config *cfg)
 {
@@ -137,9 +150,17 @@ int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
     if (rc != CEL_OK)
         return rc;
 
-    cel_send_options none = {0};
-    if (!opts)
-        opts = &none;
+    /* Read into our own layout: the caller may have been built against
+     * another version of this header (sized_struct.h). */
+    cel_send_options o = CEL_SEND_OPTIONS_INIT();
+    if (opts) {
+        char why[CEL_ERRBUF_SIZE];
+        rc = cel__sized_struct_read(&o, sizeof o, opts, SEND_OPTIONS_MIN_SIZE, "send options",
+                                    "CEL_SEND_OPTIONS_INIT()", why, sizeof why);
+        if (rc != CEL_OK)
+            return cel__err(&c->err, rc, "%s", why);
+    }
+    opts = &o;
     if (opts->has_priority && (opts->priority < 0 || opts->priority > 9))
         return cel__err(&c->err, CEL_EINVAL, "priority %d is out of range 0..9", opts->priority);
     if (opts->countdown < 0)

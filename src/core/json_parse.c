@@ -26,7 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json_util.h"
+#include "celeriac/error.h"
+#include "core/errbuf.h"
 
 #define NOINLINE __attribute__((noinline))
 
@@ -41,6 +42,8 @@ _Static_assert(sizeof(json_int_t) == sizeof(long long), "json_int_t is long long
 struct parser {
     const unsigned char *start, *p, *end;
     int depth, max_depth;
+    size_t values_left, values_limit; /* values that may still be made, of how many */
+    int code;                         /* CEL_E* of the failure: EJSON unless set otherwise */
     char *err;
     size_t errlen;
 };
@@ -105,6 +108,7 @@ static void fail_unexpected(struct parser *ps, const unsigned char *p, const cha
 
 static void fail_oom(struct parser *ps)
 {
+    ps->code = CEL_ENOMEM;
     if (ps->err && ps->errlen)
         snprintf(ps->err, ps->errlen, "out of memory");
 }
@@ -515,6 +519,7 @@ static json_t *parse_value(struct parser *ps);
 static bool enter(struct parser *ps)
 {
     if (++ps->depth > ps->max_depth) {
+        ps->code = CEL_EDEPTH;
         if (ps->err && ps->errlen)
             snprintf(ps->err, ps->errlen, "JSON nesting deeper than %d levels", ps->max_depth);
         return false;
@@ -643,6 +648,15 @@ static json_t *parse_value(struct parser *ps)
         fail_unexpected(ps, ps->p, "a value");
         return NULL;
     }
+    /* Counted before it is made: a flood of small values is refused
+     * before it has cost the memory. */
+    if (ps->values_left == 0) {
+        ps->code = CEL_ETOOBIG;
+        if (ps->err && ps->errlen)
+            snprintf(ps->err, ps->errlen, "JSON text has more than %zu values", ps->values_limit);
+        return NULL;
+    }
+    ps->values_left--;
     switch (*ps->p) {
     case '{':
         return parse_object(ps);
@@ -674,30 +688,49 @@ static json_t *parse_value(struct parser *ps)
     }
 }
 
-json_t *cel__json_parse_fast(const char *text, size_t len, int max_depth, char *err, size_t errlen)
+int cel__json_parse_limited(const char *text, size_t len, const struct cel_json_limits *lim,
+                            json_t **out, char *err, size_t errlen)
 {
     const unsigned char *s = (const unsigned char *)(text ? text : "");
+    size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : CEL_JSON_MAX_BYTES;
+    size_t max_values = lim && lim->max_values ? lim->max_values : CEL_JSON_MAX_VALUES;
     struct parser ps = {
         .start = s,
         .p = s,
         .end = s + (text ? len : 0),
         .depth = 0,
-        .max_depth = max_depth > 0 ? max_depth : CEL_JSON_MAX_DEPTH,
+        .max_depth = lim && lim->max_depth > 0 ? lim->max_depth : CEL_JSON_MAX_DEPTH,
+        .values_left = max_values,
+        .values_limit = max_values,
+        .code = CEL_EJSON,
         .err = err,
         .errlen = errlen,
     };
+    *out = NULL;
     if (err && errlen)
         err[0] = '\0';
+    if (text && len > max_bytes)
+        return cel__errf(err, errlen, CEL_ETOOBIG, "JSON text is %zu bytes, limit is %zu", len,
+                         max_bytes);
 
     skip_ws(&ps);
     json_t *v = parse_value(&ps);
     if (!v)
-        return NULL;
+        return ps.code;
     skip_ws(&ps);
     if (ps.p != ps.end) {
         fail_at(&ps, ps.p, "unexpected data after the JSON value");
         json_decref(v);
-        return NULL;
+        return CEL_EJSON;
     }
+    *out = v;
+    return CEL_OK;
+}
+
+json_t *cel__json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen)
+{
+    const struct cel_json_limits lim = {.max_depth = max_depth};
+    json_t *v;
+    cel__json_parse_limited(text, len, &lim, &v, err, errlen);
     return v;
 }

@@ -1,5 +1,5 @@
 /*
- * json_util.c - depth-limited parsing and Python-compatible dumping.
+ * json_util.c - Python-compatible dumping.
  *
  * jansson's own dumper differs from Python's json.dumps in three visible
  * ways: it writes \u escapes in upper case, it leaves DEL (0x7f) raw, and
@@ -10,8 +10,8 @@
  */
 #include "core/json_util.h"
 
-#include "core/json_parse.h"
 #include "core/buf.h"
+#include "core/json_parse.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -24,73 +24,6 @@
 
 /* Dumping recursion guard; parsed input is far shallower (max_depth). */
 #define DUMP_MAX_DEPTH 4096
-
-int cel__json_depth(const char *text, size_t len, int max_depth)
-{
-    int depth = 0, max_seen = 0;
-    bool in_string = false;
-
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_string) {
-            /* Jump to the next quote (memchr is vectorised; envelopes are
-             * mostly one long base64 string) and see whether it is escaped:
-             * an odd run of backslashes before it escapes it. */
-            const char *q = memchr(text + i, '"', len - i);
-            if (!q)
-                break;
-            size_t at = (size_t)(q - text), slashes = 0;
-            while (at - slashes > i && text[at - slashes - 1] == '\\')
-                slashes++;
-            i = at;
-            if (slashes % 2 == 0)
-                in_string = false;
-            continue;
-        }
-        switch (c) {
-        case '"':
-            in_string = true;
-            break;
-        case '[':
-        case '{':
-            if (++depth > max_seen) {
-                max_seen = depth;
-                if (max_seen > max_depth)
-                    return max_depth + 1;
-            }
-            break;
-        case ']':
-        case '}':
-            if (depth > 0)
-                depth--;
-            break;
-        default:
-            break;
-        }
-    }
-    return max_seen;
-}
-
-json_t *cel__json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen)
-{
-    if (max_depth <= 0)
-        max_depth = CEL_JSON_MAX_DEPTH;
-    if (cel__json_depth(text, len, max_depth) > max_depth) {
-        if (err && errlen)
-            snprintf(err, errlen, "JSON nesting deeper than %d levels", max_depth);
-        return NULL;
-    }
-    return cel__json_parse_prechecked(text, len, err, errlen);
-}
-
-json_t *cel__json_parse_prechecked(const char *text, size_t len, char *err, size_t errlen)
-{
-    /* Our own parser into jansson values: jansson's reads one character at
-     * a time through a stream and was most of a worker child's time. The
-     * caller checked the depth against its own limit; 2048 (jansson's
-     * limit) is only a backstop here. */
-    return cel__json_parse_fast(text, len, 2048, err, errlen);
-}
 
 /* --- dumping ------------------------------------------------------------- */
 

@@ -15,20 +15,9 @@
 /* Python json.dumps defaults: ", " / ": " separators, ensure_ascii. */
 #define CEL_JSON_DUMP_FLAGS (JSON_ENSURE_ASCII | JSON_ENCODE_ANY)
 
-#define CEL_JSON_MAX_DEPTH 64
-
-/* Maximum nesting depth of JSON text, ignoring brackets inside strings.
- * Stops counting (returns max_depth + 1) once the limit is passed. Pure,
- * linear, no allocation: run it before handing untrusted text to jansson,
- * whose own limit is far higher than we accept. */
-int cel__json_depth(const char *text, size_t len, int max_depth);
-
-/* Parses untrusted text with a depth limit. Returns NULL and writes a
- * message into err on failure. Accepts any JSON value at the top. */
-json_t *cel__json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen);
-/* The same without the depth scan, for a caller that just ran
- * cel__json_depth() on the same text (to report its own error). */
-json_t *cel__json_parse_prechecked(const char *text, size_t len, char *err, size_t errlen);
+/* Parsing, with the limits untrusted text needs, is json_parse.h's
+ * (cel__json_parse, cel__json_parse_limited). */
+#include "core/json_parse.h"
 
 /* Dumps with CEL_JSON_DUMP_FLAGS; caller frees with free(). */
 char *cel__json_dump(const json_t *v);

@@ -84,6 +84,42 @@ int cel__message_parse(const char *data, size_t len, const struct cel_message_li
                        struct cel_message *out, char *err, size_t errlen);
 void cel__message_release(struct cel_message *m);
 
+/*
+ * Why a message was refused, named as a Python worker (Celery 5.2.6 on
+ * kombu 5.2) names it, so that a client waiting on the task gets the same
+ * failure from either worker.
+ */
+enum cel_fault_kind {
+    CEL_FAULT_DECODE = 0,     /* kombu DecodeError: unreadable envelope, headers or body */
+    CEL_FAULT_CONTENT,        /* kombu ContentDisallowed: pickle, yaml, any non-JSON type */
+    CEL_FAULT_INVALID_TASK,   /* celery InvalidTaskError: bad eta/expires, protocol 1 */
+    CEL_FAULT_NOT_REGISTERED, /* celery NotRegistered: an empty (or non-string) task name */
+    CEL_FAULT_VALUE,          /* ValueError: no content type, timelimit of the wrong
+                                 length or negative, negative retries */
+    CEL_FAULT_TYPE,           /* TypeError: timelimit or retries of the wrong type, a
+                                 delivery_info that is not an object */
+};
+
+struct cel_message_fault {
+    enum cel_fault_kind kind;
+    const char *exc_type;   /* static: "DecodeError", ... */
+    const char *exc_module; /* static: "kombu.exceptions", ... */
+    char *task_id;          /* when one could be read (headers.id, or the body's id
+                               in protocol 1); NULL otherwise */
+    char *task;             /* the task name as given, when it is a string; else NULL */
+};
+
+/*
+ * cel__message_parse() that also says, on failure, which exception a
+ * Python worker would raise and the task id and name when they can be
+ * read. `fault` may be NULL; after a failure the caller releases it with
+ * cel__message_fault_release() (it is zeroed on success).
+ */
+int cel__message_parse_fault(const char *data, size_t len, const struct cel_message_limits *lim,
+                             struct cel_message *out, struct cel_message_fault *fault, char *err,
+                             size_t errlen);
+void cel__message_fault_release(struct cel_message_fault *f);
+
 /* What a producer says about a task; the builder fills everything else. */
 struct cel_task_spec {
     const char *task;        /* required */

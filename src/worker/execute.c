@@ -46,27 +46,25 @@ static void set_exception(struct cel_execution *out, const struct cel_message *m
     set_meta(out, m, state, cel__exception_new(type, module, message), NULL);
 }
 
-/* The headers may be fine when the body is not: recover the id so the
- * task's client gets a failure instead of waiting forever. */
-static void malformed(struct cel_execution *out, const char *envelope, size_t len)
+/* The message cannot be run. Whenever its id can be read, its client gets
+ * the failure a Python worker would report (ContentDisallowed,
+ * DecodeError, ...: message.h) instead of waiting for its timeout. */
+static void malformed(struct cel_execution *out, const struct cel_message_fault *f)
 {
     out->outcome = CEL_OUTCOME_MALFORMED;
-    struct cel_message h;
-    char err[64];
-    const struct cel_message_limits headers_only = {.headers_only = true};
-    if (cel__message_parse(envelope, len, &headers_only, &h, err, sizeof err) == 0) {
-        out->task_id = strdup(h.id);
-        set_exception(out, &h, CEL_STATE_FAILURE, "DecodeError", "kombu.exceptions", out->reason);
-        CEL_ERROR("worker",
-                  "Received and deleted a malformed message %s[%s]: %s (kept in the dead-letter "
-                  "store)",
-                  h.task, h.id, out->reason);
-        cel__message_release(&h);
-    } else {
+    if (!f->task_id) {
         CEL_ERROR("worker",
                   "Received and deleted a malformed message: %s (kept in the dead-letter store)",
                   out->reason);
+        return;
     }
+    out->task_id = strdup(f->task_id);
+    const struct cel_message m = {.id = f->task_id};
+    set_exception(out, &m, CEL_STATE_FAILURE, f->exc_type, f->exc_module, out->reason);
+    CEL_ERROR("worker",
+              "Received and deleted a malformed message %s[%s]: %s: %s (kept in the dead-letter "
+              "store)",
+              f->task ? f->task : "?", f->task_id, f->exc_type, out->reason);
 }
 
 static void run(const cel_task_def *def, const struct cel_message *m, const char *hostname,
@@ -111,8 +109,11 @@ void cel__execute(const cel_registry *reg, const char *hostname, const char *env
     out->state = CEL_STATE_FAILURE;
 
     struct cel_message m;
-    if (cel__message_parse(envelope, len, NULL, &m, out->reason, sizeof out->reason) != 0) {
-        malformed(out, envelope, len);
+    struct cel_message_fault fault;
+    if (cel__message_parse_fault(envelope, len, NULL, &m, &fault, out->reason,
+                                 sizeof out->reason) != 0) {
+        malformed(out, &fault);
+        cel__message_fault_release(&fault);
         return;
     }
     out->task_id = strdup(m.id);

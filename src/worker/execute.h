@@ -11,8 +11,12 @@
  *  - RESULT: the task ran (or expired: a REVOKED result); `meta` is the
  *    result meta document to store (NULL when the result is ignored).
  *  - MALFORMED: the message cannot be read; it belongs in the dead-letter
- *    store for `reason`. `meta` is a DecodeError failure when the headers
- *    named a task id, so its client learns about it.
+ *    store for `reason`. Whenever a task id can be read (from the
+ *    headers, or the body of a protocol 1 message), `meta` is the FAILURE
+ *    a Python worker would report for it (ContentDisallowed, DecodeError,
+ *    InvalidTaskError, NotRegistered, ValueError, TypeError: see
+ *    cel_fault_kind in proto/message.h), so its client is not left
+ *    waiting.
  *  - UNREGISTERED: no such task here; dead-letter it, store the
  *    NotRegistered failure in `meta`.
  *  - DEFER: the message has an ETA in the future (Python clients put it

@@ -2,22 +2,50 @@
  * registry.c - task definitions by name, and loading task modules.
  *
  * Definitions are kept sorted by name so lookups are a binary search and
- * the banner lists them in a stable order.
+ * the banner lists them in a stable order. Each is kept in this library's
+ * layout, whatever layout its module was built with (sized_struct.h).
  */
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "celeriac/error.h"
 #include "celeriac/task.h"
+#include "core/errbuf.h"
 #include "core/log.h"
+#include "core/sized_struct.h"
+
+/* The first layout with struct_size (celeriac 0.2). Frozen: definitions
+ * from later headers are larger, never smaller. */
+#define TASK_DEF_MIN_SIZE (offsetof(cel_task_def, queue) + sizeof(const char *))
+
+_Static_assert(offsetof(cel_task_def, struct_size) == 0, "struct_size comes first");
+_Static_assert(CEL_NO_PADDING(cel_task_def, sizeof(unsigned) + sizeof(int) + sizeof(const char *) +
+                                                sizeof(cel_task_fn) + sizeof(void *) +
+                                                sizeof(const char *)),
+               "cel_task_def must have no padding (sized_struct.h)");
+
+/*
+ * The celeriac 0.1 layout, only to name what is refused. Its first member
+ * (`int abi`, always 1) lies where struct_size is now, and no layout is 1
+ * byte long, so the two cannot be confused; reading an unsigned there is
+ * exact on any byte order, where a size_t would take in padding.
+ */
+struct task_def_v1 {
+    int abi;
+    const char *name;
+};
+#define TASK_DEF_V1_ABI 1
 
 struct cel_registry {
     cel_task_def *defs;
     size_t n, cap;
     void **modules; /* dlopen handles, closed on free */
     size_t nmodules;
+    struct cel_errbuf err;
+    bool refused_v1; /* a celeriac 0.1 definition was offered */
 };
 
 cel_registry *cel_registry_new(void)
@@ -58,28 +86,65 @@ static long find_index(const cel_registry *reg, const char *name, size_t *insert
     return -1;
 }
 
+/* Reads *def into *out (this library's layout; strings still borrowed). */
+static int read_def(cel_registry *reg, const cel_task_def *def, cel_task_def *out)
+{
+    if (!def)
+        return cel__err(&reg->err, CEL_EINVAL, "no task definition");
+    if (def->struct_size == TASK_DEF_V1_ABI) {
+        const struct task_def_v1 *old = (const void *)def;
+        reg->refused_v1 = true;
+        return cel__err(&reg->err, CEL_EINVAL,
+                        "task '%.100s' is defined with the celeriac 0.1 layout "
+                        "(CEL_TASK_DEF_ABI 1): rebuild its module against celeriac >= 0.2, "
+                        "defining tasks with CEL_TASK_DEF_INIT",
+                        old->name ? old->name : "?");
+    }
+    char why[CEL_ERRBUF_SIZE - 128];
+    *out = (cel_task_def){0}; /* the defaults of fields an older layout lacks */
+    int rc = cel__sized_struct_read(out, sizeof *out, def, TASK_DEF_MIN_SIZE, "task definition",
+                                    "CEL_TASK_DEF_INIT(...)", why, sizeof why);
+    if (rc != CEL_OK) {
+        /* the name is in every layout: say which task it is when we can */
+        bool named = def->struct_size >= TASK_DEF_MIN_SIZE &&
+                     def->struct_size <= CEL_SIZED_STRUCT_MAX && def->name;
+        return cel__err(&reg->err, rc, "%s%.100s%s%s", named ? "task '" : "",
+                        named ? def->name : "", named ? "': " : "", why);
+    }
+    if (!out->name || !*out->name)
+        return cel__err(&reg->err, CEL_EINVAL, "task definition has no name");
+    if (!out->fn)
+        return cel__err(&reg->err, CEL_EINVAL, "task '%.100s' has no function", out->name);
+    return CEL_OK;
+}
+
 int cel_registry_add(cel_registry *reg, const cel_task_def *def)
 {
-    if (!reg || !def || def->abi != CEL_TASK_DEF_ABI || !def->name || !*def->name || !def->fn)
+    if (!reg)
         return CEL_EINVAL;
+    cel__err_clear(&reg->err);
+    cel_task_def copy;
+    int rc = read_def(reg, def, &copy);
+    if (rc != CEL_OK)
+        return rc;
     size_t at = 0;
-    if (find_index(reg, def->name, &at) >= 0)
-        return CEL_EINVAL;
+    if (find_index(reg, copy.name, &at) >= 0)
+        return cel__err(&reg->err, CEL_EINVAL, "task '%.100s' is registered twice", copy.name);
     if (reg->n == reg->cap) {
         size_t cap = reg->cap ? reg->cap * 2 : 16;
         cel_task_def *p = realloc(reg->defs, cap * sizeof *p);
         if (!p)
-            return CEL_ENOMEM;
+            return cel__err(&reg->err, CEL_ENOMEM, "out of memory");
         reg->defs = p;
         reg->cap = cap;
     }
-    cel_task_def copy = *def;
-    copy.name = strdup(def->name);
-    copy.queue = def->queue ? strdup(def->queue) : NULL;
-    if (!copy.name || (def->queue && !copy.queue)) {
+    const char *name = copy.name, *queue = copy.queue;
+    copy.name = strdup(name);
+    copy.queue = queue ? strdup(queue) : NULL;
+    if (!copy.name || (queue && !copy.queue)) {
         free((char *)copy.name);
         free((char *)copy.queue);
-        return CEL_ENOMEM;
+        return cel__err(&reg->err, CEL_ENOMEM, "out of memory");
     }
     memmove(reg->defs + at + 1, reg->defs + at, (reg->n - at) * sizeof *reg->defs);
     reg->defs[at] = copy;
@@ -89,12 +154,32 @@ int cel_registry_add(cel_registry *reg, const cel_task_def *def)
 
 int cel_registry_add_many(cel_registry *reg, const cel_task_def *defs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        int rc = cel_registry_add(reg, &defs[i]);
-        if (rc != CEL_OK)
+    if (!reg)
+        return CEL_EINVAL;
+    if (n == 0)
+        return CEL_OK;
+    /* The array's stride is the caller's sizeof, known once the first
+     * definition has passed the size checks. */
+    int rc = cel_registry_add(reg, defs);
+    if (rc != CEL_OK)
+        return rc;
+    size_t stride = defs->struct_size;
+    for (size_t i = 1; i < n; i++) {
+        const cel_task_def *d = (const void *)((const char *)defs + i * stride);
+        if (d->struct_size != stride)
+            return cel__err(&reg->err, CEL_EINVAL,
+                            "task definition %zu of %zu has struct_size %u, the first %zu: the "
+                            "array is not one made with CEL_TASK_DEF_INIT",
+                            i + 1, n, d->struct_size, stride);
+        if ((rc = cel_registry_add(reg, d)) != CEL_OK)
             return rc;
     }
     return CEL_OK;
+}
+
+const char *cel_registry_errmsg(const cel_registry *reg)
+{
+    return reg ? reg->err.msg : "";
 }
 
 int cel_registry_load_module(cel_registry *reg, const char *path, char **errmsg)
@@ -124,11 +209,20 @@ int cel_registry_load_module(cel_registry *reg, const char *path, char **errmsg)
         goto fail;
     }
     size_t before = reg->n;
+    reg->refused_v1 = false;
+    cel__err_clear(&reg->err);
     int rc = init(reg);
-    if (rc != CEL_OK) {
-        snprintf(buf, sizeof buf, "task module '%s' failed to register its tasks: %s", path,
-                 cel_strerror(rc));
-        dlclose(h);
+    if (rc != CEL_OK || reg->refused_v1) {
+        if (reg->refused_v1)
+            snprintf(buf, sizeof buf,
+                     "task module '%s' was built against celeriac 0.1 (task definition ABI 1), "
+                     "whose task definitions this library cannot read: rebuild it against "
+                     "celeriac >= 0.2, defining its tasks with CEL_TASK_DEF_INIT",
+                     path);
+        else
+            snprintf(buf, sizeof buf, "task module '%s' failed to register its tasks: %s", path,
+                     reg->err.msg[0] ? reg->err.msg : cel_strerror(rc));
+        /* Not closed: tasks it registered before the failure point into it. */
         goto fail;
     }
     void **mods = realloc(reg->modules, (reg->nmodules + 1) * sizeof *mods);

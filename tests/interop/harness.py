@@ -331,9 +331,16 @@ class CClient:
     program linking the library does, without a compiler in the loop."""
 
     class SendOptions(ctypes.Structure):
-        _fields_ = [("queue", ctypes.c_char_p), ("task_id", ctypes.c_char_p),
-                    ("priority", ctypes.c_int), ("has_priority", ctypes.c_bool),
-                    ("ignore_result", ctypes.c_bool), ("countdown", ctypes.c_double)]
+        """cel_send_options (client.h); struct_size is what
+        CEL_SEND_OPTIONS_INIT() sets in C."""
+        _fields_ = [("struct_size", ctypes.c_uint), ("priority", ctypes.c_int),
+                    ("queue", ctypes.c_char_p), ("task_id", ctypes.c_char_p),
+                    ("countdown", ctypes.c_double), ("has_priority", ctypes.c_int),
+                    ("ignore_result", ctypes.c_int)]
+
+        def __init__(self):
+            super().__init__()
+            self.struct_size = ctypes.sizeof(self)
 
     def __init__(self, libpath, broker_url, backend_url):
         L = self.lib = ctypes.CDLL(libpath)

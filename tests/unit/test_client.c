@@ -99,7 +99,7 @@ static void test_send_builds_celery_message(void)
     cel_result_free(r);
 
     /* Options: queue, id, priority, ignore_result, countdown. */
-    cel_send_options o = {0};
+    cel_send_options o = CEL_SEND_OPTIONS_INIT();
     o.queue = "low";
     o.task_id = "fixed-id";
     o.priority = 7;
@@ -116,8 +116,7 @@ static void test_send_builds_celery_message(void)
     ASSERT_EQ(json_array_size(m.args), 0);
     cel__message_release(&m);
 
-    cel_send_options later = {0};
-    later.countdown = 30;
+    cel_send_options later = CEL_SEND_OPTIONS_INIT(.countdown = 30);
     ASSERT_OK(cel_client_send(c, "tasks.noop", NULL, NULL, &later, NULL));
     ASSERT(!take(&s, "celery", &m)); /* held back on the broker side */
     size_t len = 0;
@@ -161,7 +160,7 @@ static void test_send_errors(void)
     ASSERT(cel_client_send(c, "tasks.add", "{\"a\": 1}", NULL, NULL, NULL) < 0);
     ASSERT(cel_client_send(c, "tasks.add", NULL, "[1]", NULL, NULL) < 0);
     ASSERT_EQ(cel_client_send(c, "", NULL, NULL, NULL, NULL), CEL_EINVAL);
-    cel_send_options o = {0};
+    cel_send_options o = CEL_SEND_OPTIONS_INIT();
     o.priority = 12;
     o.has_priority = true;
     ASSERT_EQ(cel_client_send(c, "tasks.add", NULL, NULL, &o, NULL), CEL_EINVAL);
@@ -313,10 +312,64 @@ static void test_batch(void)
     close_side(&s);
 }
 
+/* What a caller built against a later header passes: today's options
+ * followed by fields this library does not know yet. */
+struct send_options_next {
+    cel_send_options known;
+    double expires;
+    const char *link;
+};
+
+static void test_send_options_sizes(void)
+{
+    struct side s = open_side();
+    cel_client *c = client_on(URL);
+    ASSERT_OK(cel_client_connect(c));
+    struct cel_message m;
+
+    /* Options not made with the initialiser (struct_size 0) are refused,
+     * and nothing is sent. */
+    cel_send_options zeroed = {0};
+    zeroed.queue = "sized";
+    ASSERT_EQ(cel_client_send(c, "tasks.noop", NULL, NULL, &zeroed, NULL), CEL_EINVAL);
+    ASSERT_CONTAINS(cel_client_errmsg(c), "CEL_SEND_OPTIONS_INIT");
+    ASSERT(!take(&s, "sized", &m));
+    /* Nor is a size below the first published layout. */
+    cel_send_options small = CEL_SEND_OPTIONS_INIT(.queue = "sized");
+    small.struct_size = offsetof(cel_send_options, countdown);
+    ASSERT_EQ(cel_client_send(c, "tasks.noop", NULL, NULL, &small, NULL), CEL_EINVAL);
+    ASSERT_CONTAINS(cel_client_errmsg(c), "struct_size");
+    ASSERT(!take(&s, "sized", &m));
+
+    /* A later caller whose new fields are zero: accepted, and the fields
+     * this library knows are honoured. */
+    struct send_options_next next = {
+        .known = CEL_SEND_OPTIONS_INIT(.queue = "sized", .task_id = "next-1", .priority = 3,
+                                       .has_priority = 1),
+    };
+    next.known.struct_size = sizeof next;
+    ASSERT_OK(cel_client_send(c, "tasks.noop", NULL, NULL, &next.known, NULL));
+    ASSERT(take(&s, "sized", &m));
+    ASSERT_STREQ(m.id, "next-1");
+    ASSERT_EQ(m.priority, 3);
+    cel__message_release(&m);
+
+    /* ... and one that sets a field this library cannot honour is refused
+     * rather than sent without it. */
+    next.link = "chain";
+    ASSERT_EQ(cel_client_send(c, "tasks.noop", NULL, NULL, &next.known, NULL), CEL_EINVAL);
+    ASSERT_CONTAINS(cel_client_errmsg(c), "does not know");
+    ASSERT(!take(&s, "sized", &m));
+
+    cel_client_free(c);
+    close_side(&s);
+}
+
 int main(void)
 {
     TEST_RUN(test_send_builds_celery_message);
     TEST_RUN(test_send_errors);
+    TEST_RUN(test_send_options_sizes);
     TEST_RUN(test_connect_error_names_url);
     TEST_RUN(test_results_read_back);
     TEST_RUN(test_batch);

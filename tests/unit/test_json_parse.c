@@ -1,6 +1,7 @@
 /*
- * test_json_parse.c - cel__json_parse_fast(): a table of valid values and
- * of every error class, the depth limit, every truncation of real
+ * test_json_parse.c - cel__json_parse(): a table of valid values and
+ * of every error class, the depth, size and value limits (with their
+ * error codes), huge numbers and strings, every truncation of real
  * documents, and a differential check against json_loadb() over the fuzz
  * corpora, the golden envelopes and generated documents.
  *
@@ -12,8 +13,8 @@
 #include <limits.h>
 #include <math.h>
 
+#include "celeriac/error.h"
 #include "core/json_parse.h"
-#include "core/json_util.h"
 #include "testing.h"
 
 #define JANSSON_MAX_DEPTH 2048 /* JSON_PARSER_MAX_DEPTH in jansson's load.c */
@@ -27,7 +28,7 @@ static json_t *parse_n(const char *text, size_t len, int max_depth, char *err, s
     char *copy = malloc(len ? len : 1);
     ASSERT(copy != NULL);
     memcpy(copy, text, len);
-    json_t *v = cel__json_parse_fast(copy, len, max_depth, err, errlen);
+    json_t *v = cel__json_parse(copy, len, max_depth, err, errlen);
     free(copy);
     return v;
 }
@@ -84,8 +85,14 @@ static bool identical(const json_t *a, const json_t *b)
  * no scalar; we refuse 2048 in the differential (DIFF_DEPTH). */
 static bool jansson_depth_quirk(const char *text, size_t len, const char *err)
 {
-    return strstr(err, "JSON nesting deeper than") &&
-           cel__json_depth(text, len, JANSSON_MAX_DEPTH) == JANSSON_MAX_DEPTH;
+    if (!strstr(err, "JSON nesting deeper than"))
+        return false;
+    /* Refused at DIFF_DEPTH, read at one more: exactly that deep. */
+    char err2[256];
+    json_t *v = parse_n(text, len, JANSSON_MAX_DEPTH, err2, sizeof err2);
+    bool at_limit = v != NULL;
+    json_decref(v);
+    return at_limit;
 }
 
 /* --- valid values ---------------------------------------------------------- */
@@ -351,7 +358,7 @@ static void test_errors(void)
     ASSERT_EQ(strlen(tiny), 7);
     ASSERT_EQ(tiny[8], 'x');
     /* A NULL text is empty input. */
-    ASSERT(cel__json_parse_fast(NULL, 0, 0, err, sizeof err) == NULL);
+    ASSERT(cel__json_parse(NULL, 0, 0, err, sizeof err) == NULL);
     ASSERT_CONTAINS(err, "unexpected end of input");
 }
 
@@ -391,9 +398,10 @@ static void test_depth(void)
     ASSERT(parse_n(over, strlen(over), 0, err, sizeof err) == NULL);
     ASSERT_STREQ(err, "JSON nesting deeper than 64 levels");
     ASSERT(parse_n(over, strlen(over), -5, err, sizeof err) == NULL);
-    /* cel__json_depth() agrees. */
-    ASSERT_EQ(cel__json_depth(at, strlen(at), CEL_JSON_MAX_DEPTH), CEL_JSON_MAX_DEPTH);
-    ASSERT(cel__json_depth(over, strlen(over), CEL_JSON_MAX_DEPTH) > CEL_JSON_MAX_DEPTH);
+    /* ... with its own error code, so callers can tell it from bad JSON. */
+    json_t *out = (json_t *)&out;
+    ASSERT_EQ(cel__json_parse_limited(over, strlen(over), NULL, &out, err, sizeof err), CEL_EDEPTH);
+    ASSERT(out == NULL);
     free(at);
     free(over);
 
@@ -409,7 +417,7 @@ static void test_depth(void)
     json_decref(v);
 
     /* jansson counts every value as a level, scalars included, and stops
-     * past 2048; we count containers, as cel__json_depth() does. So
+     * past 2048; we count containers. So
      * 2047 arrays around a scalar is where both agree, and 2048 arrays
      * around a scalar is refused by jansson (the one depth difference). */
     char *j_at = nested(JANSSON_MAX_DEPTH - 1, "1");
@@ -445,6 +453,112 @@ static void test_depth(void)
     ASSERT(parse_n(deep, n, 0, err, sizeof err) == NULL);
     ASSERT_CONTAINS(err, "nesting deeper");
     free(deep);
+}
+
+/* --- size and value limits, huge numbers and strings ------------------------ */
+
+static int parse_lim(const char *text, size_t len, const struct cel_json_limits *lim, char *err,
+                     size_t errlen)
+{
+    char *copy = malloc(len ? len : 1);
+    ASSERT(copy != NULL);
+    memcpy(copy, text, len);
+    json_t *v = (json_t *)&v;
+    int rc = cel__json_parse_limited(copy, len, lim, &v, err, errlen);
+    free(copy);
+    ASSERT((rc == CEL_OK) == (v != NULL));
+    json_decref(v);
+    return rc;
+}
+
+static void test_limits(void)
+{
+    char err[256];
+    /* The text's length is checked before a byte of it is read. */
+    struct cel_json_limits lim = {.max_bytes = 5};
+    ASSERT_EQ(parse_lim("[1,2]", 5, &lim, err, sizeof err), CEL_OK);
+    ASSERT_EQ(parse_lim("[1, 2]", 6, &lim, err, sizeof err), CEL_ETOOBIG);
+    ASSERT_STREQ(err, "JSON text is 6 bytes, limit is 5");
+
+    /* Values of every kind count, containers too: [1, [2], {"a": 3}]
+     * holds 6. */
+    const char *six = "[1, [2], {\"a\": 3}]";
+    lim = (struct cel_json_limits){.max_values = 6};
+    ASSERT_EQ(parse_lim(six, strlen(six), &lim, err, sizeof err), CEL_OK);
+    lim.max_values = 5;
+    ASSERT_EQ(parse_lim(six, strlen(six), &lim, err, sizeof err), CEL_ETOOBIG);
+    ASSERT_STREQ(err, "JSON text has more than 5 values");
+
+    /* A flood of small values (an empty object costs over 200 bytes of
+     * memory for its 3 bytes of text) stops at the limit: the value past
+     * it is never made. Zero means the default, not "none". */
+    size_t n = 100000, len = n * 3 + 1;
+    char *flood = malloc(len);
+    ASSERT(flood != NULL);
+    flood[0] = '[';
+    for (size_t i = 0; i < n; i++)
+        memcpy(flood + 1 + i * 3, "{},", 3);
+    flood[len - 1] = ']';
+    lim.max_values = n;
+    ASSERT_EQ(parse_lim(flood, len, &lim, err, sizeof err), CEL_ETOOBIG);
+    lim.max_values = 0;
+    ASSERT_EQ(parse_lim(flood, len, &lim, err, sizeof err), CEL_OK);
+    free(flood);
+
+    /* Syntax errors keep their own code. */
+    ASSERT_EQ(parse_lim("[1,]", 4, NULL, err, sizeof err), CEL_EJSON);
+    ASSERT_CONTAINS(err, "invalid JSON at byte 3");
+}
+
+static char *repeat(const char *head, char c, size_t n, const char *tail)
+{
+    size_t h = strlen(head), t = strlen(tail);
+    char *s = malloc(h + n + t + 1);
+    ASSERT(s != NULL);
+    memcpy(s, head, h);
+    memset(s + h, c, n);
+    memcpy(s + h + n, tail, t + 1);
+    return s;
+}
+
+static void test_huge_numbers_and_strings(void)
+{
+    char err[256];
+    /* An integer past int64 is refused by its first 40 digits, however
+     * long it is; jansson refuses it too. */
+    char *big = repeat("[", '9', 100000, "]");
+    ASSERT(parse_n(big, strlen(big), 0, err, sizeof err) == NULL);
+    ASSERT_CONTAINS(err, "too big integer near '9999");
+    ASSERT(strlen(err) < 120);
+    ASSERT(jansson_n(big, strlen(big)) == NULL);
+    free(big);
+
+    /* A real with a million digits is one double; an exponent past the
+     * double range is refused as overflow, below it underflows to 0. */
+    char *real = repeat("1.", '3', 1000000, "e2");
+    json_t *v = parse_n(real, strlen(real), 0, err, sizeof err);
+    ASSERT(v && json_is_real(v) && fabs(json_real_value(v) - 133.333333333333) < 1e-9);
+    json_decref(v);
+    free(real);
+    ASSERT(parse_n("1e99999999999999999999", 22, 0, err, sizeof err) == NULL);
+    ASSERT_CONTAINS(err, "real number overflow");
+    ASSERT((v = parse_n("1e-99999999999999999999", 23, 0, err, sizeof err)) != NULL);
+    ASSERT(json_real_value(v) == 0.0);
+    json_decref(v);
+
+    /* A 16 MiB string, plain and escaped, in one value. */
+    size_t n = 16u << 20;
+    char *str = repeat("\"", 'a', n, "\"");
+    ASSERT((v = parse_n(str, n + 2, 0, err, sizeof err)) != NULL);
+    ASSERT_EQ(json_string_length(v), n);
+    json_decref(v);
+    for (size_t i = 1; i < n; i += 2)
+        memcpy(str + i, "\\n", 2);
+    ASSERT((v = parse_n(str, n + 2, 0, err, sizeof err)) != NULL);
+    ASSERT_EQ(json_string_length(v), n / 2);
+    ASSERT(json_string_value(v)[0] == '\n');
+    json_decref(v);
+    free(str);
 }
 
 /* --- truncation and differential -------------------------------------------- */
@@ -733,6 +847,8 @@ int main(void)
     TEST_RUN(test_containers);
     TEST_RUN(test_errors);
     TEST_RUN(test_depth);
+    TEST_RUN(test_limits);
+    TEST_RUN(test_huge_numbers_and_strings);
     TEST_RUN(test_truncated_prefixes);
     TEST_RUN(test_differential_corpus);
     TEST_RUN(test_differential_generated);

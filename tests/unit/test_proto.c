@@ -4,6 +4,8 @@
  * input. Byte-level: re-encoding a captured message must give back the
  * exact bytes Python wrote.
  */
+#include <dirent.h>
+
 #include "celeriac/error.h"
 #include "core/base64.h"
 #include "core/json_util.h"
@@ -670,20 +672,22 @@ static void test_json_dump_matches_python(void)
     ASSERT_CONTAINS(err, "invalid JSON");
 }
 
+/* The parser itself enforces the depth limit (no scan before it): only
+ * real containers count, not brackets in strings or after escapes. */
 static void test_json_depth(void)
 {
-    ASSERT_EQ(cel__json_depth("1", 1, 64), 0);
-    ASSERT_EQ(cel__json_depth("[]", 2, 64), 1);
-    ASSERT_EQ(cel__json_depth("[{\"a\": [1]}, []]", 16, 64), 3);
-    /* brackets in strings and escaped quotes */
-    const char *s = "[\"[[[\\\"[[[\", \"\\\\\", {\"k\": \"}}}\"}]";
-    ASSERT_EQ(cel__json_depth(s, strlen(s), 64), 2);
-    char *d = deep(1000);
-    ASSERT_EQ(cel__json_depth(d, strlen(d), 64), 65);
-    ASSERT_EQ(cel__json_depth(d, strlen(d), 5000), 1000);
     char err[128];
+    const char *s = "[\"[[[\\\"[[[\", \"\\\\\", {\"k\": \"}}}\"}]";
+    json_t *v = cel__json_parse(s, strlen(s), 2, err, sizeof err);
+    ASSERT(v != NULL);
+    json_decref(v);
+    ASSERT(cel__json_parse(s, strlen(s), 1, err, sizeof err) == NULL);
+    ASSERT_CONTAINS(err, "deeper than 1");
+    char *d = deep(1000);
     ASSERT(cel__json_parse(d, strlen(d), 64, err, sizeof err) == NULL);
     ASSERT_CONTAINS(err, "deeper than 64");
+    ASSERT((v = cel__json_parse(d, strlen(d), 1000, err, sizeof err)) != NULL);
+    json_decref(v);
     free(d);
 }
 
@@ -738,6 +742,42 @@ static void test_exception_and_result_meta(void)
     json_decref(meta);
 }
 
+/* The message corpus says in each file's name what it is: a broken_*
+ * envelope is refused with a reason, any other one parses. */
+static void test_message_corpus(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/fuzz/corpus/message", cel_test_env("CEL_TEST_SOURCE_DIR"));
+    DIR *d = opendir(dir);
+    ASSERT(d != NULL);
+    struct dirent *e;
+    int broken = 0, valid = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096 + 256];
+        int pn = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ASSERT(pn > 0 && (size_t)pn < sizeof path);
+        size_t len;
+        char *text = cel_test_read_file(path, &len);
+        ASSERT(text != NULL);
+        struct cel_message m;
+        char err[256] = "";
+        int rc = cel__message_parse(text, len, NULL, &m, err, sizeof err);
+        bool want_broken = strncmp(e->d_name, "broken_", 7) == 0;
+        if (want_broken ? rc == CEL_OK : rc != CEL_OK)
+            cel_test_fail(__FILE__, __LINE__, "%s: rc %s (%s)", e->d_name, cel_err_name(rc), err);
+        if (want_broken)
+            ASSERT(err[0] != '\0');
+        broken += want_broken;
+        valid += !want_broken;
+        cel__message_release(&m);
+        free(text);
+    }
+    closedir(d);
+    ASSERT(broken >= 10 && valid >= 5);
+}
+
 int main(void)
 {
     TEST_RUN(test_golden_add_delay_fields);
@@ -753,6 +793,7 @@ int main(void)
     TEST_RUN(test_int_and_real_kept_apart);
     TEST_RUN(test_json_dump_matches_python);
     TEST_RUN(test_json_depth);
+    TEST_RUN(test_message_corpus);
     TEST_RUN(test_exception_and_result_meta);
     return 0;
 }

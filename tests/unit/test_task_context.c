@@ -258,7 +258,7 @@ static int task_userdata(cel_task *t, void *userdata)
 static void test_invoke_normalises_outcome(void)
 {
     struct fixture f;
-    cel_task_def def = {CEL_TASK_DEF_ABI, "tasks.check", task_add, NULL, NULL, 0};
+    cel_task_def def = CEL_TASK_DEF_INIT(.name = "tasks.check", .fn = task_add);
 
     setup(&f);
     cel__task_invoke(&f.task, &def);

@@ -19,7 +19,7 @@ static void *run_worker(void *arg)
 /* Sends `task` to `queue` and waits up to timeout_ms for a ready state. */
 static cel_state roundtrip(cel_client *c, const char *task, const char *queue, int timeout_ms)
 {
-    cel_send_options opts = {.queue = queue};
+    cel_send_options opts = CEL_SEND_OPTIONS_INIT(.queue = queue);
     cel_result *r;
     ASSERT_OK(cel_client_send(c, task, NULL, NULL, &opts, &r));
     int rc = cel_result_wait(r, timeout_ms);
@@ -32,8 +32,8 @@ static void check(const char *worker_queues, bool images_served, bool other_serv
 {
     cel_registry *reg = cel_registry_new();
     static const cel_task_def defs[] = {
-        {CEL_TASK_DEF_ABI, "t.resize", echo_queue, NULL, "images", 0},
-        {CEL_TASK_DEF_ABI, "t.plain", echo_queue, NULL, NULL, 0},
+        CEL_TASK_DEF_INIT(.name = "t.resize", .fn = echo_queue, .queue = "images"),
+        CEL_TASK_DEF_INIT(.name = "t.plain", .fn = echo_queue),
     };
     ASSERT_OK(cel_registry_add_many(reg, defs, 2));
     cel_config *cfg = cel_config_new();

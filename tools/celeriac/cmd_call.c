@@ -213,7 +213,7 @@ static int report_outcome(cel_result *r)
 int cli_cmd_call(int argc, char **argv)
 {
     struct cli cli = {0};
-    struct call_args ca = {0};
+    struct call_args ca = {.send = CEL_SEND_OPTIONS_INIT()};
     cel_client *client = NULL;
     cel_result *res = NULL;
     char *args = NULL, *kwargs = NULL;
