@@ -31,11 +31,11 @@ extern "C" {
 #endif
 
 #define CEL_VERSION_MAJOR 0
-#define CEL_VERSION_MINOR 1
+#define CEL_VERSION_MINOR 2
 #define CEL_VERSION_PATCH 0
 #define CEL_VERSION_NUM   ((CEL_VERSION_MAJOR << 16) | (CEL_VERSION_MINOR << 8) | CEL_VERSION_PATCH)
 
-/* Runtime version of the linked library, "0.1.0". */
+/* Runtime version of the linked library, "0.2.0". */
 CEL_API const char *cel_version_string(void);
 CEL_API unsigned cel_version(void);
 
