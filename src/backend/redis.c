@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "broker/redis_conn.h"
+#include "store/redis_conn.h"
 #include "core/clock.h"
 #include "core/log.h"
 

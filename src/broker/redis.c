@@ -59,7 +59,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
-#include "broker/redis_conn.h"
+#include "store/redis_conn.h"
 #include "core/clock.h"
 #include "core/json_util.h"
 #include "core/log.h"

@@ -1,8 +1,9 @@
 /*
  * redis_conn.h - one hiredis connection that comes back by itself.
  *
- * Shared by the Redis transport (broker/redis.c) and the Redis result
- * store (backend/redis.c). A cel_redis owns one blocking redisContext
+ * The store layer: below both the Redis transport (src/broker/redis*.c)
+ * and the Redis result store (src/backend/redis.c), above src/core only,
+ * so it includes nothing from broker/ or backend/. A cel_redis owns one blocking redisContext
  * and knows how to (re)build it: connect with a 2 s timeout, AUTH, SELECT
  * the database, set a 5 s command timeout and load the caller's Lua
  * scripts. When a command fails with an I/O error the context is dropped
@@ -16,8 +17,8 @@
  * Resending makes delivery at-least-once: a command that reached the
  * server just before the connection died runs twice.
  */
-#ifndef CEL_BROKER_REDIS_CONN_H
-#define CEL_BROKER_REDIS_CONN_H
+#ifndef CEL_STORE_REDIS_CONN_H
+#define CEL_STORE_REDIS_CONN_H
 
 #include <hiredis/hiredis.h>
 #include <signal.h>

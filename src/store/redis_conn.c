@@ -11,7 +11,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "broker/redis_conn.h"
+#include "store/redis_conn.h"
 #include "core/clock.h"
 #include "core/log.h"
 
