@@ -139,7 +139,10 @@ static int try_connect(struct cel_redis *r, char *why, size_t whylen)
     if (fl >= 0)
         fcntl(c->fd, F_SETFD, fl | FD_CLOEXEC);
     redisSetTimeout(c, tv_ms(CEL_REDIS_COMMAND_TIMEOUT_MS));
-    redisEnableKeepAlive(c);
+    /* TCP only: on a unix socket hiredis fails SO_KEEPALIVE with
+     * EOPNOTSUPP and marks the context as failed. */
+    if (!t->socket_path)
+        redisEnableKeepAlive(c);
 
     int rc = CEL_OK;
     if (t->password) {

@@ -20,6 +20,7 @@
 
 #include <celeriac.h>
 
+#include "backend/backend.h"
 #include "broker/broker.h"
 #include "core/clock.h"
 #include "proto/message.h"
@@ -530,6 +531,68 @@ static void test_bad_url_and_auth(void)
     cel_test_redis_stop(&srv);
 }
 
+/* redis+socket:// is the same transport and result store over a unix
+ * socket: one ops table each, picked for both schemes. */
+static void test_unix_socket_scheme(void)
+{
+    char sock[512], log[512];
+    snprintf(sock, sizeof sock, "%s/redis.sock", cel_test_dir());
+    snprintf(log, sizeof log, "%s/redis-unix.log", cel_test_dir());
+    char *argv[] = {(char *)"/usr/bin/redis-server",
+                    (char *)"--port",
+                    (char *)"0",
+                    (char *)"--unixsocket",
+                    sock,
+                    (char *)"--save",
+                    (char *)"",
+                    (char *)"--appendonly",
+                    (char *)"no",
+                    NULL};
+    pid_t pid = cel_test_spawn(argv, log);
+    ASSERT(pid > 0);
+    redisContext *c = NULL;
+    for (int i = 0; i < 200 && !c; i++) {
+        c = redisConnectUnix(sock);
+        if (c && c->err) {
+            redisFree(c);
+            c = NULL;
+            cel_test_sleep_ms(25);
+        }
+    }
+    ASSERT(c);
+
+    char url[600];
+    snprintf(url, sizeof url, "redis+socket://%s?db=2", sock);
+    struct cel_broker *b = NULL;
+    struct cel_errbuf err = {{0}};
+    if (cel__broker_open(url, NULL, &b, &err) != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "open %s: %s", url, err.msg);
+    ASSERT(b->ops == &cel__broker_redis);
+    char id[37];
+    free(publish(b, "celery", 0, 0, id));
+    freeReplyObject(cel_test_redis_cmd(c, "SELECT 2"));
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 1);
+    cel__broker_close(b);
+
+    struct cel_backend *bk = NULL;
+    if (cel__backend_open(url, NULL, &bk, &err) != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "open %s: %s", url, err.msg);
+    ASSERT(bk->ops == &cel__backend_redis);
+    const char meta[] = "{\"status\": \"SUCCESS\", \"result\": 5}";
+    ASSERT_OK(bk->ops->store(bk, id, CEL_STATE_SUCCESS, meta, strlen(meta), 0));
+    char key[64];
+    snprintf(key, sizeof key, "celery-task-meta-%s", id);
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS %s", key), 1);
+    cel__backend_close(bk);
+
+    /* Unknown schemes list both names. */
+    ASSERT_EQ(cel__broker_open("rediss://x", NULL, &b, &err), CEL_ESCHEME);
+    ASSERT_CONTAINS(err.msg, "redis, redis+socket");
+    redisFree(c);
+    kill(pid, SIGKILL);
+    cel_test_wait(pid, 5000);
+}
+
 /* The C producer through the public client API, batches of 1000. */
 static void test_client_batch_rate(void)
 {
@@ -570,6 +633,7 @@ int main(void)
     TEST_RUN(test_purge_length_and_close_gives_back);
     TEST_RUN(test_reconnect);
     TEST_RUN(test_bad_url_and_auth);
+    TEST_RUN(test_unix_socket_scheme);
     TEST_RUN(test_client_batch_rate);
     return 0;
 }
