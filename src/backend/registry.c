@@ -11,12 +11,13 @@
 
 #include "backend/backend.h"
 #include "core/clock.h"
+#include "core/schemes.h"
 
-static const struct cel_backend_ops *const table[] = {
-    &cel__backend_sqlite,
-    &cel__backend_memory,
-    &cel__backend_redis,
-    &cel__backend_redis_socket,
+static const struct cel_scheme table[] = {
+    {"sqlite", &cel__backend_sqlite},
+    {"memory", &cel__backend_memory},
+    {"redis", &cel__backend_redis},
+    {"redis+socket", &cel__backend_redis}, /* the same store over a unix socket */
 };
 
 #define NSTORES (sizeof table / sizeof table[0])
@@ -36,12 +37,9 @@ int cel__backend_open(const char *url, const cel_config *cfg, struct cel_backend
     if (!url || !*url)
         url = "sqlite:///celeriac.db";
 
-    char redacted[CEL_URL_MAX + 1], known[128] = "";
+    char redacted[CEL_URL_MAX + 1], known[128];
     cel__url_redact(url, redacted, sizeof redacted);
-    for (size_t i = 0; i < NSTORES; i++) {
-        strcat(known, i ? ", " : "");
-        strcat(known, table[i]->scheme);
-    }
+    cel__scheme_list(table, NSTORES, known, sizeof known);
 
     struct cel_url u;
     char perr[256];
@@ -57,10 +55,7 @@ int cel__backend_open(const char *url, const cel_config *cfg, struct cel_backend
         cel__url_release(&u);
         return cel__err(err, rc, "invalid result backend URL '%s': %s", redacted, perr);
     }
-    const struct cel_backend_ops *ops = NULL;
-    for (size_t i = 0; i < NSTORES && !ops; i++)
-        if (strcmp(table[i]->scheme, u.scheme) == 0)
-            ops = table[i];
+    const struct cel_backend_ops *ops = cel__scheme_find(table, NSTORES, u.scheme);
     if (!ops) {
         rc =
             cel__err(err, CEL_ESCHEME, "unsupported result backend scheme '%s' in '%s' (known: %s)",

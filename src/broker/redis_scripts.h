@@ -1,0 +1,44 @@
+/*
+ * redis_scripts.h - the Lua scripts of the Redis transport.
+ *
+ * Each script makes one step atomic that kombu does in several round
+ * trips (or with WATCH), so a consumer never leaves half a record behind
+ * and costs one round trip per batch. The connection loads them at every
+ * connect (store/redis_conn.h) and calls them by SHA with EVALSHA; the
+ * keys they touch are named in redis_keys.h.
+ */
+#ifndef CEL_BROKER_REDIS_SCRIPTS_H
+#define CEL_BROKER_REDIS_SCRIPTS_H
+
+enum cel_redis_script {
+    /*
+     * POP: records a message the consumer already popped with BRPOP
+     * (ARGV[3], from queue ARGV[4]; "" when none) and pops up to ARGV[2]
+     * more from KEYS[3..] in order, recording each exactly like kombu:
+     * KEYS[2] (unacked_index) scored ARGV[1], KEYS[1] (unacked) =
+     * [envelope, exchange, routing_key]. ARGV[4+i] is the queue of
+     * KEYS[2+i]. Returns {queue, tag, redelivered, envelope} per message.
+     * Envelopes that do not decode are still recorded (tag = sha1 of the
+     * text) so the worker sees and dead-letters them.
+     */
+    CEL_REDIS_SCRIPT_POP,
+    /* MOVE: pushes members of KEYS[1] (celeriac.delayed) due at ARGV[1]
+     * (ms), at most ARGV[2], to their lists; members that do not decode go
+     * to KEYS[2] (dead letters). Returns {moved, next due score or false}. */
+    CEL_REDIS_SCRIPT_MOVE,
+    /* RESTORE: kombu's WATCH/HGET/MULTI restore as one atomic step. Gives
+     * tag ARGV[1] back as ARGV[2] at the front of KEYS[3], removing it
+     * from KEYS[1] (unacked) and KEYS[2] (unacked_index), unless someone
+     * acked or restored it meanwhile, or (sweep) its score moved above
+     * ARGV[3] because its owner extended it. Returns 1 when restored. */
+    CEL_REDIS_SCRIPT_RESTORE,
+    /* UNLOCK: kombu's Mutex release: DEL KEYS[1] if it holds ARGV[1]. */
+    CEL_REDIS_SCRIPT_UNLOCK,
+    CEL_REDIS_NSCRIPTS
+};
+
+/* The sources, indexed by enum cel_redis_script, NULL-terminated (the
+ * form cel__redis_init() takes). */
+extern const char *const cel__redis_broker_scripts[CEL_REDIS_NSCRIPTS + 1];
+
+#endif
