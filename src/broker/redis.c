@@ -6,8 +6,9 @@
  *
  * This file is the ops table: producing, acknowledging, queue management
  * on the caller's connection, and fetch() from the ready list that the
- * consumer's I/O thread (redis_consumer.c) fills. The handle and how the
- * files share it are in redis_internal.h.
+ * consumer's I/O thread (redis_consumer.c) fills; fan-out is in
+ * redis_fanout.c. The handle and how the files share it are in
+ * redis_internal.h.
  *
  * Delivery count is not stored on Redis: a redelivered message reports 2.
  */
@@ -21,9 +22,7 @@
 #include "core/json_util.h"
 #include "core/log.h"
 
-/* Runs q on the caller's connection; returns the first Redis error as
- * CEL_EBROKER. Replies are kept when `out` is not NULL. */
-static int run(struct redis_broker *b, const struct cel_redis_cmds *q, redisReply ***out)
+int cel__redis_broker_run(struct redis_broker *b, const struct cel_redis_cmds *q, redisReply ***out)
 {
     redisReply **rs = NULL;
     int rc = cel__redis_exec(&b->main, q, &rs, CEL_REDIS_OP_BUDGET_MS, &b->base.err);
@@ -107,7 +106,7 @@ static void restore_unfetched(struct redis_broker *b)
         if (cel__redis_band_key(b->orphan_queue, 0, key, sizeof key))
             cel__redis_cmds_addv(&q, 3, argv);
     }
-    if (q.n && run(b, &q, NULL) != CEL_OK)
+    if (q.n && cel__redis_broker_run(b, &q, NULL) != CEL_OK)
         CEL_WARN(CEL_REDIS_COMP,
                  "cannot give back %zu prefetched messages (the visibility sweep will): %s", q.n,
                  b->base.err.msg);
@@ -202,7 +201,7 @@ static int rb_publish(struct cel_broker *base, const char *queue, int priority, 
             rc = oom(b);
     }
     if (rc == CEL_OK && !b->batching)
-        rc = run(b, q, NULL);
+        rc = cel__redis_broker_run(b, q, NULL);
     cel__redis_cmds_release(&local);
     return rc;
 }
@@ -252,7 +251,7 @@ static int rb_commit(struct cel_broker *base)
     if (b->nacks && add_acks(&b->batch, b->acks, b->nacks) != CEL_OK)
         rc = oom(b);
     if (rc == CEL_OK)
-        rc = run(b, &b->batch, NULL);
+        rc = cel__redis_broker_run(b, &b->batch, NULL);
     cel__redis_cmds_reset(&b->batch);
     for (size_t i = 0; i < b->nacks; i++)
         free(b->acks[i]);
@@ -288,7 +287,7 @@ static int rb_ack(struct cel_broker *base, const struct cel_delivery *d)
     }
     struct cel_redis_cmds q = {0};
     char *tags[1] = {d->tag_str};
-    int rc = add_acks(&q, tags, 1) == CEL_OK ? run(b, &q, NULL) : oom(b);
+    int rc = add_acks(&q, tags, 1) == CEL_OK ? cel__redis_broker_run(b, &q, NULL) : oom(b);
     cel__redis_cmds_release(&q);
     return rc;
 }
@@ -335,7 +334,7 @@ static int rb_reject(struct cel_broker *base, const struct cel_delivery *d, bool
         free(text);
     }
     if (rc == CEL_OK)
-        rc = run(b, &q, NULL);
+        rc = cel__redis_broker_run(b, &q, NULL);
     else if (rc == CEL_ENOMEM)
         oom(b);
     else
@@ -378,7 +377,7 @@ static int rb_extend(struct cel_broker *base, const struct cel_delivery *const *
     if (argc > 3 && cel__redis_cmds_add(q, argc, argv, lens) != CEL_OK)
         rc = oom(b);
     if (rc == CEL_OK && !b->batching)
-        rc = run(b, q, NULL);
+        rc = cel__redis_broker_run(b, q, NULL);
     cel__redis_cmds_release(&local);
     free(argv);
     free(lens);
@@ -417,7 +416,7 @@ static int rb_purge(struct cel_broker *base, const char *queue, size_t *removed)
         rc = cel__redis_cmds_addv(&q, 1, exec);
     redisReply **rs = NULL;
     if (rc == CEL_OK)
-        rc = run(b, &q, &rs);
+        rc = cel__redis_broker_run(b, &q, &rs);
     else
         rc = cel__err(&base->err, rc, "cannot purge queue '%s'", queue);
     if (rc == CEL_OK) {
@@ -443,7 +442,7 @@ static int rb_length(struct cel_broker *base, const char *queue, size_t *len)
     int rc = add_band_cmds(&q, "LLEN", queue);
     redisReply **rs = NULL;
     if (rc == CEL_OK)
-        rc = run(b, &q, &rs);
+        rc = cel__redis_broker_run(b, &q, &rs);
     else
         rc = cel__err(&base->err, rc, "cannot read length of queue '%s'", queue);
     for (size_t i = 0; rc == CEL_OK && i < q.n; i++)
@@ -521,4 +520,9 @@ const struct cel_broker_ops cel__broker_redis = {
     .length = rb_length,
     .wakeup_fd = rb_wakeup_fd,
     .drain_wakeup = rb_drain_wakeup,
+    .fanout_publish = cel__redis_fanout_publish,
+    .fanout_subscribe = cel__redis_fanout_subscribe,
+    .fanout_poll = cel__redis_fanout_poll,
+    .fanout_fd = cel__redis_fanout_fd,
+    .fanout_close = cel__redis_fanout_close,
 };

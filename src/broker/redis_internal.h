@@ -7,6 +7,7 @@
  *                     visibility sweep, delayed mover)
  *   redis_envelope.c  what the transport writes back about a message:
  *                     kombu's restore
+ *   redis_fanout.c    fan-out publish/subscribe (kombu's pub/sub layout)
  *   redis_keys.h      the key layout; redis_scripts.{c,h} the Lua scripts
  *
  * Threads: the caller (the handle's owner) uses `main`; the I/O thread
@@ -100,6 +101,11 @@ static inline void cel__redis_eventfd_drain(int fd)
     (void)r;
 }
 
+/* Runs q on the caller's connection (b->main); returns the first Redis
+ * error as CEL_EBROKER. Replies are kept when `out` is not NULL. */
+int cel__redis_broker_run(struct redis_broker *b, const struct cel_redis_cmds *q,
+                          redisReply ***out);
+
 /* Appends to q the atomic restore (RESTORE script, by `sha`) of `tag`:
  * `env` (as delivered) goes back to the front of `queue`'s band list for
  * its priority, flagged redelivered like kombu's restore, unless its
@@ -113,5 +119,15 @@ int cel__redis_consumer_start(struct redis_broker *b, const char *const *queues,
 /* Stops and joins it; a message it popped but did not record is left in
  * b->orphan for close() to give back. No-op when not started. */
 void cel__redis_consumer_stop(struct redis_broker *b);
+
+/* The fan-out ops (broker.h), in redis_fanout.c. */
+int cel__redis_fanout_publish(struct cel_broker *b, const char *exchange, const char *routing_key,
+                              const char *envelope, size_t len);
+int cel__redis_fanout_subscribe(struct cel_broker *b, const char *exchange, const char *pattern,
+                                struct cel_fanout_sub **out);
+int cel__redis_fanout_poll(struct cel_fanout_sub *s, struct cel_fanout_msg *out, size_t max,
+                           size_t *n);
+int cel__redis_fanout_fd(struct cel_fanout_sub *s);
+void cel__redis_fanout_close(struct cel_fanout_sub *s);
 
 #endif

@@ -65,6 +65,26 @@ int cel__redis_target_init(struct cel_redis_target *t, const struct cel_url *u,
     return CEL_OK;
 }
 
+static bool dup_field(char **dst, const char *src)
+{
+    *dst = src ? strdup(src) : NULL;
+    return !src || *dst;
+}
+
+int cel__redis_target_copy(struct cel_redis_target *dst, const struct cel_redis_target *src)
+{
+    *dst = *src;
+    bool ok = dup_field(&dst->host, src->host);
+    ok = dup_field(&dst->socket_path, src->socket_path) && ok;
+    ok = dup_field(&dst->user, src->user) && ok;
+    ok = dup_field(&dst->password, src->password) && ok;
+    if (!ok) {
+        cel__redis_target_release(dst);
+        return CEL_ENOMEM;
+    }
+    return CEL_OK;
+}
+
 void cel__redis_target_release(struct cel_redis_target *t)
 {
     free(t->host);

@@ -48,6 +48,8 @@ struct cel_redis_target {
 
 int cel__redis_target_init(struct cel_redis_target *t, const struct cel_url *u,
                            struct cel_errbuf *err);
+/* A deep copy, for a connection that outlives the handle it came from. */
+int cel__redis_target_copy(struct cel_redis_target *dst, const struct cel_redis_target *src);
 void cel__redis_target_release(struct cel_redis_target *t);
 
 struct cel_redis {

@@ -12,7 +12,6 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -40,31 +39,6 @@
 #define HIPRI9                                                                                     \
     "hipri\x06\x16"                                                                                \
     "9"
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[65536];
-
-/* Keeps what the library logs (from any thread) for assertions. */
-static void on_log(cel_log_level level, const char *component, const char *msg, void *ud)
-{
-    (void)ud;
-    if (getenv("CEL_TEST_VERBOSE"))
-        fprintf(stderr, "  log %d %s: %s\n", (int)level, component, msg);
-    pthread_mutex_lock(&log_mu);
-    size_t used = strlen(log_text);
-    if (used + 256 < sizeof log_text)
-        snprintf(log_text + used, sizeof log_text - used, "%d %s: %.200s\n", (int)level, component,
-                 msg);
-    pthread_mutex_unlock(&log_mu);
-}
-
-static bool logged(const char *needle)
-{
-    pthread_mutex_lock(&log_mu);
-    bool found = strstr(log_text, needle) != NULL;
-    pthread_mutex_unlock(&log_mu);
-    return found;
-}
 
 static struct cel_test_redis srv;
 
@@ -492,9 +466,9 @@ static void test_reconnect(void)
     ASSERT_STREQ(d.body, body);
     char lost[160];
     snprintf(lost, sizeof lost, "connection to %s lost: ", srv.url);
-    ASSERT(logged(lost));
-    ASSERT(logged("; reconnecting in 0.1 s"));
-    ASSERT(logged("reconnected to redis://127.0.0.1:"));
+    ASSERT(cel_test_logged(lost));
+    ASSERT(cel_test_logged("; reconnecting in 0.1 s"));
+    ASSERT(cel_test_logged("reconnected to redis://127.0.0.1:"));
     ASSERT_OK(b->ops->ack(b, &d));
     cel__delivery_release(&d);
     free(body);
@@ -623,7 +597,7 @@ static void test_client_batch_rate(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    cel_set_log_handler(on_log, NULL, CEL_LOG_INFO);
+    cel_test_capture_logs(CEL_LOG_INFO);
     TEST_RUN(test_publish_layout);
     TEST_RUN(test_fetch_ack_records);
     TEST_RUN(test_priority_order_and_window);
