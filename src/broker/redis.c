@@ -10,7 +10,8 @@
  * redis_fanout.c. The handle and how the files share it are in
  * redis_internal.h.
  *
- * Delivery count is not stored on Redis: a redelivered message reports 2.
+ * Delivery count: 1 + the restores counted in celeriac.deliveries (see
+ * redis_keys.h); a message restored by a Python worker reports 2.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -216,8 +217,10 @@ static int rb_begin(struct cel_broker *base)
     return CEL_OK;
 }
 
-/* One ZREM and one HDEL for every tag acked in the batch. */
-static int add_acks(struct cel_redis_cmds *q, char *const *tags, size_t n)
+/* One ZREM and one HDEL for every tag acked in the batch, and one HDEL of
+ * the delivery counts of the first `ncounted` (delivered more than once:
+ * the only ones that may have a count). */
+static int add_acks(struct cel_redis_cmds *q, char *const *tags, size_t n, size_t ncounted)
 {
     const char **argv = malloc((n + 2) * sizeof *argv);
     size_t *lens = malloc((n + 2) * sizeof *lens);
@@ -226,15 +229,15 @@ static int add_acks(struct cel_redis_cmds *q, char *const *tags, size_t n)
         argv[i + 2] = tags[i];
         lens[i + 2] = strlen(tags[i]);
     }
-    if (rc == CEL_OK) {
-        argv[0] = "ZREM", lens[0] = 4;
-        argv[1] = CEL_REDIS_KEY_UNACKED_INDEX, lens[1] = strlen(CEL_REDIS_KEY_UNACKED_INDEX);
-        rc = cel__redis_cmds_add(q, (int)n + 2, argv, lens);
-    }
-    if (rc == CEL_OK) {
-        argv[0] = "HDEL", lens[0] = 4;
-        argv[1] = CEL_REDIS_KEY_UNACKED, lens[1] = strlen(CEL_REDIS_KEY_UNACKED);
-        rc = cel__redis_cmds_add(q, (int)n + 2, argv, lens);
+    static const char *const keys[] = {CEL_REDIS_KEY_UNACKED_INDEX, CEL_REDIS_KEY_UNACKED,
+                                       CEL_REDIS_KEY_DELIVERIES};
+    for (int k = 0; rc == CEL_OK && k < 3; k++) {
+        size_t m = k < 2 ? n : ncounted;
+        if (m == 0)
+            continue;
+        argv[0] = k == 0 ? "ZREM" : "HDEL", lens[0] = 4;
+        argv[1] = keys[k], lens[1] = strlen(keys[k]);
+        rc = cel__redis_cmds_add(q, (int)m + 2, argv, lens);
     }
     free(argv);
     free(lens);
@@ -248,14 +251,14 @@ static int rb_commit(struct cel_broker *base)
         return cel__err(&base->err, CEL_ESTATE, "no batch is open");
     b->batching = false;
     int rc = CEL_OK;
-    if (b->nacks && add_acks(&b->batch, b->acks, b->nacks) != CEL_OK)
+    if (b->nacks && add_acks(&b->batch, b->acks, b->nacks, b->ncounted) != CEL_OK)
         rc = oom(b);
     if (rc == CEL_OK)
         rc = cel__redis_broker_run(b, &b->batch, NULL);
     cel__redis_cmds_reset(&b->batch);
     for (size_t i = 0; i < b->nacks; i++)
         free(b->acks[i]);
-    b->nacks = 0;
+    b->nacks = b->ncounted = 0;
     return rc;
 }
 
@@ -282,12 +285,20 @@ static int rb_ack(struct cel_broker *base, const struct cel_delivery *d)
         }
         if (!(b->acks[b->nacks] = strdup(d->tag_str)))
             return oom(b);
+        if (d->delivery_count > 1) {
+            /* Counted tags stay in front: swap it there. */
+            char *t = b->acks[b->ncounted];
+            b->acks[b->ncounted++] = b->acks[b->nacks];
+            b->acks[b->nacks] = t;
+        }
         b->nacks++;
         return CEL_OK;
     }
     struct cel_redis_cmds q = {0};
     char *tags[1] = {d->tag_str};
-    int rc = add_acks(&q, tags, 1) == CEL_OK ? cel__redis_broker_run(b, &q, NULL) : oom(b);
+    int rc = add_acks(&q, tags, 1, d->delivery_count > 1) == CEL_OK
+                 ? cel__redis_broker_run(b, &q, NULL)
+                 : oom(b);
     cel__redis_cmds_release(&q);
     return rc;
 }
@@ -320,6 +331,7 @@ static int rb_reject(struct cel_broker *base, const struct cel_delivery *d, bool
         const char *push[] = {"LPUSH", CEL_REDIS_KEY_DEAD, text ? text : ""};
         const char *zrem[] = {"ZREM", CEL_REDIS_KEY_UNACKED_INDEX, tag_of(d)};
         const char *hdel[] = {"HDEL", CEL_REDIS_KEY_UNACKED, tag_of(d)};
+        const char *hdel_count[] = {"HDEL", CEL_REDIS_KEY_DELIVERIES, tag_of(d)};
         rc = text ? CEL_OK : CEL_ENOMEM;
         if (rc == CEL_OK)
             rc = cel__redis_cmds_addv(&q, 1, multi);
@@ -329,6 +341,8 @@ static int rb_reject(struct cel_broker *base, const struct cel_delivery *d, bool
             rc = cel__redis_cmds_addv(&q, 3, zrem);
         if (rc == CEL_OK)
             rc = cel__redis_cmds_addv(&q, 3, hdel);
+        if (rc == CEL_OK)
+            rc = cel__redis_cmds_addv(&q, 3, hdel_count);
         if (rc == CEL_OK)
             rc = cel__redis_cmds_addv(&q, 1, exec);
         free(text);

@@ -215,6 +215,9 @@ static int io_sweep(struct io_state *s)
         /* One round trip for the records, one for the restores. */
         struct cel_redis_cmds hq = {0}, rq = {0};
         redisReply **vals = NULL;
+        bool *is_restore = calloc(2 * ntags, sizeof *is_restore); /* per command of rq */
+        if (!is_restore)
+            rc = CEL_ENOMEM;
         for (size_t i = 0; i < ntags && rc == CEL_OK; i++) {
             const char *argv[] = {"HGET", CEL_REDIS_KEY_UNACKED, tags->element[i]->str};
             rc = cel__redis_cmds_addv(&hq, 3, argv);
@@ -259,11 +262,17 @@ static int io_sweep(struct io_state *s)
                 if (cel__redis_add_restore(&rq, b->io_shas[CEL_REDIS_SCRIPT_RESTORE], tag, queue,
                                            text, strlen(text), ceiling) != CEL_OK)
                     CEL_ERROR(CEL_REDIS_COMP, "cannot restore %s: queue name too long", tag);
+                else
+                    is_restore[rq.n - 1] = true;
             } else {
                 /* No record (acked meanwhile) or unreadable: drop the
-                 * index entry like kombu does. */
-                const char *argv[] = {"ZREM", CEL_REDIS_KEY_UNACKED_INDEX, tag};
-                cel__redis_cmds_addv(&rq, 3, argv);
+                 * index entry like kombu does, and the delivery count of
+                 * a message acked by someone who does not count. */
+                const char *zrem[] = {"ZREM", CEL_REDIS_KEY_UNACKED_INDEX, tag};
+                const char *hdel[] = {"HDEL", CEL_REDIS_KEY_DELIVERIES, tag};
+                cel__redis_cmds_addv(&rq, 3, zrem);
+                if (vals[i]->type == REDIS_REPLY_NIL)
+                    cel__redis_cmds_addv(&rq, 3, hdel);
             }
             free(text);
             json_decref(rec);
@@ -273,7 +282,8 @@ static int io_sweep(struct io_state *s)
         if (rc == CEL_OK && rq.n)
             rc = io_run(s, &rq, &rr);
         for (size_t i = 0; rc == CEL_OK && i < rq.n; i++)
-            restored += rr[i]->type == REDIS_REPLY_INTEGER && rr[i]->integer == 1;
+            restored += is_restore[i] && rr[i]->type == REDIS_REPLY_INTEGER && rr[i]->integer == 1;
+        free(is_restore);
         cel__redis_replies_free(rr, rq.n);
         cel__redis_cmds_release(&hq);
         cel__redis_cmds_release(&rq);
@@ -346,7 +356,7 @@ static int io_pop(struct io_state *s, size_t more)
     cel__redis_index_score(now, sizeof now);
     snprintf(want, sizeof want, "%zu", more > POP_MAX ? (size_t)POP_MAX : more);
     char nk[16];
-    snprintf(nk, sizeof nk, "%zu", nkeys + 2);
+    snprintf(nk, sizeof nk, "%zu", nkeys + 3);
     size_t argc = 0;
     const char **a = s->argv;
     size_t *l = s->lens;
@@ -355,6 +365,7 @@ static int io_pop(struct io_state *s, size_t more)
     a[argc++] = nk;
     a[argc++] = CEL_REDIS_KEY_UNACKED;
     a[argc++] = CEL_REDIS_KEY_UNACKED_INDEX;
+    a[argc++] = CEL_REDIS_KEY_DELIVERIES;
     for (int band = 0; band < CEL_REDIS_NBANDS; band++)
         for (size_t k = 0; k < s->nq; k++)
             a[argc++] = s->keys[s->order[k]][band];
@@ -368,7 +379,7 @@ static int io_pop(struct io_state *s, size_t more)
     for (size_t i = 0; i < argc; i++)
         l[i] = strlen(a[i]);
     if (s->pending)
-        l[5 + nkeys + 2] = s->pending_len;
+        l[6 + nkeys + 2] = s->pending_len; /* ARGV[3] */
 
     struct cel_redis_cmds q = {0};
     redisReply **rs = NULL;
@@ -419,7 +430,7 @@ static int io_pop(struct io_state *s, size_t more)
             d->body[e[3]->len] = '\0';
             d->len = e[3]->len;
             d->tag = ++b->tag_seq;
-            d->delivery_count = e[2]->integer ? 2 : 1;
+            d->delivery_count = e[2]->integer > 1 ? (int)e[2]->integer : 1;
             rl->n++;
         }
         pthread_mutex_unlock(&b->mu);

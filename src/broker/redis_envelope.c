@@ -5,7 +5,8 @@
  *
  * Restores RPUSH the envelope with "redelivered": true in headers and
  * delivery_info, to the front of its queue, into the band of its
- * priority (kombu >= 5.4; 5.2 used band 0).
+ * priority (kombu >= 5.4; 5.2 used band 0), and count the restore in
+ * celeriac.deliveries.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -55,19 +56,20 @@ int cel__redis_add_restore(struct cel_redis_cmds *q, const char *sha, const char
     }
     const char *argv[] = {"EVALSHA",
                           sha,
-                          "3",
+                          "4",
                           CEL_REDIS_KEY_UNACKED,
                           CEL_REDIS_KEY_UNACKED_INDEX,
                           key,
+                          CEL_REDIS_KEY_DELIVERIES,
                           tag,
                           marked ? marked : env,
                           max_score};
-    size_t lens[9];
-    for (int i = 0; i < 9; i++)
+    size_t lens[10];
+    for (int i = 0; i < 10; i++)
         lens[i] = strlen(argv[i]);
     if (!marked)
-        lens[7] = len;
-    int rc = cel__redis_cmds_add(q, 9, argv, lens);
+        lens[8] = len;
+    int rc = cel__redis_cmds_add(q, 10, argv, lens);
     free(marked);
     return rc;
 }

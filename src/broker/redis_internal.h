@@ -49,9 +49,9 @@ struct redis_broker {
     char main_shas[CEL_REDIS_NSCRIPTS][CEL_REDIS_SHA_LEN + 1];
     struct cel_redis_cmds batch; /* between begin() and commit() */
     bool batching;
-    char **acks; /* tags acked inside the batch */
-    size_t nacks, acks_cap;
-    char **bound; /* queues whose binding this connection added */
+    char **acks;                      /* tags acked inside the batch; the first ncounted may */
+    size_t nacks, acks_cap, ncounted; /* have a field in celeriac.deliveries */
+    char **bound;                     /* queues whose binding this connection added */
     size_t nbound;
     unsigned bound_gen;
 

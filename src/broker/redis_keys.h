@@ -30,6 +30,15 @@
  *   celeriac.dead_letters  list of rejected messages (kombu has no dead
  *                          letter queue): {"queue", "reason", "dead_at",
  *                          "message": envelope text}, newest first.
+ *   celeriac.deliveries    hash delivery_tag -> how often we restored the
+ *                          message (reject with requeue, the visibility
+ *                          sweep, close), so that delivery_count counts
+ *                          on Redis and the worker can stop a poison
+ *                          message. Read when popped, removed on ack and
+ *                          dead-letter. Only a message we restored and a
+ *                          Python worker then acked leaves its field
+ *                          behind (kombu does not know the hash; our sweep
+ *                          drops fields of messages it finds acked).
  *
  * Pure helpers only: no I/O, nothing to link.
  */
@@ -44,6 +53,7 @@
 #define CEL_REDIS_KEY_UNACKED_MUTEX "unacked_mutex"
 #define CEL_REDIS_KEY_DELAYED       "celeriac.delayed"
 #define CEL_REDIS_KEY_DEAD          "celeriac.dead_letters"
+#define CEL_REDIS_KEY_DELIVERIES    "celeriac.deliveries"
 
 /* kombu's separator of band suffixes and binding fields. */
 #define CEL_REDIS_SEP "\x06\x16"

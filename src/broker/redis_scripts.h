@@ -14,12 +14,15 @@ enum cel_redis_script {
     /*
      * POP: records a message the consumer already popped with BRPOP
      * (ARGV[3], from queue ARGV[4]; "" when none) and pops up to ARGV[2]
-     * more from KEYS[3..] in order, recording each exactly like kombu:
+     * more from KEYS[4..] in order, recording each exactly like kombu:
      * KEYS[2] (unacked_index) scored ARGV[1], KEYS[1] (unacked) =
-     * [envelope, exchange, routing_key]. ARGV[4+i] is the queue of
-     * KEYS[2+i]. Returns {queue, tag, redelivered, envelope} per message.
-     * Envelopes that do not decode are still recorded (tag = sha1 of the
-     * text) so the worker sees and dead-letters them.
+     * [envelope, exchange, routing_key]. ARGV[1+i] is the queue of
+     * KEYS[i]. Returns {queue, tag, delivery count, envelope} per
+     * message: 1 + the count in KEYS[3] (celeriac.deliveries) when there
+     * is one, else 2 when the envelope says "redelivered": true (restored
+     * by kombu, which does not count), else 1. Envelopes that do not
+     * decode are still recorded (tag = sha1 of the text) so the worker
+     * sees and dead-letters them.
      */
     CEL_REDIS_SCRIPT_POP,
     /* MOVE: pushes members of KEYS[1] (celeriac.delayed) due at ARGV[1]
@@ -28,9 +31,10 @@ enum cel_redis_script {
     CEL_REDIS_SCRIPT_MOVE,
     /* RESTORE: kombu's WATCH/HGET/MULTI restore as one atomic step. Gives
      * tag ARGV[1] back as ARGV[2] at the front of KEYS[3], removing it
-     * from KEYS[1] (unacked) and KEYS[2] (unacked_index), unless someone
-     * acked or restored it meanwhile, or (sweep) its score moved above
-     * ARGV[3] because its owner extended it. Returns 1 when restored. */
+     * from KEYS[1] (unacked) and KEYS[2] (unacked_index), and counts the
+     * restore in KEYS[4] (celeriac.deliveries), unless someone acked or
+     * restored it meanwhile, or (sweep) its score moved above ARGV[3]
+     * because its owner extended it. Returns 1 when restored. */
     CEL_REDIS_SCRIPT_RESTORE,
     /* UNLOCK: kombu's Mutex release: DEL KEYS[1] if it holds ARGV[1]. */
     CEL_REDIS_SCRIPT_UNLOCK,

@@ -444,6 +444,115 @@ static void test_purge_length_and_close_gives_back(void)
     cel_test_redis_stop(&srv);
 }
 
+/* celeriac.deliveries[tag], -1 when absent. */
+static long long restores_of(redisContext *c, const char *tag)
+{
+    redisReply *r = cel_test_redis_cmd(c, "HGET celeriac.deliveries %s", tag);
+    long long n = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+static double index_score_of(redisContext *c, const char *tag)
+{
+    redisReply *r = cel_test_redis_cmd(c, "ZSCORE unacked_index %s", tag);
+    double v = r->type == REDIS_REPLY_STRING ? atof(r->str) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Every restore of ours counts: reject with requeue, the visibility
+ * sweep and the give-back at close each add one delivery, so the worker
+ * can stop a message that keeps killing it. The count goes on ack. */
+static void test_delivery_count(void)
+{
+    setup();
+    struct cel_broker *b = open_broker();
+    char id[37];
+    free(publish(b, "celery", 0, 0, id));
+    redisContext *c = raw();
+    struct cel_delivery d;
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d.delivery_count, 1);
+    char *tag = strdup(d.tag_str);
+
+    /* 1: reject with requeue. */
+    ASSERT_OK(b->ops->reject(b, &d, true, NULL));
+    cel__delivery_release(&d);
+    ASSERT_EQ(restores_of(c, tag), 1);
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d.delivery_count, 2);
+    cel__delivery_release(&d);
+    cel__broker_close(b); /* fetched, not acked: stays in unacked */
+
+    /* 2: the visibility sweep of the next consumer (the entry is made
+     * older than its 1 s lease). */
+    freeReplyObject(cel_test_redis_cmd(c, "ZADD unacked_index 1000 %s", tag));
+    b = open_broker();
+    size_t n = 0;
+    ASSERT_OK(b->ops->fetch(b, celery_q, 1, 1, 1000, &d, &n, NULL)); /* window of 1 */
+    ASSERT_EQ(n, 0);
+    /* 3: popped into the window but never fetched: given back at close. */
+    for (int i = 0; i < 300 && index_score_of(c, tag) <= 1000; i++)
+        cel_test_sleep_ms(10); /* swept, then popped and recorded again */
+    ASSERT_EQ(restores_of(c, tag), 2);
+    cel__broker_close(b);
+    ASSERT_EQ(restores_of(c, tag), 3);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 1);
+
+    b = open_broker();
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_STREQ(d.tag_str, tag);
+    ASSERT_EQ(d.delivery_count, 4);
+    ASSERT_OK(b->ops->ack(b, &d));
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS celeriac.deliveries"), 0);
+    cel__delivery_release(&d);
+
+    /* Restored by a Python worker: the redelivered flag, no count. */
+    size_t len;
+    char *body = envelope("celery", 0, id, &len);
+    json_t *env = load(body);
+    json_object_set_new(json_object_get(env, "headers"), "redelivered", json_true());
+    json_object_set_new(json_object_get(json_object_get(env, "properties"), "delivery_info"),
+                        "redelivered", json_true());
+    char *text = json_dumps(env, 0);
+    freeReplyObject(cel_test_redis_cmd(c, "RPUSH celery %s", text));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d.delivery_count, 2);
+    /* Dead-lettering also drops a count; acks in a batch too. */
+    ASSERT_OK(b->ops->reject(b, &d, true, NULL));
+    cel__delivery_release(&d);
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d.delivery_count, 2);
+    ASSERT_OK(b->ops->reject(b, &d, false, "poison"));
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS celeriac.deliveries"), 0);
+    cel__delivery_release(&d);
+    struct cel_delivery ds[3];
+    for (int i = 0; i < 3; i++)
+        free(publish(b, "celery", 0, 0, id));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, ds, 3, 60000, 3000), 3);
+    ASSERT_OK(b->ops->reject(b, &ds[1], true, NULL));
+    cel__delivery_release(&ds[1]);
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &ds[1], 1, 60000, 3000), 1);
+    ASSERT_EQ(ds[1].delivery_count, 2);
+    ASSERT_OK(b->ops->begin(b));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(b->ops->ack(b, &ds[i]));
+    ASSERT_OK(b->ops->commit(b));
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS celeriac.deliveries"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+    for (int i = 0; i < 3; i++)
+        cel__delivery_release(&ds[i]);
+
+    free(text);
+    json_decref(env);
+    free(body);
+    free(tag);
+    redisFree(c);
+    cel__broker_close(b);
+    cel_test_redis_stop(&srv);
+}
+
 /* Redis dies while the consumer waits; it comes back on the same port;
  * the consumer must resume (not stay connected-but-idle). */
 static void test_reconnect(void)
@@ -605,6 +714,7 @@ int main(void)
     TEST_RUN(test_visibility_sweep_after_kill);
     TEST_RUN(test_delayed);
     TEST_RUN(test_purge_length_and_close_gives_back);
+    TEST_RUN(test_delivery_count);
     TEST_RUN(test_reconnect);
     TEST_RUN(test_bad_url_and_auth);
     TEST_RUN(test_unix_socket_scheme);
