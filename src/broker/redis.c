@@ -316,36 +316,8 @@ static int rb_reject(struct cel_broker *base, const struct cel_delivery *d, bool
                                     d->body, d->len, "1e300");
     } else {
         /* kombu would just drop it; we keep it for an operator. */
-        char score[32];
-        cel__redis_now_score(score, sizeof score);
-        json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s%}", "queue", d->queue, "reason",
-                                reason ? reason : "rejected", "delivery_tag", tag_of(d), "dead_at",
-                                score, "message", d->body, d->len);
-        if (!rec) /* not UTF-8: keep it anyway, as a string of what we can */
-            rec = json_pack("{s:s, s:s, s:s, s:s, s:s}", "queue", d->queue, "reason",
-                            reason ? reason : "rejected", "delivery_tag", tag_of(d), "dead_at",
-                            score, "message", "<invalid UTF-8>");
-        char *text = rec ? cel__json_dump(rec) : NULL;
-        json_decref(rec);
-        const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-        const char *push[] = {"LPUSH", CEL_REDIS_KEY_DEAD, text ? text : ""};
-        const char *zrem[] = {"ZREM", CEL_REDIS_KEY_UNACKED_INDEX, tag_of(d)};
-        const char *hdel[] = {"HDEL", CEL_REDIS_KEY_UNACKED, tag_of(d)};
-        const char *hdel_count[] = {"HDEL", CEL_REDIS_KEY_DELIVERIES, tag_of(d)};
-        rc = text ? CEL_OK : CEL_ENOMEM;
-        if (rc == CEL_OK)
-            rc = cel__redis_cmds_addv(&q, 1, multi);
-        if (rc == CEL_OK)
-            rc = cel__redis_cmds_addv(&q, 3, push);
-        if (rc == CEL_OK)
-            rc = cel__redis_cmds_addv(&q, 3, zrem);
-        if (rc == CEL_OK)
-            rc = cel__redis_cmds_addv(&q, 3, hdel);
-        if (rc == CEL_OK)
-            rc = cel__redis_cmds_addv(&q, 3, hdel_count);
-        if (rc == CEL_OK)
-            rc = cel__redis_cmds_addv(&q, 1, exec);
-        free(text);
+        rc = cel__redis_add_dead_letter(&q, d->queue, reason ? reason : "rejected", tag_of(d),
+                                        d->body, d->len);
     }
     if (rc == CEL_OK)
         rc = cel__redis_broker_run(b, &q, NULL);

@@ -170,11 +170,87 @@ static int64_t current_vt_ms(struct redis_broker *b)
     return vt;
 }
 
+/* The queue a restored message goes to: exchange "" routes by routing
+ * key; a named exchange through the first binding in
+ * _kombu.binding.<exchange> whose routing key matches (direct, kombu's
+ * _lookup); when nothing matches, the routing key. `found` holds the
+ * name when it comes from a binding. */
+static int route(struct io_state *s, const char *ex, const char *rk, char found[CEL_REDIS_KEY_MAX],
+                 const char **queue)
+{
+    *queue = rk;
+    if (!*ex)
+        return CEL_OK;
+    char key[CEL_REDIS_KEY_MAX];
+    snprintf(key, sizeof key, "_kombu.binding.%s", ex);
+    const char *argv[] = {"SMEMBERS", key};
+    struct cel_redis_cmds q = {0};
+    redisReply **rs = NULL;
+    int rc = cel__redis_cmds_addv(&q, 2, argv);
+    if (rc == CEL_OK)
+        rc = io_run(s, &q, &rs);
+    const redisReply *m = rc == CEL_OK ? rs[0] : NULL;
+    size_t rklen = strlen(rk);
+    for (size_t k = 0; m && m->type == REDIS_REPLY_ARRAY && k < m->elements; k++) {
+        const char *mem = m->element[k]->str;
+        const char *sep1 = strstr(mem, CEL_REDIS_SEP);
+        const char *sep2 = sep1 ? strstr(sep1 + 2, CEL_REDIS_SEP) : NULL;
+        if (sep2 && (size_t)(sep1 - mem) == rklen && strncmp(mem, rk, rklen) == 0) {
+            snprintf(found, CEL_REDIS_KEY_MAX, "%s", sep2 + 2);
+            *queue = found;
+            break;
+        }
+    }
+    cel__redis_replies_free(rs, q.n);
+    cel__redis_cmds_release(&q);
+    return rc;
+}
+
+/* What the sweep does with one expired entry, appended to rq. Returns
+ * whether it is a restore (whose reply says if it happened). */
+static bool sweep_one(struct io_state *s, struct cel_redis_cmds *rq, const char *tag,
+                      const redisReply *rec, const char *ceiling, int *rc)
+{
+    struct redis_broker *b = s->b;
+    if (rec->type != REDIS_REPLY_STRING) {
+        /* Acked meanwhile: drop the index entry like kombu does, and the
+         * delivery count of a message acked by someone who does not count. */
+        const char *zrem[] = {"ZREM", CEL_REDIS_KEY_UNACKED_INDEX, tag};
+        const char *hdel[] = {"HDEL", CEL_REDIS_KEY_DELIVERIES, tag};
+        cel__redis_cmds_addv(rq, 3, zrem);
+        cel__redis_cmds_addv(rq, 3, hdel);
+        return false;
+    }
+    const char *env = NULL, *queue = NULL;
+    size_t envlen = 0;
+    char *ex = NULL, *rk = NULL, found[CEL_REDIS_KEY_MAX];
+    bool restore = false;
+    if (cel__redis_split_record(rec->str, rec->len, &env, &envlen, &ex, &rk) != CEL_OK) {
+        /* Not kombu's layout: nothing to route by. kombu would leave it in
+         * unacked for ever; we keep it where an operator looks. */
+        CEL_ERROR(CEL_REDIS_COMP,
+                  "dead-lettered unacknowledged message %s: its unacked record is not "
+                  "[envelope, exchange, routing_key] (kept in " CEL_REDIS_KEY_DEAD ")",
+                  tag);
+        if (cel__redis_add_dead_letter(rq, "", "unreadable unacked record", tag, rec->str,
+                                       rec->len) != CEL_OK)
+            *rc = CEL_ENOMEM;
+    } else if ((*rc = route(s, ex, rk, found, &queue)) == CEL_OK) {
+        restore = cel__redis_add_restore(rq, b->io_shas[CEL_REDIS_SCRIPT_RESTORE], tag, queue, env,
+                                         envlen, ceiling) == CEL_OK;
+        if (!restore)
+            CEL_ERROR(CEL_REDIS_COMP, "cannot restore %s: queue name too long", tag);
+    }
+    free(ex);
+    free(rk);
+    return restore;
+}
+
 /*
  * kombu's restore_visible: under unacked_mutex, every unacked entry
  * delivered (or last extended) longer than the visibility timeout ago goes
- * back to its queue. Exchange "" routes by routing key, others through
- * _kombu.binding.<exchange>; when nothing matches, the routing key.
+ * back to its queue (route()), its envelope byte for byte with the
+ * redelivered marks when it is JSON.
  */
 static int io_sweep(struct io_state *s)
 {
@@ -210,12 +286,11 @@ static int io_sweep(struct io_state *s)
     redisReply *tags = rc == CEL_OK ? rs[0] : NULL;
     size_t ntags = tags && tags->type == REDIS_REPLY_ARRAY ? tags->elements : 0;
     size_t restored = 0;
-    char found[CEL_REDIS_KEY_MAX];
     if (ntags) {
-        /* One round trip for the records, one for the restores. */
+        /* One round trip for the records, one for what to do with them. */
         struct cel_redis_cmds hq = {0}, rq = {0};
-        redisReply **vals = NULL;
-        bool *is_restore = calloc(2 * ntags, sizeof *is_restore); /* per command of rq */
+        redisReply **vals = NULL, **rr = NULL;
+        bool *is_restore = calloc(ntags * 6, sizeof *is_restore); /* per command of rq */
         if (!is_restore)
             rc = CEL_ENOMEM;
         for (size_t i = 0; i < ntags && rc == CEL_OK; i++) {
@@ -224,67 +299,16 @@ static int io_sweep(struct io_state *s)
         }
         if (rc == CEL_OK)
             rc = io_run(s, &hq, &vals);
-        for (size_t i = 0; rc == CEL_OK && i < ntags; i++) {
-            const char *tag = tags->element[i]->str;
-            json_t *rec = vals[i]->type == REDIS_REPLY_STRING
-                              ? json_loadb(vals[i]->str, vals[i]->len, 0, NULL)
-                              : NULL;
-            json_t *env = json_array_get(rec, 0);
-            const char *ex = json_string_value(json_array_get(rec, 1));
-            const char *rk = json_string_value(json_array_get(rec, 2));
-            char *text = env ? cel__json_dump(env) : NULL;
-            const char *queue = rk;
-            if (text && ex && *ex) {
-                /* Named exchange: the first binding whose routing key
-                 * matches (direct), kombu's _lookup. */
-                char key[CEL_REDIS_KEY_MAX];
-                snprintf(key, sizeof key, "_kombu.binding.%s", ex);
-                redisReply *m = redisCommand(b->io.ctx, "SMEMBERS %s", key);
-                for (size_t k = 0; m && m->type == REDIS_REPLY_ARRAY && k < m->elements; k++) {
-                    const char *mem = m->element[k]->str;
-                    const char *sep1 = strstr(mem, CEL_REDIS_SEP);
-                    const char *sep2 = sep1 ? strstr(sep1 + 2, CEL_REDIS_SEP) : NULL;
-                    if (sep2 && rk && (size_t)(sep1 - mem) == strlen(rk) &&
-                        strncmp(mem, rk, strlen(rk)) == 0) {
-                        snprintf(found, sizeof found, "%s", sep2 + 2);
-                        queue = found;
-                        break;
-                    }
-                }
-                if (m) {
-                    freeReplyObject(m);
-                } else {
-                    cel__redis_lost(&b->io, b->io.ctx->errstr);
-                    rc = CEL_EDISCONNECTED;
-                }
-            }
-            if (text && queue) {
-                if (cel__redis_add_restore(&rq, b->io_shas[CEL_REDIS_SCRIPT_RESTORE], tag, queue,
-                                           text, strlen(text), ceiling) != CEL_OK)
-                    CEL_ERROR(CEL_REDIS_COMP, "cannot restore %s: queue name too long", tag);
-                else
-                    is_restore[rq.n - 1] = true;
-            } else {
-                /* No record (acked meanwhile) or unreadable: drop the
-                 * index entry like kombu does, and the delivery count of
-                 * a message acked by someone who does not count. */
-                const char *zrem[] = {"ZREM", CEL_REDIS_KEY_UNACKED_INDEX, tag};
-                const char *hdel[] = {"HDEL", CEL_REDIS_KEY_DELIVERIES, tag};
-                cel__redis_cmds_addv(&rq, 3, zrem);
-                if (vals[i]->type == REDIS_REPLY_NIL)
-                    cel__redis_cmds_addv(&rq, 3, hdel);
-            }
-            free(text);
-            json_decref(rec);
-        }
+        for (size_t i = 0; rc == CEL_OK && i < ntags; i++)
+            if (sweep_one(s, &rq, tags->element[i]->str, vals[i], ceiling, &rc))
+                is_restore[rq.n - 1] = true;
         cel__redis_replies_free(vals, hq.n);
-        redisReply **rr = NULL;
         if (rc == CEL_OK && rq.n)
             rc = io_run(s, &rq, &rr);
         for (size_t i = 0; rc == CEL_OK && i < rq.n; i++)
             restored += is_restore[i] && rr[i]->type == REDIS_REPLY_INTEGER && rr[i]->integer == 1;
-        free(is_restore);
         cel__redis_replies_free(rr, rq.n);
+        free(is_restore);
         cel__redis_cmds_release(&hq);
         cel__redis_cmds_release(&rq);
     }
@@ -315,26 +339,34 @@ static int io_move_due(struct io_state *s)
     char now[32], limit[16];
     snprintf(now, sizeof now, "%lld", (long long)(cel__wall_us() / 1000));
     snprintf(limit, sizeof limit, "%d", MOVE_LIMIT);
+    char dead_at[32];
+    cel__redis_now_score(dead_at, sizeof dead_at);
     const char *argv[] = {"EVALSHA",
                           b->io_shas[CEL_REDIS_SCRIPT_MOVE],
                           "2",
                           CEL_REDIS_KEY_DELAYED,
                           CEL_REDIS_KEY_DEAD,
                           now,
-                          limit};
+                          limit,
+                          dead_at};
     struct cel_redis_cmds q = {0};
     redisReply **rs = NULL;
-    int rc = cel__redis_cmds_addv(&q, 7, argv);
+    int rc = cel__redis_cmds_addv(&q, 8, argv);
     if (rc == CEL_OK)
         rc = io_run(s, &q, &rs);
     if (rc == CEL_OK) {
         const redisReply *r = rs[0];
         long long moved = 0;
         s->next_due_wall_ms = 0;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
             moved = r->element[0]->integer;
             if (r->element[1]->type == REDIS_REPLY_STRING)
                 s->next_due_wall_ms = strtoll(r->element[1]->str, NULL, 10);
+            if (r->element[2]->integer)
+                CEL_ERROR(CEL_REDIS_COMP,
+                          "dead-lettered %lld delayed messages that do not decode (members of "
+                          "%s not written by celeriac; kept in %s)",
+                          r->element[2]->integer, CEL_REDIS_KEY_DELAYED, CEL_REDIS_KEY_DEAD);
         }
         if (moved)
             CEL_DEBUG(CEL_REDIS_COMP, "moved %lld due delayed messages to their queues", moved);
@@ -356,7 +388,7 @@ static int io_pop(struct io_state *s, size_t more)
     cel__redis_index_score(now, sizeof now);
     snprintf(want, sizeof want, "%zu", more > POP_MAX ? (size_t)POP_MAX : more);
     char nk[16];
-    snprintf(nk, sizeof nk, "%zu", nkeys + 3);
+    snprintf(nk, sizeof nk, "%zu", nkeys + 4);
     size_t argc = 0;
     const char **a = s->argv;
     size_t *l = s->lens;
@@ -366,11 +398,14 @@ static int io_pop(struct io_state *s, size_t more)
     a[argc++] = CEL_REDIS_KEY_UNACKED;
     a[argc++] = CEL_REDIS_KEY_UNACKED_INDEX;
     a[argc++] = CEL_REDIS_KEY_DELIVERIES;
+    a[argc++] = CEL_REDIS_KEY_DEAD;
     for (int band = 0; band < CEL_REDIS_NBANDS; band++)
         for (size_t k = 0; k < s->nq; k++)
             a[argc++] = s->keys[s->order[k]][band];
     a[argc++] = now;
     a[argc++] = want;
+    a[argc++] = s->pending ? "1" : "0";
+    size_t pending_at = argc;
     a[argc++] = s->pending ? s->pending : "";
     a[argc++] = s->pending ? b->queues[s->pending_q] : "";
     for (int band = 0; band < CEL_REDIS_NBANDS; band++)
@@ -379,7 +414,7 @@ static int io_pop(struct io_state *s, size_t more)
     for (size_t i = 0; i < argc; i++)
         l[i] = strlen(a[i]);
     if (s->pending)
-        l[6 + nkeys + 2] = s->pending_len; /* ARGV[3] */
+        l[pending_at] = s->pending_len; /* may be empty, or hold NULs */
 
     struct cel_redis_cmds q = {0};
     redisReply **rs = NULL;
@@ -416,6 +451,12 @@ static int io_pop(struct io_state *s, size_t more)
         }
         for (size_t i = 0; i < got && rl->n < rl->cap; i++) {
             const redisReply *const *e = (const redisReply *const *)&r->element[4 * i];
+            if (e[2]->integer == 0) {
+                CEL_ERROR(CEL_REDIS_COMP,
+                          "dead-lettered a message from queue '%s': %s (kept in %s)", e[0]->str,
+                          e[1]->str, CEL_REDIS_KEY_DEAD);
+                continue;
+            }
             struct cel_delivery *d = &rl->v[rl->head + rl->n];
             memset(d, 0, sizeof *d);
             d->queue = strdup(e[0]->str);

@@ -114,6 +114,20 @@ int cel__redis_broker_run(struct redis_broker *b, const struct cel_redis_cmds *q
 int cel__redis_add_restore(struct cel_redis_cmds *q, const char *sha, const char *tag,
                            const char *queue, const char *env, size_t len, const char *max_score);
 
+/* Appends to q the dead-lettering of `tag` as one MULTI/EXEC: its record
+ * (with the message bytes as they are, base64 when not UTF-8) pushed on
+ * celeriac.dead_letters, its unacked entries and delivery count removed.
+ * CEL_ENOMEM. */
+int cel__redis_add_dead_letter(struct cel_redis_cmds *q, const char *queue, const char *reason,
+                               const char *tag, const char *body, size_t len);
+
+/* Reads an unacked record "[envelope, exchange, routing_key]" by its
+ * layout, so that an envelope that is not JSON, or not UTF-8, comes back
+ * byte for byte: *env points into rec; exchange and routing key are new
+ * strings (caller frees). CEL_EPROTO when rec is not of that layout. */
+int cel__redis_split_record(const char *rec, size_t len, const char **env, size_t *envlen,
+                            char **exchange, char **routing_key);
+
 /* Starts the I/O thread consuming `queues` (copied); see redis_consumer.c. */
 int cel__redis_consumer_start(struct redis_broker *b, const char *const *queues, size_t nqueues);
 /* Stops and joins it; a message it popped but did not record is left in

@@ -28,8 +28,13 @@
  *                          `unacked`, where kombu's sweep would duplicate
  *                          them (kombu #337).
  *   celeriac.dead_letters  list of rejected messages (kombu has no dead
- *                          letter queue): {"queue", "reason", "dead_at",
- *                          "message": envelope text}, newest first.
+ *                          letter queue), newest first: {"queue",
+ *                          "reason", "dead_at", "delivery_tag" (when
+ *                          known), "message": envelope text}, or
+ *                          "message_base64" instead when the bytes are
+ *                          not UTF-8. Also what the transport cannot
+ *                          deliver: empty messages, unacked records and
+ *                          delayed members that do not decode.
  *   celeriac.deliveries    hash delivery_tag -> how often we restored the
  *                          message (reject with requeue, the visibility
  *                          sweep, close), so that delivery_count counts

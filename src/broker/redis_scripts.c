@@ -4,6 +4,8 @@
  */
 #include "broker/redis_scripts.h"
 
+#include "broker/redis_keys.h"
+
 #include <stddef.h>
 
 static const char lua_pop[] =
@@ -60,7 +62,17 @@ static const char lua_pop[] =
     "  if redel == 1 then return 2 end\n"
     "  return 1\n"
     "end\n"
+    /* An empty message has nothing to record or run: straight to the
+     * dead letters, reported as count 0 with the reason in place of the
+     * tag so the consumer logs it. */
     "local function record(q, msg)\n"
+    "  if msg == '' then\n"
+    "    local why = 'empty message'\n"
+    "    redis.call('LPUSH', KEYS[4], cjson.encode({queue = q, reason = why, dead_at = now,\n"
+    "                                               message = ''}))\n"
+    "    out[#out + 1] = q; out[#out + 1] = why; out[#out + 1] = 0; out[#out + 1] = ''\n"
+    "    return\n"
+    "  end\n"
     "  local tag = plain(msg, '\"delivery_tag\": \"', 1)\n"
     "  local ex, at = plain(msg, '\"delivery_info\": {\"exchange\": \"', 1)\n"
     "  local rk = at and string.sub(msg, at + 1, at + 18) == ', \"routing_key\": \"' and\n"
@@ -75,8 +87,8 @@ static const char lua_pop[] =
     "  out[#out + 1] = q; out[#out + 1] = tag; out[#out + 1] = count(tag, redel)\n"
     "  out[#out + 1] = msg\n"
     "end\n"
-    "if ARGV[3] ~= '' then record(ARGV[4], ARGV[3]) end\n"
-    "local i = 4\n"
+    "if ARGV[3] == '1' then record(ARGV[5], ARGV[4]) end\n"
+    "local i = 5\n"
     "while want > 0 and i <= #KEYS do\n"
     "  local got = redis.call('RPOP', KEYS[i], want)\n"
     "  if got then\n"
@@ -93,18 +105,21 @@ static const char lua_pop[] =
 
 static const char lua_move[] =
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+    "local dead = 0\n"
     "for _, m in ipairs(due) do\n"
     "  local ok, d = pcall(cjson.decode, m)\n"
     "  if ok and type(d) == 'table' and type(d['k']) == 'string' and type(d['m']) == 'string' "
     "then\n"
     "    redis.call('LPUSH', d['k'], d['m'])\n"
     "  else\n"
-    "    redis.call('LPUSH', KEYS[2], m)\n"
+    "    redis.call('LPUSH', KEYS[2], cjson.encode({queue = '', dead_at = ARGV[3], message = m,\n"
+    "               reason = 'unreadable member of " CEL_REDIS_KEY_DELAYED "'}))\n"
+    "    dead = dead + 1\n"
     "  end\n"
     "  redis.call('ZREM', KEYS[1], m)\n"
     "end\n"
     "local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
-    "return {#due, nxt[2] or false}\n";
+    "return {#due, nxt[2] or false, dead}\n";
 
 static const char lua_restore[] = "local s = redis.call('ZSCORE', KEYS[2], ARGV[1])\n"
                                   "if s and tonumber(s) > tonumber(ARGV[3]) then return 0 end\n"

@@ -13,21 +13,23 @@
 enum cel_redis_script {
     /*
      * POP: records a message the consumer already popped with BRPOP
-     * (ARGV[3], from queue ARGV[4]; "" when none) and pops up to ARGV[2]
-     * more from KEYS[4..] in order, recording each exactly like kombu:
-     * KEYS[2] (unacked_index) scored ARGV[1], KEYS[1] (unacked) =
+     * (ARGV[4], from queue ARGV[5], when ARGV[3] is "1") and pops up to
+     * ARGV[2] more from KEYS[5..] in order, recording each exactly like
+     * kombu: KEYS[2] (unacked_index) scored ARGV[1], KEYS[1] (unacked) =
      * [envelope, exchange, routing_key]. ARGV[1+i] is the queue of
      * KEYS[i]. Returns {queue, tag, delivery count, envelope} per
      * message: 1 + the count in KEYS[3] (celeriac.deliveries) when there
      * is one, else 2 when the envelope says "redelivered": true (restored
      * by kombu, which does not count), else 1. Envelopes that do not
      * decode are still recorded (tag = sha1 of the text) so the worker
-     * sees and dead-letters them.
+     * sees and dead-letters them; an empty message is dead-lettered to
+     * KEYS[4] at once and returned as {queue, reason, 0, ""}.
      */
     CEL_REDIS_SCRIPT_POP,
     /* MOVE: pushes members of KEYS[1] (celeriac.delayed) due at ARGV[1]
      * (ms), at most ARGV[2], to their lists; members that do not decode go
-     * to KEYS[2] (dead letters). Returns {moved, next due score or false}. */
+     * to KEYS[2] (dead letters, dead_at ARGV[3]). Returns {moved, next due
+     * score or false, dead-lettered}. */
     CEL_REDIS_SCRIPT_MOVE,
     /* RESTORE: kombu's WATCH/HGET/MULTI restore as one atomic step. Gives
      * tag ARGV[1] back as ARGV[2] at the front of KEYS[3], removing it

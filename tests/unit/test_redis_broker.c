@@ -21,6 +21,7 @@
 
 #include "backend/backend.h"
 #include "broker/broker.h"
+#include "core/base64.h"
 #include "core/clock.h"
 #include "proto/message.h"
 #include "redis_server.h"
@@ -553,6 +554,136 @@ static void test_delivery_count(void)
     cel_test_redis_stop(&srv);
 }
 
+/* The newest dead letter, parsed. */
+static json_t *dead_letter(redisContext *c, int index)
+{
+    redisReply *r = cel_test_redis_cmd(c, "LINDEX celeriac.dead_letters %d", index);
+    ASSERT_EQ(r->type, REDIS_REPLY_STRING);
+    json_t *v = load(r->str);
+    freeReplyObject(r);
+    return v;
+}
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+/* Input the transport cannot deliver is kept in celeriac.dead_letters
+ * byte for byte and logged once with its queue and why; input that is
+ * merely not UTF-8 is delivered, dead-lettered and swept as its bytes. */
+static void test_bad_input(void)
+{
+    setup();
+    struct cel_broker *b = open_broker();
+    redisContext *c = raw();
+    struct cel_delivery d[2];
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 2, 60000, 200), 0); /* idle in BRPOP, window 2 */
+
+    /* Empty messages: one popped by BRPOP, one by the pop script. */
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", "", (size_t)0));
+    for (int i = 0; i < 300 && cel_test_redis_int(c, "LLEN celeriac.dead_letters") < 1; i++)
+        cel_test_sleep_ms(10);
+    char id[37];
+    size_t len;
+    char *body = envelope("celery", 0, id, &len);
+    freeReplyObject(cel_test_redis_cmd(c, "MULTI"));
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", body, len));
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", "", (size_t)0));
+    freeReplyObject(cel_test_redis_cmd(c, "EXEC"));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 2, 60000, 1000), 1);
+    ASSERT_STREQ(d[0].body, body);
+    ASSERT_EQ(d[0].delivery_count, 1);
+    ASSERT_OK(b->ops->ack(b, &d[0]));
+    cel__delivery_release(&d[0]);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celeriac.dead_letters"), 2);
+    for (int i = 0; i < 2; i++) {
+        json_t *dl = dead_letter(c, i);
+        ASSERT_STREQ(jstr(dl, "queue"), "celery");
+        ASSERT_STREQ(jstr(dl, "reason"), "empty message");
+        ASSERT_STREQ(jstr(dl, "message"), "");
+        json_decref(dl);
+    }
+    ASSERT_EQ(cel_test_logged("dead-lettered a message from queue 'celery': empty message"), 2);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+
+    /* Not UTF-8: delivered as it is; rejected, its bytes are kept. */
+    char *bad = strdup(body);
+    char *at = strstr(bad, "tasks.add");
+    ASSERT(at);
+    at[5] = (char)0xff;
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", bad, len));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d[0].len, len);
+    ASSERT(memcmp(d[0].body, bad, len) == 0);
+    ASSERT_OK(b->ops->reject(b, &d[0], false, "message is not valid UTF-8"));
+    cel__delivery_release(&d[0]);
+    json_t *dl = dead_letter(c, 0);
+    ASSERT_STREQ(jstr(dl, "reason"), "message is not valid UTF-8");
+    ASSERT_STREQ(jstr(dl, "queue"), "celery");
+    ASSERT(!json_object_get(dl, "message"));
+    const char *b64 = jstr(dl, "message_base64");
+    ASSERT(b64);
+    size_t blen = 0;
+    unsigned char *bytes = cel__base64_decode(b64, strlen(b64), &blen);
+    ASSERT_EQ(blen, len);
+    ASSERT(memcmp(bytes, bad, len) == 0);
+    free(bytes);
+    json_decref(dl);
+
+    /* Not UTF-8, delivered and never acked: the sweep restores its bytes
+     * (it used to drop the index entry and leave it in unacked). */
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", bad, len));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 1, 60000, 3000), 1);
+    char *tag = strdup(d[0].tag_str);
+    cel__delivery_release(&d[0]);
+    cel__broker_close(b);
+    freeReplyObject(cel_test_redis_cmd(c, "ZADD unacked_index 1000 %s", tag));
+    /* And a record that is not kombu's layout at all. */
+    freeReplyObject(cel_test_redis_cmd(c, "HSET unacked garbage-tag %b", "\xfe{oops", (size_t)6));
+    freeReplyObject(cel_test_redis_cmd(c, "ZADD unacked_index 1000 garbage-tag"));
+    /* And a delayed member someone else wrote, due now. */
+    freeReplyObject(cel_test_redis_cmd(c, "ZADD celeriac.delayed 0 %s", "not json"));
+    b = open_broker();
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 1, 1000, 5000), 1);
+    ASSERT_EQ(d[0].len, len);
+    ASSERT(memcmp(d[0].body, bad, len) == 0);
+    ASSERT_STREQ(d[0].tag_str, tag);
+    ASSERT_EQ(d[0].delivery_count, 2);
+    ASSERT_OK(b->ops->ack(b, &d[0]));
+    cel__delivery_release(&d[0]);
+    for (int i = 0; i < 300 && cel_test_redis_int(c, "ZCARD celeriac.delayed") > 0; i++)
+        cel_test_sleep_ms(10);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "ZCARD unacked_index"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celeriac.dead_letters"), 5);
+    bool seen_record = false, seen_member = false;
+    for (int i = 0; i < 2; i++) {
+        dl = dead_letter(c, i);
+        const char *why = jstr(dl, "reason");
+        if (strcmp(why, "unreadable unacked record") == 0) {
+            seen_record = true;
+            ASSERT_STREQ(jstr(dl, "delivery_tag"), "garbage-tag");
+            ASSERT_STREQ(jstr(dl, "message_base64"), "/ntvb3Bz"); /* \xfe{oops */
+        } else {
+            seen_member = true;
+            ASSERT_STREQ(why, "unreadable member of celeriac.delayed");
+            ASSERT_STREQ(jstr(dl, "message"), "not json");
+        }
+        json_decref(dl);
+    }
+    ASSERT(seen_record && seen_member);
+    ASSERT_EQ(cel_test_logged("dead-lettered unacknowledged message garbage-tag"), 1);
+    ASSERT_EQ(cel_test_logged("dead-lettered 1 delayed messages that do not decode"), 1);
+
+    free(tag);
+    free(bad);
+    free(body);
+    redisFree(c);
+    cel__broker_close(b);
+    cel_test_redis_stop(&srv);
+}
+
 /* Redis dies while the consumer waits; it comes back on the same port;
  * the consumer must resume (not stay connected-but-idle). */
 static void test_reconnect(void)
@@ -715,6 +846,7 @@ int main(void)
     TEST_RUN(test_delayed);
     TEST_RUN(test_purge_length_and_close_gives_back);
     TEST_RUN(test_delivery_count);
+    TEST_RUN(test_bad_input);
     TEST_RUN(test_reconnect);
     TEST_RUN(test_bad_url_and_auth);
     TEST_RUN(test_unix_socket_scheme);
