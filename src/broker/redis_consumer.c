@@ -85,7 +85,11 @@ static int io_exec(struct io_state *s, const struct cel_redis_cmds *q, redisRepl
         }
         int64_t left = deadline - cel__mono_ms();
         if (left <= 0) {
-            cel__redis_lost(&b->io, "no reply within the command timeout");
+            char why[96], cmd[32];
+            cel__redis_cmds_name(q, 0, cmd, sizeof cmd);
+            snprintf(why, sizeof why, "no reply within %.1f s to %s (the server does not answer)",
+                     (CEL_REDIS_BRPOP_TIMEOUT_MS + CEL_REDIS_COMMAND_TIMEOUT_MS) / 1000.0, cmd);
+            cel__redis_lost(&b->io, why);
             return CEL_EDISCONNECTED;
         }
         /* Something may already be buffered from an earlier read. */

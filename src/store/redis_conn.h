@@ -90,6 +90,8 @@ int cel__redis_cmds_add(struct cel_redis_cmds *q, int argc, const char *const *a
                         const size_t *lens);
 /* Same, with NUL-terminated arguments. */
 int cel__redis_cmds_addv(struct cel_redis_cmds *q, int argc, const char *const *argv);
+/* The name (first argument) of the i-th command of q, for messages. */
+void cel__redis_cmds_name(const struct cel_redis_cmds *q, size_t i, char *buf, size_t len);
 void cel__redis_cmds_reset(struct cel_redis_cmds *q);
 void cel__redis_cmds_release(struct cel_redis_cmds *q);
 
