@@ -88,6 +88,5 @@ bool cel__meta_is_ready(const char *meta, size_t len);
 extern const struct cel_backend_ops cel__backend_sqlite;
 extern const struct cel_backend_ops cel__backend_memory;
 extern const struct cel_backend_ops cel__backend_redis;
-extern const struct cel_backend_ops cel__backend_redis_socket;
 
 #endif

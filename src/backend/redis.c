@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "broker/redis_conn.h"
+#include "store/redis_conn.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -514,13 +514,19 @@ static int rk_wait(struct cel_backend *base, const char *task_id, int64_t timeou
     return rc;
 }
 
-#define REDIS_BACKEND_OPS(name)                                                                    \
-    {                                                                                              \
-        .abi = CEL_BACKEND_ABI, .scheme = name, .caps = CEL_BACKEND_CAP_TRANSACTIONS,              \
-        .open = rk_open, .close = rk_close, .store = rk_store, .get = rk_get, .forget = rk_forget, \
-        .begin = rk_begin, .commit = rk_commit, .wakeup_fd = NULL, .drain_wakeup = NULL,           \
-        .wait = rk_wait,                                                                           \
-    }
-
-const struct cel_backend_ops cel__backend_redis = REDIS_BACKEND_OPS("redis");
-const struct cel_backend_ops cel__backend_redis_socket = REDIS_BACKEND_OPS("redis+socket");
+/* Serves redis+socket too (an alias in registry.c). */
+const struct cel_backend_ops cel__backend_redis = {
+    .abi = CEL_BACKEND_ABI,
+    .scheme = "redis",
+    .caps = CEL_BACKEND_CAP_TRANSACTIONS,
+    .open = rk_open,
+    .close = rk_close,
+    .store = rk_store,
+    .get = rk_get,
+    .forget = rk_forget,
+    .begin = rk_begin,
+    .commit = rk_commit,
+    .wakeup_fd = NULL,
+    .drain_wakeup = NULL,
+    .wait = rk_wait,
+};

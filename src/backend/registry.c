@@ -11,27 +11,19 @@
 
 #include "backend/backend.h"
 #include "core/clock.h"
+#include "core/schemes.h"
 
-static const struct cel_backend_ops *const table[] = {
-    &cel__backend_sqlite,
-    &cel__backend_memory,
-    &cel__backend_redis,
-    &cel__backend_redis_socket,
+static const struct cel_scheme table[] = {
+    {"sqlite", &cel__backend_sqlite},
+    {"memory", &cel__backend_memory},
+    {"redis", &cel__backend_redis},
+    {"redis+socket", &cel__backend_redis}, /* the same store over a unix socket */
 };
 
 #define NSTORES (sizeof table / sizeof table[0])
 
 /* Longest sleep on the wakeup fd: a safety net should a wakeup be lost. */
 #define WAIT_SLICE_MS 100
-
-/* "sqlite, memory, ..." for error messages. */
-static void known_list(char *buf, size_t len)
-{
-    const char *schemes[NSTORES];
-    for (size_t i = 0; i < NSTORES; i++)
-        schemes[i] = table[i]->scheme;
-    cel__url_scheme_list(schemes, NSTORES, buf, len);
-}
 
 int cel__backend_open(const char *url, const cel_config *cfg, struct cel_backend **out,
                       struct cel_errbuf *err)
@@ -47,7 +39,7 @@ int cel__backend_open(const char *url, const cel_config *cfg, struct cel_backend
 
     char redacted[CEL_URL_MAX + 1], known[128];
     cel__url_redact(url, redacted, sizeof redacted);
-    known_list(known, sizeof known);
+    cel__scheme_list(table, NSTORES, known, sizeof known);
 
     struct cel_url u;
     char perr[256];
@@ -63,10 +55,7 @@ int cel__backend_open(const char *url, const cel_config *cfg, struct cel_backend
         cel__url_release(&u);
         return cel__err(err, rc, "invalid result backend URL '%s': %s", redacted, perr);
     }
-    const struct cel_backend_ops *ops = NULL;
-    for (size_t i = 0; i < NSTORES && !ops; i++)
-        if (strcmp(table[i]->scheme, u.scheme) == 0)
-            ops = table[i];
+    const struct cel_backend_ops *ops = cel__scheme_find(table, NSTORES, u.scheme);
     if (!ops) {
         rc =
             cel__err(err, CEL_ESCHEME, "unsupported result backend scheme '%s' in '%s' (known: %s)",
@@ -96,7 +85,7 @@ bool cel__meta_is_ready(const char *meta, size_t len)
 {
     json_t *root = json_loadb(meta, len, 0, NULL);
     const char *s = json_string_value(json_object_get(root, "status"));
-    bool ready = cel__state_name_is_ready(s);
+    bool ready = s && cel_state_is_ready(cel_state_parse(s));
     json_decref(root);
     return ready;
 }

@@ -160,10 +160,9 @@ int cel__broker_open(const char *url, const cel_config *cfg, struct cel_broker *
 void cel__broker_close(struct cel_broker *b);
 const char *cel__broker_errmsg(const struct cel_broker *b);
 
-/* Transport tables, one per file. */
+/* Transport tables, one per transport (registry.c maps schemes to them). */
 extern const struct cel_broker_ops cel__broker_sqlite;
 extern const struct cel_broker_ops cel__broker_memory;
 extern const struct cel_broker_ops cel__broker_redis;
-extern const struct cel_broker_ops cel__broker_redis_socket;
 
 #endif

@@ -9,16 +9,24 @@
  *
  * Messages live in one array in id (publish) order; operations scan it.
  * That is plenty for tests and embedding, not meant for millions of
- * queued messages. The store is freed with its last handle.
+ * queued messages. The store is freed with its last handle or
+ * subscription.
+ *
+ * Fan-out: a store keeps its live subscriptions; a fanout_publish()
+ * copies the envelope into the inbox of every subscription on that
+ * exchange whose pattern matches (fanout.h), under the store lock, so
+ * publishers and subscribers may be on any threads.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/fanout.h"
 #include "core/clock.h"
 
 #define DEFAULT_LEASE_MS (120 * 1000) /* broker_visibility_timeout 0 */
@@ -42,16 +50,27 @@ struct mem_list {
 };
 
 struct mem_broker;
+struct cel_fanout_sub;
 
 struct mem_store {
     char *name;
-    int refs;
+    int refs; /* handles and subscriptions; under stores_mu */
     pthread_mutex_t mu;
     struct mem_list msgs; /* ascending id */
     struct mem_list dead;
     int64_t next_id;
-    struct mem_broker *handles; /* to signal on publish */
+    struct mem_broker *handles;  /* to signal on publish */
+    struct cel_fanout_sub *subs; /* live fan-out subscriptions */
     struct mem_store *next;
+};
+
+struct cel_fanout_sub {
+    struct cel_fanout_inbox inbox;
+    struct mem_store *store; /* holds a reference */
+    char *exchange;
+    char *pattern;
+    char what[160];              /* for the inbox's log lines */
+    struct cel_fanout_sub *next; /* in store->subs */
 };
 
 struct mem_broker {
@@ -168,6 +187,24 @@ static int mb_open(const struct cel_url *url, const cel_config *cfg, struct cel_
     return CEL_OK;
 }
 
+/* stores_mu held: drops one reference, freeing the store with the last. */
+static void store_unref(struct mem_store *s)
+{
+    if (--s->refs == 0) {
+        for (struct mem_store **p = &stores; *p; p = &(*p)->next) {
+            if (*p == s) {
+                *p = s->next;
+                break;
+            }
+        }
+        list_free(&s->msgs);
+        list_free(&s->dead);
+        pthread_mutex_destroy(&s->mu);
+        free(s->name);
+        free(s);
+    }
+}
+
 static void mb_close(struct cel_broker *base)
 {
     struct mem_broker *h = (struct mem_broker *)base;
@@ -183,19 +220,7 @@ static void mb_close(struct cel_broker *base)
         }
     }
     pthread_mutex_unlock(&s->mu);
-    if (--s->refs == 0) {
-        for (struct mem_store **p = &stores; *p; p = &(*p)->next) {
-            if (*p == s) {
-                *p = s->next;
-                break;
-            }
-        }
-        list_free(&s->msgs);
-        list_free(&s->dead);
-        pthread_mutex_destroy(&s->mu);
-        free(s->name);
-        free(s);
-    }
+    store_unref(s);
     pthread_mutex_unlock(&stores_mu);
     close(h->efd);
     free(h);
@@ -397,6 +422,103 @@ static void mb_drain_wakeup(struct cel_broker *base)
     (void)r;
 }
 
+/* ---- fan-out ------------------------------------------------------------ */
+
+static int mb_fanout_publish(struct cel_broker *base, const char *exchange, const char *routing_key,
+                             const char *envelope, size_t len)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    size_t rklen = routing_key ? strlen(routing_key) : 0;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&s->mu);
+    for (struct cel_fanout_sub *sub = s->subs; sub; sub = sub->next) {
+        if (strcmp(sub->exchange, exchange) != 0 ||
+            !cel__fanout_match(sub->pattern, routing_key ? routing_key : "", rklen))
+            continue;
+        if (cel__fanout_inbox_push(&sub->inbox, exchange, routing_key ? routing_key : "", rklen,
+                                   envelope, len) != CEL_OK)
+            rc = CEL_ENOMEM;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc != CEL_OK)
+        return cel__err(&base->err, rc, "out of memory: a subscriber of '%s' missed a message",
+                        exchange);
+    return CEL_OK;
+}
+
+static void sub_free(struct cel_fanout_sub *sub)
+{
+    cel__fanout_inbox_release(&sub->inbox);
+    free(sub->exchange);
+    free(sub->pattern);
+    free(sub);
+}
+
+static int mb_fanout_subscribe(struct cel_broker *base, const char *exchange, const char *pattern,
+                               struct cel_fanout_sub **out)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    *out = NULL;
+    struct cel_fanout_sub *sub = calloc(1, sizeof *sub);
+    if (!sub)
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    sub->inbox.efd = -1;
+    sub->exchange = strdup(exchange);
+    sub->pattern = strdup(pattern ? pattern : "#");
+    if (!sub->exchange || !sub->pattern) {
+        sub_free(sub);
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    }
+    snprintf(sub->what, sizeof sub->what, "fan-out subscription to '%.60s' ('%.60s')", exchange,
+             sub->pattern);
+    int rc = cel__fanout_inbox_init(&sub->inbox, "broker.memory", sub->what, &base->err);
+    if (rc != CEL_OK) {
+        sub_free(sub);
+        return rc;
+    }
+    pthread_mutex_lock(&stores_mu);
+    s->refs++;
+    pthread_mutex_lock(&s->mu);
+    sub->store = s;
+    sub->next = s->subs;
+    s->subs = sub;
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&stores_mu);
+    *out = sub;
+    return CEL_OK;
+}
+
+static int mb_fanout_poll(struct cel_fanout_sub *sub, struct cel_fanout_msg *out, size_t max,
+                          size_t *n)
+{
+    cel__fanout_inbox_take(&sub->inbox, out, max, n);
+    return CEL_OK;
+}
+
+static int mb_fanout_fd(struct cel_fanout_sub *sub)
+{
+    return sub->inbox.efd;
+}
+
+static void mb_fanout_close(struct cel_fanout_sub *sub)
+{
+    if (!sub)
+        return;
+    struct mem_store *s = sub->store;
+    pthread_mutex_lock(&stores_mu);
+    pthread_mutex_lock(&s->mu);
+    for (struct cel_fanout_sub **p = &s->subs; *p; p = &(*p)->next) {
+        if (*p == sub) {
+            *p = sub->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    store_unref(s);
+    pthread_mutex_unlock(&stores_mu);
+    sub_free(sub);
+}
+
 const struct cel_broker_ops cel__broker_memory = {
     .abi = CEL_BROKER_ABI,
     .default_lease_ms = DEFAULT_LEASE_MS,
@@ -416,4 +538,9 @@ const struct cel_broker_ops cel__broker_memory = {
     .length = mb_length,
     .wakeup_fd = mb_wakeup_fd,
     .drain_wakeup = mb_drain_wakeup,
+    .fanout_publish = mb_fanout_publish,
+    .fanout_subscribe = mb_fanout_subscribe,
+    .fanout_poll = mb_fanout_poll,
+    .fanout_fd = mb_fanout_fd,
+    .fanout_close = mb_fanout_close,
 };

@@ -1,31 +1,24 @@
 /*
  * registry.c - picks a transport by URL scheme.
  *
- * Adding a transport: one file with its ops table, one line in `table`.
+ * Adding a transport: one file with its ops table, one line in `table`
+ * per scheme it serves.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/broker.h"
+#include "core/schemes.h"
 
-static const struct cel_broker_ops *const table[] = {
-    &cel__broker_sqlite,
-    &cel__broker_memory,
-    &cel__broker_redis,
-    &cel__broker_redis_socket,
+static const struct cel_scheme table[] = {
+    {"sqlite", &cel__broker_sqlite},
+    {"memory", &cel__broker_memory},
+    {"redis", &cel__broker_redis},
+    {"redis+socket", &cel__broker_redis}, /* the same transport over a unix socket */
 };
 
 #define NTRANSPORTS (sizeof table / sizeof table[0])
-
-/* "sqlite, memory" for error messages. */
-static void known_list(char *buf, size_t len)
-{
-    const char *schemes[NTRANSPORTS];
-    for (size_t i = 0; i < NTRANSPORTS; i++)
-        schemes[i] = table[i]->scheme;
-    cel__url_scheme_list(schemes, NTRANSPORTS, buf, len);
-}
 
 /* The scheme as typed (up to ':'), for messages about URLs that do not
  * parse because of it. */
@@ -46,7 +39,7 @@ int cel__broker_open(const char *url, const cel_config *cfg, struct cel_broker *
 
     char redacted[CEL_URL_MAX + 1], known[128], scheme[80];
     cel__url_redact(url, redacted, sizeof redacted);
-    known_list(known, sizeof known);
+    cel__scheme_list(table, NTRANSPORTS, known, sizeof known);
 
     struct cel_url u;
     char perr[256];
@@ -61,10 +54,7 @@ int cel__broker_open(const char *url, const cel_config *cfg, struct cel_broker *
         cel__url_release(&u);
         return cel__err(err, rc, "invalid broker URL '%s': %s", redacted, perr);
     }
-    const struct cel_broker_ops *ops = NULL;
-    for (size_t i = 0; i < NTRANSPORTS && !ops; i++)
-        if (strcmp(table[i]->scheme, u.scheme) == 0)
-            ops = table[i];
+    const struct cel_broker_ops *ops = cel__scheme_find(table, NTRANSPORTS, u.scheme);
     if (!ops) {
         rc = cel__err(err, CEL_ESCHEME, "unsupported broker scheme '%s' in '%s' (known: %s)",
                       u.scheme, redacted, known);

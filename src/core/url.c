@@ -403,16 +403,3 @@ void cel__url_redact(const char *text, char *buf, size_t len)
     out_put(&o, "***", 3);
     out_put(&o, at, strlen(at));
 }
-
-void cel__url_scheme_list(const char *const *schemes, size_t n, char *buf, size_t len)
-{
-    struct outbuf o = {buf, len, 0};
-    if (len == 0)
-        return;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            out_put(&o, ", ", 2);
-        out_put(&o, schemes[i], strlen(schemes[i]));
-    }
-}

@@ -46,8 +46,4 @@ char *cel__url_sqlite_path(const struct cel_url *u);
 /* Copies `text` into buf with any password replaced by "***". */
 void cel__url_redact(const char *text, char *buf, size_t len);
 
-/* "sqlite, memory, redis": the schemes a registry knows, for messages
- * about one it does not; cut short to fit buf, never past it. */
-void cel__url_scheme_list(const char *const *schemes, size_t n, char *buf, size_t len);
-
 #endif

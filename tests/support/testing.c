@@ -1,8 +1,11 @@
 /* testing.c - see testing.h. */
 #include "testing.h"
 
+#include <celeriac.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -219,5 +222,36 @@ int cel_test_count_in_file(const char *path, const char *needle)
     for (const char *p = text; (p = strstr(p, needle)) != NULL; p += nl)
         n++;
     free(text);
+    return n;
+}
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[256 * 1024];
+
+static void keep_log(cel_log_level level, const char *component, const char *msg, void *ud)
+{
+    (void)ud;
+    if (getenv("CEL_TEST_VERBOSE"))
+        fprintf(stderr, "  log %d %s: %s\n", (int)level, component, msg);
+    pthread_mutex_lock(&log_mu);
+    size_t used = strlen(log_text);
+    if (used + 512 < sizeof log_text)
+        snprintf(log_text + used, sizeof log_text - used, "%d %s: %.400s\n", (int)level, component,
+                 msg);
+    pthread_mutex_unlock(&log_mu);
+}
+
+void cel_test_capture_logs(int min_level)
+{
+    cel_set_log_handler(keep_log, NULL, (cel_log_level)min_level);
+}
+
+int cel_test_logged(const char *needle)
+{
+    int n = 0;
+    pthread_mutex_lock(&log_mu);
+    for (const char *p = log_text; (p = strstr(p, needle)); p++)
+        n++;
+    pthread_mutex_unlock(&log_mu);
     return n;
 }

@@ -93,4 +93,12 @@ int cel_test_count_in_file(const char *path, const char *needle);
 void cel_test_sleep_ms(int ms);
 int64_t cel_test_now_ms(void);
 
+/* Installs a log handler that keeps every line the library logs at
+ * min_level (a cel_log_level) or above, from any thread, as
+ * "<level> <component>: <message>" (echoed to stderr when
+ * CEL_TEST_VERBOSE is set). */
+void cel_test_capture_logs(int min_level);
+/* How many captured lines contain `needle`. */
+int cel_test_logged(const char *needle);
+
 #endif

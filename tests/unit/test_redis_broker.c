@@ -12,7 +12,6 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -20,7 +19,9 @@
 
 #include <celeriac.h>
 
+#include "backend/backend.h"
 #include "broker/broker.h"
+#include "core/base64.h"
 #include "core/clock.h"
 #include "proto/message.h"
 #include "redis_server.h"
@@ -39,31 +40,6 @@
 #define HIPRI9                                                                                     \
     "hipri\x06\x16"                                                                                \
     "9"
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[65536];
-
-/* Keeps what the library logs (from any thread) for assertions. */
-static void on_log(cel_log_level level, const char *component, const char *msg, void *ud)
-{
-    (void)ud;
-    if (getenv("CEL_TEST_VERBOSE"))
-        fprintf(stderr, "  log %d %s: %s\n", (int)level, component, msg);
-    pthread_mutex_lock(&log_mu);
-    size_t used = strlen(log_text);
-    if (used + 256 < sizeof log_text)
-        snprintf(log_text + used, sizeof log_text - used, "%d %s: %.200s\n", (int)level, component,
-                 msg);
-    pthread_mutex_unlock(&log_mu);
-}
-
-static bool logged(const char *needle)
-{
-    pthread_mutex_lock(&log_mu);
-    bool found = strstr(log_text, needle) != NULL;
-    pthread_mutex_unlock(&log_mu);
-    return found;
-}
 
 static struct cel_test_redis srv;
 
@@ -469,6 +445,245 @@ static void test_purge_length_and_close_gives_back(void)
     cel_test_redis_stop(&srv);
 }
 
+/* celeriac.deliveries[tag], -1 when absent. */
+static long long restores_of(redisContext *c, const char *tag)
+{
+    redisReply *r = cel_test_redis_cmd(c, "HGET celeriac.deliveries %s", tag);
+    long long n = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+static double index_score_of(redisContext *c, const char *tag)
+{
+    redisReply *r = cel_test_redis_cmd(c, "ZSCORE unacked_index %s", tag);
+    double v = r->type == REDIS_REPLY_STRING ? atof(r->str) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Every restore of ours counts: reject with requeue, the visibility
+ * sweep and the give-back at close each add one delivery, so the worker
+ * can stop a message that keeps killing it. The count goes on ack. */
+static void test_delivery_count(void)
+{
+    setup();
+    struct cel_broker *b = open_broker();
+    char id[37];
+    free(publish(b, "celery", 0, 0, id));
+    redisContext *c = raw();
+    struct cel_delivery d;
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d.delivery_count, 1);
+    char *tag = strdup(d.tag_str);
+
+    /* 1: reject with requeue. */
+    ASSERT_OK(b->ops->reject(b, &d, true, NULL));
+    cel__delivery_release(&d);
+    ASSERT_EQ(restores_of(c, tag), 1);
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d.delivery_count, 2);
+    cel__delivery_release(&d);
+    cel__broker_close(b); /* fetched, not acked: stays in unacked */
+
+    /* 2: the visibility sweep of the next consumer (the entry is made
+     * older than its 1 s lease). */
+    freeReplyObject(cel_test_redis_cmd(c, "ZADD unacked_index 1000 %s", tag));
+    b = open_broker();
+    size_t n = 0;
+    ASSERT_OK(b->ops->fetch(b, celery_q, 1, 1, 1000, &d, &n, NULL)); /* window of 1 */
+    ASSERT_EQ(n, 0);
+    /* 3: popped into the window but never fetched: given back at close. */
+    for (int i = 0; i < 300 && index_score_of(c, tag) <= 1000; i++)
+        cel_test_sleep_ms(10); /* swept, then popped and recorded again */
+    ASSERT_EQ(restores_of(c, tag), 2);
+    cel__broker_close(b);
+    ASSERT_EQ(restores_of(c, tag), 3);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 1);
+
+    b = open_broker();
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_STREQ(d.tag_str, tag);
+    ASSERT_EQ(d.delivery_count, 4);
+    ASSERT_OK(b->ops->ack(b, &d));
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS celeriac.deliveries"), 0);
+    cel__delivery_release(&d);
+
+    /* Restored by a Python worker: the redelivered flag, no count. */
+    size_t len;
+    char *body = envelope("celery", 0, id, &len);
+    json_t *env = load(body);
+    json_object_set_new(json_object_get(env, "headers"), "redelivered", json_true());
+    json_object_set_new(json_object_get(json_object_get(env, "properties"), "delivery_info"),
+                        "redelivered", json_true());
+    char *text = json_dumps(env, 0);
+    freeReplyObject(cel_test_redis_cmd(c, "RPUSH celery %s", text));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d.delivery_count, 2);
+    /* Dead-lettering also drops a count; acks in a batch too. */
+    ASSERT_OK(b->ops->reject(b, &d, true, NULL));
+    cel__delivery_release(&d);
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d.delivery_count, 2);
+    ASSERT_OK(b->ops->reject(b, &d, false, "poison"));
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS celeriac.deliveries"), 0);
+    cel__delivery_release(&d);
+    struct cel_delivery ds[3];
+    for (int i = 0; i < 3; i++)
+        free(publish(b, "celery", 0, 0, id));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, ds, 3, 60000, 3000), 3);
+    ASSERT_OK(b->ops->reject(b, &ds[1], true, NULL));
+    cel__delivery_release(&ds[1]);
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &ds[1], 1, 60000, 3000), 1);
+    ASSERT_EQ(ds[1].delivery_count, 2);
+    ASSERT_OK(b->ops->begin(b));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(b->ops->ack(b, &ds[i]));
+    ASSERT_OK(b->ops->commit(b));
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS celeriac.deliveries"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+    for (int i = 0; i < 3; i++)
+        cel__delivery_release(&ds[i]);
+
+    free(text);
+    json_decref(env);
+    free(body);
+    free(tag);
+    redisFree(c);
+    cel__broker_close(b);
+    cel_test_redis_stop(&srv);
+}
+
+/* The newest dead letter, parsed. */
+static json_t *dead_letter(redisContext *c, int index)
+{
+    redisReply *r = cel_test_redis_cmd(c, "LINDEX celeriac.dead_letters %d", index);
+    ASSERT_EQ(r->type, REDIS_REPLY_STRING);
+    json_t *v = load(r->str);
+    freeReplyObject(r);
+    return v;
+}
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+/* Input the transport cannot deliver is kept in celeriac.dead_letters
+ * byte for byte and logged once with its queue and why; input that is
+ * merely not UTF-8 is delivered, dead-lettered and swept as its bytes. */
+static void test_bad_input(void)
+{
+    setup();
+    struct cel_broker *b = open_broker();
+    redisContext *c = raw();
+    struct cel_delivery d[2];
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 2, 60000, 200), 0); /* idle in BRPOP, window 2 */
+
+    /* Empty messages: one popped by BRPOP, one by the pop script. */
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", "", (size_t)0));
+    for (int i = 0; i < 300 && cel_test_redis_int(c, "LLEN celeriac.dead_letters") < 1; i++)
+        cel_test_sleep_ms(10);
+    char id[37];
+    size_t len;
+    char *body = envelope("celery", 0, id, &len);
+    freeReplyObject(cel_test_redis_cmd(c, "MULTI"));
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", body, len));
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", "", (size_t)0));
+    freeReplyObject(cel_test_redis_cmd(c, "EXEC"));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 2, 60000, 1000), 1);
+    ASSERT_STREQ(d[0].body, body);
+    ASSERT_EQ(d[0].delivery_count, 1);
+    ASSERT_OK(b->ops->ack(b, &d[0]));
+    cel__delivery_release(&d[0]);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celeriac.dead_letters"), 2);
+    for (int i = 0; i < 2; i++) {
+        json_t *dl = dead_letter(c, i);
+        ASSERT_STREQ(jstr(dl, "queue"), "celery");
+        ASSERT_STREQ(jstr(dl, "reason"), "empty message");
+        ASSERT_STREQ(jstr(dl, "message"), "");
+        json_decref(dl);
+    }
+    ASSERT_EQ(cel_test_logged("dead-lettered a message from queue 'celery': empty message"), 2);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+
+    /* Not UTF-8: delivered as it is; rejected, its bytes are kept. */
+    char *bad = strdup(body);
+    char *at = strstr(bad, "tasks.add");
+    ASSERT(at);
+    at[5] = (char)0xff;
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", bad, len));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 1, 60000, 3000), 1);
+    ASSERT_EQ(d[0].len, len);
+    ASSERT(memcmp(d[0].body, bad, len) == 0);
+    ASSERT_OK(b->ops->reject(b, &d[0], false, "message is not valid UTF-8"));
+    cel__delivery_release(&d[0]);
+    json_t *dl = dead_letter(c, 0);
+    ASSERT_STREQ(jstr(dl, "reason"), "message is not valid UTF-8");
+    ASSERT_STREQ(jstr(dl, "queue"), "celery");
+    ASSERT(!json_object_get(dl, "message"));
+    const char *b64 = jstr(dl, "message_base64");
+    ASSERT(b64);
+    size_t blen = 0;
+    unsigned char *bytes = cel__base64_decode(b64, strlen(b64), &blen);
+    ASSERT_EQ(blen, len);
+    ASSERT(memcmp(bytes, bad, len) == 0);
+    free(bytes);
+    json_decref(dl);
+
+    /* Not UTF-8, delivered and never acked: the sweep restores its bytes
+     * (it used to drop the index entry and leave it in unacked). */
+    freeReplyObject(cel_test_redis_cmd(c, "LPUSH celery %b", bad, len));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 1, 60000, 3000), 1);
+    char *tag = strdup(d[0].tag_str);
+    cel__delivery_release(&d[0]);
+    cel__broker_close(b);
+    freeReplyObject(cel_test_redis_cmd(c, "ZADD unacked_index 1000 %s", tag));
+    /* And a record that is not kombu's layout at all. */
+    freeReplyObject(cel_test_redis_cmd(c, "HSET unacked garbage-tag %b", "\xfe{oops", (size_t)6));
+    freeReplyObject(cel_test_redis_cmd(c, "ZADD unacked_index 1000 garbage-tag"));
+    /* And a delayed member someone else wrote, due now. */
+    freeReplyObject(cel_test_redis_cmd(c, "ZADD celeriac.delayed 0 %s", "not json"));
+    b = open_broker();
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, d, 1, 1000, 5000), 1);
+    ASSERT_EQ(d[0].len, len);
+    ASSERT(memcmp(d[0].body, bad, len) == 0);
+    ASSERT_STREQ(d[0].tag_str, tag);
+    ASSERT_EQ(d[0].delivery_count, 2);
+    ASSERT_OK(b->ops->ack(b, &d[0]));
+    cel__delivery_release(&d[0]);
+    for (int i = 0; i < 300 && cel_test_redis_int(c, "ZCARD celeriac.delayed") > 0; i++)
+        cel_test_sleep_ms(10);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "ZCARD unacked_index"), 0);
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celeriac.dead_letters"), 5);
+    bool seen_record = false, seen_member = false;
+    for (int i = 0; i < 2; i++) {
+        dl = dead_letter(c, i);
+        const char *why = jstr(dl, "reason");
+        if (strcmp(why, "unreadable unacked record") == 0) {
+            seen_record = true;
+            ASSERT_STREQ(jstr(dl, "delivery_tag"), "garbage-tag");
+            ASSERT_STREQ(jstr(dl, "message_base64"), "/ntvb3Bz"); /* \xfe{oops */
+        } else {
+            seen_member = true;
+            ASSERT_STREQ(why, "unreadable member of celeriac.delayed");
+            ASSERT_STREQ(jstr(dl, "message"), "not json");
+        }
+        json_decref(dl);
+    }
+    ASSERT(seen_record && seen_member);
+    ASSERT_EQ(cel_test_logged("dead-lettered unacknowledged message garbage-tag"), 1);
+    ASSERT_EQ(cel_test_logged("dead-lettered 1 delayed messages that do not decode"), 1);
+
+    free(tag);
+    free(bad);
+    free(body);
+    redisFree(c);
+    cel__broker_close(b);
+    cel_test_redis_stop(&srv);
+}
+
 /* Redis dies while the consumer waits; it comes back on the same port;
  * the consumer must resume (not stay connected-but-idle). */
 static void test_reconnect(void)
@@ -491,9 +706,9 @@ static void test_reconnect(void)
     ASSERT_STREQ(d.body, body);
     char lost[160];
     snprintf(lost, sizeof lost, "connection to %s lost: ", srv.url);
-    ASSERT(logged(lost));
-    ASSERT(logged("; reconnecting in 0.1 s"));
-    ASSERT(logged("reconnected to redis://127.0.0.1:"));
+    ASSERT(cel_test_logged(lost));
+    ASSERT(cel_test_logged("; reconnecting in 0.1 s"));
+    ASSERT(cel_test_logged("reconnected to redis://127.0.0.1:"));
     ASSERT_OK(b->ops->ack(b, &d));
     cel__delivery_release(&d);
     free(body);
@@ -530,6 +745,68 @@ static void test_bad_url_and_auth(void)
     cel_test_redis_stop(&srv);
 }
 
+/* redis+socket:// is the same transport and result store over a unix
+ * socket: one ops table each, picked for both schemes. */
+static void test_unix_socket_scheme(void)
+{
+    char sock[512], log[512];
+    snprintf(sock, sizeof sock, "%s/redis.sock", cel_test_dir());
+    snprintf(log, sizeof log, "%s/redis-unix.log", cel_test_dir());
+    char *argv[] = {(char *)"/usr/bin/redis-server",
+                    (char *)"--port",
+                    (char *)"0",
+                    (char *)"--unixsocket",
+                    sock,
+                    (char *)"--save",
+                    (char *)"",
+                    (char *)"--appendonly",
+                    (char *)"no",
+                    NULL};
+    pid_t pid = cel_test_spawn(argv, log);
+    ASSERT(pid > 0);
+    redisContext *c = NULL;
+    for (int i = 0; i < 200 && !c; i++) {
+        c = redisConnectUnix(sock);
+        if (c && c->err) {
+            redisFree(c);
+            c = NULL;
+            cel_test_sleep_ms(25);
+        }
+    }
+    ASSERT(c);
+
+    char url[600];
+    snprintf(url, sizeof url, "redis+socket://%s?db=2", sock);
+    struct cel_broker *b = NULL;
+    struct cel_errbuf err = {{0}};
+    if (cel__broker_open(url, NULL, &b, &err) != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "open %s: %s", url, err.msg);
+    ASSERT(b->ops == &cel__broker_redis);
+    char id[37];
+    free(publish(b, "celery", 0, 0, id));
+    freeReplyObject(cel_test_redis_cmd(c, "SELECT 2"));
+    ASSERT_EQ(cel_test_redis_int(c, "LLEN celery"), 1);
+    cel__broker_close(b);
+
+    struct cel_backend *bk = NULL;
+    if (cel__backend_open(url, NULL, &bk, &err) != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "open %s: %s", url, err.msg);
+    ASSERT(bk->ops == &cel__backend_redis);
+    const char meta[] = "{\"status\": \"SUCCESS\", \"result\": 5}";
+    ASSERT_OK(bk->ops->store(bk, id, CEL_STATE_SUCCESS, meta, strlen(meta), 0));
+    char key[64];
+    snprintf(key, sizeof key, "celery-task-meta-%s", id);
+    ASSERT_EQ(cel_test_redis_int(c, "EXISTS %s", key), 1);
+    cel__backend_close(bk);
+
+    /* Unknown schemes list both names. */
+    ASSERT_EQ(cel__broker_open("rediss://x", NULL, &b, &err), CEL_ESCHEME);
+    ASSERT_CONTAINS(err.msg, "redis, redis+socket");
+    redisFree(c);
+    kill(pid, SIGKILL);
+    cel_test_wait(pid, 5000);
+}
+
 /* The C producer through the public client API, batches of 1000. */
 static void test_client_batch_rate(void)
 {
@@ -560,7 +837,7 @@ static void test_client_batch_rate(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    cel_set_log_handler(on_log, NULL, CEL_LOG_INFO);
+    cel_test_capture_logs(CEL_LOG_INFO);
     TEST_RUN(test_publish_layout);
     TEST_RUN(test_fetch_ack_records);
     TEST_RUN(test_priority_order_and_window);
@@ -568,8 +845,11 @@ int main(void)
     TEST_RUN(test_visibility_sweep_after_kill);
     TEST_RUN(test_delayed);
     TEST_RUN(test_purge_length_and_close_gives_back);
+    TEST_RUN(test_delivery_count);
+    TEST_RUN(test_bad_input);
     TEST_RUN(test_reconnect);
     TEST_RUN(test_bad_url_and_auth);
+    TEST_RUN(test_unix_socket_scheme);
     TEST_RUN(test_client_batch_rate);
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "testing.h"
 
 #include "celeriac/error.h"
+#include "core/schemes.h"
 #include "core/url.h"
 
 struct good_case {
@@ -234,16 +235,17 @@ static void test_redact(void)
 
 static void test_scheme_list(void)
 {
-    const char *schemes[] = {"sqlite", "memory", "redis+socket"};
+    const struct cel_scheme schemes[] = {{"sqlite", NULL}, {"memory", NULL},
+                                         {"redis+socket", NULL}};
     char buf[64];
-    cel__url_scheme_list(schemes, 3, buf, sizeof buf);
+    cel__scheme_list(schemes, 3, buf, sizeof buf);
     ASSERT_STREQ(buf, "sqlite, memory, redis+socket");
-    cel__url_scheme_list(schemes, 0, buf, sizeof buf);
+    cel__scheme_list(schemes, 0, buf, sizeof buf);
     ASSERT_STREQ(buf, "");
     /* too small: cut, terminated, and nothing written past the end */
     char small[12];
     memset(small, 'X', sizeof small);
-    cel__url_scheme_list(schemes, 3, small, 10);
+    cel__scheme_list(schemes, 3, small, 10);
     ASSERT_STREQ(small, "sqlite, m");
     ASSERT(small[10] == 'X' && small[11] == 'X');
 }

@@ -1,8 +1,9 @@
 /*
  * redis_conn.h - one hiredis connection that comes back by itself.
  *
- * Shared by the Redis transport (broker/redis.c) and the Redis result
- * store (backend/redis.c). A cel_redis owns one blocking redisContext
+ * The store layer: below both the Redis transport (src/broker/redis*.c)
+ * and the Redis result store (src/backend/redis.c), above src/core only,
+ * so it includes nothing from broker/ or backend/. A cel_redis owns one blocking redisContext
  * and knows how to (re)build it: connect with a 2 s timeout, AUTH, SELECT
  * the database, set a 5 s command timeout and load the caller's Lua
  * scripts. When a command fails with an I/O error the context is dropped
@@ -16,8 +17,8 @@
  * Resending makes delivery at-least-once: a command that reached the
  * server just before the connection died runs twice.
  */
-#ifndef CEL_BROKER_REDIS_CONN_H
-#define CEL_BROKER_REDIS_CONN_H
+#ifndef CEL_STORE_REDIS_CONN_H
+#define CEL_STORE_REDIS_CONN_H
 
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -47,6 +48,8 @@ struct cel_redis_target {
 
 int cel__redis_target_init(struct cel_redis_target *t, const struct cel_url *u,
                            struct cel_errbuf *err);
+/* A deep copy, for a connection that outlives the handle it came from. */
+int cel__redis_target_copy(struct cel_redis_target *dst, const struct cel_redis_target *src);
 void cel__redis_target_release(struct cel_redis_target *t);
 
 struct cel_redis {
@@ -87,6 +90,8 @@ int cel__redis_cmds_add(struct cel_redis_cmds *q, int argc, const char *const *a
                         const size_t *lens);
 /* Same, with NUL-terminated arguments. */
 int cel__redis_cmds_addv(struct cel_redis_cmds *q, int argc, const char *const *argv);
+/* The name (first argument) of the i-th command of q, for messages. */
+void cel__redis_cmds_name(const struct cel_redis_cmds *q, size_t i, char *buf, size_t len);
 void cel__redis_cmds_reset(struct cel_redis_cmds *q);
 void cel__redis_cmds_release(struct cel_redis_cmds *q);
 

@@ -11,7 +11,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "broker/redis_conn.h"
+#include "store/redis_conn.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -65,6 +65,26 @@ int cel__redis_target_init(struct cel_redis_target *t, const struct cel_url *u,
     return CEL_OK;
 }
 
+static bool dup_field(char **dst, const char *src)
+{
+    *dst = src ? strdup(src) : NULL;
+    return !src || *dst;
+}
+
+int cel__redis_target_copy(struct cel_redis_target *dst, const struct cel_redis_target *src)
+{
+    *dst = *src;
+    bool ok = dup_field(&dst->host, src->host);
+    ok = dup_field(&dst->socket_path, src->socket_path) && ok;
+    ok = dup_field(&dst->user, src->user) && ok;
+    ok = dup_field(&dst->password, src->password) && ok;
+    if (!ok) {
+        cel__redis_target_release(dst);
+        return CEL_ENOMEM;
+    }
+    return CEL_OK;
+}
+
 void cel__redis_target_release(struct cel_redis_target *t)
 {
     free(t->host);
@@ -98,13 +118,35 @@ static struct timeval tv_ms(int64_t ms)
     return tv;
 }
 
+/*
+ * Why a blocking call on c just failed. A read that hit the command
+ * timeout leaves hiredis with only strerror(EAGAIN), "Resource
+ * temporarily unavailable"; say instead which command got no answer in
+ * how long, and what that means (`hint`).
+ */
+static void describe_failure(const redisContext *c, int saved_errno, const char *cmd,
+                             const char *hint, char *why, size_t whylen)
+{
+    bool timed_out =
+        c->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK);
+#ifdef REDIS_ERR_TIMEOUT
+    timed_out = timed_out || c->err == REDIS_ERR_TIMEOUT; /* hiredis >= 1.0 */
+#endif
+    if (timed_out)
+        snprintf(why, whylen, "no reply within %.1f s to %s (%s)",
+                 CEL_REDIS_COMMAND_TIMEOUT_MS / 1000.0, cmd, hint);
+    else
+        snprintf(why, whylen, "%s", c->errstr[0] ? c->errstr : "connection closed");
+}
+
 /* One command on a fresh context during the handshake. */
 static int handshake_cmd(redisContext *c, int argc, const char **argv, char *why, size_t whylen,
                          redisReply **keep)
 {
     redisReply *rep = redisCommandArgv(c, argc, argv, NULL);
     if (!rep) {
-        snprintf(why, whylen, "%s", c->errstr[0] ? c->errstr : "connection closed");
+        describe_failure(c, errno, argv[0],
+                         "the server accepted the connection but does not answer", why, whylen);
         return CEL_ECONNECT;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
@@ -139,12 +181,21 @@ static int try_connect(struct cel_redis *r, char *why, size_t whylen)
     if (fl >= 0)
         fcntl(c->fd, F_SETFD, fl | FD_CLOEXEC);
     redisSetTimeout(c, tv_ms(CEL_REDIS_COMMAND_TIMEOUT_MS));
-    redisEnableKeepAlive(c);
+    /* TCP only: on a unix socket hiredis fails SO_KEEPALIVE with
+     * EOPNOTSUPP and marks the context as failed. */
+    if (!t->socket_path)
+        redisEnableKeepAlive(c);
 
+    /* The first command proves that a Redis server answers: AUTH, or a
+     * PING (a store with no password, database or scripts would
+     * otherwise send nothing before its first real command). */
     int rc = CEL_OK;
     if (t->password) {
         const char *argv[3] = {"AUTH", t->user ? t->user : t->password, t->password};
         rc = handshake_cmd(c, t->user ? 3 : 2, argv, why, whylen, NULL);
+    } else {
+        const char *argv[1] = {"PING"};
+        rc = handshake_cmd(c, 1, argv, why, whylen, NULL);
     }
     if (rc == CEL_OK && t->db != 0) {
         char db[16];
@@ -302,9 +353,10 @@ static int cmds_reserve(struct cel_redis_cmds *q, size_t more)
     return CEL_OK;
 }
 
+/* Room for it was reserved: a prefix, 20 digits, CRLF. */
 static void cmds_put(struct cel_redis_cmds *q, char prefix, size_t n)
 {
-    q->len += (size_t)sprintf(q->buf + q->len, "%c%zu\r\n", prefix, n);
+    q->len += (size_t)snprintf(q->buf + q->len, q->cap - q->len, "%c%zu\r\n", prefix, n);
 }
 
 int cel__redis_cmds_add(struct cel_redis_cmds *q, int argc, const char *const *argv,
@@ -335,6 +387,29 @@ int cel__redis_cmds_addv(struct cel_redis_cmds *q, int argc, const char *const *
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     return cel__redis_cmds_add(q, argc, argv, lens);
+}
+
+void cel__redis_cmds_name(const struct cel_redis_cmds *q, size_t i, char *buf, size_t len)
+{
+    /* Each command is "*<argc>\r\n" then "$<len>\r\n<arg>\r\n" per argument. */
+    const char *p = q->buf, *end = q->buf + q->len;
+    snprintf(buf, len, "?");
+    for (size_t k = 0; p && p < end && k <= i; k++) {
+        long argc = strtol(p + 1, NULL, 10);
+        p = memchr(p, '\n', (size_t)(end - p));
+        for (long a = 0; p && a < argc; a++) {
+            size_t n = (size_t)strtoul(p + 2, NULL, 10);
+            const char *arg = memchr(p + 1, '\n', (size_t)(end - p - 1));
+            if (!arg || (size_t)(end - arg) < n + 3)
+                return;
+            arg++;
+            if (k == i && a == 0)
+                snprintf(buf, len, "%.*s", (int)(n < 31 ? n : 31), arg);
+            p = arg + n + 1; /* the '\n' of the CRLF after the argument */
+        }
+        if (p)
+            p++;
+    }
 }
 
 void cel__redis_cmds_reset(struct cel_redis_cmds *q)
@@ -408,22 +483,27 @@ int cel__redis_exec(struct cel_redis *r, const struct cel_redis_cmds *q, redisRe
         bool io_failed = false;
         struct cel_redis_sigpipe guard;
         cel__redis_sigpipe_block(&guard);
+        size_t at = 0; /* the reply being read */
+        int saved_errno = 0;
         if (redisAppendFormattedCommand(r->ctx, q->buf, q->len) != REDIS_OK) {
             io_failed = true;
         } else {
-            for (size_t i = 0; i < q->n; i++) {
+            for (; at < q->n; at++) {
                 void *rep = NULL;
                 if (redisGetReply(r->ctx, &rep) != REDIS_OK || !rep) {
+                    saved_errno = errno;
                     io_failed = true;
                     break;
                 }
-                rs[i] = rep;
+                rs[at] = rep;
             }
         }
         cel__redis_sigpipe_restore(&guard);
         if (io_failed) {
-            char why[160];
-            snprintf(why, sizeof why, "%s", r->ctx->errstr[0] ? r->ctx->errstr : "I/O error");
+            char why[160], cmd[32];
+            cel__redis_cmds_name(q, at, cmd, sizeof cmd);
+            describe_failure(r->ctx, saved_errno, cmd, "the server does not answer", why,
+                             sizeof why);
             cel__redis_replies_free(rs, q->n);
             cel__redis_lost(r, why);
             if (cel__mono_ms() >= deadline)

@@ -1,0 +1,147 @@
+/*
+ * redis_internal.h - the Redis transport's handle, shared by its files:
+ *
+ *   redis.c           the ops table: open/close, publish, ack, reject,
+ *                     extend, purge, length, fetch from the ready list
+ *   redis_consumer.c  the consumer's I/O thread (BRPOP, pop script,
+ *                     visibility sweep, delayed mover)
+ *   redis_envelope.c  what the transport writes back about a message:
+ *                     kombu's restore
+ *   redis_fanout.c    fan-out publish/subscribe (kombu's pub/sub layout)
+ *   redis_keys.h      the key layout; redis_scripts.{c,h} the Lua scripts
+ *
+ * Threads: the caller (the handle's owner) uses `main`; the I/O thread
+ * uses `io`; the fields between them are shared under `mu`.
+ */
+#ifndef CEL_BROKER_REDIS_INTERNAL_H
+#define CEL_BROKER_REDIS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/redis_keys.h"
+#include "broker/redis_scripts.h"
+#include "core/clock.h"
+#include "store/redis_conn.h"
+
+#define CEL_REDIS_COMP "broker.redis"
+
+#define CEL_REDIS_OP_BUDGET_MS     5000 /* reconnect budget of one caller-side operation */
+#define CEL_REDIS_BRPOP_TIMEOUT_MS 1000 /* kombu's, and our maintenance cadence */
+
+struct cel_redis_ready_list {
+    struct cel_delivery *v; /* v[head .. head + n) */
+    size_t head, n, cap;
+};
+
+struct redis_broker {
+    struct cel_broker base;
+    struct cel_redis_target target;
+    int64_t default_vt_ms;
+
+    /* Caller's thread. */
+    struct cel_redis main;
+    char main_shas[CEL_REDIS_NSCRIPTS][CEL_REDIS_SHA_LEN + 1];
+    struct cel_redis_cmds batch; /* between begin() and commit() */
+    bool batching;
+    char **acks;                      /* tags acked inside the batch; the first ncounted may */
+    size_t nacks, acks_cap, ncounted; /* have a field in celeriac.deliveries */
+    char **bound;                     /* queues whose binding this connection added */
+    size_t nbound;
+    unsigned bound_gen;
+
+    /* Consumer: shared between the caller and the I/O thread under mu. */
+    pthread_mutex_t mu;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    char **queues;
+    size_t nqueues;
+    size_t room;      /* free prefetch slots at the last fetch() */
+    int64_t lease_ms; /* visibility timeout the consumer asked for */
+    struct cel_redis_ready_list ready;
+    char *orphan, *orphan_queue; /* popped, not recorded, left by the thread */
+    int64_t tag_seq;
+    int efd;  /* wakeup_fd(): messages on the ready list */
+    int kick; /* wakes the I/O thread: room freed, or stop */
+
+    /* I/O thread only. */
+    struct cel_redis io;
+    char io_shas[CEL_REDIS_NSCRIPTS][CEL_REDIS_SHA_LEN + 1];
+};
+
+/*
+ * unacked_index score for "now": whole seconds. kombu writes float
+ * seconds and compares them with now - visibility_timeout only, so one
+ * second of truncation is harmless; integer scores keep Redis from
+ * parsing every score of the (small, listpack-encoded) zset with strtod
+ * on each insert, which made ZADD the costliest command per message.
+ */
+static inline void cel__redis_index_score(char *buf, size_t len)
+{
+    snprintf(buf, len, "%lld", (long long)(cel__wall_us() / 1000000));
+}
+
+static inline void cel__redis_eventfd_signal(int fd)
+{
+    uint64_t one = 1;
+    ssize_t w = write(fd, &one, sizeof one);
+    (void)w; /* EAGAIN: already readable */
+}
+
+static inline void cel__redis_eventfd_drain(int fd)
+{
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    (void)r;
+}
+
+/* Runs q on the caller's connection (b->main); returns the first Redis
+ * error as CEL_EBROKER. Replies are kept when `out` is not NULL. */
+int cel__redis_broker_run(struct redis_broker *b, const struct cel_redis_cmds *q,
+                          redisReply ***out);
+
+/* Appends to q the atomic restore (RESTORE script, by `sha`) of `tag`:
+ * `env` (as delivered) goes back to the front of `queue`'s band list for
+ * its priority, flagged redelivered like kombu's restore, unless its
+ * unacked_index score is above `max_score` ("1e300": unconditionally).
+ * CEL_EINVAL when the queue name is too long, CEL_ENOMEM. */
+int cel__redis_add_restore(struct cel_redis_cmds *q, const char *sha, const char *tag,
+                           const char *queue, const char *env, size_t len, const char *max_score);
+
+/* Appends to q the dead-lettering of `tag` as one MULTI/EXEC: its record
+ * (with the message bytes as they are, base64 when not UTF-8) pushed on
+ * celeriac.dead_letters, its unacked entries and delivery count removed.
+ * CEL_ENOMEM. */
+int cel__redis_add_dead_letter(struct cel_redis_cmds *q, const char *queue, const char *reason,
+                               const char *tag, const char *body, size_t len);
+
+/* Reads an unacked record "[envelope, exchange, routing_key]" by its
+ * layout, so that an envelope that is not JSON, or not UTF-8, comes back
+ * byte for byte: *env points into rec; exchange and routing key are new
+ * strings (caller frees). CEL_EPROTO when rec is not of that layout. */
+int cel__redis_split_record(const char *rec, size_t len, const char **env, size_t *envlen,
+                            char **exchange, char **routing_key);
+
+/* Starts the I/O thread consuming `queues` (copied); see redis_consumer.c. */
+int cel__redis_consumer_start(struct redis_broker *b, const char *const *queues, size_t nqueues);
+/* Stops and joins it; a message it popped but did not record is left in
+ * b->orphan for close() to give back. No-op when not started. */
+void cel__redis_consumer_stop(struct redis_broker *b);
+
+/* The fan-out ops (broker.h), in redis_fanout.c. */
+int cel__redis_fanout_publish(struct cel_broker *b, const char *exchange, const char *routing_key,
+                              const char *envelope, size_t len);
+int cel__redis_fanout_subscribe(struct cel_broker *b, const char *exchange, const char *pattern,
+                                struct cel_fanout_sub **out);
+int cel__redis_fanout_poll(struct cel_fanout_sub *s, struct cel_fanout_msg *out, size_t max,
+                           size_t *n);
+int cel__redis_fanout_fd(struct cel_fanout_sub *s);
+void cel__redis_fanout_close(struct cel_fanout_sub *s);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * redis_keys.h - the Redis transport's key layout: kombu 5.2's keyspace,
+ * so Python Celery clients and workers share queues with us
+ * (reference/celery-protocol.md, sections 1-5 and 10), plus two keys of
+ * our own that Python never touches.
+ *
+ *   queue Q          lists Q, Q\x06\x163, Q\x06\x166, Q\x06\x169 (priority
+ *                    0-2, 3-5, 6-8, 9; producers LPUSH, consumers pop from
+ *                    the right, lower band first: on Redis 0 is served first)
+ *   _kombu.binding.Q set with "Q\x06\x16\x06\x16Q", added by every producer
+ *                    and consumer of Q
+ *   unacked          hash delivery_tag -> [envelope, exchange, routing_key]
+ *   unacked_index    zset delivery_tag scored by delivery time (float s);
+ *                    extend() re-scores it, the visibility sweep restores
+ *                    entries older than the visibility timeout
+ *   unacked_mutex    lock for the sweep (SET NX PX 300000, token checked
+ *                    on release), shared with Python workers
+ *
+ * Ours:
+ *
+ *   celeriac.delayed       zset of messages published with a due time
+ *                          (ETA, countdown, retry), scored by due time in
+ *                          ms; member {"k": list key, "q": queue,
+ *                          "p": priority, "m": envelope text}. Consumers
+ *                          move due members to their list with a Lua
+ *                          script at least every second. Delayed tasks
+ *                          therefore never sit in a worker's memory or in
+ *                          `unacked`, where kombu's sweep would duplicate
+ *                          them (kombu #337).
+ *   celeriac.dead_letters  list of rejected messages (kombu has no dead
+ *                          letter queue), newest first: {"queue",
+ *                          "reason", "dead_at", "delivery_tag" (when
+ *                          known), "message": envelope text}, or
+ *                          "message_base64" instead when the bytes are
+ *                          not UTF-8. Also what the transport cannot
+ *                          deliver: empty messages, unacked records and
+ *                          delayed members that do not decode.
+ *   celeriac.deliveries    hash delivery_tag -> how often we restored the
+ *                          message (reject with requeue, the visibility
+ *                          sweep, close), so that delivery_count counts
+ *                          on Redis and the worker can stop a poison
+ *                          message. Read when popped, removed on ack and
+ *                          dead-letter. Only a message we restored and a
+ *                          Python worker then acked leaves its field
+ *                          behind (kombu does not know the hash; our sweep
+ *                          drops fields of messages it finds acked).
+ *
+ * Pure helpers only: no I/O, nothing to link.
+ */
+#ifndef CEL_BROKER_REDIS_KEYS_H
+#define CEL_BROKER_REDIS_KEYS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#define CEL_REDIS_KEY_UNACKED       "unacked"
+#define CEL_REDIS_KEY_UNACKED_INDEX "unacked_index"
+#define CEL_REDIS_KEY_UNACKED_MUTEX "unacked_mutex"
+#define CEL_REDIS_KEY_DELAYED       "celeriac.delayed"
+#define CEL_REDIS_KEY_DEAD          "celeriac.dead_letters"
+#define CEL_REDIS_KEY_DELIVERIES    "celeriac.deliveries"
+
+/* kombu's separator of band suffixes and binding fields. */
+#define CEL_REDIS_SEP "\x06\x16"
+
+/* Priority bands: kombu's priority_steps [0, 3, 6, 9]. */
+#define CEL_REDIS_NBANDS 4
+
+/* Longest key we build (queue names are shorter in practice). */
+#define CEL_REDIS_KEY_MAX 1024
+
+/* Priority step of band i (0 is served first). */
+static inline int cel__redis_band_step(int i)
+{
+    return 3 * i;
+}
+
+/* The band a priority falls into: the largest step <= priority, clamped
+ * to 0..9. */
+static inline int cel__redis_band_of(int priority)
+{
+    int p = priority < 0 ? 0 : priority > 9 ? 9 : priority;
+    return p >= 9 ? 9 : p >= 6 ? 6 : p >= 3 ? 3 : 0;
+}
+
+/* Key of band `step` of `queue` into buf; NULL when it does not fit. */
+static inline const char *cel__redis_band_key(const char *queue, int step, char *buf, size_t len)
+{
+    int n = step ? snprintf(buf, len, "%s" CEL_REDIS_SEP "%d", queue, step)
+                 : snprintf(buf, len, "%s", queue);
+    return n >= 0 && (size_t)n < len ? buf : NULL;
+}
+
+/* The binding set of queue `queue` and its member for direct routing
+ * (routing key = queue name), as every kombu producer and consumer adds
+ * it. key needs CEL_REDIS_KEY_MAX bytes, member 3 * CEL_REDIS_KEY_MAX.
+ * False when the queue name is too long. */
+static inline bool cel__redis_binding(const char *queue, char *key, char *member)
+{
+    int n1 = snprintf(key, CEL_REDIS_KEY_MAX, "_kombu.binding.%s", queue);
+    int n2 = snprintf(member, 3 * CEL_REDIS_KEY_MAX, "%s" CEL_REDIS_SEP CEL_REDIS_SEP "%s", queue,
+                      queue);
+    return n1 >= 0 && n1 < CEL_REDIS_KEY_MAX && n2 >= 0 && n2 < 3 * CEL_REDIS_KEY_MAX;
+}
+
+#endif

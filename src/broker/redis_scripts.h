@@ -1,0 +1,50 @@
+/*
+ * redis_scripts.h - the Lua scripts of the Redis transport.
+ *
+ * Each script makes one step atomic that kombu does in several round
+ * trips (or with WATCH), so a consumer never leaves half a record behind
+ * and costs one round trip per batch. The connection loads them at every
+ * connect (store/redis_conn.h) and calls them by SHA with EVALSHA; the
+ * keys they touch are named in redis_keys.h.
+ */
+#ifndef CEL_BROKER_REDIS_SCRIPTS_H
+#define CEL_BROKER_REDIS_SCRIPTS_H
+
+enum cel_redis_script {
+    /*
+     * POP: records a message the consumer already popped with BRPOP
+     * (ARGV[4], from queue ARGV[5], when ARGV[3] is "1") and pops up to
+     * ARGV[2] more from KEYS[5..] in order, recording each exactly like
+     * kombu: KEYS[2] (unacked_index) scored ARGV[1], KEYS[1] (unacked) =
+     * [envelope, exchange, routing_key]. ARGV[1+i] is the queue of
+     * KEYS[i]. Returns {queue, tag, delivery count, envelope} per
+     * message: 1 + the count in KEYS[3] (celeriac.deliveries) when there
+     * is one, else 2 when the envelope says "redelivered": true (restored
+     * by kombu, which does not count), else 1. Envelopes that do not
+     * decode are still recorded (tag = sha1 of the text) so the worker
+     * sees and dead-letters them; an empty message is dead-lettered to
+     * KEYS[4] at once and returned as {queue, reason, 0, ""}.
+     */
+    CEL_REDIS_SCRIPT_POP,
+    /* MOVE: pushes members of KEYS[1] (celeriac.delayed) due at ARGV[1]
+     * (ms), at most ARGV[2], to their lists; members that do not decode go
+     * to KEYS[2] (dead letters, dead_at ARGV[3]). Returns {moved, next due
+     * score or false, dead-lettered}. */
+    CEL_REDIS_SCRIPT_MOVE,
+    /* RESTORE: kombu's WATCH/HGET/MULTI restore as one atomic step. Gives
+     * tag ARGV[1] back as ARGV[2] at the front of KEYS[3], removing it
+     * from KEYS[1] (unacked) and KEYS[2] (unacked_index), and counts the
+     * restore in KEYS[4] (celeriac.deliveries), unless someone acked or
+     * restored it meanwhile, or (sweep) its score moved above ARGV[3]
+     * because its owner extended it. Returns 1 when restored. */
+    CEL_REDIS_SCRIPT_RESTORE,
+    /* UNLOCK: kombu's Mutex release: DEL KEYS[1] if it holds ARGV[1]. */
+    CEL_REDIS_SCRIPT_UNLOCK,
+    CEL_REDIS_NSCRIPTS
+};
+
+/* The sources, indexed by enum cel_redis_script, NULL-terminated (the
+ * form cel__redis_init() takes). */
+extern const char *const cel__redis_broker_scripts[CEL_REDIS_NSCRIPTS + 1];
+
+#endif
