@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "broker/sqlite_db.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "store/sqlite_db.h"
 
 /* Expired rows are invisible at once; the DELETE that reclaims their space
  * runs at most this often per handle. */

@@ -20,9 +20,9 @@
 #include <string.h>
 
 #include "broker/broker.h"
-#include "broker/sqlite_db.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "store/sqlite_db.h"
 
 /* Lease used when the caller passes none: Celery's visibility_timeout. */
 #define DEFAULT_LEASE_MS (120 * 1000) /* broker_visibility_timeout 0 */

@@ -1,6 +1,9 @@
 /*
  * sqlite_db.h - SQLite plumbing shared by the sqlite broker and backend.
  *
+ * It lives in the store layer, below both of them (core < proto < store <
+ * broker, backend), so neither reaches sideways into the other.
+ *
  * One database file, one connection per process: cel__sqldb_acquire()
  * returns a refcounted handle keyed by the file's canonical path, so a
  * broker and a result store opened on the same file in one process share
@@ -26,8 +29,8 @@
  * cel__sqldb_lock() to cel__sqldb_unlock(). A transaction opened by one
  * thread is shared by the other users of the connection until it commits.
  */
-#ifndef CEL_BROKER_SQLITE_DB_H
-#define CEL_BROKER_SQLITE_DB_H
+#ifndef CEL_STORE_SQLITE_DB_H
+#define CEL_STORE_SQLITE_DB_H
 
 #include <pthread.h>
 #include <sqlite3.h>

@@ -1,5 +1,5 @@
 /* sqlite_db.c - see sqlite_db.h. */
-#include "broker/sqlite_db.h"
+#include "store/sqlite_db.h"
 
 #include <errno.h>
 #include <fcntl.h>
