@@ -42,6 +42,9 @@
 
 #define CEL_SQLDB_SCHEMA_VERSION  1
 #define CEL_SQLDB_BUSY_TIMEOUT_MS 5000
+/* Opening (WAL switch and schema) waits out other openers this long in
+ * total before it reports the file as locked. */
+#define CEL_SQLDB_OPEN_TIMEOUT_MS 10000
 
 struct cel_sqldb_stmt {
     char *sql;
@@ -56,7 +59,8 @@ struct cel_sqldb {
     int depth;   /* nesting of cel__sqldb_begin() */
     bool in_txn; /* BEGIN IMMEDIATE was issued and not yet committed */
     pthread_mutex_t mu;
-    int64_t busy_since_us; /* busy handler state */
+    int64_t busy_since_us;    /* busy handler state */
+    int64_t open_deadline_us; /* while opening: when to give up; 0 otherwise */
     unsigned busy_seed;
     int bell_fd; /* the doorbell file, see cel__sqlwake_open(); -1 when none */
     struct cel_sqldb_stmt *stmts;
@@ -64,7 +68,12 @@ struct cel_sqldb {
     struct cel_sqldb *next;
 };
 
-/* Opens (or shares) the database at `path`, creating the schema. */
+/*
+ * Opens (or shares) the database at `path`, switching it to WAL and
+ * creating the schema. Any number of processes may open a new or existing
+ * file at once: each waits out the others' locks for up to
+ * CEL_SQLDB_OPEN_TIMEOUT_MS, then fails with CEL_EBUSY.
+ */
 int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errbuf *err);
 /* Drops one reference; the last one closes the connection. */
 void cel__sqldb_release(struct cel_sqldb *db);
