@@ -14,7 +14,9 @@
 #include "core/log.h"
 
 /*
- * Schema, version 1 (PRAGMA user_version).
+ * Schema, version 2 (PRAGMA user_version). Every statement is CREATE ...
+ * IF NOT EXISTS, so running the whole script on an older file is the
+ * migration (1 -> 2 added the fanout table).
  *
  * messages: one row per queued envelope. visible_at (wall µs) is the one
  * time column: the ETA of a delayed message, the lease deadline of a
@@ -28,6 +30,11 @@
  * is partial on purpose: task ids are random, and an index over every
  * queued message would dirty a random page per claim and per ack, while
  * one over the few reserved rows stays a handful of hot pages.
+ *
+ * fanout: events and broadcast control, a short window of recent
+ * messages that subscribers read past the last id they saw. AUTOINCREMENT
+ * because pruning may empty the table, and a reused id would hide new
+ * messages from subscribers that remember a higher one.
  */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS messages ("
@@ -58,7 +65,13 @@ static const char schema_sql[] =
     " body TEXT,"
     " reason TEXT,"
     " delivery_count INTEGER,"
-    " created_at INTEGER);";
+    " created_at INTEGER);"
+    "CREATE TABLE IF NOT EXISTS fanout ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " exchange TEXT NOT NULL,"
+    " routing_key TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);";
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -438,7 +451,10 @@ static void adopt_after_fork(pid_t pid)
     }
 }
 
-int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errbuf *err)
+/* A handle on `path`: the shared one of this process, or (`is_private`) a
+ * connection of its own, which is listed too so fork() handling sees it. */
+static int open_handle(const char *path, bool is_private, struct cel_sqldb **out,
+                       struct cel_errbuf *err)
 {
     *out = NULL;
     struct cel_errbuf local;
@@ -450,8 +466,8 @@ int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errb
     pid_t pid = current_pid();
     pthread_mutex_lock(&registry_mu);
     adopt_after_fork(pid);
-    for (struct cel_sqldb *db = registry; db; db = db->next) {
-        if (strcmp(db->path, canon) == 0) {
+    for (struct cel_sqldb *db = registry; db && !is_private; db = db->next) {
+        if (!db->is_private && strcmp(db->path, canon) == 0) {
             db->refs++;
             pthread_mutex_unlock(&registry_mu);
             free(canon);
@@ -468,6 +484,7 @@ int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errb
     db->path = canon;
     db->pid = pid;
     db->refs = 1;
+    db->is_private = is_private;
     pthread_mutex_init(&db->mu, NULL);
     open_bell(db);
     int rc = open_conn(db, err);
@@ -479,9 +496,19 @@ int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errb
     db->next = registry;
     registry = db;
     pthread_mutex_unlock(&registry_mu);
-    CEL_DEBUG("sqlite", "opened %s", db->path);
+    CEL_DEBUG("sqlite", "opened %s%s", db->path, is_private ? " (private connection)" : "");
     *out = db;
     return CEL_OK;
+}
+
+int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errbuf *err)
+{
+    return open_handle(path, false, out, err);
+}
+
+int cel__sqldb_open_private(const char *path, struct cel_sqldb **out, struct cel_errbuf *err)
+{
+    return open_handle(path, true, out, err);
 }
 
 void cel__sqldb_release(struct cel_sqldb *db)
@@ -526,7 +553,7 @@ int cel__sqldb_lock(struct cel_sqldb **dbp, struct cel_errbuf *err)
         /* Inherited through fork(): move this handle to a connection of
          * our own, dropping its reference to the parent's. */
         struct cel_sqldb *fresh = NULL;
-        int rc = cel__sqldb_acquire(db->path, &fresh, err);
+        int rc = open_handle(db->path, db->is_private, &fresh, err);
         if (rc)
             return rc;
         CEL_DEBUG("sqlite", "reopened %s after fork", db->path);

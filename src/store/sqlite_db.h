@@ -9,7 +9,8 @@
  * broker and a result store opened on the same file in one process share
  * the connection. A worker's begin()/commit() on the broker therefore
  * also covers the results it stores in between: acks and results land in
- * one transaction (one WAL commit per batch instead of dozens).
+ * one transaction (one WAL commit per batch instead of dozens). The one
+ * exception is cel__sqldb_open_private(), a connection of its own.
  *
  * Transactions are lazy. cel__sqldb_begin() only raises a depth counter;
  * the first write after it opens BEGIN IMMEDIATE, and cel__sqldb_commit()
@@ -40,11 +41,17 @@
 
 #include "core/errbuf.h"
 
-#define CEL_SQLDB_SCHEMA_VERSION  1
+#define CEL_SQLDB_SCHEMA_VERSION  2
 #define CEL_SQLDB_BUSY_TIMEOUT_MS 5000
 /* Opening (WAL switch and schema) waits out other openers this long in
  * total before it reports the file as locked. */
 #define CEL_SQLDB_OPEN_TIMEOUT_MS 10000
+
+/* The fanout table keeps at most this many rows, none older than this:
+ * a subscriber that falls further behind misses messages, as a slow
+ * consumer of Celery's fanout exchanges does. */
+#define CEL_SQLDB_FANOUT_MAX_ROWS  10000
+#define CEL_SQLDB_FANOUT_MAX_AGE_S 60
 
 struct cel_sqldb_stmt {
     char *sql;
@@ -56,8 +63,9 @@ struct cel_sqldb {
     char *path; /* canonical: realpath of the directory + file name */
     pid_t pid;  /* process that opened conn */
     int refs;
-    int depth;   /* nesting of cel__sqldb_begin() */
-    bool in_txn; /* BEGIN IMMEDIATE was issued and not yet committed */
+    int depth;       /* nesting of cel__sqldb_begin() */
+    bool in_txn;     /* BEGIN IMMEDIATE was issued and not yet committed */
+    bool is_private; /* from cel__sqldb_open_private(): never shared */
     pthread_mutex_t mu;
     int64_t busy_since_us;    /* busy handler state */
     int64_t open_deadline_us; /* while opening: when to give up; 0 otherwise */
@@ -75,6 +83,13 @@ struct cel_sqldb {
  * CEL_SQLDB_OPEN_TIMEOUT_MS, then fails with CEL_EBUSY.
  */
 int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errbuf *err);
+/*
+ * A connection of its own on `path`, never shared with acquire(): for a
+ * user on another thread that must not queue behind the shared handle's
+ * users, such as a fan-out subscription. Fork handling and locking are
+ * the same as for a shared handle. Release with cel__sqldb_release().
+ */
+int cel__sqldb_open_private(const char *path, struct cel_sqldb **out, struct cel_errbuf *err);
 /* Drops one reference; the last one closes the connection. */
 void cel__sqldb_release(struct cel_sqldb *db);
 

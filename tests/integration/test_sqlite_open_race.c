@@ -100,19 +100,6 @@ static void child(int role, const char *url, int ready_fd, int start_fd, int rep
     send_report(report_fd, &r);
 }
 
-static int64_t count_messages(const char *path)
-{
-    sqlite3 *db = NULL;
-    ASSERT_EQ(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM messages", -1, &st, NULL), SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
 /* One round on a fresh file; returns the number of failed processes and
  * adds the slowest open to *worst_us. */
 static int run_round(int round, int64_t *worst_us, int64_t *wall_us)
@@ -173,7 +160,7 @@ static int run_round(int round, int64_t *worst_us, int64_t *wall_us)
     ASSERT_EQ(reported, NPROC);
     /* Every send that reported success is in the table, none twice. */
     if (failed == 0)
-        ASSERT_EQ(count_messages(path), sends);
+        ASSERT_EQ(cel_test_sql_int(path, "SELECT COUNT(*) FROM messages"), sends);
     return failed;
 }
 
@@ -241,7 +228,9 @@ static void test_locked_for_good_fails_clearly(void)
     /* Once the lock is gone the same file opens. */
     close(done[1]);
     ASSERT_EQ(cel_test_wait(pid, 10000), 0);
-    ASSERT_OK(cel__broker_open("sqlite:///held.db", NULL, &b, &err));
+    rc = cel__broker_open("sqlite:///held.db", NULL, &b, &err);
+    if (rc != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "open after the lock is gone: %d %s", rc, err.msg);
     cel__broker_close(b);
     close(ready[0]);
 }
