@@ -643,6 +643,9 @@ static int sb_fanout_subscribe(struct cel_broker *base, const char *exchange, co
 {
     struct sqlite_broker *b = (struct sqlite_broker *)base;
     *out = NULL;
+    if (strcmp(b->db->path, ":memory:") == 0) /* a second connection sees another database */
+        return cel__err(&base->err, CEL_EINVAL,
+                        "fan-out needs a database file, not ':memory:' (use memory:// instead)");
     struct sqlite_fanout_sub *s = calloc(1, sizeof *s);
     if (!s)
         return cel__err(&base->err, CEL_ENOMEM, "out of memory");

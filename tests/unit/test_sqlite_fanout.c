@@ -388,6 +388,21 @@ static void test_schema_1_is_migrated(void)
     cel__broker_close(b);
 }
 
+/* An in-memory database lives in one connection: a subscription, which
+ * needs its own, is refused rather than left deaf. */
+static void test_memory_database_refuses_subscriptions(void)
+{
+    struct cel_errbuf err = {{0}};
+    struct cel_broker *b = NULL;
+    ASSERT_OK(cel__broker_open("sqlite:///:memory:", NULL, &b, &err));
+    struct cel_fanout_sub *s = NULL;
+    ASSERT_EQ(b->ops->fanout_subscribe(b, "celeryev", "#", &s), CEL_EINVAL);
+    ASSERT(s == NULL);
+    ASSERT_CONTAINS(cel__broker_errmsg(b), "fan-out needs a database file");
+    ASSERT_OK(publish(b, "celeryev", "k", "nobody listens")); /* publishing still works */
+    cel__broker_close(b);
+}
+
 int main(void)
 {
     TEST_RUN(test_two_subscribers_get_every_message);
@@ -398,5 +413,6 @@ int main(void)
     TEST_RUN(test_fd_wakes_on_publish_from_another_process);
     TEST_RUN(test_subscription_on_another_thread);
     TEST_RUN(test_schema_1_is_migrated);
+    TEST_RUN(test_memory_database_refuses_subscriptions);
     return 0;
 }
