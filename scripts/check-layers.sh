@@ -42,8 +42,6 @@ LAYERS='core:0 proto:1 store:2 broker:3 backend:3 client:4 worker:5 beat:5 dashb
 # (paths under src/). An entry whose file still exists but no longer has
 # that use fails the check, so the list cannot outlive the problem.
 EXCEPTIONS='
-src/backend/sqlite.c broker/sqlite_db.h (moves to src/store/)
-src/backend/sqlite.c broker/sqlite_db.c (moves to src/store/)
 '
 
 # The rule, shared by both checks: why_not() says why a use is refused, or "".

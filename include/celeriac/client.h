@@ -106,9 +106,22 @@ CEL_API const char *cel_result_id(const cel_result *r);
 /* Fetches the current state from the backend (no waiting). */
 CEL_API int cel_result_refresh(cel_result *r);
 /* Waits until the task reaches a ready state. CEL_ETIMEDOUT after
- * timeout_ms (negative: wait forever). CEL_OK also for a FAILURE: look
- * at cel_result_state(). */
+ * timeout_ms (negative: wait forever); then cel_client_errmsg() says
+ * when the task was never taken from its queue (see
+ * cel_result_unclaimed_queue()). CEL_OK also for a FAILURE: look at
+ * cel_result_state(). */
 CEL_API int cel_result_wait(cel_result *r, int64_t timeout_ms);
+/*
+ * After a cel_result_wait() that timed out with the task PENDING: the
+ * queue where its message still sits, never taken by any worker, or NULL
+ * when it is not there (a worker has it, it finished, its countdown has
+ * not run out) or the store cannot see its queues. Only the SQLite store
+ * can (it holds the queue itself); with Redis results this is NULL.
+ * When `consumed` is not NULL it receives whether workers hold other
+ * messages of that queue right now (a backlog) rather than none at all
+ * (no worker consumes that queue). Borrowed from `r` until its next call.
+ */
+CEL_API const char *cel_result_unclaimed_queue(const cel_result *r, bool *consumed);
 /* State as of the last refresh or wait. */
 CEL_API cel_state cel_result_state(const cel_result *r);
 CEL_API const char *cel_result_state_name(const cel_result *r);

@@ -27,6 +27,16 @@
 
 struct cel_backend;
 
+/* Where a task's message is, for stores that hold the queue too (see
+ * find_message below). */
+struct cel_task_message {
+    char *queue;         /* caller-owned (free()); NULL when no message has this id */
+    bool reserved;       /* a worker holds it under a lease */
+    int delivery_count;  /* times a worker took it; 0: never */
+    int64_t due_us;      /* wall µs when it became (or becomes) claimable */
+    bool queue_consumed; /* a worker holds some message of that queue under a live lease */
+};
+
 struct cel_backend_ops {
     int abi;
     const char *scheme;
@@ -61,6 +71,11 @@ struct cel_backend_ops {
      * contract of cel__backend_wait() (which uses it when present), e.g.
      * Redis pub/sub. */
     int (*wait)(struct cel_backend *bk, const char *task_id, int64_t timeout_ms, char **meta_json);
+
+    /* Optional, for stores that hold the queue too (sqlite): where the
+     * task's message is, so a waiting client can say that no worker took
+     * it. It may scan the queue: call it to explain a wait, not per poll. */
+    int (*find_message)(struct cel_backend *bk, const char *task_id, struct cel_task_message *out);
 };
 
 struct cel_backend {

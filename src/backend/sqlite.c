@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "broker/sqlite_db.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "store/sqlite_db.h"
 
 /* Expired rows are invisible at once; the DELETE that reclaims their space
  * runs at most this often per handle. */
@@ -46,6 +46,15 @@ static const char sql_get[] = "SELECT meta FROM results WHERE task_id = ?1"
                               " AND (expires_at IS NULL OR expires_at > ?2)";
 static const char sql_reserved[] =
     "SELECT 1 FROM messages WHERE task_id = ?1 AND reserved = 1 LIMIT 1";
+/* No index serves task_id on queued rows (one would dirty a random page
+ * per publish and ack), so this scans; find_message() is rare. */
+static const char sql_message[] =
+    "SELECT queue, reserved, delivery_count, visible_at FROM messages WHERE task_id = ?1"
+    " ORDER BY reserved DESC LIMIT 1";
+/* A reserved row's visible_at is its lease deadline. */
+static const char sql_queue_consumed[] =
+    "SELECT 1 FROM messages INDEXED BY messages_due"
+    " WHERE queue = ?1 AND visible_at > ?2 AND reserved = 1 LIMIT 1";
 static const char sql_forget[] = "DELETE FROM results WHERE task_id = ?1";
 static const char sql_gc[] =
     "DELETE FROM results WHERE expires_at IS NOT NULL AND expires_at <= ?1";
@@ -222,6 +231,56 @@ static int sk_get(struct cel_backend *base, const char *task_id, char **meta_jso
     return rc;
 }
 
+static int sk_find_message(struct cel_backend *base, const char *task_id,
+                           struct cel_task_message *out)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    memset(out, 0, sizeof *out);
+    int rc = cel__sqldb_lock(&bk->db, &base->err);
+    if (rc)
+        return rc;
+    struct cel_sqldb *db = bk->db;
+    sqlite3_stmt *st = cel__sqldb_prepare(db, sql_message, &base->err);
+    if (!st) {
+        cel__sqldb_unlock(db);
+        return CEL_EBACKEND;
+    }
+    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const char *q = (const char *)sqlite3_column_text(st, 0);
+        out->queue = strdup(q ? q : "");
+        out->reserved = sqlite3_column_int(st, 1) != 0;
+        out->delivery_count = sqlite3_column_int(st, 2);
+        out->due_us = sqlite3_column_int64(st, 3);
+        if (!out->queue)
+            rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    } else if (src != SQLITE_DONE) {
+        rc = cel__sqldb_fail(db, &base->err, CEL_EBACKEND, "cannot read the queue");
+    }
+    sqlite3_reset(st);
+    if (rc == CEL_OK && out->queue) {
+        st = cel__sqldb_prepare(db, sql_queue_consumed, &base->err);
+        if (!st) {
+            rc = CEL_EBACKEND;
+        } else {
+            sqlite3_bind_text(st, 1, out->queue, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, cel__wall_us());
+            src = sqlite3_step(st);
+            out->queue_consumed = src == SQLITE_ROW;
+            if (src != SQLITE_ROW && src != SQLITE_DONE)
+                rc = cel__sqldb_fail(db, &base->err, CEL_EBACKEND, "cannot read the queue");
+            sqlite3_reset(st);
+        }
+    }
+    cel__sqldb_unlock(db);
+    if (rc != CEL_OK) {
+        free(out->queue);
+        out->queue = NULL;
+    }
+    return rc;
+}
+
 static int sk_forget(struct cel_backend *base, const char *task_id)
 {
     struct sqlite_backend *bk = (struct sqlite_backend *)base;
@@ -283,4 +342,5 @@ const struct cel_backend_ops cel__backend_sqlite = {
     .commit = sk_commit,
     .wakeup_fd = sk_wakeup_fd,
     .drain_wakeup = sk_drain_wakeup,
+    .find_message = sk_find_message,
 };

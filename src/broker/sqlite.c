@@ -15,22 +15,47 @@
  * inotify, and idle workers would wake each other forever. So fetch first
  * checks with a plain SELECT and only opens a write transaction when a
  * message is claimable.
+ *
+ * Fan-out (events, broadcast control) is the fanout table: a publish
+ * appends a row and trims the table to the newest
+ * CEL_SQLDB_FANOUT_MAX_ROWS rows of the last CEL_SQLDB_FANOUT_MAX_AGE_S
+ * seconds; a subscription reads the rows past the last id it saw on a
+ * connection of its own, and wakes on the doorbell like fetch() does.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/broker.h"
-#include "broker/sqlite_db.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "store/sqlite_db.h"
 
 /* Lease used when the caller passes none: Celery's visibility_timeout. */
 #define DEFAULT_LEASE_MS (120 * 1000) /* broker_visibility_timeout 0 */
+
+/* Age pruning scans from the oldest row; once a second is plenty. */
+#define FANOUT_AGE_PRUNE_US 1000000
 
 struct sqlite_broker {
     struct cel_broker base;
     struct cel_sqldb *db;
     struct cel_sqlwake wake;
+    int64_t fanout_pruned_us; /* last age pruning by this handle (monotonic) */
+};
+
+/*
+ * A fan-out subscription. It shares nothing with the broker handle that
+ * made it (its own connection, lock and inotify watch), so one thread may
+ * poll it while another uses the handle. struct cel_fanout_sub is left
+ * incomplete: the ops table hands this struct around under that name.
+ */
+struct sqlite_fanout_sub {
+    struct cel_sqldb *db;
+    struct cel_sqlwake wake;
+    char *exchange;
+    char *pattern;
+    int64_t last_id; /* highest fanout id seen */
+    struct cel_errbuf err;
 };
 
 static const char sql_insert[] =
@@ -58,6 +83,16 @@ static const char sql_extend[] =
     "UPDATE messages SET visible_at = ?2 WHERE id = ?1 AND reserved = 1";
 static const char sql_purge[] = "DELETE FROM messages WHERE queue = ?1 AND reserved = 0";
 static const char sql_length[] = "SELECT COUNT(*) FROM messages WHERE queue = ?1";
+static const char sql_fanout_insert[] =
+    "INSERT INTO fanout (exchange, routing_key, body, created_at) VALUES (?1, ?2, ?3, ?4)";
+/* Ids grow with time, so the walk from the oldest row stops at the first
+ * one young enough. */
+static const char sql_fanout_first_young[] =
+    "SELECT id FROM fanout WHERE created_at >= ?1 ORDER BY id LIMIT 1";
+static const char sql_fanout_trim[] = "DELETE FROM fanout WHERE id < ?1";
+static const char sql_fanout_max[] = "SELECT COALESCE(MAX(id), 0) FROM fanout";
+static const char sql_fanout_since[] =
+    "SELECT id, exchange, routing_key, body FROM fanout WHERE id > ?1 ORDER BY id";
 
 static int sb_open(const struct cel_url *url, const cel_config *cfg, struct cel_broker **out,
                    struct cel_errbuf *err)
@@ -112,36 +147,61 @@ static int step_done(struct sqlite_broker *b, sqlite3_stmt *st, const char *what
     return code;
 }
 
+/*
+ * One write operation: takes the lock, opens a write transaction unless
+ * the caller's begin() has one open (or, `single`, the body is one
+ * statement, which commits on its own outside a batch), runs `body`,
+ * commits or rolls back what it opened, and unlocks.
+ */
+static int write_op(struct sqlite_broker *b, bool single,
+                    int (*body)(struct sqlite_broker *b, void *arg), void *arg)
+{
+    int rc = cel__sqldb_lock(&b->db, &b->base.err);
+    if (rc)
+        return rc;
+    bool owned;
+    rc = cel__sqldb_write_begin(b->db, single, &owned, &b->base.err);
+    if (rc == CEL_OK)
+        rc = cel__sqldb_write_end(b->db, owned, body(b, arg), &b->base.err);
+    cel__sqldb_unlock(b->db);
+    return rc;
+}
+
+/* The cached statement for `sql`, or NULL with the error recorded. */
+static sqlite3_stmt *prepare(struct sqlite_broker *b, const char *sql)
+{
+    return cel__sqldb_prepare(b->db, sql, &b->base.err);
+}
+
+struct publish_args {
+    const char *queue, *task_id, *body;
+    int priority;
+    int64_t due_us;
+    size_t len;
+};
+
+static int publish_row(struct sqlite_broker *b, void *arg)
+{
+    const struct publish_args *a = arg;
+    sqlite3_stmt *st = prepare(b, sql_insert);
+    if (!st)
+        return CEL_EBROKER;
+    int64_t now = cel__wall_us();
+    sqlite3_bind_text(st, 1, a->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, a->priority < 0 ? 0 : a->priority > 9 ? 9 : a->priority);
+    if (a->task_id)
+        sqlite3_bind_text(st, 3, a->task_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, a->body, (int)a->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, a->due_us > now ? a->due_us : now);
+    sqlite3_bind_int64(st, 6, now);
+    return step_done(b, st, "cannot publish");
+}
+
 static int sb_publish(struct cel_broker *base, const char *queue, int priority, int64_t due_us,
                       const char *task_id, const char *body, size_t len)
 {
-    struct sqlite_broker *b = (struct sqlite_broker *)base;
-    int rc = cel__sqldb_lock(&b->db, &base->err);
-    if (rc)
-        return rc;
-    struct cel_sqldb *db = b->db;
-    int64_t now = cel__wall_us();
-    bool owned;
-    rc = cel__sqldb_write_begin(db, true, &owned, &base->err);
-    if (rc == CEL_OK) {
-        sqlite3_stmt *st = cel__sqldb_prepare(db, sql_insert, &base->err);
-        if (!st) {
-            rc = CEL_EBROKER;
-        } else {
-            priority = priority < 0 ? 0 : priority > 9 ? 9 : priority;
-            sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 2, priority);
-            if (task_id)
-                sqlite3_bind_text(st, 3, task_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 4, body, (int)len, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 5, due_us > now ? due_us : now);
-            sqlite3_bind_int64(st, 6, now);
-            rc = step_done(b, st, "cannot publish");
-        }
-        rc = cel__sqldb_write_end(db, owned, rc, &base->err);
-    }
-    cel__sqldb_unlock(db);
-    return rc;
+    struct publish_args a = {queue, task_id, body, priority, due_us, len};
+    return write_op((struct sqlite_broker *)base, true, publish_row, &a);
 }
 
 static int sb_begin(struct cel_broker *base)
@@ -344,35 +404,58 @@ static int sb_fetch(struct cel_broker *base, const char *const *queues, size_t n
     return rc;
 }
 
+struct row_args {
+    const char *sql;
+    int64_t id;
+    int64_t arg; /* ?2 when not 0 */
+    const char *what;
+};
+
+static int write_row(struct sqlite_broker *b, void *arg)
+{
+    const struct row_args *a = arg;
+    sqlite3_stmt *st = prepare(b, a->sql);
+    if (!st)
+        return CEL_EBROKER;
+    sqlite3_bind_int64(st, 1, a->id);
+    if (a->arg)
+        sqlite3_bind_int64(st, 2, a->arg);
+    return step_done(b, st, a->what);
+}
+
 /* Runs one single-statement write on message `id`. */
 static int write_one(struct sqlite_broker *b, const char *sql, int64_t id, int64_t arg,
                      const char *what)
 {
-    int rc = cel__sqldb_lock(&b->db, &b->base.err);
-    if (rc)
-        return rc;
-    struct cel_sqldb *db = b->db;
-    bool owned;
-    rc = cel__sqldb_write_begin(db, true, &owned, &b->base.err);
-    if (rc == CEL_OK) {
-        sqlite3_stmt *st = cel__sqldb_prepare(db, sql, &b->base.err);
-        if (!st) {
-            rc = CEL_EBROKER;
-        } else {
-            sqlite3_bind_int64(st, 1, id);
-            if (arg)
-                sqlite3_bind_int64(st, 2, arg);
-            rc = step_done(b, st, what);
-        }
-        rc = cel__sqldb_write_end(db, owned, rc, &b->base.err);
-    }
-    cel__sqldb_unlock(db);
-    return rc;
+    struct row_args a = {sql, id, arg, what};
+    return write_op(b, true, write_row, &a);
 }
 
 static int sb_ack(struct cel_broker *base, const struct cel_delivery *d)
 {
     return write_one((struct sqlite_broker *)base, sql_ack, d->tag, 0, "cannot ack");
+}
+
+struct dead_args {
+    int64_t id;
+    const char *reason;
+};
+
+/* Copies the message to dead_letters and deletes it, in one transaction. */
+static int dead_letter(struct sqlite_broker *b, void *arg)
+{
+    const struct dead_args *a = arg;
+    sqlite3_stmt *st = prepare(b, sql_dead);
+    if (!st)
+        return CEL_EBROKER;
+    sqlite3_bind_int64(st, 1, a->id);
+    sqlite3_bind_text(st, 2, a->reason ? a->reason : "rejected", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, cel__wall_us());
+    int rc = step_done(b, st, "cannot dead-letter");
+    if (rc != CEL_OK)
+        return rc;
+    struct row_args del = {sql_ack, a->id, 0, "cannot dead-letter"};
+    return write_row(b, &del);
 }
 
 static int sb_reject(struct cel_broker *base, const struct cel_delivery *d, bool requeue,
@@ -381,89 +464,65 @@ static int sb_reject(struct cel_broker *base, const struct cel_delivery *d, bool
     struct sqlite_broker *b = (struct sqlite_broker *)base;
     if (requeue)
         return write_one(b, sql_requeue, d->tag, cel__wall_us(), "cannot requeue");
-    int rc = cel__sqldb_lock(&b->db, &base->err);
-    if (rc)
-        return rc;
-    struct cel_sqldb *db = b->db;
-    bool owned;
-    rc = cel__sqldb_write_begin(db, false, &owned, &base->err);
-    if (rc == CEL_OK) {
-        sqlite3_stmt *st = cel__sqldb_prepare(db, sql_dead, &base->err);
-        if (!st) {
-            rc = CEL_EBROKER;
-        } else {
-            sqlite3_bind_int64(st, 1, d->tag);
-            sqlite3_bind_text(st, 2, reason ? reason : "rejected", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, cel__wall_us());
-            rc = step_done(b, st, "cannot dead-letter");
-        }
-        if (rc == CEL_OK) {
-            st = cel__sqldb_prepare(db, sql_ack, &base->err);
-            if (!st) {
-                rc = CEL_EBROKER;
-            } else {
-                sqlite3_bind_int64(st, 1, d->tag);
-                rc = step_done(b, st, "cannot dead-letter");
-            }
-        }
-        rc = cel__sqldb_write_end(db, owned, rc, &base->err);
+    struct dead_args a = {d->tag, reason};
+    return write_op(b, false, dead_letter, &a);
+}
+
+struct extend_args {
+    const struct cel_delivery *const *ds;
+    size_t n;
+    int64_t until;
+};
+
+static int extend_rows(struct sqlite_broker *b, void *arg)
+{
+    const struct extend_args *a = arg;
+    sqlite3_stmt *st = prepare(b, sql_extend);
+    if (!st)
+        return CEL_EBROKER;
+    int rc = CEL_OK;
+    for (size_t i = 0; rc == CEL_OK && i < a->n; i++) {
+        sqlite3_bind_int64(st, 1, a->ds[i]->tag);
+        sqlite3_bind_int64(st, 2, a->until);
+        rc = step_done(b, st, "cannot extend a lease");
     }
-    cel__sqldb_unlock(db);
     return rc;
 }
 
 static int sb_extend(struct cel_broker *base, const struct cel_delivery *const *ds, size_t n,
                      int64_t lease_ms)
 {
-    struct sqlite_broker *b = (struct sqlite_broker *)base;
     if (n == 0)
         return CEL_OK;
-    int rc = cel__sqldb_lock(&b->db, &base->err);
-    if (rc)
-        return rc;
-    struct cel_sqldb *db = b->db;
     int64_t until = cel__wall_us() + (lease_ms > 0 ? lease_ms : DEFAULT_LEASE_MS) * 1000;
-    bool owned;
-    rc = cel__sqldb_write_begin(db, n == 1, &owned, &base->err);
-    if (rc == CEL_OK) {
-        sqlite3_stmt *st = cel__sqldb_prepare(db, sql_extend, &base->err);
-        if (!st)
-            rc = CEL_EBROKER;
-        for (size_t i = 0; st && rc == CEL_OK && i < n; i++) {
-            sqlite3_bind_int64(st, 1, ds[i]->tag);
-            sqlite3_bind_int64(st, 2, until);
-            rc = step_done(b, st, "cannot extend a lease");
-        }
-        rc = cel__sqldb_write_end(db, owned, rc, &base->err);
-    }
-    cel__sqldb_unlock(db);
+    struct extend_args a = {ds, n, until};
+    return write_op((struct sqlite_broker *)base, n == 1, extend_rows, &a);
+}
+
+struct purge_args {
+    const char *queue;
+    size_t removed;
+};
+
+static int purge_rows(struct sqlite_broker *b, void *arg)
+{
+    struct purge_args *a = arg;
+    sqlite3_stmt *st = prepare(b, sql_purge);
+    if (!st)
+        return CEL_EBROKER;
+    sqlite3_bind_text(st, 1, a->queue, -1, SQLITE_STATIC);
+    int rc = step_done(b, st, "cannot purge");
+    if (rc == CEL_OK)
+        a->removed = (size_t)sqlite3_changes(b->db->conn);
     return rc;
 }
 
 static int sb_purge(struct cel_broker *base, const char *queue, size_t *removed)
 {
-    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    struct purge_args a = {queue, 0};
+    int rc = write_op((struct sqlite_broker *)base, true, purge_rows, &a);
     if (removed)
-        *removed = 0;
-    int rc = cel__sqldb_lock(&b->db, &base->err);
-    if (rc)
-        return rc;
-    struct cel_sqldb *db = b->db;
-    bool owned;
-    rc = cel__sqldb_write_begin(db, true, &owned, &base->err);
-    if (rc == CEL_OK) {
-        sqlite3_stmt *st = cel__sqldb_prepare(db, sql_purge, &base->err);
-        if (!st) {
-            rc = CEL_EBROKER;
-        } else {
-            sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-            rc = step_done(b, st, "cannot purge");
-            if (rc == CEL_OK && removed)
-                *removed = (size_t)sqlite3_changes(db->conn);
-        }
-        rc = cel__sqldb_write_end(db, owned, rc, &base->err);
-    }
-    cel__sqldb_unlock(db);
+        *removed = rc == CEL_OK ? a.removed : 0;
     return rc;
 }
 
@@ -499,6 +558,216 @@ static void sb_drain_wakeup(struct cel_broker *base)
     cel__sqlwake_drain(&((struct sqlite_broker *)base)->wake);
 }
 
+/* ---- fan-out ------------------------------------------------------------ */
+
+/* Lock and write transaction held: the oldest id to keep after inserting
+ * `new_id`, by row count always and by age once a second. */
+static int fanout_keep_from(struct sqlite_broker *b, int64_t new_id, int64_t *keep_from)
+{
+    *keep_from = new_id - CEL_SQLDB_FANOUT_MAX_ROWS + 1;
+    int64_t mono = cel__mono_us();
+    if (b->fanout_pruned_us && mono - b->fanout_pruned_us < FANOUT_AGE_PRUNE_US)
+        return CEL_OK;
+    b->fanout_pruned_us = mono;
+    sqlite3_stmt *st = cel__sqldb_prepare(b->db, sql_fanout_first_young, &b->base.err);
+    if (!st)
+        return CEL_EBROKER;
+    sqlite3_bind_int64(st, 1, cel__wall_us() - CEL_SQLDB_FANOUT_MAX_AGE_S * 1000000LL);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int64_t young = sqlite3_column_int64(st, 0);
+        if (young > *keep_from)
+            *keep_from = young;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cel__sqldb_fail(b->db, &b->base.err, CEL_EBROKER, "cannot prune fan-out messages");
+    return CEL_OK;
+}
+
+struct fanout_args {
+    const char *exchange, *routing_key, *envelope;
+    size_t len;
+};
+
+static int fanout_row(struct sqlite_broker *b, void *arg)
+{
+    const struct fanout_args *a = arg;
+    sqlite3_stmt *st = prepare(b, sql_fanout_insert);
+    if (!st)
+        return CEL_EBROKER;
+    sqlite3_bind_text(st, 1, a->exchange, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->routing_key ? a->routing_key : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, a->envelope, (int)a->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, cel__wall_us());
+    int rc = step_done(b, st, "cannot publish a fan-out message");
+    int64_t keep_from = 0;
+    if (rc == CEL_OK)
+        rc = fanout_keep_from(b, sqlite3_last_insert_rowid(b->db->conn), &keep_from);
+    if (rc != CEL_OK || keep_from <= 1)
+        return rc;
+    struct row_args trim = {sql_fanout_trim, keep_from, 0, "cannot prune fan-out messages"};
+    return write_row(b, &trim);
+}
+
+static int sb_fanout_publish(struct cel_broker *base, const char *exchange, const char *routing_key,
+                             const char *envelope, size_t len)
+{
+    struct fanout_args a = {exchange, routing_key, envelope, len};
+    return write_op((struct sqlite_broker *)base, false, fanout_row, &a);
+}
+
+/* "#" and "*" match every key, "a.b.#" matches "a.b" and "a.b.<anything>",
+ * any other pattern only the same key. */
+static bool key_matches(const char *pattern, const char *key)
+{
+    if (strcmp(pattern, "#") == 0 || strcmp(pattern, "*") == 0)
+        return true;
+    size_t n = strlen(pattern);
+    if (n >= 2 && strcmp(pattern + n - 2, ".#") == 0)
+        return strncmp(key, pattern, n - 2) == 0 && (key[n - 2] == '\0' || key[n - 2] == '.');
+    return strcmp(pattern, key) == 0;
+}
+
+static void fanout_free(struct sqlite_fanout_sub *s)
+{
+    cel__sqlwake_close(&s->wake);
+    cel__sqldb_release(s->db);
+    free(s->exchange);
+    free(s->pattern);
+    free(s);
+}
+
+static int sb_fanout_subscribe(struct cel_broker *base, const char *exchange, const char *pattern,
+                               struct cel_fanout_sub **out)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    *out = NULL;
+    if (strcmp(b->db->path, ":memory:") == 0) /* a second connection sees another database */
+        return cel__err(&base->err, CEL_EINVAL,
+                        "fan-out needs a database file, not ':memory:' (use memory:// instead)");
+    struct sqlite_fanout_sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    s->wake.fd = -1;
+    s->exchange = strdup(exchange);
+    s->pattern = strdup(pattern && *pattern ? pattern : "#");
+    if (!s->exchange || !s->pattern) {
+        fanout_free(s);
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    }
+    int rc = cel__sqldb_open_private(b->db->path, &s->db, &base->err);
+    if (rc) {
+        fanout_free(s);
+        return rc;
+    }
+    /* Watch before reading the newest id: a commit after that read rings
+     * a watch that already exists. */
+    if (cel__sqlwake_open(&s->wake, b->db->path, &base->err) != CEL_OK) {
+        CEL_WARN("broker.sqlite", "no wakeups for fan-out on %s: %s", b->db->path, base->err.msg);
+        cel__err_clear(&base->err);
+    }
+    rc = cel__sqldb_lock(&s->db, &base->err);
+    if (rc) {
+        fanout_free(s);
+        return rc;
+    }
+    sqlite3_stmt *st = cel__sqldb_prepare(s->db, sql_fanout_max, &base->err);
+    if (!st) {
+        rc = CEL_EBROKER;
+    } else if (sqlite3_step(st) == SQLITE_ROW) {
+        s->last_id = sqlite3_column_int64(st, 0);
+    } else {
+        rc = cel__sqldb_fail(s->db, &base->err, CEL_EBROKER, "cannot subscribe");
+    }
+    if (st)
+        sqlite3_reset(st);
+    cel__sqldb_unlock(s->db);
+    if (rc) {
+        fanout_free(s);
+        return rc;
+    }
+    *out = (struct cel_fanout_sub *)s;
+    return CEL_OK;
+}
+
+/* Copies one row into `m`; false when out of memory. */
+static bool fanout_copy(sqlite3_stmt *st, struct cel_fanout_msg *m)
+{
+    const char *ex = (const char *)sqlite3_column_text(st, 1);
+    const char *key = (const char *)sqlite3_column_text(st, 2);
+    const char *body = (const char *)sqlite3_column_text(st, 3);
+    int blen = sqlite3_column_bytes(st, 3);
+    memset(m, 0, sizeof *m);
+    m->exchange = strdup(ex ? ex : "");
+    m->routing_key = strdup(key ? key : "");
+    m->body = malloc((size_t)blen + 1);
+    if (!m->exchange || !m->routing_key || !m->body) {
+        cel__fanout_msg_release(m);
+        return false;
+    }
+    memcpy(m->body, body ? body : "", (size_t)blen);
+    m->body[blen] = '\0';
+    m->len = (size_t)blen;
+    return true;
+}
+
+/*
+ * Up to `max` messages that arrived since the last call. The doorbell is
+ * drained before reading, so a commit after the read leaves the fd
+ * readable; when the call fills `max`, more may be waiting without the fd
+ * saying so: call again until it returns fewer.
+ */
+static int sb_fanout_poll(struct cel_fanout_sub *sub, struct cel_fanout_msg *out, size_t max,
+                          size_t *n)
+{
+    struct sqlite_fanout_sub *s = (struct sqlite_fanout_sub *)sub;
+    *n = 0;
+    if (max == 0)
+        return CEL_OK;
+    cel__sqlwake_drain(&s->wake);
+    int rc = cel__sqldb_lock(&s->db, &s->err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = cel__sqldb_prepare(s->db, sql_fanout_since, &s->err);
+    if (!st) {
+        cel__sqldb_unlock(s->db);
+        return CEL_EBROKER;
+    }
+    sqlite3_bind_int64(st, 1, s->last_id);
+    int src = SQLITE_DONE;
+    while (*n < max && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *ex = (const char *)sqlite3_column_text(st, 1);
+        const char *key = (const char *)sqlite3_column_text(st, 2);
+        if (ex && key && strcmp(ex, s->exchange) == 0 && key_matches(s->pattern, key)) {
+            if (!fanout_copy(st, &out[*n])) {
+                rc = cel__err(&s->err, CEL_ENOMEM, "out of memory");
+                break;
+            }
+            (*n)++;
+        }
+        s->last_id = sqlite3_column_int64(st, 0);
+    }
+    if (rc == CEL_OK && *n < max && src != SQLITE_DONE)
+        rc = cel__sqldb_fail(s->db, &s->err, CEL_EBROKER, "cannot read fan-out messages");
+    sqlite3_reset(st); /* holds no read snapshot between polls */
+    cel__sqldb_unlock(s->db);
+    /* After a failure mid-way, hand out what was copied (last_id has moved
+     * past it); the failure comes back on the next call. */
+    return *n ? CEL_OK : rc;
+}
+
+static int sb_fanout_fd(struct cel_fanout_sub *sub)
+{
+    return cel__sqlwake_fd(&((struct sqlite_fanout_sub *)sub)->wake);
+}
+
+static void sb_fanout_close(struct cel_fanout_sub *sub)
+{
+    if (sub)
+        fanout_free((struct sqlite_fanout_sub *)sub);
+}
+
 const struct cel_broker_ops cel__broker_sqlite = {
     .abi = CEL_BROKER_ABI,
     .default_lease_ms = DEFAULT_LEASE_MS,
@@ -518,4 +787,9 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .length = sb_length,
     .wakeup_fd = sb_wakeup_fd,
     .drain_wakeup = sb_drain_wakeup,
+    .fanout_publish = sb_fanout_publish,
+    .fanout_subscribe = sb_fanout_subscribe,
+    .fanout_poll = sb_fanout_poll,
+    .fanout_fd = sb_fanout_fd,
+    .fanout_close = sb_fanout_close,
 };

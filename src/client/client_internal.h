@@ -38,6 +38,11 @@ struct cel_result {
     char *exc_type;    /* FAILURE/RETRY/REVOKED only */
     char *exc_message; /* FAILURE/RETRY/REVOKED only */
     char *traceback;
+
+    /* Set by a wait that timed out with the task PENDING, when the store
+     * can see queues (cel_result_unclaimed_queue()); owned. */
+    char *unclaimed_queue;
+    bool queue_consumed;
 };
 
 /* A new PENDING handle for `task_id` on `c`; NULL when out of memory. */

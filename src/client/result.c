@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client/client_internal.h"
+#include "core/clock.h"
 #include "core/json_util.h"
 
 static void clear_outcome(struct cel_result *r)
@@ -40,11 +41,19 @@ struct cel_result *cel__result_new(cel_client *c, const char *task_id)
     return r;
 }
 
+static void clear_unclaimed(struct cel_result *r)
+{
+    free(r->unclaimed_queue);
+    r->unclaimed_queue = NULL;
+    r->queue_consumed = false;
+}
+
 void cel_result_free(cel_result *r)
 {
     if (!r)
         return;
     clear_outcome(r);
+    clear_unclaimed(r);
     free(r->id);
     free(r);
 }
@@ -179,6 +188,7 @@ int cel_result_refresh(cel_result *r)
     if (!r)
         return CEL_EINVAL;
     cel__err_clear(&r->client->err);
+    clear_unclaimed(r);
     int rc = need_backend(r);
     if (rc != CEL_OK)
         return rc;
@@ -195,11 +205,35 @@ int cel_result_refresh(cel_result *r)
     return adopt_meta(r, meta);
 }
 
+/*
+ * After a timed-out wait on a PENDING task: asks a store that holds the
+ * queue too where the message is. Only a message that is due, in its
+ * queue and never delivered counts as unclaimed: one that a worker took
+ * and gave back is a different story, and one whose countdown runs is
+ * not late. A store that cannot tell leaves the result as it is.
+ */
+static void observe_queue(struct cel_result *r)
+{
+    struct cel_backend *bk = r->client->backend;
+    if (!bk->ops->find_message || r->state != CEL_STATE_PENDING)
+        return;
+    struct cel_task_message m;
+    if (bk->ops->find_message(bk, r->id, &m) != CEL_OK)
+        return; /* only an explanation: the timeout stands on its own */
+    if (m.queue && !m.reserved && m.delivery_count == 0 && m.due_us <= cel__wall_us()) {
+        r->unclaimed_queue = m.queue;
+        r->queue_consumed = m.queue_consumed;
+    } else {
+        free(m.queue);
+    }
+}
+
 int cel_result_wait(cel_result *r, int64_t timeout_ms)
 {
     if (!r)
         return CEL_EINVAL;
     cel__err_clear(&r->client->err);
+    clear_unclaimed(r);
     int rc = need_backend(r);
     if (rc != CEL_OK)
         return rc;
@@ -214,11 +248,26 @@ int cel_result_wait(cel_result *r, int64_t timeout_ms)
     /* Even on a timeout the last state seen (STARTED, PROGRESS, ...) is
      * worth keeping. */
     int arc = adopt_meta(r, meta);
-    if (rc == CEL_ETIMEDOUT)
+    if (rc != CEL_ETIMEDOUT)
+        return arc;
+    observe_queue(r);
+    if (r->unclaimed_queue)
         return cel__err(&r->client->err, CEL_ETIMEDOUT,
-                        "timed out after %lld ms waiting for task '%s' (state %s)",
-                        (long long)timeout_ms, r->id, cel_result_state_name(r));
-    return arc;
+                        "timed out after %lld ms waiting for task '%s' (state %s): it was never "
+                        "taken from queue '%s'%s",
+                        (long long)timeout_ms, r->id, cel_result_state_name(r), r->unclaimed_queue,
+                        r->queue_consumed ? " (workers on that queue are busy with other tasks)"
+                                          : "; no worker is consuming that queue");
+    return cel__err(&r->client->err, CEL_ETIMEDOUT,
+                    "timed out after %lld ms waiting for task '%s' (state %s)",
+                    (long long)timeout_ms, r->id, cel_result_state_name(r));
+}
+
+const char *cel_result_unclaimed_queue(const cel_result *r, bool *consumed)
+{
+    if (consumed)
+        *consumed = r && r->queue_consumed;
+    return r ? r->unclaimed_queue : NULL;
 }
 
 cel_state cel_result_state(const cel_result *r)

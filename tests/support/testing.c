@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <ftw.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -253,5 +254,19 @@ int cel_test_logged(const char *needle)
     for (const char *p = log_text; (p = strstr(p, needle)); p++)
         n++;
     pthread_mutex_unlock(&log_mu);
+    return n;
+}
+
+int64_t cel_test_sql_int(const char *db_path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    ASSERT_EQ(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        cel_test_fail(__FILE__, __LINE__, "%s: %s", sql, sqlite3_errmsg(db));
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
     return n;
 }

@@ -90,6 +90,10 @@ bool cel_test_wait_log(const char *log_path, const char *needle, int timeout_ms)
 /* Counts occurrences of needle in a file. */
 int cel_test_count_in_file(const char *path, const char *needle);
 
+/* The first column of the first row of `sql` run on the SQLite file
+ * `db_path` (a count, a version); fails the test on any error. */
+int64_t cel_test_sql_int(const char *db_path, const char *sql);
+
 void cel_test_sleep_ms(int ms);
 int64_t cel_test_now_ms(void);
 

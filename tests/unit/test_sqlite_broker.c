@@ -54,19 +54,6 @@ static void release_all(struct cel_delivery *d, size_t n)
         cel__delivery_release(&d[i]);
 }
 
-static int64_t count_rows(const char *sql)
-{
-    sqlite3 *db = NULL;
-    ASSERT_EQ(sqlite3_open("test.db", &db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
 static void test_publish_fetch_ack(void)
 {
     struct cel_broker *b = open_broker();
@@ -273,7 +260,8 @@ static void test_concurrent_consumers(void)
     size_t len = 1;
     ASSERT_OK(b->ops->length(b, "celery", &len));
     ASSERT_EQ(len, 0);
-    ASSERT_EQ(count_rows("SELECT COUNT(*) FROM results WHERE status = 'SUCCESS'"), N);
+    ASSERT_EQ(cel_test_sql_int("test.db", "SELECT COUNT(*) FROM results WHERE status = 'SUCCESS'"),
+              N);
     cel__broker_close(b);
 }
 
@@ -345,9 +333,10 @@ static void test_reject_and_dead_letters(void)
     size_t len = 1;
     ASSERT_OK(b->ops->length(b, "q", &len));
     ASSERT_EQ(len, 0);
-    ASSERT_EQ(count_rows("SELECT COUNT(*) FROM dead_letters WHERE queue = 'q' AND task_id = 'x'"
-                         " AND reason = 'malformed envelope' AND delivery_count = 2"
-                         " AND body = '{\"id\": \"x\"}'"),
+    ASSERT_EQ(cel_test_sql_int(
+                  "test.db", "SELECT COUNT(*) FROM dead_letters WHERE queue = 'q' AND task_id = 'x'"
+                             " AND reason = 'malformed envelope' AND delivery_count = 2"
+                             " AND body = '{\"id\": \"x\"}'"),
               1);
     cel__broker_close(b);
 }
@@ -405,11 +394,11 @@ static void test_shared_transaction(void)
     ASSERT_OK(bk->ops->store(bk, "tx", CEL_STATE_SUCCESS, meta, strlen(meta), 0));
     ASSERT_OK(b->ops->ack(b, &d[0]));
     /* Another connection sees neither the ack nor the result yet. */
-    ASSERT_EQ(count_rows("SELECT COUNT(*) FROM results"), 0);
-    ASSERT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 1);
+    ASSERT_EQ(cel_test_sql_int("test.db", "SELECT COUNT(*) FROM results"), 0);
+    ASSERT_EQ(cel_test_sql_int("test.db", "SELECT COUNT(*) FROM messages"), 1);
     ASSERT_OK(b->ops->commit(b));
-    ASSERT_EQ(count_rows("SELECT COUNT(*) FROM results"), 1);
-    ASSERT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 0);
+    ASSERT_EQ(cel_test_sql_int("test.db", "SELECT COUNT(*) FROM results"), 1);
+    ASSERT_EQ(cel_test_sql_int("test.db", "SELECT COUNT(*) FROM messages"), 0);
     ASSERT_EQ(b->ops->commit(b), CEL_ESTATE); /* unbalanced */
     release_all(d, 1);
     cel__backend_close(bk);

@@ -96,6 +96,15 @@ bool cli_parse_seconds(const char *text, double *out);
  * the count; names are written into `buf` NUL-separated. */
 size_t cli_split_list(const char *list, char *buf, size_t buflen, const char **names, size_t max);
 
+/*
+ * Waits up to `timeout` seconds for `r`, as `call --wait` and `result
+ * --wait` do (in cmd_result.c). When the task still sits unclaimed in a
+ * queue no worker consumes after a few seconds, says so once on stderr;
+ * on a timeout prints the error (naming the queue the task was never
+ * taken from, when the store can tell). Returns cel_result_wait()'s code.
+ */
+int cli_wait_result(const struct cli *cli, cel_result *r, double timeout);
+
 /* Subcommands. */
 int cli_cmd_worker(int argc, char **argv);
 int cli_cmd_call(int argc, char **argv);

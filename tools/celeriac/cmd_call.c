@@ -34,7 +34,8 @@ static const struct cli_opt call_opts[] = {
     {"task-id", required_argument, OPT_TASK_ID, "ID", "use this task id instead of a new UUID"},
     {"ignore-result", no_argument, OPT_IGNORE_RESULT, NULL, "the worker stores no result"},
     {"wait", no_argument, OPT_WAIT, NULL,
-     "wait for the result and print it as JSON (exit 1 if the task fails)"},
+     "wait for the result and print it as JSON (exit 1 if the task fails; a warning after 3 s "
+     "when no worker takes it)"},
     {"timeout", required_argument, OPT_TIMEOUT, "SECONDS",
      "how long --wait waits (default 30; exit 3 on timeout)"},
 };
@@ -269,11 +270,8 @@ int cli_cmd_call(int argc, char **argv)
         goto out;
     }
 
-    double timeout = ca.has_timeout ? ca.timeout : 30.0;
-    crc = cel_result_wait(res, (int64_t)(timeout * 1000));
+    crc = cli_wait_result(&cli, res, ca.has_timeout ? ca.timeout : 30.0);
     if (crc == CEL_ETIMEDOUT) {
-        cli_error(&cli, "timed out after %g s waiting for task %s (state %s)", timeout,
-                  cel_result_id(res), cel_result_state_name(res));
         rc = CLI_EXIT_TIMEOUT;
         goto out;
     }

@@ -65,6 +65,41 @@ static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
     return CLI_EXIT_USAGE;
 }
 
+/* How long a --wait lets a task sit unclaimed before it says so. */
+#define UNCLAIMED_NOTICE_MS 3000
+
+int cli_wait_result(const struct cli *cli, cel_result *r, double timeout)
+{
+    int64_t total_ms = (int64_t)(timeout * 1000);
+    int64_t first_ms = total_ms < UNCLAIMED_NOTICE_MS ? total_ms : UNCLAIMED_NOTICE_MS;
+    int rc = cel_result_wait(r, first_ms);
+    bool consumed = false;
+    const char *queue;
+    if (rc == CEL_ETIMEDOUT && first_ms < total_ms) {
+        /* A backlog on a queue that workers consume is not worth a word. */
+        queue = cel_result_unclaimed_queue(r, &consumed);
+        if (queue && !consumed)
+            fprintf(stderr,
+                    "celeriac: task %s is still queued on '%s' after %g s: no worker has taken "
+                    "it; is a worker consuming that queue?\n",
+                    cel_result_id(r), queue, (double)first_ms / 1000.0);
+        rc = cel_result_wait(r, total_ms - first_ms);
+    }
+    if (rc != CEL_ETIMEDOUT)
+        return rc;
+    queue = cel_result_unclaimed_queue(r, &consumed);
+    if (queue)
+        cli_error(cli,
+                  "timed out after %g s waiting for task %s: it was never taken from queue '%s'%s",
+                  timeout, cel_result_id(r), queue,
+                  consumed ? " (workers on that queue are busy with other tasks)"
+                           : "; no worker is consuming that queue");
+    else
+        cli_error(cli, "timed out after %g s waiting for task %s (state %s)", timeout,
+                  cel_result_id(r), cel_result_state_name(r));
+    return rc;
+}
+
 static int print_result(cel_result *r, const struct result_args *ra)
 {
     cel_state st = cel_result_state(r);
@@ -131,11 +166,8 @@ int cli_cmd_result(int argc, char **argv)
         crc = cel_client_result(client, cli.pos[0], &res);
     if (crc == CEL_OK) {
         if (ra.wait) {
-            double timeout = ra.has_timeout ? ra.timeout : 30.0;
-            crc = cel_result_wait(res, (int64_t)(timeout * 1000));
+            crc = cli_wait_result(&cli, res, ra.has_timeout ? ra.timeout : 30.0);
             if (crc == CEL_ETIMEDOUT) {
-                cli_error(&cli, "timed out after %g s waiting for task %s (state %s)", timeout,
-                          cli.pos[0], cel_result_state_name(res));
                 rc = CLI_EXIT_TIMEOUT;
                 goto out;
             }

@@ -1,5 +1,5 @@
 /* sqlite_db.c - see sqlite_db.h. */
-#include "broker/sqlite_db.h"
+#include "store/sqlite_db.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,9 @@
 #include "core/log.h"
 
 /*
- * Schema, version 1 (PRAGMA user_version).
+ * Schema, version 2 (PRAGMA user_version). Every statement is CREATE ...
+ * IF NOT EXISTS, so running the whole script on an older file is the
+ * migration (1 -> 2 added the fanout table).
  *
  * messages: one row per queued envelope. visible_at (wall µs) is the one
  * time column: the ETA of a delayed message, the lease deadline of a
@@ -28,6 +30,11 @@
  * is partial on purpose: task ids are random, and an index over every
  * queued message would dirty a random page per claim and per ack, while
  * one over the few reserved rows stays a handful of hot pages.
+ *
+ * fanout: events and broadcast control, a short window of recent
+ * messages that subscribers read past the last id they saw. AUTOINCREMENT
+ * because pruning may empty the table, and a reused id would hide new
+ * messages from subscribers that remember a higher one.
  */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS messages ("
@@ -58,7 +65,13 @@ static const char schema_sql[] =
     " body TEXT,"
     " reason TEXT,"
     " delivery_count INTEGER,"
-    " created_at INTEGER);";
+    " created_at INTEGER);"
+    "CREATE TABLE IF NOT EXISTS fanout ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " exchange TEXT NOT NULL,"
+    " routing_key TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);";
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -124,15 +137,29 @@ static char *canonical_path(const char *path, struct cel_errbuf *err)
     return out;
 }
 
+/* Jitter for sleeps, so processes that met on a lock do not meet again. */
+static unsigned next_random(struct cel_sqldb *db)
+{
+    db->busy_seed = db->busy_seed * 1103515245u + 12345u;
+    return db->busy_seed >> 16;
+}
+
+/* CEL_EBUSY for SQLite's "another connection holds the lock" codes,
+ * `other` for everything else. */
+static int busy_code(int sqlite_rc, int other)
+{
+    return sqlite_rc == SQLITE_BUSY || sqlite_rc == SQLITE_LOCKED ? CEL_EBUSY : other;
+}
+
 static int exec_sql(struct cel_sqldb *db, const char *sql, struct cel_errbuf *err)
 {
     char *msg = NULL;
     int rc = sqlite3_exec(db->conn, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        cel__err(err, rc == SQLITE_BUSY ? CEL_EBUSY : CEL_EBROKER, "%s: %s", db->path,
-                 msg ? msg : sqlite3_errstr(rc));
+        int code = busy_code(rc, CEL_EBROKER);
+        cel__err(err, code, "%s: %s", db->path, msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
-        return rc == SQLITE_BUSY ? CEL_EBUSY : CEL_EBROKER;
+        return code;
     }
     return CEL_OK;
 }
@@ -177,8 +204,7 @@ static int begin_immediate(struct cel_sqldb *db, struct cel_errbuf *err)
     for (int i = 0; i < 4 && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED); i++)
         rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        return cel__sqldb_fail(db, err, rc == SQLITE_BUSY ? CEL_EBUSY : CEL_EBROKER,
-                               "cannot begin a transaction");
+        return cel__sqldb_fail(db, err, busy_code(rc, CEL_EBROKER), "cannot begin a transaction");
     return CEL_OK;
 }
 
@@ -231,9 +257,15 @@ static void rollback_now(struct cel_sqldb *db)
     db->in_txn = false;
 }
 
+/*
+ * Creates the schema unless it is there. The common case, an existing
+ * database, needs no write lock; otherwise the check and the CREATEs run
+ * inside one BEGIN IMMEDIATE, so of many processes opening a fresh file
+ * at once one creates the tables and the others find user_version set.
+ * CEL_EBUSY when another process held the lock (the caller retries).
+ */
 static int init_schema(struct cel_sqldb *db, struct cel_errbuf *err)
 {
-    /* The common case, an existing database, needs no write lock. */
     int64_t current = 0;
     if (query_int(db, "PRAGMA user_version", &current) == SQLITE_OK &&
         current == CEL_SQLDB_SCHEMA_VERSION)
@@ -242,8 +274,10 @@ static int init_schema(struct cel_sqldb *db, struct cel_errbuf *err)
     if (rc)
         return rc;
     int64_t version = 0;
-    if (query_int(db, "PRAGMA user_version", &version) != SQLITE_OK) {
-        rc = cel__sqldb_fail(db, err, CEL_EBROKER, "cannot read the schema version");
+    int qrc = query_int(db, "PRAGMA user_version", &version);
+    if (qrc != SQLITE_OK) {
+        rc =
+            cel__sqldb_fail(db, err, busy_code(qrc, CEL_EBROKER), "cannot read the schema version");
     } else if (version > CEL_SQLDB_SCHEMA_VERSION) {
         rc = cel__err(err, CEL_EBROKER,
                       "database '%s' has schema version %lld; this build knows up to %d", db->path,
@@ -262,6 +296,58 @@ static int init_schema(struct cel_sqldb *db, struct cel_errbuf *err)
     return commit_now(db, err);
 }
 
+/* WAL lets readers and one writer work at once across processes.
+ * CEL_EBUSY when another process held the lock (the caller retries). */
+static int switch_to_wal(struct cel_sqldb *db, struct cel_errbuf *err)
+{
+    if (strcmp(db->path, ":memory:") == 0)
+        return CEL_OK;
+    char mode[32];
+    int rc = query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof mode);
+    if (!sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return cel__sqldb_fail(db, err, busy_code(rc, CEL_EIO),
+                               "cannot switch the database to WAL");
+    if (strcmp(mode, "wal") != 0)
+        return cel__err(err, CEL_EIO, "database '%s' refuses WAL mode (journal_mode=%s)", db->path,
+                        mode);
+    return CEL_OK;
+}
+
+/*
+ * Runs one setup step until it stops reporting CEL_EBUSY or the open's
+ * deadline passes, sleeping 1, 2, 4 ... 64 ms with jitter between tries.
+ *
+ * The busy handler alone is not enough here: switching to WAL reads the
+ * file under a shared lock and then upgrades it, and SQLite answers a
+ * contended upgrade with SQLITE_BUSY at once, without calling the
+ * handler, because waiting while holding the shared lock could deadlock
+ * with the process that is writing. Only letting go and trying again
+ * later works, which is what this does.
+ */
+static int retry_while_busy(struct cel_sqldb *db,
+                            int (*step)(struct cel_sqldb *, struct cel_errbuf *), const char *what,
+                            struct cel_errbuf *err)
+{
+    int64_t pause_us = 1000;
+    for (int tries = 1;; tries++) {
+        int rc = step(db, err);
+        if (rc != CEL_EBUSY)
+            return rc;
+        int64_t left = db->open_deadline_us - cel__mono_us();
+        if (left <= 0)
+            return cel__err(err, CEL_EBUSY,
+                            "database '%s': cannot %s: still locked by another process after "
+                            "%d s and %d tries (%s)",
+                            db->path, what, CEL_SQLDB_OPEN_TIMEOUT_MS / 1000, tries,
+                            sqlite3_errmsg(db->conn));
+        int64_t pause = pause_us / 2 + (int64_t)(next_random(db) % (unsigned)pause_us);
+        usleep((useconds_t)(pause < left ? pause : left));
+        pause_us = pause_us * 2 > 64000 ? 64000 : pause_us * 2;
+    }
+}
+
 /*
  * Busy handler: SQLite's default one sleeps 1, 2, 5, 10 ... 100 ms between
  * tries, so a waiter almost never finds the lock free while another
@@ -272,13 +358,15 @@ static int init_schema(struct cel_sqldb *db, struct cel_errbuf *err)
 static int busy_wait(void *arg, int count)
 {
     struct cel_sqldb *db = arg;
+    int64_t now = cel__mono_us();
     if (count == 0)
-        db->busy_since_us = cel__mono_us();
-    else if (cel__mono_us() - db->busy_since_us > CEL_SQLDB_BUSY_TIMEOUT_MS * 1000LL)
+        db->busy_since_us = now;
+    else if (now - db->busy_since_us > CEL_SQLDB_BUSY_TIMEOUT_MS * 1000LL)
         return 0;
-    db->busy_seed = db->busy_seed * 1103515245u + 12345u;
+    if (db->open_deadline_us && now >= db->open_deadline_us)
+        return 0; /* opening has a budget of its own (retry_while_busy) */
     useconds_t base = count < 20 ? 50 : count < 200 ? 200 : 1000;
-    usleep(base + (db->busy_seed >> 16) % base);
+    usleep(base + next_random(db) % base);
     return 1;
 }
 
@@ -291,31 +379,22 @@ static int open_conn(struct cel_sqldb *db, struct cel_errbuf *err)
                  db->conn ? sqlite3_errmsg(db->conn) : sqlite3_errstr(rc));
         return CEL_EIO;
     }
+    /* The busy handler comes before any statement: even reading the
+     * schema may meet another process's lock on a file being set up. */
     db->busy_seed = (unsigned)getpid() ^ (unsigned)cel__mono_us();
     sqlite3_busy_handler(db->conn, busy_wait, db);
     sqlite3_extended_result_codes(db->conn, 0);
-    if (strcmp(db->path, ":memory:") != 0) {
-        char mode[32];
-        /* Switching to WAL takes a lock; busy_timeout covers a concurrent
-         * opener, and the retry covers the lock upgrade race. */
-        for (int i = 0; i < 4; i++) {
-            rc = query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof mode);
-            if (rc != SQLITE_BUSY)
-                break;
-        }
-        if (rc != SQLITE_OK)
-            return cel__sqldb_fail(db, err, CEL_EIO, "cannot switch the database to WAL");
-        if (strcmp(mode, "wal") != 0)
-            return cel__err(err, CEL_EIO, "database '%s' refuses WAL mode (journal_mode=%s)",
-                            db->path, mode);
-    }
-    rc = exec_sql(db,
-                  "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
-                  " PRAGMA wal_autocheckpoint=4000;",
-                  err);
-    if (rc)
-        return rc;
-    return init_schema(db, err);
+    db->open_deadline_us = cel__mono_us() + CEL_SQLDB_OPEN_TIMEOUT_MS * 1000LL;
+    rc = retry_while_busy(db, switch_to_wal, "switch to WAL mode", err);
+    if (rc == CEL_OK)
+        rc = exec_sql(db,
+                      "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
+                      " PRAGMA wal_autocheckpoint=4000;",
+                      err);
+    if (rc == CEL_OK)
+        rc = retry_while_busy(db, init_schema, "create the schema", err);
+    db->open_deadline_us = 0;
+    return rc;
 }
 
 static void free_db(struct cel_sqldb *db)
@@ -372,7 +451,10 @@ static void adopt_after_fork(pid_t pid)
     }
 }
 
-int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errbuf *err)
+/* A handle on `path`: the shared one of this process, or (`is_private`) a
+ * connection of its own, which is listed too so fork() handling sees it. */
+static int open_handle(const char *path, bool is_private, struct cel_sqldb **out,
+                       struct cel_errbuf *err)
 {
     *out = NULL;
     struct cel_errbuf local;
@@ -384,8 +466,8 @@ int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errb
     pid_t pid = current_pid();
     pthread_mutex_lock(&registry_mu);
     adopt_after_fork(pid);
-    for (struct cel_sqldb *db = registry; db; db = db->next) {
-        if (strcmp(db->path, canon) == 0) {
+    for (struct cel_sqldb *db = registry; db && !is_private; db = db->next) {
+        if (!db->is_private && strcmp(db->path, canon) == 0) {
             db->refs++;
             pthread_mutex_unlock(&registry_mu);
             free(canon);
@@ -402,6 +484,7 @@ int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errb
     db->path = canon;
     db->pid = pid;
     db->refs = 1;
+    db->is_private = is_private;
     pthread_mutex_init(&db->mu, NULL);
     open_bell(db);
     int rc = open_conn(db, err);
@@ -413,9 +496,19 @@ int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errb
     db->next = registry;
     registry = db;
     pthread_mutex_unlock(&registry_mu);
-    CEL_DEBUG("sqlite", "opened %s", db->path);
+    CEL_DEBUG("sqlite", "opened %s%s", db->path, is_private ? " (private connection)" : "");
     *out = db;
     return CEL_OK;
+}
+
+int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errbuf *err)
+{
+    return open_handle(path, false, out, err);
+}
+
+int cel__sqldb_open_private(const char *path, struct cel_sqldb **out, struct cel_errbuf *err)
+{
+    return open_handle(path, true, out, err);
 }
 
 void cel__sqldb_release(struct cel_sqldb *db)
@@ -460,7 +553,7 @@ int cel__sqldb_lock(struct cel_sqldb **dbp, struct cel_errbuf *err)
         /* Inherited through fork(): move this handle to a connection of
          * our own, dropping its reference to the parent's. */
         struct cel_sqldb *fresh = NULL;
-        int rc = cel__sqldb_acquire(db->path, &fresh, err);
+        int rc = open_handle(db->path, db->is_private, &fresh, err);
         if (rc)
             return rc;
         CEL_DEBUG("sqlite", "reopened %s after fork", db->path);

@@ -1,12 +1,16 @@
 /*
  * sqlite_db.h - SQLite plumbing shared by the sqlite broker and backend.
  *
+ * It lives in the store layer, below both of them (core < proto < store <
+ * broker, backend), so neither reaches sideways into the other.
+ *
  * One database file, one connection per process: cel__sqldb_acquire()
  * returns a refcounted handle keyed by the file's canonical path, so a
  * broker and a result store opened on the same file in one process share
  * the connection. A worker's begin()/commit() on the broker therefore
  * also covers the results it stores in between: acks and results land in
- * one transaction (one WAL commit per batch instead of dozens).
+ * one transaction (one WAL commit per batch instead of dozens). The one
+ * exception is cel__sqldb_open_private(), a connection of its own.
  *
  * Transactions are lazy. cel__sqldb_begin() only raises a depth counter;
  * the first write after it opens BEGIN IMMEDIATE, and cel__sqldb_commit()
@@ -26,8 +30,8 @@
  * cel__sqldb_lock() to cel__sqldb_unlock(). A transaction opened by one
  * thread is shared by the other users of the connection until it commits.
  */
-#ifndef CEL_BROKER_SQLITE_DB_H
-#define CEL_BROKER_SQLITE_DB_H
+#ifndef CEL_STORE_SQLITE_DB_H
+#define CEL_STORE_SQLITE_DB_H
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -37,8 +41,17 @@
 
 #include "core/errbuf.h"
 
-#define CEL_SQLDB_SCHEMA_VERSION  1
+#define CEL_SQLDB_SCHEMA_VERSION  2
 #define CEL_SQLDB_BUSY_TIMEOUT_MS 5000
+/* Opening (WAL switch and schema) waits out other openers this long in
+ * total before it reports the file as locked. */
+#define CEL_SQLDB_OPEN_TIMEOUT_MS 10000
+
+/* The fanout table keeps at most this many rows, none older than this:
+ * a subscriber that falls further behind misses messages, as a slow
+ * consumer of Celery's fanout exchanges does. */
+#define CEL_SQLDB_FANOUT_MAX_ROWS  10000
+#define CEL_SQLDB_FANOUT_MAX_AGE_S 60
 
 struct cel_sqldb_stmt {
     char *sql;
@@ -50,10 +63,12 @@ struct cel_sqldb {
     char *path; /* canonical: realpath of the directory + file name */
     pid_t pid;  /* process that opened conn */
     int refs;
-    int depth;   /* nesting of cel__sqldb_begin() */
-    bool in_txn; /* BEGIN IMMEDIATE was issued and not yet committed */
+    int depth;       /* nesting of cel__sqldb_begin() */
+    bool in_txn;     /* BEGIN IMMEDIATE was issued and not yet committed */
+    bool is_private; /* from cel__sqldb_open_private(): never shared */
     pthread_mutex_t mu;
-    int64_t busy_since_us; /* busy handler state */
+    int64_t busy_since_us;    /* busy handler state */
+    int64_t open_deadline_us; /* while opening: when to give up; 0 otherwise */
     unsigned busy_seed;
     int bell_fd; /* the doorbell file, see cel__sqlwake_open(); -1 when none */
     struct cel_sqldb_stmt *stmts;
@@ -61,8 +76,20 @@ struct cel_sqldb {
     struct cel_sqldb *next;
 };
 
-/* Opens (or shares) the database at `path`, creating the schema. */
+/*
+ * Opens (or shares) the database at `path`, switching it to WAL and
+ * creating the schema. Any number of processes may open a new or existing
+ * file at once: each waits out the others' locks for up to
+ * CEL_SQLDB_OPEN_TIMEOUT_MS, then fails with CEL_EBUSY.
+ */
 int cel__sqldb_acquire(const char *path, struct cel_sqldb **out, struct cel_errbuf *err);
+/*
+ * A connection of its own on `path`, never shared with acquire(): for a
+ * user on another thread that must not queue behind the shared handle's
+ * users, such as a fan-out subscription. Fork handling and locking are
+ * the same as for a shared handle. Release with cel__sqldb_release().
+ */
+int cel__sqldb_open_private(const char *path, struct cel_sqldb **out, struct cel_errbuf *err);
 /* Drops one reference; the last one closes the connection. */
 void cel__sqldb_release(struct cel_sqldb *db);
 
