@@ -228,8 +228,9 @@ static int open_stores(cel_worker *w, struct cel_broker **b, struct cel_backend 
 /*
  * A broker that is down when the worker starts (a reboot that brought the
  * worker up before Redis) is waited for with backoff, as Celery does with
- * broker_connection_retry_on_startup; other errors (a bad URL, a file
- * that cannot be created) end the start at once. TERM or INT stop the
+ * broker_connection_retry_on_startup, and so is a database file another
+ * process keeps locked; other errors (a bad URL, a file that cannot be
+ * created) end the start at once. TERM or INT stop the
  * waiting.
  */
 static int open_stores_retrying(cel_worker *w, struct cel_broker **b, struct cel_backend **k)
@@ -245,7 +246,9 @@ static int open_stores_retrying(cel_worker *w, struct cel_broker **b, struct cel
         cel__broker_close(*b);
         *b = NULL;
         *k = NULL;
-        if (rc != CEL_ECONNECT && rc != CEL_EDISCONNECTED)
+        /* A database file locked by another process past the open's own
+         * retries is waited for like a broker that is down. */
+        if (rc != CEL_ECONNECT && rc != CEL_EDISCONNECTED && rc != CEL_EBUSY)
             return rc;
         CEL_ERROR(COMP, "consumer: cannot connect: %s; trying again in %.1f s", w->err.msg,
                   (double)backoff_ms / 1000.0);
