@@ -34,6 +34,9 @@ struct cel_pool_ops {
     void (*dispatch)(struct cel_pool *p);
     /* Whether tasks are running or queued in the pool. */
     bool (*busy)(const struct cel_pool *p);
+    /* Whether a worker process is about to run out of work (so results
+     * and refills must not wait to share a round trip). */
+    bool (*hungry)(const struct cel_pool *p);
     /* Stop level rose: warm stops taking; cold kills what runs. */
     void (*stop)(struct cel_pool *p, bool cold);
     /* Pool processes are all gone (after stop). */

@@ -466,6 +466,17 @@ static bool prefork_busy(const struct cel_pool *base)
     return false;
 }
 
+static bool prefork_hungry(const struct cel_pool *base)
+{
+    const struct prefork *p = (const struct prefork *)base;
+    for (int i = 0; i < p->n; i++) {
+        const struct child *c = &p->children[i];
+        if (c->pid > 0 && c->fd >= 0 && !c->retiring && c->qlen <= 1)
+            return true;
+    }
+    return false;
+}
+
 static void prefork_stop(struct cel_pool *base, bool cold)
 {
     struct prefork *p = (struct prefork *)base;
@@ -556,6 +567,7 @@ const struct cel_pool_ops cel__pool_prefork = {
     .start = prefork_start,
     .dispatch = prefork_dispatch,
     .busy = prefork_busy,
+    .hungry = prefork_hungry,
     .stop = prefork_stop,
     .stopped = prefork_stopped,
     .free = prefork_free,

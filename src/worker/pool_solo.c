@@ -59,6 +59,12 @@ static bool solo_busy(const struct cel_pool *base)
     return false; /* a task never outlives its dispatch call */
 }
 
+static bool solo_hungry(const struct cel_pool *base)
+{
+    (void)base;
+    return true; /* one task at a time: every result matters now */
+}
+
 static void solo_stop(struct cel_pool *base, bool cold)
 {
     (void)cold;
@@ -102,6 +108,7 @@ const struct cel_pool_ops cel__pool_solo = {
     .start = solo_start,
     .dispatch = solo_dispatch,
     .busy = solo_busy,
+    .hungry = solo_hungry,
     .stop = solo_stop,
     .stopped = solo_stopped,
     .free = solo_free,

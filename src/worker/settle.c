@@ -24,6 +24,11 @@
 #define FAIL_LOG_EVERY_MS 10000
 /* Longest sleep: a safety net against a lost wakeup from the broker. */
 #define IDLE_POLL_MS 1000
+/* While the loop says nothing is urgent, results gather until this many
+ * are waiting or the oldest has waited the loop's gather time, so one
+ * commit covers many tasks (a commit costs far more than the statements
+ * in it). */
+#define GATHER_BATCH 256
 
 struct item_vec {
     struct cel_settle_item *v;
@@ -47,6 +52,7 @@ struct cel_settler {
     uint64_t received;
     size_t room;
     bool room_changed;
+    int64_t gather_us;
     struct cel_settle_report *out;
     bool stopping;
     int64_t deadline_ms;
@@ -404,6 +410,7 @@ static void *settler_main(void *arg)
     int64_t lease_every = s->cfg.lease_ms / 3 > 0 ? s->cfg.lease_ms / 3 : 1000;
     int64_t next_extend_ms = cel__mono_ms() + lease_every;
     int64_t retry_at_ms = 0, backoff_ms = BACKOFF_MIN_MS, last_log_ms = 0, failing_since = 0;
+    int64_t work_since_us = 0; /* when the oldest unsettled item arrived */
     size_t fail_logs = 0;
     const struct cel_broker_ops *bo = s->b->ops;
 
@@ -419,6 +426,7 @@ static void *settler_main(void *arg)
         }
         bool stopping = s->stopping;
         int64_t deadline = s->deadline_ms;
+        int64_t gather_us = s->gather_us;
         pthread_mutex_unlock(&s->mu);
 
         uint64_t unseen = s->fetched_total - received;
@@ -432,7 +440,19 @@ static void *settler_main(void *arg)
         bool may_try = !failing || now_ms >= retry_at_ms;
         bool want_fetch = !stopping && room > 0 && more;
         bool want_extend = s->reserved && now_ms >= next_extend_ms;
-        if (may_try && (s->work.n || want_fetch || want_extend)) {
+        int64_t now_us = cel__mono_us();
+        if (!s->work.n)
+            work_since_us = 0;
+        else if (!work_since_us)
+            work_since_us = now_us;
+        /* Let results gather while the loop says it can wait. */
+        int64_t gather_left_us = 0;
+        if (s->work.n && s->work.n < GATHER_BATCH && gather_us > 0 && !stopping && !failing &&
+            !want_extend)
+            gather_left_us = work_since_us + gather_us - now_us;
+        if (gather_left_us > 0) {
+            may_try = false;
+        } else if (may_try && (s->work.n || want_fetch || want_extend)) {
             struct turn_result tr;
             turn(s, want_fetch ? room : 0, want_extend, &rep, &next_due_us, &tr);
             if (want_fetch && tr.ok)
@@ -479,8 +499,11 @@ static void *settler_main(void *arg)
          * a retry, a lease extension or a delayed message is due. */
         now_ms = cel__mono_ms();
         int64_t timeout = IDLE_POLL_MS;
+        bool poll_us = false;
         if (atomic_load(&s->failing))
             timeout = retry_at_ms - now_ms;
+        else if (gather_left_us > 0)
+            poll_us = true;
         else if (s->work.n)
             timeout = 0;
         if (s->reserved && next_extend_ms - now_ms < timeout)
@@ -498,7 +521,14 @@ static void *settler_main(void *arg)
         int wfd = bo->wakeup_fd ? bo->wakeup_fd(s->b) : -1;
         if (wfd >= 0 && room > 0 && !stopping)
             p[1] = (struct pollfd){.fd = wfd, .events = POLLIN};
-        int r = poll(p, 2, (int)timeout);
+        int r;
+        if (poll_us) {
+            /* Sub-millisecond: poll() cannot sleep that briefly. */
+            struct timespec ts = {0, (long)(gather_left_us * 1000)};
+            r = ppoll(p, 2, &ts, NULL);
+        } else {
+            r = poll(p, 2, (int)timeout);
+        }
         if (r == 0 && timeout == IDLE_POLL_MS)
             more = true; /* safety net against a lost wakeup */
         if (r > 0 && (p[0].revents & POLLIN)) {
@@ -606,6 +636,16 @@ void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room
     pthread_mutex_unlock(&s->mu);
     if (changed)
         wake(s);
+}
+
+void cel__settler_set_gather(struct cel_settler *s, int64_t gather_us)
+{
+    pthread_mutex_lock(&s->mu);
+    bool sooner = gather_us < s->gather_us;
+    s->gather_us = gather_us;
+    pthread_mutex_unlock(&s->mu);
+    if (sooner)
+        wake(s); /* an item gathering may be urgent now */
 }
 
 bool cel__settler_failing(const struct cel_settler *s)

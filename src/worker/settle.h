@@ -98,6 +98,11 @@ void cel__settler_flush(struct cel_settler *s);
  * `received` fetched messages in all. 0 stops fetching. */
 void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room);
 
+/* How long results may wait for others to share their round trip (0:
+ * settle at once). The loop sets it each turn: 0 when a result or a
+ * refill is urgent (a child about to run dry, long tasks, shutdown). */
+void cel__settler_set_gather(struct cel_settler *s, int64_t gather_us);
+
 /* True while writes are failing and being retried. */
 bool cel__settler_failing(const struct cel_settler *s);
 /* Items handed over and not yet settled (for shutdown). */

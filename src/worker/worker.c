@@ -190,6 +190,11 @@ static void on_turn(uv_prepare_t *h)
     }
     if (stopping && !w->exiting && !w->pool->ops->busy(w->pool) && w->pool->ops->stopped(w->pool))
         begin_exit(w);
+    /* Results may wait up to 1 ms to share a commit only while tasks are
+     * short and every child has more queued: then nobody waits on them. */
+    bool urgent = stopping || w->runtime_ewma_us >= CEL_PIPELINE_BELOW_US ||
+                  (!w->held.ready_head && w->pool->ops->hungry(w->pool));
+    cel__settler_set_gather(w->settler, urgent ? 0 : CEL_GATHER_US);
     cel__settler_flush(w->settler);
     cel__consumer_update_room(w);
     if (w->exiting && cel__settler_done(w->settler))

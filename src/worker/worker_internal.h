@@ -42,6 +42,8 @@
 /* A task still running after this long gets its STARTED state written;
  * faster tasks go straight to SUCCESS and save a write. */
 #define CEL_STARTED_AFTER_MS 5
+/* How long results of short tasks may wait to share a commit. */
+#define CEL_GATHER_US 1000
 
 enum cel_stop_level { CEL_RUNNING = 0, CEL_WARM = 1, CEL_COLD = 2 };
 
