@@ -26,8 +26,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int r;
         while ((r = cel__framebuf_next(&b, &f)) == 1) {
             struct cel_execution ex;
+            struct cel_frame_state st;
+            struct cel_frame_publish pub;
             if (f.type == CEL_FRAME_RESULT && cel__execution_from_frame(&f, &ex) == 0)
                 cel__execution_release(&ex);
+            /* What parses must encode back to the same fields. */
+            if (cel__frame_parse_state(&f, &st) == 0) {
+                struct cel_framebuf o = {0}, *op = &o;
+                struct cel_frame g;
+                struct cel_frame_state st2;
+                if (cel__frame_append_state(op, f.seq, st.state, st.meta, st.meta_len) == 0 &&
+                    (cel__framebuf_next(op, &g) != 1 || cel__frame_parse_state(&g, &st2) != 0 ||
+                     strcmp(st.state, st2.state) != 0 || st.meta_len != st2.meta_len))
+                    __builtin_trap();
+                cel__framebuf_release(op);
+            }
+            if (cel__frame_parse_publish(&f, &pub) == 0) {
+                struct cel_framebuf o = {0};
+                struct cel_frame g;
+                struct cel_frame_publish p2;
+                if (cel__frame_append_publish(&o, f.seq, &pub) == 0 &&
+                    (cel__framebuf_next(&o, &g) != 1 || cel__frame_parse_publish(&g, &p2) != 0 ||
+                     strcmp(pub.queue, p2.queue) != 0 || pub.priority != p2.priority ||
+                     pub.due_us != p2.due_us || pub.len != p2.len))
+                    __builtin_trap();
+                cel__framebuf_release(&o);
+            }
         }
         if (r < 0)
             break;

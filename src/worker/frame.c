@@ -2,6 +2,8 @@
 #include "worker/frame.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,4 +138,89 @@ void cel__framebuf_release(struct cel_framebuf *b)
 {
     free(b->data);
     memset(b, 0, sizeof *b);
+}
+
+/* Next NUL-terminated field of [*p, end), or NULL. */
+static const char *next_field(const char **p, const char *end)
+{
+    const char *start = *p;
+    const char *nul = memchr(start, '\0', (size_t)(end - start));
+    if (!nul)
+        return NULL;
+    *p = nul + 1;
+    return start;
+}
+
+/* Appends fields (each NUL-terminated) and a tail of raw bytes as one
+ * frame. */
+static int append_fields(struct cel_framebuf *b, uint8_t type, uint64_t seq,
+                         const char *const *fields, size_t nfields, const char *tail,
+                         size_t tail_len)
+{
+    size_t len = tail_len;
+    for (size_t i = 0; i < nfields; i++)
+        len += strlen(fields[i]) + 1;
+    if (len > CEL_FRAME_MAX || reserve(b, CEL_FRAME_HEADER + len) != 0)
+        return -1;
+    cel__frame_header(b->data + b->len, type, 0, seq, (uint32_t)len);
+    unsigned char *p = b->data + b->len + CEL_FRAME_HEADER;
+    for (size_t i = 0; i < nfields; i++) {
+        size_t n = strlen(fields[i]) + 1;
+        memcpy(p, fields[i], n);
+        p += n;
+    }
+    if (tail_len)
+        memcpy(p, tail, tail_len);
+    b->len += CEL_FRAME_HEADER + len;
+    return 0;
+}
+
+int cel__frame_append_state(struct cel_framebuf *b, uint64_t seq, const char *state,
+                            const char *meta, size_t meta_len)
+{
+    const char *fields[] = {state};
+    return append_fields(b, CEL_FRAME_STATE, seq, fields, 1, meta, meta_len);
+}
+
+int cel__frame_append_publish(struct cel_framebuf *b, uint64_t seq,
+                              const struct cel_frame_publish *p)
+{
+    char prio[16], due[24];
+    snprintf(prio, sizeof prio, "%d", p->priority);
+    snprintf(due, sizeof due, "%" PRId64, p->due_us);
+    const char *fields[] = {p->queue, prio, due, p->task_id ? p->task_id : ""};
+    return append_fields(b, CEL_FRAME_PUBLISH, seq, fields, 4, p->body, p->len);
+}
+
+int cel__frame_parse_state(const struct cel_frame *f, struct cel_frame_state *out)
+{
+    const char *p = f->payload, *end = f->payload + f->len;
+    if (f->type != CEL_FRAME_STATE || !(out->state = next_field(&p, end)) || !*out->state)
+        return -1;
+    out->meta = p;
+    out->meta_len = (size_t)(end - p);
+    return 0;
+}
+
+int cel__frame_parse_publish(const struct cel_frame *f, struct cel_frame_publish *out)
+{
+    const char *p = f->payload, *end = f->payload + f->len;
+    if (f->type != CEL_FRAME_PUBLISH)
+        return -1;
+    const char *queue = next_field(&p, end), *prio = next_field(&p, end);
+    const char *due = next_field(&p, end), *id = next_field(&p, end);
+    if (!queue || !prio || !due || !id || !*queue)
+        return -1;
+    char *e1, *e2;
+    long pr = strtol(prio, &e1, 10);
+    long long du = strtoll(due, &e2, 10);
+    if (*e1 || *e2 || e1 == prio || e2 == due || pr < 0 || pr > 255 || du < 0)
+        return -1;
+    out->queue = queue;
+    out->priority = (int)pr;
+    out->due_us = (int64_t)du;
+    out->task_id = id;
+    out->body = p;
+    out->len = (size_t)(end - p);
+    return 0;
 }

@@ -82,4 +82,31 @@ int cel__framebuf_flush(struct cel_framebuf *b, int fd);
 size_t cel__framebuf_pending(const struct cel_framebuf *b);
 void cel__framebuf_release(struct cel_framebuf *b);
 
+/* The payload of a STATE frame, borrowed from the frame. */
+struct cel_frame_state {
+    const char *state; /* "PROGRESS", ... */
+    const char *meta;  /* the meta document to store */
+    size_t meta_len;
+};
+
+/* The payload of a PUBLISH frame, borrowed from the frame. */
+struct cel_frame_publish {
+    const char *queue;
+    int priority;
+    int64_t due_us; /* 0: now */
+    const char *task_id;
+    const char *body; /* the envelope */
+    size_t len;
+};
+
+/* Appends a STATE / PUBLISH frame for task `seq`. 0 or -1 (out of memory,
+ * or a field that would not survive the trip: a NUL inside it). */
+int cel__frame_append_state(struct cel_framebuf *b, uint64_t seq, const char *state,
+                            const char *meta, size_t meta_len);
+int cel__frame_append_publish(struct cel_framebuf *b, uint64_t seq,
+                              const struct cel_frame_publish *p);
+/* Reads them back: 0, or -1 when the payload does not have that shape. */
+int cel__frame_parse_state(const struct cel_frame *f, struct cel_frame_state *out);
+int cel__frame_parse_publish(const struct cel_frame *f, struct cel_frame_publish *out);
+
 #endif

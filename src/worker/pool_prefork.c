@@ -206,46 +206,38 @@ static int on_result(struct child *c, const struct cel_frame *fr, int64_t now)
     return 0;
 }
 
-/* STATE frame: state name NUL meta. */
+/* A state update for the running task (STATE frame). */
 static int on_state(struct child *c, const struct cel_frame *fr)
 {
     struct cel_inflight *f = head(c);
-    const char *nul = memchr(fr->payload, '\0', fr->len);
-    if (!f || fr->seq != f->seq || !nul)
+    struct cel_frame_state st;
+    if (!f || fr->seq != f->seq || cel__frame_parse_state(fr, &st) != 0)
         return -1;
-    size_t mlen = fr->len - (size_t)(nul + 1 - fr->payload);
-    char *meta = malloc(mlen + 1);
+    char *meta = malloc(st.meta_len + 1);
     if (!meta)
         return 0; /* a progress update is not worth the child */
-    memcpy(meta, nul + 1, mlen);
-    meta[mlen] = '\0';
-    cel__consumer_store_state(c->pool->base.w, f, cel_state_parse(fr->payload), meta, mlen);
+    memcpy(meta, st.meta, st.meta_len);
+    meta[st.meta_len] = '\0';
+    cel__consumer_store_state(c->pool->base.w, f, cel_state_parse(st.state), meta, st.meta_len);
     return 0;
 }
 
-/* PUBLISH frame: queue NUL priority NUL due_us NUL task id NUL envelope. */
+/* A follow-up the running task asks to publish with its ack (PUBLISH). */
 static int on_publish(struct child *c, const struct cel_frame *fr)
 {
     struct cel_inflight *f = head(c);
-    if (!f || fr->seq != f->seq)
+    struct cel_frame_publish pub;
+    if (!f || fr->seq != f->seq || cel__frame_parse_publish(fr, &pub) != 0)
         return -1;
-    const char *p = fr->payload, *end = fr->payload + fr->len, *field[4];
-    for (int i = 0; i < 4; i++) {
-        const char *nul = memchr(p, '\0', (size_t)(end - p));
-        if (!nul)
-            return -1;
-        field[i] = p;
-        p = nul + 1;
-    }
     struct cel_followup *u = calloc(1, sizeof *u);
     if (!u)
         return -1;
-    u->queue = strdup(field[0]);
-    u->priority = (int)strtol(field[1], NULL, 10);
-    u->due_us = strtoll(field[2], NULL, 10);
-    u->task_id = strdup(field[3]);
-    u->len = (size_t)(end - p);
-    u->body = malloc(u->len + 1);
+    u->queue = strdup(pub.queue);
+    u->priority = pub.priority;
+    u->due_us = pub.due_us;
+    u->task_id = strdup(pub.task_id);
+    u->len = pub.len;
+    u->body = malloc(pub.len + 1);
     if (!u->queue || !u->task_id || !u->body) {
         free(u->queue);
         free(u->task_id);
@@ -253,8 +245,8 @@ static int on_publish(struct child *c, const struct cel_frame *fr)
         free(u);
         return -1;
     }
-    memcpy(u->body, p, u->len);
-    u->body[u->len] = '\0';
+    memcpy(u->body, pub.body, pub.len);
+    u->body[pub.len] = '\0';
     struct cel_followup **tail = &f->followups;
     while (*tail)
         tail = &(*tail)->next;

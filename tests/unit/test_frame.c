@@ -1,0 +1,162 @@
+/* test_frame.c - parent/child frames: STATE and PUBLISH payloads, and a
+ * non-blocking flush that never waits for a peer that does not read. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testing.h"
+#include "worker/frame.h"
+
+static void test_state_round_trip(void)
+{
+    struct cel_framebuf b = {0};
+    const char meta[] = "{\"status\": \"PROGRESS\", \"result\": {\"done\": 3}}";
+    ASSERT_EQ(cel__frame_append_state(&b, 7, "PROGRESS", meta, strlen(meta)), 0);
+    struct cel_frame f;
+    ASSERT_EQ(cel__framebuf_next(&b, &f), 1);
+    ASSERT_EQ(f.type, CEL_FRAME_STATE);
+    ASSERT_EQ(f.seq, 7u);
+    struct cel_frame_state st;
+    ASSERT_EQ(cel__frame_parse_state(&f, &st), 0);
+    ASSERT_STREQ(st.state, "PROGRESS");
+    ASSERT_EQ(st.meta_len, strlen(meta));
+    ASSERT(memcmp(st.meta, meta, st.meta_len) == 0);
+    cel__framebuf_release(&b);
+}
+
+static void test_publish_round_trip(void)
+{
+    struct cel_framebuf b = {0};
+    const char env[] = "{\"body\": \"W10=\"}";
+    struct cel_frame_publish in = {.queue = "images",
+                                   .priority = 9,
+                                   .due_us = 1700000000123456,
+                                   .task_id = "abc-1",
+                                   .body = env,
+                                   .len = strlen(env)};
+    ASSERT_EQ(cel__frame_append_publish(&b, 3, &in), 0);
+    struct cel_frame f;
+    ASSERT_EQ(cel__framebuf_next(&b, &f), 1);
+    struct cel_frame_publish out;
+    ASSERT_EQ(cel__frame_parse_publish(&f, &out), 0);
+    ASSERT_STREQ(out.queue, "images");
+    ASSERT_EQ(out.priority, 9);
+    ASSERT_EQ(out.due_us, 1700000000123456);
+    ASSERT_STREQ(out.task_id, "abc-1");
+    ASSERT_EQ(out.len, strlen(env));
+    ASSERT(memcmp(out.body, env, out.len) == 0);
+    cel__framebuf_release(&b);
+}
+
+/* Payloads a confused or hostile child could send are refused, never
+ * read past their end. */
+static void test_malformed_payloads(void)
+{
+    static const struct {
+        uint8_t type;
+        const char *payload;
+        size_t len;
+    } bad[] = {
+        {CEL_FRAME_STATE, "", 0},         /* no state name */
+        {CEL_FRAME_STATE, "PROGRESS", 8}, /* unterminated */
+        {CEL_FRAME_PUBLISH,
+         "q\0"
+         "1\0"
+         "0",
+         5}, /* missing fields */
+        {CEL_FRAME_PUBLISH,
+         "\0"
+         "1\0"
+         "0\0"
+         "id\0{}",
+         10}, /* empty queue */
+        {CEL_FRAME_PUBLISH,
+         "q\0"
+         "-1\0"
+         "0\0"
+         "id\0{}",
+         11},
+        {CEL_FRAME_PUBLISH,
+         "q\0"
+         "x\0"
+         "0\0"
+         "id\0{}",
+         10},
+        {CEL_FRAME_PUBLISH,
+         "q\0"
+         "1\0"
+         "-5\0"
+         "id\0{}",
+         11},
+        {CEL_FRAME_PUBLISH,
+         "q\0"
+         "1\0"
+         "9z\0"
+         "id\0{}",
+         11},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct cel_frame f = {
+            .type = bad[i].type, .payload = bad[i].payload, .len = (uint32_t)bad[i].len};
+        struct cel_frame_state st;
+        struct cel_frame_publish pub;
+        int rc = f.type == CEL_FRAME_STATE ? cel__frame_parse_state(&f, &st)
+                                           : cel__frame_parse_publish(&f, &pub);
+        if (rc != -1)
+            cel_test_fail(__FILE__, __LINE__, "bad payload %zu was accepted", i);
+    }
+    /* A frame of the wrong type is not read as either. */
+    struct cel_frame task = {.type = CEL_FRAME_TASK, .payload = "x\0", .len = 2};
+    struct cel_frame_state st;
+    ASSERT_EQ(cel__frame_parse_state(&task, &st), -1);
+}
+
+/* The parent's end of a child socket is non-blocking: a flush of more
+ * than the socket holds returns 1 with bytes pending instead of waiting
+ * for a child that is itself busy writing (the large-payload deadlock). */
+static void test_flush_never_blocks(void)
+{
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ASSERT_EQ(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK), 0);
+    struct cel_framebuf out = {0};
+    static char big[4 * 1024 * 1024];
+    memset(big, 'x', sizeof big);
+    ASSERT_EQ(cel__framebuf_append(&out, CEL_FRAME_TASK, 0, 1, big, sizeof big), 0);
+    int64_t t0 = cel_test_now_ms();
+    ASSERT_EQ(cel__framebuf_flush(&out, sv[0]), 1);
+    ASSERT(cel_test_now_ms() - t0 < 1000);
+    size_t pending = cel__framebuf_pending(&out);
+    ASSERT(pending > 0 && pending < sizeof big + CEL_FRAME_HEADER);
+    /* The peer reads; the rest goes out over further flushes, intact. */
+    struct cel_framebuf in = {0};
+    struct cel_frame f;
+    int got = 0;
+    for (int i = 0; i < 100000 && got == 0; i++) {
+        if (cel__framebuf_pending(&out))
+            ASSERT(cel__framebuf_flush(&out, sv[0]) >= 0);
+        long n = cel__framebuf_fill(&in, sv[1]);
+        ASSERT(n > 0);
+        got = cel__framebuf_next(&in, &f);
+        ASSERT(got >= 0);
+    }
+    ASSERT_EQ(got, 1);
+    ASSERT_EQ(f.len, (uint32_t)sizeof big);
+    ASSERT(memcmp(f.payload, big, sizeof big) == 0);
+    ASSERT_EQ(cel__framebuf_pending(&out), 0u);
+    cel__framebuf_release(&out);
+    cel__framebuf_release(&in);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+int main(void)
+{
+    TEST_RUN(test_state_round_trip);
+    TEST_RUN(test_publish_round_trip);
+    TEST_RUN(test_malformed_payloads);
+    TEST_RUN(test_flush_never_blocks);
+    return 0;
+}
