@@ -20,6 +20,7 @@
 #include "celeriac.h"
 #include "core/clock.h"
 #include "store/sqlite_db.h"
+#include "sql_query.h"
 #include "testing.h"
 
 enum { NPROC = 50, ROUNDS = 20 };

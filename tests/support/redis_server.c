@@ -2,10 +2,12 @@
 #include "redis_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testing.h"
@@ -42,20 +44,17 @@ void cel_test_redis_start(struct cel_test_redis *r)
         cel_test_fail(__FILE__, __LINE__,
                       "redis-server is not installed (%s); run scripts/install-deps.sh",
                       REDIS_SERVER);
-    char p[16];
+    char p[16], dir[512];
     snprintf(p, sizeof p, "%d", r->port);
-    char *argv[] = {(char *)REDIS_SERVER,
-                    (char *)"--port",
-                    p,
-                    (char *)"--bind",
-                    (char *)"127.0.0.1",
-                    (char *)"--save",
-                    (char *)"",
-                    (char *)"--appendonly",
-                    (char *)"no",
-                    (char *)"--daemonize",
-                    (char *)"no",
-                    NULL};
+    snprintf(dir, sizeof dir, "%s/redis-%d", cel_test_dir(), r->port);
+    if (r->persist && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        cel_test_fail(__FILE__, __LINE__, "mkdir %s: %s", dir, strerror(errno));
+    char *argv[] = {(char *)REDIS_SERVER, (char *)"--port", p, (char *)"--bind",
+                    (char *)"127.0.0.1", (char *)"--save", (char *)"", (char *)"--daemonize",
+                    (char *)"no", (char *)"--appendonly", (char *)(r->persist ? "yes" : "no"),
+                    /* without persistence the list ends here */
+                    r->persist ? (char *)"--appendfsync" : NULL, (char *)"always", (char *)"--dir",
+                    dir, NULL};
     char log[512];
     snprintf(log, sizeof log, "%s/redis-%d.log", cel_test_dir(), r->port);
     r->pid = cel_test_spawn(argv, log);

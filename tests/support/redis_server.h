@@ -9,12 +9,17 @@
 #define CEL_TEST_REDIS_SERVER_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 struct cel_test_redis {
     int port;
     pid_t pid;
     char url[128]; /* redis://127.0.0.1:<port>/0 */
+    /* Set before setup/start: the server keeps an append-only file (fsync
+     * on every write) in <test dir>/redis-<port>/, so a server killed and
+     * started again on the same port has every acknowledged write back. */
+    bool persist;
 };
 
 /* A loopback TCP port nobody listens on right now. */

@@ -8,8 +8,8 @@
 #include <pthread.h>
 #include <ftw.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdarg.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +38,15 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     (void)flag;
     (void)ftw;
     return remove(path);
+}
+
+bool cel_test_selected(const char *name)
+{
+    const char *only = getenv("CEL_TEST_ONLY");
+    if (!only || !*only || strstr(name, only))
+        return true;
+    fprintf(stderr, "-- %s: not selected (CEL_TEST_ONLY=%s)\n", name, only);
+    return false;
 }
 
 void cel_test_begin(const char *name)
@@ -127,16 +136,53 @@ static int decode_status(int status)
     return -1;
 }
 
+/* Processes cel_test_spawn() started and nobody has reaped yet. */
+static pid_t spawned[64];
+
+static void track_spawned(pid_t pid, bool add)
+{
+    for (size_t i = 0; i < sizeof spawned / sizeof spawned[0]; i++) {
+        if (add ? spawned[i] == 0 : spawned[i] == pid) {
+            spawned[i] = add ? pid : 0;
+            return;
+        }
+    }
+}
+
+/* atexit: a failed assertion exits with workers or servers still up. */
+static void kill_spawned(void)
+{
+    for (size_t i = 0; i < sizeof spawned / sizeof spawned[0]; i++)
+        if (spawned[i] > 0)
+            cel_test_kill(spawned[i]);
+}
+
+int cel_test_kill(pid_t pid)
+{
+    if (pid <= 0)
+        return -1;
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL); /* in case it left its group */
+    int status;
+    pid_t r = waitpid(pid, &status, 0);
+    track_spawned(pid, false);
+    return r == pid ? decode_status(status) : -1;
+}
+
 int cel_test_wait(pid_t pid, int timeout_ms)
 {
     int64_t deadline = cel_test_now_ms() + timeout_ms;
     for (;;) {
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
+        if (r == pid) {
+            track_spawned(pid, false);
             return decode_status(status);
-        if (r < 0)
+        }
+        if (r < 0) {
+            track_spawned(pid, false);
             return -1;
+        }
         if (cel_test_now_ms() >= deadline)
             return -1;
         cel_test_sleep_ms(5);
@@ -145,6 +191,12 @@ int cel_test_wait(pid_t pid, int timeout_ms)
 
 pid_t cel_test_spawn(char *const argv[], const char *log_path)
 {
+    static bool registered;
+    if (!registered) {
+        atexit(kill_spawned);
+        registered = true;
+    }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         cel_test_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
@@ -156,9 +208,16 @@ pid_t cel_test_spawn(char *const argv[], const char *log_path)
             close(fd);
         }
         setpgid(0, 0);
+        /* ctest kills a test that overruns its timeout with SIGKILL, and
+         * no atexit handler runs then: the kernel stops what it spawned. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
         execv(argv[0], argv);
         _exit(127);
     }
+    setpgid(pid, pid); /* so kill(-pid) works even before the child ran */
+    track_spawned(pid, true);
     return pid;
 }
 
@@ -215,12 +274,17 @@ bool cel_test_wait_log(const char *log_path, const char *needle, int timeout_ms)
 
 int cel_test_count_in_file(const char *path, const char *needle)
 {
-    char *text = cel_test_read_file(path, NULL);
+    size_t len = 0;
+    char *text = cel_test_read_file(path, &len);
     if (!text)
         return 0;
     int n = 0;
     size_t nl = strlen(needle);
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += nl)
+    /* memmem with the length left, not strstr: ASan's strstr measures the
+     * whole rest of the text at each call, which is quadratic on a log of
+     * tens of megabytes. */
+    const char *end = text + len;
+    for (const char *p = text; (p = memmem(p, (size_t)(end - p), needle, nl)) != NULL; p += nl)
         n++;
     free(text);
     return n;
@@ -257,16 +321,48 @@ int cel_test_logged(const char *needle)
     return n;
 }
 
-int64_t cel_test_sql_int(const char *db_path, const char *sql)
+void cel_test_print_tail(const char *title, const char *path, int lines)
 {
-    sqlite3 *db = NULL;
-    ASSERT_EQ(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        cel_test_fail(__FILE__, __LINE__, "%s: %s", sql, sqlite3_errmsg(db));
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
+    size_t len = 0;
+    char *text = cel_test_read_file(path, &len);
+    if (!text) {
+        fprintf(stderr, "---- %s (%s): missing\n", title, path);
+        return;
+    }
+    const char *start = text + len;
+    int seen = 0;
+    while (start > text) {
+        if (start[-1] == '\n' && start != text + len && ++seen >= lines)
+            break;
+        start--;
+    }
+    fprintf(stderr, "---- %s (%s), last %d lines of %zu bytes:\n%s", title, path, lines, len,
+            start);
+    if (len && text[len - 1] != '\n')
+        fputc('\n', stderr);
+    fprintf(stderr, "---- end of %s\n", title);
+    free(text);
+}
+
+void cel_test_print_matching(const char *title, const char *path, const char *needle, int max)
+{
+    char *text = cel_test_read_file(path, NULL);
+    if (!text)
+        return;
+    int shown = 0, total = 0;
+    fprintf(stderr, "---- %s: lines of %s with \"%s\":\n", title, path, needle);
+    for (char *line = text; *line;) {
+        char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char saved = line[len];
+        line[len] = '\0';
+        if (strstr(line, needle) && total++ < max) {
+            fprintf(stderr, "%.300s\n", line);
+            shown++;
+        }
+        line[len] = saved;
+        line = end ? end + 1 : line + len;
+    }
+    fprintf(stderr, "---- %d shown of %d\n", shown, total);
+    free(text);
 }

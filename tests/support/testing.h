@@ -57,12 +57,18 @@ void cel_test_fail(const char *file, int line, const char *fmt, ...)
 
 #define TEST_RUN(fn)                                                                               \
     do {                                                                                           \
+        if (!cel_test_selected(#fn))                                                               \
+            break;                                                                                 \
         fprintf(stderr, "-- %s\n", #fn);                                                           \
         cel_test_begin(#fn);                                                                       \
         fn();                                                                                      \
         cel_test_end();                                                                            \
         fprintf(stderr, "ok %s\n", #fn);                                                           \
     } while (0)
+
+/* False when $CEL_TEST_ONLY is set and `name` does not contain it, so one
+ * case of a file can be run alone: CEL_TEST_ONLY=matrix ctest -R payloads. */
+bool cel_test_selected(const char *name);
 
 /* Each test gets a fresh private directory as its working directory,
  * removed after the test passes (kept on failure for inspection). */
@@ -81,18 +87,26 @@ const char *cel_test_env(const char *name);
  * status, or 128+signal, or -1 on timeout (the child is killed). */
 int cel_test_run(char *const argv[], int timeout_ms, char **out, char **err);
 
-/* Starts argv in the background with stdout/stderr sent to `log_path`. */
+/* Starts argv in the background with stdout/stderr sent to `log_path`, in
+ * a process group of its own. Every spawned process is remembered until
+ * cel_test_wait() reaps it; at exit (a failed assertion included) the
+ * groups of those still running get SIGKILL, and a spawned process also
+ * dies with the test (PR_SET_PDEATHSIG), so nothing outlives a test run. */
 pid_t cel_test_spawn(char *const argv[], const char *log_path);
 /* Waits for pid up to timeout_ms; returns exit status, 128+sig, or -1. */
 int cel_test_wait(pid_t pid, int timeout_ms);
+/* SIGKILL to pid's process group, then reaps pid; returns as cel_test_wait. */
+int cel_test_kill(pid_t pid);
 /* Polls until `log_path` contains `needle` or timeout; true when found. */
 bool cel_test_wait_log(const char *log_path, const char *needle, int timeout_ms);
 /* Counts occurrences of needle in a file. */
 int cel_test_count_in_file(const char *path, const char *needle);
-
-/* The first column of the first row of `sql` run on the SQLite file
- * `db_path` (a count, a version); fails the test on any error. */
-int64_t cel_test_sql_int(const char *db_path, const char *sql);
+/* Prints the last `lines` lines of a file to stderr under a title, for
+ * failure diagnostics ("(missing)" when there is no such file). */
+void cel_test_print_tail(const char *title, const char *path, int lines);
+/* Prints the first `max` lines of a file that contain `needle`, and how
+ * many there are in all. */
+void cel_test_print_matching(const char *title, const char *path, const char *needle, int max);
 
 void cel_test_sleep_ms(int ms);
 int64_t cel_test_now_ms(void);

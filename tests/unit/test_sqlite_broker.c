@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "broker/broker.h"
 #include "core/clock.h"
+#include "sql_query.h"
 #include "testing.h"
 
 #define URL "sqlite:///test.db"

@@ -9,6 +9,7 @@
 #include "broker/broker.h"
 #include "core/clock.h"
 #include "store/sqlite_db.h"
+#include "sql_query.h"
 #include "testing.h"
 
 #define URL "sqlite:///test.db"

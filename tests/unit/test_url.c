@@ -235,8 +235,8 @@ static void test_redact(void)
 
 static void test_scheme_list(void)
 {
-    const struct cel_scheme schemes[] = {{"sqlite", NULL}, {"memory", NULL},
-                                         {"redis+socket", NULL}};
+    const struct cel_scheme schemes[] = {
+        {"sqlite", NULL}, {"memory", NULL}, {"redis+socket", NULL}};
     char buf[64];
     cel__scheme_list(schemes, 3, buf, sizeof buf);
     ASSERT_STREQ(buf, "sqlite, memory, redis+socket");
