@@ -9,10 +9,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct cel_framebuf b = {0};
-    if (size && cel__framebuf_append(&b, CEL_FRAME_TASK, 0, 1, NULL, 0) != 0)
+    struct cel_buf b = {0};
+    if (cel__buf_reserve(&b, size) != CEL_OK)
         return 0;
-    b.off = b.len = 0;
     /* Feed the input in two halves, as reads from a socket would arrive. */
     size_t half = size / 2;
     const uint8_t *parts[2] = {data, data + half};
@@ -32,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 cel__execution_release(&ex);
             /* What parses must encode back to the same fields. */
             if (cel__frame_parse_state(&f, &st) == 0) {
-                struct cel_framebuf o = {0}, *op = &o;
+                struct cel_buf o = {0}, *op = &o;
                 struct cel_frame g;
                 struct cel_frame_state st2;
                 if (cel__frame_append_state(op, f.seq, st.state, st.meta, st.meta_len) == 0 &&
@@ -42,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 cel__framebuf_release(op);
             }
             if (cel__frame_parse_publish(&f, &pub) == 0) {
-                struct cel_framebuf o = {0};
+                struct cel_buf o = {0};
                 struct cel_frame g;
                 struct cel_frame_publish p2;
                 if (cel__frame_append_publish(&o, f.seq, &pub) == 0 &&

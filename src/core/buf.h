@@ -8,6 +8,8 @@
  *   proto/envelope_writer.c, proto/message.c and client/client.c
  *                          a task's envelope, capped at CEL_MESSAGE_MAX_BYTES
  *                          (a bigger one no consumer would accept)
+ *   worker/frame.c         frames read from and queued for a prefork child
+ *                          (a queue: written at len, consumed from off)
  *
  * Invariants:
  *  - The bytes held are data[off, len); len - off never exceeds `max`

@@ -18,7 +18,7 @@
 
 void cel__child_main(const cel_registry *reg, const char *hostname, int fd)
 {
-    struct cel_framebuf in = {0}, out = {0};
+    struct cel_buf in = {0}, out = {0};
     for (;;) {
         long got = cel__framebuf_fill(&in, fd);
         if (got == 0)

@@ -150,7 +150,7 @@ void cel__execution_release(struct cel_execution *ex)
     ex->task_id = ex->meta = NULL;
 }
 
-int cel__execution_to_frame(const struct cel_execution *ex, uint64_t seq, struct cel_framebuf *out)
+int cel__execution_to_frame(const struct cel_execution *ex, uint64_t seq, struct cel_buf *out)
 {
     char eta[48];
     int etalen = snprintf(eta, sizeof eta, "%" PRId64 "%c%d", ex->eta_us, '\0', ex->priority);

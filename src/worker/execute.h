@@ -62,7 +62,7 @@ void cel__execution_release(struct cel_execution *ex);
  * priority NUL meta. Decoding copies what it keeps; a frame that does not have that
  * shape returns -1.
  */
-int cel__execution_to_frame(const struct cel_execution *ex, uint64_t seq, struct cel_framebuf *out);
+int cel__execution_to_frame(const struct cel_execution *ex, uint64_t seq, struct cel_buf *out);
 int cel__execution_from_frame(const struct cel_frame *f, struct cel_execution *ex);
 
 #endif

@@ -40,32 +40,12 @@ long cel__frame_decode(const unsigned char *buf, size_t n, struct cel_frame *f)
     return (long)(CEL_FRAME_HEADER + len);
 }
 
-static int reserve(struct cel_framebuf *b, size_t extra)
+static int reserve(struct cel_buf *b, size_t extra)
 {
-    if (b->off > 0 && b->off == b->len) {
-        b->off = b->len = 0;
-    }
-    if (b->len + extra <= b->cap)
-        return 0;
-    if (b->off > 0) { /* compact before growing */
-        memmove(b->data, b->data + b->off, b->len - b->off);
-        b->len -= b->off;
-        b->off = 0;
-        if (b->len + extra <= b->cap)
-            return 0;
-    }
-    size_t cap = b->cap ? b->cap : 16384;
-    while (cap < b->len + extra)
-        cap *= 2;
-    unsigned char *p = realloc(b->data, cap);
-    if (!p)
-        return -1;
-    b->data = p;
-    b->cap = cap;
-    return 0;
+    return cel__buf_reserve(b, extra) == CEL_OK ? 0 : -1;
 }
 
-long cel__framebuf_fill(struct cel_framebuf *b, int fd)
+long cel__framebuf_fill(struct cel_buf *b, int fd)
 {
     if (reserve(b, 16384) != 0) {
         errno = ENOMEM;
@@ -73,16 +53,16 @@ long cel__framebuf_fill(struct cel_framebuf *b, int fd)
     }
     ssize_t got;
     do {
-        got = read(fd, b->data + b->len, b->cap - b->len);
+        got = read(fd, b->data + b->len, b->cap - b->len - 1);
     } while (got < 0 && errno == EINTR);
     if (got > 0)
         b->len += (size_t)got;
     return (long)got;
 }
 
-int cel__framebuf_next(struct cel_framebuf *b, struct cel_frame *f)
+int cel__framebuf_next(struct cel_buf *b, struct cel_frame *f)
 {
-    long used = cel__frame_decode(b->data + b->off, b->len - b->off, f);
+    long used = cel__frame_decode((const unsigned char *)b->data + b->off, b->len - b->off, f);
     if (used < 0)
         return -1;
     if (used == 0) {
@@ -96,23 +76,23 @@ int cel__framebuf_next(struct cel_framebuf *b, struct cel_frame *f)
         }
         return 0;
     }
-    b->off += (size_t)used;
+    cel__buf_consume(b, (size_t)used);
     return 1;
 }
 
-int cel__framebuf_append(struct cel_framebuf *b, uint8_t type, uint8_t status, uint64_t seq,
+int cel__framebuf_append(struct cel_buf *b, uint8_t type, uint8_t status, uint64_t seq,
                          const char *payload, size_t len)
 {
     if (len > CEL_FRAME_MAX || reserve(b, CEL_FRAME_HEADER + len) != 0)
         return -1;
-    cel__frame_header(b->data + b->len, type, status, seq, (uint32_t)len);
+    cel__frame_header((unsigned char *)b->data + b->len, type, status, seq, (uint32_t)len);
     if (len)
         memcpy(b->data + b->len + CEL_FRAME_HEADER, payload, len);
     b->len += CEL_FRAME_HEADER + len;
     return 0;
 }
 
-int cel__framebuf_flush(struct cel_framebuf *b, int fd)
+int cel__framebuf_flush(struct cel_buf *b, int fd)
 {
     while (b->off < b->len) {
         ssize_t n = write(fd, b->data + b->off, b->len - b->off);
@@ -123,21 +103,20 @@ int cel__framebuf_flush(struct cel_framebuf *b, int fd)
                 return 1;
             return -1;
         }
-        b->off += (size_t)n;
+        cel__buf_consume(b, (size_t)n);
     }
-    b->off = b->len = 0;
+    cel__buf_reset(b);
     return 0;
 }
 
-size_t cel__framebuf_pending(const struct cel_framebuf *b)
+size_t cel__framebuf_pending(const struct cel_buf *b)
 {
     return b->len - b->off;
 }
 
-void cel__framebuf_release(struct cel_framebuf *b)
+void cel__framebuf_release(struct cel_buf *b)
 {
-    free(b->data);
-    memset(b, 0, sizeof *b);
+    cel__buf_release(b);
 }
 
 /* Next NUL-terminated field of [*p, end), or NULL. */
@@ -153,17 +132,16 @@ static const char *next_field(const char **p, const char *end)
 
 /* Appends fields (each NUL-terminated) and a tail of raw bytes as one
  * frame. */
-static int append_fields(struct cel_framebuf *b, uint8_t type, uint64_t seq,
-                         const char *const *fields, size_t nfields, const char *tail,
-                         size_t tail_len)
+static int append_fields(struct cel_buf *b, uint8_t type, uint64_t seq, const char *const *fields,
+                         size_t nfields, const char *tail, size_t tail_len)
 {
     size_t len = tail_len;
     for (size_t i = 0; i < nfields; i++)
         len += strlen(fields[i]) + 1;
     if (len > CEL_FRAME_MAX || reserve(b, CEL_FRAME_HEADER + len) != 0)
         return -1;
-    cel__frame_header(b->data + b->len, type, 0, seq, (uint32_t)len);
-    unsigned char *p = b->data + b->len + CEL_FRAME_HEADER;
+    cel__frame_header((unsigned char *)b->data + b->len, type, 0, seq, (uint32_t)len);
+    char *p = b->data + b->len + CEL_FRAME_HEADER;
     for (size_t i = 0; i < nfields; i++) {
         size_t n = strlen(fields[i]) + 1;
         memcpy(p, fields[i], n);
@@ -175,15 +153,14 @@ static int append_fields(struct cel_framebuf *b, uint8_t type, uint64_t seq,
     return 0;
 }
 
-int cel__frame_append_state(struct cel_framebuf *b, uint64_t seq, const char *state,
-                            const char *meta, size_t meta_len)
+int cel__frame_append_state(struct cel_buf *b, uint64_t seq, const char *state, const char *meta,
+                            size_t meta_len)
 {
     const char *fields[] = {state};
     return append_fields(b, CEL_FRAME_STATE, seq, fields, 1, meta, meta_len);
 }
 
-int cel__frame_append_publish(struct cel_framebuf *b, uint64_t seq,
-                              const struct cel_frame_publish *p)
+int cel__frame_append_publish(struct cel_buf *b, uint64_t seq, const struct cel_frame_publish *p)
 {
     char prio[16], due[24];
     snprintf(prio, sizeof prio, "%d", p->priority);

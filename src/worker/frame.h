@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 #define CEL_FRAME_HEADER 16
 #define CEL_FRAME_MAX    (256u * 1024u * 1024u)
 
@@ -59,28 +61,25 @@ void cel__frame_header(unsigned char out[CEL_FRAME_HEADER], uint8_t type, uint8_
  */
 long cel__frame_decode(const unsigned char *buf, size_t n, struct cel_frame *f);
 
-/* A growable byte buffer used to collect frames from a socket. */
-struct cel_framebuf {
-    unsigned char *data;
-    size_t len, cap, off; /* bytes [off, len) are unread */
-};
+/* Frames are read into and queued in the one core buffer type
+ * (core/buf.h): bytes [off, len) are unread or unsent. */
 
 /* Reads what the non-blocking fd has into the buffer. Returns bytes read
  * (> 0), 0 at EOF, -1 with errno EAGAIN when nothing is there, or -1 on
  * other errors. */
-long cel__framebuf_fill(struct cel_framebuf *b, int fd);
+long cel__framebuf_fill(struct cel_buf *b, int fd);
 /* Next complete frame (0 none yet, 1 got one, -1 corrupt stream). */
-int cel__framebuf_next(struct cel_framebuf *b, struct cel_frame *f);
+int cel__framebuf_next(struct cel_buf *b, struct cel_frame *f);
 /* Appends a frame (header + payload) for a later cel__framebuf_flush. */
-int cel__framebuf_append(struct cel_framebuf *b, uint8_t type, uint8_t status, uint64_t seq,
+int cel__framebuf_append(struct cel_buf *b, uint8_t type, uint8_t status, uint64_t seq,
                          const char *payload, size_t len);
 /* Writes pending bytes to fd. Returns 0 when all are written, 1 when a
  * non-blocking fd took only part of them (wait for POLLOUT and call again),
  * -1 on error (errno). On a blocking fd it returns 0 or -1. */
-int cel__framebuf_flush(struct cel_framebuf *b, int fd);
+int cel__framebuf_flush(struct cel_buf *b, int fd);
 /* Bytes appended and not yet written. */
-size_t cel__framebuf_pending(const struct cel_framebuf *b);
-void cel__framebuf_release(struct cel_framebuf *b);
+size_t cel__framebuf_pending(const struct cel_buf *b);
+void cel__framebuf_release(struct cel_buf *b);
 
 /* The payload of a STATE frame, borrowed from the frame. */
 struct cel_frame_state {
@@ -101,10 +100,9 @@ struct cel_frame_publish {
 
 /* Appends a STATE / PUBLISH frame for task `seq`. 0 or -1 (out of memory,
  * or a field that would not survive the trip: a NUL inside it). */
-int cel__frame_append_state(struct cel_framebuf *b, uint64_t seq, const char *state,
-                            const char *meta, size_t meta_len);
-int cel__frame_append_publish(struct cel_framebuf *b, uint64_t seq,
-                              const struct cel_frame_publish *p);
+int cel__frame_append_state(struct cel_buf *b, uint64_t seq, const char *state, const char *meta,
+                            size_t meta_len);
+int cel__frame_append_publish(struct cel_buf *b, uint64_t seq, const struct cel_frame_publish *p);
 /* Reads them back: 0, or -1 when the payload does not have that shape. */
 int cel__frame_parse_state(const struct cel_frame *f, struct cel_frame_state *out);
 int cel__frame_parse_publish(const struct cel_frame *f, struct cel_frame_publish *out);

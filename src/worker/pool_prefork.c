@@ -54,7 +54,7 @@ struct child {
     int number;       /* ForkPoolWorker-<number> */
     uv_poll_t *watch; /* heap: its close completes after the child is gone */
     int events;
-    struct cel_framebuf in, out;
+    struct cel_buf in, out;
     /* Tasks sent and not answered, oldest (running) first. */
     struct cel_inflight *q[CHILD_DEPTH_MAX];
     int qhead, qlen;

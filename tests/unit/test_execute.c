@@ -262,7 +262,7 @@ static void test_frame_round_trip(void)
     ex.eta_us = 1234567890123;
     ex.priority = 9;
     snprintf(ex.reason, sizeof ex.reason, "why");
-    struct cel_framebuf b = {0};
+    struct cel_buf b = {0};
     ASSERT_OK(cel__execution_to_frame(&ex, 42, &b));
     struct cel_frame f;
     ASSERT_EQ(cel__framebuf_next(&b, &f), 1);

@@ -11,7 +11,7 @@
 
 static void test_state_round_trip(void)
 {
-    struct cel_framebuf b = {0};
+    struct cel_buf b = {0};
     const char meta[] = "{\"status\": \"PROGRESS\", \"result\": {\"done\": 3}}";
     ASSERT_EQ(cel__frame_append_state(&b, 7, "PROGRESS", meta, strlen(meta)), 0);
     struct cel_frame f;
@@ -28,7 +28,7 @@ static void test_state_round_trip(void)
 
 static void test_publish_round_trip(void)
 {
-    struct cel_framebuf b = {0};
+    struct cel_buf b = {0};
     const char env[] = "{\"body\": \"W10=\"}";
     struct cel_frame_publish in = {.queue = "images",
                                    .priority = 9,
@@ -121,7 +121,7 @@ static void test_flush_never_blocks(void)
     int sv[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     ASSERT_EQ(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK), 0);
-    struct cel_framebuf out = {0};
+    struct cel_buf out = {0};
     static char big[4 * 1024 * 1024];
     memset(big, 'x', sizeof big);
     ASSERT_EQ(cel__framebuf_append(&out, CEL_FRAME_TASK, 0, 1, big, sizeof big), 0);
@@ -131,7 +131,7 @@ static void test_flush_never_blocks(void)
     size_t pending = cel__framebuf_pending(&out);
     ASSERT(pending > 0 && pending < sizeof big + CEL_FRAME_HEADER);
     /* The peer reads; the rest goes out over further flushes, intact. */
-    struct cel_framebuf in = {0};
+    struct cel_buf in = {0};
     struct cel_frame f;
     int got = 0;
     for (int i = 0; i < 100000 && got == 0; i++) {
