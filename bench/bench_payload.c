@@ -38,8 +38,7 @@ static void die(const char *what, const char *detail)
 int main(int argc, char **argv)
 {
     if (argc < 6) {
-        fprintf(stderr, "usage: %s CLI TASKS_SO BROKER_URL SIZE_BYTES N [CONCURRENCY]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s CLI TASKS_SO BROKER_URL SIZE_BYTES N [CONCURRENCY]\n", argv[0]);
         return 2;
     }
     char *cli = realpath(argv[1], NULL), *tasks = realpath(argv[2], NULL);
@@ -100,8 +99,8 @@ int main(int argc, char **argv)
     double mb = (double)size * (double)n / 1e6;
     printf("{\"url\": \"%s\", \"size\": %zu, \"n\": %ld, \"concurrency\": %s, \"seconds\": %.3f, "
            "\"tasks_per_s\": %.1f, \"payload_mb_per_s\": %.1f}\n",
-           strncmp(url, "sqlite:", 7) == 0 ? "sqlite" : url, size, n, conc, secs,
-           (double)n / secs, mb / secs);
+           strncmp(url, "sqlite:", 7) == 0 ? "sqlite" : url, size, n, conc, secs, (double)n / secs,
+           mb / secs);
     for (long i = 0; i < n; i++)
         cel_result_free(results[i]);
     free(results);

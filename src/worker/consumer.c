@@ -44,7 +44,12 @@ static void finish(cel_worker *w, struct cel_inflight *f, struct cel_settle_item
 {
     it->f = f;
     cel__held_remove(&w->held, f);
-    if (cel__settler_push(w->settler, it) != CEL_OK) {
+    if (!w->settler) { /* a start that failed before the store thread ran */
+        free(it->task_id);
+        free(it->meta);
+        free(it->reason);
+        cel__inflight_free(f);
+    } else if (cel__settler_push(w->settler, it) != CEL_OK) {
         /* Out of memory: the message stays reserved on the broker and
          * comes back when its lease runs out. */
         cel__inflight_free(f);

@@ -70,6 +70,7 @@ struct prefork {
     int next_number;
     uv_signal_t sigchld;
     uv_timer_t respawn;
+    int64_t next_spawn_ms; /* after a failed fork */
     bool stopping, cold;
 };
 
@@ -354,13 +355,7 @@ static void child_exited(struct prefork *p, struct child *c, int status)
     } else {
         CEL_DEBUG(COMP, "child %d (pid %d) exited", c->number, (int)c->pid);
     }
-    c->pid = 0;
-    if (!p->stopping && spawn(p, c) != CEL_OK) {
-        CEL_ERROR(COMP, "cannot replace child %d: %s; trying again in %d ms", c->number, w->err.msg,
-                  RESPAWN_RETRY_MS);
-        if (!uv_is_active((uv_handle_t *)&p->respawn))
-            uv_timer_start(&p->respawn, on_respawn, RESPAWN_RETRY_MS, 0);
-    }
+    c->pid = 0; /* replaced by spawn_missing() at the end of this loop turn */
 }
 
 static void on_sigchld(uv_signal_t *h, int signum)
@@ -377,14 +372,43 @@ static void on_sigchld(uv_signal_t *h, int signum)
 
 static void on_respawn(uv_timer_t *t)
 {
-    struct prefork *p = t->data;
-    for (int i = 0; i < p->n && !p->stopping; i++) {
+    (void)t; /* wakes the loop: the turn's dispatch retries the spawn */
+}
+
+/*
+ * Replaces children that are gone. fork() copies only the calling thread;
+ * a lock another thread holds at that moment (the allocator's, a stdio
+ * lock in a log line) would stay held in the child for good. So the store
+ * thread is parked first, between two round trips, and the fork happens
+ * on a later turn, once it is (its report wakes the loop). At start the
+ * children are forked before that thread exists.
+ */
+static void spawn_missing(struct prefork *p)
+{
+    cel_worker *w = p->base.w;
+    if (p->stopping || cel__mono_ms() < p->next_spawn_ms)
+        return;
+    bool missing = false;
+    for (int i = 0; i < p->n && !missing; i++)
+        missing = p->children[i].pid == 0;
+    if (!missing)
+        return;
+    if (w->settler && !cel__settler_parked(w->settler)) {
+        cel__settler_park(w->settler);
+        return;
+    }
+    for (int i = 0; i < p->n; i++) {
         struct child *c = &p->children[i];
         if (c->pid == 0 && spawn(p, c) != CEL_OK) {
+            CEL_ERROR(COMP, "cannot start a child: %s; trying again in %d ms", w->err.msg,
+                      RESPAWN_RETRY_MS);
+            p->next_spawn_ms = cel__mono_ms() + RESPAWN_RETRY_MS;
             uv_timer_start(&p->respawn, on_respawn, RESPAWN_RETRY_MS, 0);
-            return;
+            break;
         }
     }
+    if (w->settler)
+        cel__settler_unpark(w->settler);
 }
 
 static bool may_take(const struct prefork *p, const struct child *c, int depth,
@@ -414,6 +438,7 @@ static void prefork_dispatch(struct cel_pool *base)
 {
     struct prefork *p = (struct prefork *)base;
     cel_worker *w = base->w;
+    spawn_missing(p);
     /* With early acks a queued task is acked before it runs, and a
      * child's death would lose it: pipeline only when acks are late. */
     int depth = w->acks_late && w->runtime_ewma_us < CEL_PIPELINE_BELOW_US ? CHILD_DEPTH_MAX : 1;
@@ -474,6 +499,8 @@ static void prefork_stop(struct cel_pool *base, bool cold)
     struct prefork *p = (struct prefork *)base;
     p->stopping = true;
     uv_timer_stop(&p->respawn);
+    if (p->base.w->settler)
+        cel__settler_unpark(p->base.w->settler); /* a spawn it was parked for is off */
     for (int i = 0; i < p->n; i++) {
         struct child *c = &p->children[i];
         c->retiring = true;

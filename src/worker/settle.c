@@ -53,6 +53,8 @@ struct cel_settler {
     size_t room;
     bool room_changed;
     int64_t gather_us;
+    bool park_req, parked; /* see cel__settler_park() */
+    pthread_cond_t park_cv;
     struct cel_settle_report *out;
     bool stopping;
     int64_t deadline_ms;
@@ -416,6 +418,16 @@ static void *settler_main(void *arg)
 
     for (;;) {
         pthread_mutex_lock(&s->mu);
+        /* Parked while the loop forks: holding nothing but this mutex,
+         * which pthread_cond_wait releases. */
+        while (s->park_req && !s->stopping) {
+            if (!s->parked) {
+                s->parked = true;
+                uv_async_send(&s->async);
+            }
+            pthread_cond_wait(&s->park_cv, &s->mu);
+        }
+        s->parked = false;
         if (vec_take(&s->work, &s->incoming) != CEL_OK)
             CEL_ERROR(COMP, "out of memory taking settle items; retrying");
         uint64_t received = s->received;
@@ -578,6 +590,7 @@ int cel__settler_start(struct cel_settler **out, struct cel_broker *b, struct ce
         return cel__err(err, CEL_EIO, "eventfd: %s", strerror(errno));
     }
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->park_cv, NULL);
     uv_async_init(cfg->loop, &s->async, on_async);
     s->async.data = s;
     int rc = pthread_create(&s->thread, NULL, settler_main, s);
@@ -585,6 +598,7 @@ int cel__settler_start(struct cel_settler **out, struct cel_broker *b, struct ce
         uv_close((uv_handle_t *)&s->async, NULL);
         uv_run(cfg->loop, UV_RUN_NOWAIT);
         close(s->evfd);
+        pthread_cond_destroy(&s->park_cv);
         pthread_mutex_destroy(&s->mu);
         free(s);
         return cel__err(err, CEL_EIO, "cannot start the store thread: %s", strerror(rc));
@@ -599,6 +613,7 @@ int cel__settler_push(struct cel_settler *s, const struct cel_settle_item *item)
     it.result_done = it.broker_done = false;
     if (vec_push(&s->local, &it) != CEL_OK) {
         CEL_ERROR(COMP, "out of memory queueing a result; its message stays reserved");
+        item_release(&it);
         return CEL_ENOMEM;
     }
     if (it.f)
@@ -648,6 +663,32 @@ void cel__settler_set_gather(struct cel_settler *s, int64_t gather_us)
         wake(s); /* an item gathering may be urgent now */
 }
 
+void cel__settler_park(struct cel_settler *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool ask = !s->park_req;
+    s->park_req = true;
+    pthread_mutex_unlock(&s->mu);
+    if (ask)
+        wake(s);
+}
+
+bool cel__settler_parked(struct cel_settler *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool parked = s->parked && s->park_req;
+    pthread_mutex_unlock(&s->mu);
+    return parked;
+}
+
+void cel__settler_unpark(struct cel_settler *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->park_req = false;
+    pthread_cond_signal(&s->park_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 bool cel__settler_failing(const struct cel_settler *s)
 {
     return atomic_load(&s->failing);
@@ -663,6 +704,7 @@ void cel__settler_stop(struct cel_settler *s, int64_t deadline_ms)
     cel__settler_flush(s);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
+    pthread_cond_signal(&s->park_cv);
     s->deadline_ms = deadline_ms;
     s->room = 0;
     pthread_mutex_unlock(&s->mu);
@@ -710,6 +752,7 @@ void cel__settler_free(struct cel_settler *s)
      * loop's held list); this list only links them. */
     uv_close((uv_handle_t *)&s->async, NULL);
     close(s->evfd);
+    pthread_cond_destroy(&s->park_cv);
     pthread_mutex_destroy(&s->mu);
     cel__backend_close(s->k);
     cel__broker_close(s->b);

@@ -88,8 +88,8 @@ struct cel_settler;
 int cel__settler_start(struct cel_settler **out, struct cel_broker *b, struct cel_backend *k,
                        const struct cel_settler_config *cfg, struct cel_errbuf *err);
 
-/* Queues one item (its strings are taken over; *item may be reused). The
- * thread sees it at the next cel__settler_flush(). */
+/* Queues one item (its strings are taken over, also when it fails; *item
+ * may be reused). The thread sees it at the next cel__settler_flush(). */
 int cel__settler_push(struct cel_settler *s, const struct cel_settle_item *item);
 /* Hands the queued items over and wakes the thread (once per loop turn). */
 void cel__settler_flush(struct cel_settler *s);
@@ -102,6 +102,18 @@ void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room
  * settle at once). The loop sets it each turn: 0 when a result or a
  * refill is urgent (a child about to run dry, long tasks, shutdown). */
 void cel__settler_set_gather(struct cel_settler *s, int64_t gather_us);
+
+/*
+ * Forking a child while this thread may hold a lock (the allocator's, a
+ * stdio lock inside a log line) would leave the child with that lock held
+ * forever. So the pool forks only while the thread is parked: park()
+ * asks (it never waits), the report callback's wakeup follows once the
+ * thread has parked between two round trips, parked() says so, and
+ * unpark() lets it go on. Stopping unparks it.
+ */
+void cel__settler_park(struct cel_settler *s);
+bool cel__settler_parked(struct cel_settler *s);
+void cel__settler_unpark(struct cel_settler *s);
 
 /* True while writes are failing and being retried. */
 bool cel__settler_failing(const struct cel_settler *s);

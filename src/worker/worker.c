@@ -309,15 +309,16 @@ int cel_worker_run(cel_worker *w)
         .on_report = cel__consumer_on_report,
         .ud = w,
     };
-    rc = cel__settler_start(&w->settler, b, k, &sc, &w->err);
-    if (rc != CEL_OK) {
+    /* Children first, while this process has no thread of ours (see
+     * spawn_missing() in pool_prefork.c). */
+    rc = w->pool_ops->start(w, &w->pool);
+    if (rc == CEL_OK)
+        rc = cel__settler_start(&w->settler, b, k, &sc, &w->err);
+    if (!w->settler) {
         cel__backend_close(k);
         cel__broker_close(b);
-        goto out_loop;
-    }
-    rc = w->pool_ops->start(w, &w->pool);
-    if (rc != CEL_OK)
         goto out_pool;
+    }
 
     uv_prepare_init(&w->loop, &w->turn);
     w->turn.data = w;
@@ -341,10 +342,12 @@ out_pool:
         w->pool->ops->free(w->pool);
         w->pool = NULL;
     }
-    cel__consumer_requeue_waiting(w);
-    cel__settler_flush(w->settler);
-    cel__settler_free(w->settler);
-    w->settler = NULL;
+    if (w->settler) {
+        cel__consumer_requeue_waiting(w);
+        cel__settler_flush(w->settler);
+        cel__settler_free(w->settler);
+        w->settler = NULL;
+    }
 out_loop:
     free_held(w);
     atomic_store(&w->async_ready, false);

@@ -92,7 +92,7 @@ static void server_and_connection(struct cel_test_redis *srv, struct cel_redis_t
  * without waiting another budget. */
 static void test_exec_reconnects(void)
 {
-    struct cel_test_redis srv;
+    struct cel_test_redis srv = {0};
     struct cel_redis_target t;
     struct cel_redis r;
     struct cel_errbuf err = {{0}};
@@ -193,7 +193,7 @@ static void test_server_that_does_not_answer(void)
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
 
-    struct cel_test_redis srv;
+    struct cel_test_redis srv = {0};
     struct cel_redis_target t;
     struct cel_redis r;
     server_and_connection(&srv, &t, &r);
