@@ -529,15 +529,6 @@ static void test_config(void)
     free(err);
 }
 
-/* How often `needle` occurs in `hay`. */
-static int count_of(const char *hay, const char *needle)
-{
-    int n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
-}
-
 /* A module that cannot be loaded: one line, naming it once, with the
  * cause, and no second "cannot load task module" in front of the
  * registry's own message. */
@@ -547,9 +538,9 @@ static void test_module_load_errors(void)
     ASSERT_EQ(run_cli(&out, &err, "worker", "-A", "./no-such-module.so", NULL), 2);
     const char *head = "celeriac worker: error: cannot load task module './no-such-module.so': ";
     ASSERT(strncmp(err, head, strlen(head)) == 0);
-    ASSERT_EQ(count_of(err, "cannot load task module"), 1);
+    ASSERT_EQ(cel_test_count(err, "cannot load task module"), 1);
     ASSERT_CONTAINS(err, "No such file or directory");
-    ASSERT_EQ(count_of(err, "\n"), 1);
+    ASSERT_EQ(cel_test_count(err, "\n"), 1);
     free(out);
     free(err);
 
@@ -558,9 +549,9 @@ static void test_module_load_errors(void)
     char want[1024];
     snprintf(want, sizeof want, "celeriac worker: error: task module '%s' was built against", v1);
     ASSERT(strncmp(err, want, strlen(want)) == 0);
-    ASSERT_EQ(count_of(err, v1), 1);
-    ASSERT_EQ(count_of(err, "cannot load task module"), 0);
-    ASSERT_EQ(count_of(err, "\n"), 1);
+    ASSERT_EQ(cel_test_count(err, v1), 1);
+    ASSERT_EQ(cel_test_count(err, "cannot load task module"), 0);
+    ASSERT_EQ(cel_test_count(err, "\n"), 1);
     free(out);
     free(err);
 }

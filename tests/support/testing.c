@@ -213,17 +213,35 @@ bool cel_test_wait_log(const char *log_path, const char *needle, int timeout_ms)
     return false;
 }
 
+int cel_test_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    size_t nl = strlen(needle);
+    for (const char *p = hay; nl && (p = strstr(p, needle)) != NULL; p += nl)
+        n++;
+    return n;
+}
+
 int cel_test_count_in_file(const char *path, const char *needle)
 {
     char *text = cel_test_read_file(path, NULL);
     if (!text)
         return 0;
-    int n = 0;
-    size_t nl = strlen(needle);
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += nl)
-        n++;
+    int n = cel_test_count(text, needle);
     free(text);
     return n;
+}
+
+char *cel_test_nested_json(const char *head, int depth, const char *tail)
+{
+    size_t hl = strlen(head), tl = strlen(tail);
+    char *s = malloc(hl + 2 * (size_t)depth + tl + 1);
+    ASSERT(s != NULL);
+    memcpy(s, head, hl);
+    memset(s + hl, '[', (size_t)depth);
+    memset(s + hl + depth, ']', (size_t)depth);
+    memcpy(s + hl + 2 * (size_t)depth, tail, tl + 1);
+    return s;
 }
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -87,8 +87,13 @@ pid_t cel_test_spawn(char *const argv[], const char *log_path);
 int cel_test_wait(pid_t pid, int timeout_ms);
 /* Polls until `log_path` contains `needle` or timeout; true when found. */
 bool cel_test_wait_log(const char *log_path, const char *needle, int timeout_ms);
-/* Counts occurrences of needle in a file. */
+/* Counts occurrences of needle in a string, and in a file. */
+int cel_test_count(const char *hay, const char *needle);
 int cel_test_count_in_file(const char *path, const char *needle);
+
+/* head, then `depth` nested empty arrays ("[[...]]"), then tail: JSON
+ * past a depth limit. Caller frees. */
+char *cel_test_nested_json(const char *head, int depth, const char *tail);
 
 /* The first column of the first row of `sql` run on the SQLite file
  * `db_path` (a count, a version); fails the test on any error. */
