@@ -65,6 +65,76 @@ CEL_API void cel_config_dump(const cel_config *cfg, FILE *out);
 /* Writes the option reference (key, type, default, env name, help). */
 CEL_API void cel_config_describe(FILE *out);
 
+/*
+ * The value a component uses, with the "empty or zero means ..." rules
+ * applied: result_backend "" -> broker_url, worker_queues "" ->
+ * task_default_queue, worker_hostname "" -> "celeriac@<host name>",
+ * worker_concurrency 0 -> the number of online CPUs; any other key as
+ * cel_config_get() gives it. Writes NUL-terminated text into buf.
+ * Returns CEL_OK, CEL_EUNKNOWNKEY, CEL_ETOOBIG when buf is too small, or
+ * CEL_EINVAL when cfg or buf is NULL.
+ */
+CEL_API int cel_config_get_effective(const cel_config *cfg, const char *key, char *buf, size_t len);
+
+/*
+ * The option table, for programs that list or check options themselves
+ * (the celeriac command line builds its flags and --help from it):
+ *
+ *     for (size_t i = 0; i < cel_config_option_count(); i++) {
+ *         cel_config_option_info o = CEL_CONFIG_OPTION_INFO_INIT;
+ *         if (cel_config_option_at(i, &o) == CEL_OK)
+ *             printf("%s (%s), default %s\n", o.key, o.type, o.default_value);
+ *     }
+ *
+ * Ownership: every string in a cel_config_option_info is static, valid
+ * for the life of the process and never freed; the table does not change
+ * while the process runs, so index i names the same option throughout.
+ * Thread-safe.
+ *
+ * The struct grows at the end in later versions. The caller says which
+ * layout it has in struct_size (CEL_CONFIG_OPTION_INFO_INIT sets it): an
+ * older caller gets the fields it knows, a newer caller on an older
+ * library keeps the initialiser's zero in the fields the library does not
+ * know.
+ */
+typedef struct cel_config_option_info {
+    unsigned struct_size;      /* in: sizeof the caller saw; CEL_CONFIG_OPTION_INFO_INIT */
+    int short_flag;            /* Celery's short flag letter ('c' for -c); 0 when none */
+    const char *key;           /* "worker_concurrency" */
+    const char *type;          /* "string", "url", "int", "bool", "duration", "enum" or "list" */
+    const char *default_value; /* canonical text of the default; "" when empty */
+    const char *env;           /* environment variable: "CELERIAC_WORKER_CONCURRENCY" */
+    const char *long_flag;     /* Celery's long flag without "--" ("concurrency"); NULL: none */
+    const char *help;          /* one or two sentences, no trailing newline */
+    const char *expected;      /* a valid value, for messages: "an integer between 0 and 1024" */
+    int secret;                /* non-zero: the value is hidden in dumps and messages */
+    int empty_ok;              /* non-zero: "" is a valid value */
+} cel_config_option_info;
+
+#define CEL_CONFIG_OPTION_INFO_INIT                                                                \
+    {                                                                                              \
+        .struct_size = sizeof(cel_config_option_info)                                              \
+    }
+
+/* Number of options in the table. */
+CEL_API size_t cel_config_option_count(void);
+/* Describes option i (0 <= i < cel_config_option_count()) in *out.
+ * Returns CEL_OK; CEL_ENOTFOUND when i is out of range; CEL_EINVAL when
+ * out is NULL or its struct_size is no layout (not initialised with
+ * CEL_CONFIG_OPTION_INFO_INIT). *out is unchanged on failure. */
+CEL_API int cel_config_option_at(size_t i, cel_config_option_info *out);
+/* Index of `key` (any case, '-' taken as '_', as cel_config_set() reads
+ * keys) in *index. Returns CEL_OK or CEL_EUNKNOWNKEY. */
+CEL_API int cel_config_option_find(const char *key, size_t *index);
+
+/*
+ * Checks one value against its option without a cel_config handle (for
+ * a flag checked before any configuration is built). Returns CEL_OK,
+ * CEL_EUNKNOWNKEY (the closest known key suggested in errbuf) or
+ * CEL_ECONFIG, with a one-line reason in errbuf (errlen bytes, may be 0).
+ */
+CEL_API int cel_config_check(const char *key, const char *value, char *errbuf, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

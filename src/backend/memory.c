@@ -17,6 +17,7 @@
 
 #include "backend/backend.h"
 #include "core/clock.h"
+#include "core/json_util.h"
 
 struct mem_backend;
 
@@ -131,10 +132,12 @@ static int mk_store(struct cel_backend *base, const char *task_id, cel_state sta
     int64_t now = cel__wall_us();
     /* Custom states are named by the meta itself, as in the other stores. */
     const char *status = cel__state_std_name(state);
-    json_t *meta = json_loadb(meta_json, len, 0, NULL);
+    json_t *meta = cel__json_parse(meta_json, len, 0, NULL, 0);
     if (!status)
-        status = json_string_value(json_object_get(meta, "status"));
-    if (!status || !meta) {
+        status = cel__json_cstr(json_object_get(meta, "status"));
+    /* An object or an array, as jansson's parser (used here before, without
+     * JSON_DECODE_ANY) took; ours also takes a scalar at the top. */
+    if (!status || !(json_is_object(meta) || json_is_array(meta))) {
         json_decref(meta);
         return cel__err(&base->err, CEL_EINVAL, "result of task %s is not a meta document",
                         task_id);

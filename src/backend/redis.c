@@ -29,6 +29,7 @@
 #include "backend/backend.h"
 #include "store/redis_conn.h"
 #include "core/clock.h"
+#include "core/json_util.h"
 #include "core/log.h"
 
 #define COMP          "backend.redis"
@@ -149,8 +150,8 @@ static char *status_of(cel_state state, const char *meta, size_t len)
     const char *name = cel__state_std_name(state);
     if (name)
         return strdup(name);
-    json_t *root = json_loadb(meta, len, 0, NULL);
-    const char *s = json_string_value(json_object_get(root, "status"));
+    json_t *root = cel__json_parse(meta, len, 0, NULL, 0);
+    const char *s = cel__json_cstr(json_object_get(root, "status"));
     char *out = s && *s ? strdup(s) : NULL;
     json_decref(root);
     return out;

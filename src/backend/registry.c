@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "core/clock.h"
+#include "core/json_util.h"
 #include "core/schemes.h"
 
 static const struct cel_scheme table[] = {
@@ -83,8 +84,14 @@ const char *cel__backend_errmsg(const struct cel_backend *bk)
 
 bool cel__meta_is_ready(const char *meta, size_t len)
 {
-    json_t *root = json_loadb(meta, len, 0, NULL);
-    const char *s = json_string_value(json_object_get(root, "status"));
+    json_t *root;
+    int rc = cel__json_parse_limited(meta, len, NULL, &root, NULL, 0);
+    /* Past the parser's limits the meta cannot be read by any waiter
+     * either (the client parses with the same limits): end the wait, so
+     * the reader reports why now instead of a timeout later. */
+    if (rc == CEL_EDEPTH || rc == CEL_ETOOBIG)
+        return true;
+    const char *s = cel__json_cstr(json_object_get(root, "status"));
     bool ready = s && cel_state_is_ready(cel_state_parse(s));
     json_decref(root);
     return ready;

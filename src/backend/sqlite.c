@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "core/clock.h"
+#include "core/json_util.h"
 #include "core/log.h"
 #include "store/sqlite_db.h"
 
@@ -106,8 +107,8 @@ static int status_name(cel_state state, const char *meta, size_t len, char *buf,
         snprintf(buf, blen, "%s", name);
         return CEL_OK;
     }
-    json_t *root = json_loadb(meta, len, 0, NULL);
-    const char *s = json_string_value(json_object_get(root, "status"));
+    json_t *root = cel__json_parse(meta, len, 0, NULL, 0);
+    const char *s = cel__json_cstr(json_object_get(root, "status"));
     int rc = s && *s ? CEL_OK : CEL_EINVAL;
     snprintf(buf, blen, "%s", s ? s : "");
     json_decref(root);

@@ -24,7 +24,9 @@
 static char *mark_redelivered(const char *env, size_t len, int *priority)
 {
     *priority = 0;
-    json_t *root = json_loadb(env, len, 0, NULL);
+    /* The limits are the message parser's defaults: an envelope past them
+     * was never a task the worker could run, and is restored unchanged. */
+    json_t *root = cel__json_parse(env, len, 0, NULL, 0);
     if (!json_is_object(root)) {
         json_decref(root);
         return NULL;
@@ -157,8 +159,9 @@ static char *string_back(const char *t, size_t end, size_t *start)
             bs++;
         if (bs % 2)
             continue;
-        json_t *v = json_loadb(t + i, end - i + 1, JSON_DECODE_ANY, NULL);
-        char *out = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+        json_t *v = cel__json_parse(t + i, end - i + 1, 0, NULL, 0);
+        const char *s = cel__json_cstr(v);
+        char *out = s ? strdup(s) : NULL;
         json_decref(v);
         *start = i;
         return out;

@@ -3,8 +3,9 @@
  *
  * Every option is one row of `options[]` below: key, type, default,
  * bounds, flags and help. The setter, the file and environment loaders,
- * the dump, the reference printer, the CLI (through config_table.h) and the
- * shipped docs all read this one table, so they cannot disagree.
+ * the dump, the reference printer, the public iterator (config_info.c, for
+ * the CLI) and the shipped docs all read this one table, so they cannot
+ * disagree.
  *
  * Values are validated and stored in canonical text form ("86400" for
  * "1d", "true" for "yes", "a,b" for " a , b "), so every reader sees one
@@ -83,6 +84,8 @@ static const struct cel__config_option options[] = {
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 #define KEY_MAX      64
+
+_Static_assert(OPTION_COUNT <= CEL__CONFIG_OPTION_MAX, "raise CEL__CONFIG_OPTION_MAX");
 
 struct cel_config {
     char *values[OPTION_COUNT];  /* canonical text; NULL: the default */
@@ -534,7 +537,7 @@ static int unknown_key(const char *key, bool want_hint, char *err, size_t errlen
     return cel__errf(err, errlen, CEL_EUNKNOWNKEY, "unknown configuration key '%.64s'", key);
 }
 
-int cel__config_check(const char *key, const char *value, char *err, size_t errlen)
+int cel_config_check(const char *key, const char *value, char *err, size_t errlen)
 {
     if (!key || !value)
         return cel__errf(err, errlen, CEL_EINVAL, "key and value are required");
@@ -544,6 +547,8 @@ int cel__config_check(const char *key, const char *value, char *err, size_t errl
     char *canon;
     int rc = canonicalize(&options[idx], value, &canon, err, errlen);
     free(canon);
+    if (rc == CEL_OK && err && errlen)
+        err[0] = '\0';
     return rc;
 }
 

@@ -1,11 +1,11 @@
 /*
- * config_table.h - the option table behind cel_config, for the CLI, the
- * docs generator and tests.
+ * config_table.h - the option table behind cel_config, for the library,
+ * the fuzz target and tests.
  *
  * src/core/config.c holds the one static table. Everything that lists
- * options (CLI flags and help, `--check-config`, `cel_config_describe`,
- * packaging/celeriac.conf, docs/configuration.md) reads it from here, so a
- * new option is one table row.
+ * options (`cel_config_describe`, the public iterator of config_info.c
+ * that the CLI builds its flags and help from, packaging/celeriac.conf,
+ * docs/configuration.md) reads it, so a new option is one table row.
  */
 #ifndef CEL_CORE_CONFIG_TABLE_H
 #define CEL_CORE_CONFIG_TABLE_H
@@ -42,6 +42,10 @@ struct cel__config_option {
     const char *help;           /* one or two sentences, no trailing newline */
 };
 
+/* The table never holds more rows than this (config.c asserts it), so
+ * text derived from it can live in fixed static arrays (config_info.c). */
+#define CEL__CONFIG_OPTION_MAX 64
+
 size_t cel__config_option_count(void);
 /* NULL when i is out of range. */
 const struct cel__config_option *cel__config_option_at(size_t i);
@@ -57,11 +61,6 @@ void cel__config_env_name(const char *key, char *buf, size_t len);
 
 /* Index of `key` (case-insensitive, '-' taken as '_'), or -1. */
 int cel__config_find(const char *key);
-
-/* Checks and canonicalises one value without a cel_config handle (for CLI
- * flag checks). Returns CEL_OK, CEL_EUNKNOWNKEY or CEL_ECONFIG with the
- * detail in err. */
-int cel__config_check(const char *key, const char *value, char *err, size_t errlen);
 
 /* The config-file parser over a buffer (cel_config_load_file reads the
  * file and calls this; the fuzz target calls it directly). `name` prefixes

@@ -196,3 +196,9 @@ char *cel__json_dump(const json_t *v)
     }
     return cel__buf_take(&b, NULL);
 }
+
+const char *cel__json_cstr(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s && strlen(s) == json_string_length(v) ? s : NULL;
+}

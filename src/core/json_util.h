@@ -22,4 +22,9 @@
 /* Dumps with CEL_JSON_DUMP_FLAGS; caller frees with free(). */
 char *cel__json_dump(const json_t *v);
 
+/* The text of a string value that can be used as a C string (borrowed
+ * from v), or NULL when v is not a string or holds a "\u0000": a name
+ * with a NUL inside would silently end early. */
+const char *cel__json_cstr(const json_t *v);
+
 #endif

@@ -63,6 +63,8 @@ static void start_worker(void)
                     (char *)"worker",
                     (char *)"-A",
                     (char *)cel_test_env("CEL_TEST_TASKS"),
+                    (char *)"-A",
+                    (char *)cel_test_env("CEL_TEST_MODULE_PUBLIC"),
                     (char *)"-l",
                     (char *)"info",
                     (char *)"-c",
@@ -163,6 +165,43 @@ static void test_version_and_help(void)
     free(err);
 }
 
+/* Every table option with a Celery flag is offered in --help, with its
+ * flags and its key: the worker gets all of them, `call` those that are
+ * not worker tuning. */
+static void test_help_lists_every_option(void)
+{
+    char *wout, *werr, *cout, *cerr;
+    ASSERT_EQ(run_cli(&wout, &werr, "worker", "--help", NULL), 0);
+    ASSERT_EQ(run_cli(&cout, &cerr, "call", "--help", NULL), 0);
+    size_t listed = 0;
+    for (size_t i = 0; i < cel_config_option_count(); i++) {
+        cel_config_option_info o = CEL_CONFIG_OPTION_INFO_INIT;
+        ASSERT_OK(cel_config_option_at(i, &o));
+        if (!o.short_flag && !o.long_flag)
+            continue;
+        char key[80], shortf[8], longf[80];
+        snprintf(key, sizeof key, "(%s)", o.key);
+        snprintf(shortf, sizeof shortf, "-%c, ", o.short_flag);
+        snprintf(longf, sizeof longf, "--%s VALUE", o.long_flag ? o.long_flag : "");
+        ASSERT_CONTAINS(wout, key);
+        if (o.short_flag)
+            ASSERT_CONTAINS(wout, shortf);
+        if (o.long_flag)
+            ASSERT_CONTAINS(wout, longf);
+        bool worker_only = strncmp(o.key, "worker_", 7) == 0;
+        if (worker_only)
+            ASSERT(strstr(cout, key) == NULL);
+        else
+            ASSERT_CONTAINS(cout, key);
+        listed++;
+    }
+    ASSERT(listed >= 8);
+    free(wout);
+    free(werr);
+    free(cout);
+    free(cerr);
+}
+
 static void test_call_without_worker(void)
 {
     char *out, *err;
@@ -221,6 +260,16 @@ static void test_calls_with_worker(void)
 
     ASSERT_EQ(run_cli(&out, &err, "call", "tasks.add", "2", "3", "--wait", NULL), 0);
     ASSERT_STREQ(out, "5\n");
+    free(out);
+    free(err);
+
+    /* A module calling a public function the CLI itself never calls
+     * (cel_version) loaded and runs: the executable exports the whole
+     * public API to the modules it loads. */
+    ASSERT_EQ(run_cli(&out, &err, "call", "public.version", "--wait", NULL), 0);
+    char want[32];
+    snprintf(want, sizeof want, "%u\n", cel_version());
+    ASSERT_STREQ(out, want);
     free(out);
     free(err);
 
@@ -480,13 +529,42 @@ static void test_config(void)
     free(err);
 }
 
+/* A module that cannot be loaded: one line, naming it once, with the
+ * cause, and no second "cannot load task module" in front of the
+ * registry's own message. */
+static void test_module_load_errors(void)
+{
+    char *out, *err;
+    ASSERT_EQ(run_cli(&out, &err, "worker", "-A", "./no-such-module.so", NULL), 2);
+    const char *head = "celeriac worker: error: cannot load task module './no-such-module.so': ";
+    ASSERT(strncmp(err, head, strlen(head)) == 0);
+    ASSERT_EQ(cel_test_count(err, "cannot load task module"), 1);
+    ASSERT_CONTAINS(err, "No such file or directory");
+    ASSERT_EQ(cel_test_count(err, "\n"), 1);
+    free(out);
+    free(err);
+
+    const char *v1 = cel_test_env("CEL_TEST_MODULE_V1");
+    ASSERT_EQ(run_cli(&out, &err, "worker", "-A", v1, NULL), 2);
+    char want[1024];
+    snprintf(want, sizeof want, "celeriac worker: error: task module '%s' was built against", v1);
+    ASSERT(strncmp(err, want, strlen(want)) == 0);
+    ASSERT_EQ(cel_test_count(err, v1), 1);
+    ASSERT_EQ(cel_test_count(err, "cannot load task module"), 0);
+    ASSERT_EQ(cel_test_count(err, "\n"), 1);
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     atexit(kill_worker);
     TEST_RUN(test_version_and_help);
+    TEST_RUN(test_help_lists_every_option);
     TEST_RUN(test_call_without_worker);
     TEST_RUN(test_calls_with_worker);
     TEST_RUN(test_purge);
     TEST_RUN(test_config);
+    TEST_RUN(test_module_load_errors);
     return 0;
 }

@@ -272,22 +272,46 @@ bool cel_test_wait_log(const char *log_path, const char *needle, int timeout_ms)
     return false;
 }
 
+/* memmem with the length left, not strstr: ASan's strstr measures the
+ * whole rest of the text at each call, which is quadratic on a log of
+ * tens of megabytes. */
+static int count_in(const char *text, size_t len, const char *needle)
+{
+    int n = 0;
+    size_t nl = strlen(needle);
+    const char *end = text + len;
+    for (const char *p = text; nl && (p = memmem(p, (size_t)(end - p), needle, nl)) != NULL;
+         p += nl)
+        n++;
+    return n;
+}
+
+int cel_test_count(const char *hay, const char *needle)
+{
+    return count_in(hay, strlen(hay), needle);
+}
+
 int cel_test_count_in_file(const char *path, const char *needle)
 {
     size_t len = 0;
     char *text = cel_test_read_file(path, &len);
     if (!text)
         return 0;
-    int n = 0;
-    size_t nl = strlen(needle);
-    /* memmem with the length left, not strstr: ASan's strstr measures the
-     * whole rest of the text at each call, which is quadratic on a log of
-     * tens of megabytes. */
-    const char *end = text + len;
-    for (const char *p = text; (p = memmem(p, (size_t)(end - p), needle, nl)) != NULL; p += nl)
-        n++;
+    int n = count_in(text, len, needle);
     free(text);
     return n;
+}
+
+char *cel_test_nested_json(const char *head, int depth, const char *tail)
+{
+    size_t hl = strlen(head), tl = strlen(tail);
+    char *s = malloc(hl + 2 * (size_t)depth + tl + 1);
+    ASSERT(s != NULL);
+    memcpy(s, head, hl);
+    memset(s + hl, '[', (size_t)depth);
+    memset(s + hl + depth, ']', (size_t)depth);
+    memcpy(s + hl + 2 * (size_t)depth, tail, tl + 1);
+    return s;
 }
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -99,7 +99,8 @@ int cel_test_wait(pid_t pid, int timeout_ms);
 int cel_test_kill(pid_t pid);
 /* Polls until `log_path` contains `needle` or timeout; true when found. */
 bool cel_test_wait_log(const char *log_path, const char *needle, int timeout_ms);
-/* Counts occurrences of needle in a file. */
+/* Counts occurrences of needle in a string, and in a file. */
+int cel_test_count(const char *hay, const char *needle);
 int cel_test_count_in_file(const char *path, const char *needle);
 /* Prints the last `lines` lines of a file to stderr under a title, for
  * failure diagnostics ("(missing)" when there is no such file). */
@@ -107,6 +108,10 @@ void cel_test_print_tail(const char *title, const char *path, int lines);
 /* Prints the first `max` lines of a file that contain `needle`, and how
  * many there are in all. */
 void cel_test_print_matching(const char *title, const char *path, const char *needle, int max);
+
+/* head, then `depth` nested empty arrays ("[[...]]"), then tail: JSON
+ * past a depth limit. Caller frees. */
+char *cel_test_nested_json(const char *head, int depth, const char *tail);
 
 void cel_test_sleep_ms(int ms);
 int64_t cel_test_now_ms(void);

@@ -144,6 +144,30 @@ static void test_send_builds_celery_message(void)
     close_side(&s);
 }
 
+/* The memory store takes a meta with a NUL in a string (Python's
+ * json.dumps writes "\u0000"), and the waiting client gets it back. */
+static void test_result_with_nul(void)
+{
+    struct side s = open_side();
+    cel_client *c = client_on(URL);
+    ASSERT_OK(cel_client_connect(c));
+    const char *meta = "{\"status\": \"SUCCESS\", \"result\": \"a\\u0000b\", \"traceback\": "
+                       "null, \"children\": [], \"date_done\": null, \"task_id\": \"nul-1\"}";
+    ASSERT_OK(s.backend->ops->store(s.backend, "nul-1", CEL_STATE_SUCCESS, meta, strlen(meta), 0));
+    cel_result *r = NULL;
+    ASSERT_OK(cel_client_result(c, "nul-1", &r));
+    ASSERT_OK(cel_result_wait(r, 5000));
+    ASSERT_EQ(cel_result_state(r), CEL_STATE_SUCCESS);
+    ASSERT_STREQ(cel_result_value_json(r), "\"a\\u0000b\"");
+    cel_result_free(r);
+
+    /* Not a meta document at all: still refused. */
+    ASSERT_EQ(s.backend->ops->store(s.backend, "nul-2", CEL_STATE_SUCCESS, "5", 1, 0), CEL_EINVAL);
+    ASSERT_EQ(s.backend->ops->store(s.backend, "nul-2", CEL_STATE_SUCCESS, "{", 1, 0), CEL_EINVAL);
+    cel_client_free(c);
+    close_side(&s);
+}
+
 static void test_send_errors(void)
 {
     cel_client *c = client_on(URL);
@@ -372,6 +396,7 @@ int main(void)
     TEST_RUN(test_send_options_sizes);
     TEST_RUN(test_connect_error_names_url);
     TEST_RUN(test_results_read_back);
+    TEST_RUN(test_result_with_nul);
     TEST_RUN(test_batch);
     return 0;
 }

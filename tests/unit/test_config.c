@@ -233,10 +233,14 @@ static void test_unknown_key_suggestion(void)
     ASSERT(cel_config_get(cfg, longkey) == NULL);
 
     char err[256];
-    ASSERT_EQ(cel__config_check("worker_concurency", "4", err, sizeof err), CEL_EUNKNOWNKEY);
+    ASSERT_EQ(cel_config_check("worker_concurency", "4", err, sizeof err), CEL_EUNKNOWNKEY);
     ASSERT_CONTAINS(err, "worker_concurrency");
-    ASSERT_OK(cel__config_check("worker_concurrency", "4", err, sizeof err));
-    ASSERT_EQ(cel__config_check("worker_concurrency", "x", err, sizeof err), CEL_ECONFIG);
+    ASSERT_OK(cel_config_check("worker_concurrency", "4", err, sizeof err));
+    ASSERT_STREQ(err, "");
+    ASSERT_EQ(cel_config_check("worker_concurrency", "x", err, sizeof err), CEL_ECONFIG);
+    ASSERT_CONTAINS(err, "an integer between 0 and 1024");
+    ASSERT_EQ(cel_config_check("log_level", "loud", NULL, 0), CEL_ECONFIG);
+    ASSERT_EQ(cel_config_check(NULL, "x", err, sizeof err), CEL_EINVAL);
     cel_config_free(cfg);
 }
 
@@ -524,23 +528,97 @@ static void test_effective(void)
 {
     cel_config *cfg = cel_config_new();
     char buf[512];
-    ASSERT_OK(cel__config_effective(cfg, "result_backend", buf, sizeof buf));
+    ASSERT_OK(cel_config_get_effective(cfg, "result_backend", buf, sizeof buf));
     ASSERT_STREQ(buf, "sqlite:///celeriac.db");
     ASSERT_OK(cel_config_set(cfg, "result_backend", "memory://", NULL));
-    ASSERT_OK(cel__config_effective(cfg, "result_backend", buf, sizeof buf));
+    ASSERT_OK(cel_config_get_effective(cfg, "result_backend", buf, sizeof buf));
     ASSERT_STREQ(buf, "memory://");
-    ASSERT_OK(cel__config_effective(cfg, "worker_queues", buf, sizeof buf));
+    ASSERT_OK(cel_config_get_effective(cfg, "worker_queues", buf, sizeof buf));
     ASSERT_STREQ(buf, "celery");
-    ASSERT_OK(cel__config_effective(cfg, "worker_hostname", buf, sizeof buf));
+    ASSERT_OK(cel_config_get_effective(cfg, "worker_hostname", buf, sizeof buf));
     ASSERT(strncmp(buf, "celeriac@", 9) == 0 && strlen(buf) > 9);
-    ASSERT_OK(cel__config_effective(cfg, "worker_concurrency", buf, sizeof buf));
+    ASSERT_OK(cel_config_get_effective(cfg, "worker_concurrency", buf, sizeof buf));
     ASSERT(atoi(buf) >= 1);
-    ASSERT_OK(cel__config_effective(cfg, "log_level", buf, sizeof buf));
+    ASSERT_OK(cel_config_get_effective(cfg, "log_level", buf, sizeof buf));
     ASSERT_STREQ(buf, "warning");
-    ASSERT_EQ(cel__config_effective(cfg, "nope", buf, sizeof buf), CEL_EUNKNOWNKEY);
+    ASSERT_EQ(cel_config_get_effective(cfg, "nope", buf, sizeof buf), CEL_EUNKNOWNKEY);
     char small[4];
-    ASSERT_EQ(cel__config_effective(cfg, "broker_url", small, sizeof small), CEL_ETOOBIG);
+    ASSERT_EQ(cel_config_get_effective(cfg, "broker_url", small, sizeof small), CEL_ETOOBIG);
+    ASSERT_EQ(cel_config_get_effective(NULL, "broker_url", buf, sizeof buf), CEL_EINVAL);
     cel_config_free(cfg);
+}
+
+/* The public iterator (what the CLI builds its flags and help from) shows
+ * every row of the internal table, in order, exactly as the table has it. */
+static void test_public_iterator(void)
+{
+    size_t n = cel__config_option_count();
+    ASSERT_EQ(cel_config_option_count(), n);
+    for (size_t i = 0; i < n; i++) {
+        const struct cel__config_option *o = cel__config_option_at(i);
+        cel_config_option_info info = CEL_CONFIG_OPTION_INFO_INIT;
+        ASSERT_OK(cel_config_option_at(i, &info));
+        ASSERT_EQ(info.struct_size, sizeof info);
+        ASSERT_STREQ(info.key, o->key);
+        ASSERT_STREQ(info.type, cel__config_type_name(o->type));
+        ASSERT_STREQ(info.default_value, o->def);
+        ASSERT_STREQ(info.help, o->help);
+        ASSERT_EQ(info.short_flag, o->cli_short);
+        if (o->cli_long)
+            ASSERT_STREQ(info.long_flag, o->cli_long);
+        else
+            ASSERT(info.long_flag == NULL);
+        ASSERT_EQ(info.secret, (o->flags & CEL__CFG_SECRET) != 0);
+        ASSERT_EQ(info.empty_ok, (o->flags & CEL__CFG_EMPTY_OK) != 0);
+        char want[256];
+        cel__config_env_name(o->key, want, sizeof want);
+        ASSERT_STREQ(info.env, want);
+        cel__config_option_expected(i, want, sizeof want);
+        ASSERT_STREQ(info.expected, want);
+        size_t at = n;
+        ASSERT_OK(cel_config_option_find(o->key, &at));
+        ASSERT_EQ(at, i);
+    }
+    /* Spot checks against the documented spellings, not only the table. */
+    size_t at;
+    ASSERT_OK(cel_config_option_find("Worker-Concurrency", &at));
+    cel_config_option_info c = CEL_CONFIG_OPTION_INFO_INIT;
+    ASSERT_OK(cel_config_option_at(at, &c));
+    ASSERT_STREQ(c.key, "worker_concurrency");
+    ASSERT_EQ(c.short_flag, 'c');
+    ASSERT_STREQ(c.long_flag, "concurrency");
+    ASSERT_STREQ(c.type, "int");
+    ASSERT_STREQ(c.env, "CELERIAC_WORKER_CONCURRENCY");
+    ASSERT_STREQ(c.expected, "an integer between 0 and 1024");
+    ASSERT_EQ(cel_config_option_find("worker_concurency", &at), CEL_EUNKNOWNKEY);
+    ASSERT_EQ(cel_config_option_find(NULL, &at), CEL_EUNKNOWNKEY);
+
+    /* Failures leave *out alone. */
+    cel_config_option_info keep = CEL_CONFIG_OPTION_INFO_INIT;
+    ASSERT_EQ(cel_config_option_at(n, &keep), CEL_ENOTFOUND);
+    ASSERT(keep.key == NULL);
+    ASSERT_EQ(cel_config_option_at(0, NULL), CEL_EINVAL);
+    cel_config_option_info zero = {0};
+    ASSERT_EQ(cel_config_option_at(0, &zero), CEL_EINVAL);
+    ASSERT(zero.key == NULL);
+
+    /* A caller built against a later header, with a field this library
+     * does not know: the known fields are filled, the rest left alone. */
+    struct {
+        cel_config_option_info info;
+        const char *later;
+    } newer = {{.struct_size = sizeof newer}, "untouched"};
+    ASSERT_OK(cel_config_option_at(0, &newer.info));
+    ASSERT_EQ(newer.info.struct_size, sizeof newer);
+    ASSERT_STREQ(newer.info.key, cel__config_option_at(0)->key);
+    ASSERT_STREQ(newer.later, "untouched");
+
+    /* Today's layout is the first published one: anything shorter is
+     * garbage, not an older caller, and is refused. */
+    cel_config_option_info shorter = CEL_CONFIG_OPTION_INFO_INIT;
+    shorter.struct_size = sizeof shorter - 1;
+    ASSERT_EQ(cel_config_option_at(0, &shorter), CEL_EINVAL);
+    ASSERT(shorter.key == NULL);
 }
 
 int main(void)
@@ -559,5 +637,6 @@ int main(void)
     TEST_RUN(test_describe);
     TEST_RUN(test_shipped_docs_list_every_option);
     TEST_RUN(test_effective);
+    TEST_RUN(test_public_iterator);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "backend/backend.h"
 #include "broker/broker.h"
 #include "core/clock.h"
+#include "core/json_parse.h"
 #include "testing.h"
 
 #define URL "sqlite:///results.db"
@@ -41,7 +42,7 @@ static char *status_of(struct cel_backend *bk, const char *id)
         return strdup("PENDING");
     }
     ASSERT_OK(rc);
-    json_t *root = json_loads(meta, 0, NULL);
+    json_t *root = json_loads(meta, JSON_ALLOW_NUL, NULL);
     ASSERT(root != NULL);
     char *s = strdup(json_string_value(json_object_get(root, "status")));
     json_decref(root);
@@ -184,6 +185,62 @@ static void test_wait_for_other_process(void)
     cel__backend_close(bk);
 }
 
+/* Which metas end a wait. They are read with our parser and its limits:
+ * a string with a NUL inside is valid JSON (Python's json.dumps writes
+ * "\u0000"), and a meta past the limits ends the wait so the reader can
+ * say why instead of timing out. */
+static void test_meta_readiness(void)
+{
+    static const struct {
+        const char *meta;
+        bool ready;
+    } cases[] = {
+        {"{\"status\": \"SUCCESS\", \"result\": 1}", true},
+        {"{\"status\": \"FAILURE\"}", true},
+        {"{\"status\": \"REVOKED\"}", true},
+        {"{\"status\": \"STARTED\"}", false},
+        {"{\"status\": \"PROGRESS\"}", false},
+        {"{\"status\": \"SUCCESS\", \"result\": \"a\\u0000b\"}", true},
+        {"{\"status\": \"SUCC\\u0000ESS\"}", false},
+        {"{\"status\": 1}", false},
+        {"{\"status\": \"SUCCESS\"", false},
+        {"[\"SUCCESS\"]", false},
+        {"\"SUCCESS\"", false},
+        {"", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (cel__meta_is_ready(cases[i].meta, strlen(cases[i].meta)) != cases[i].ready)
+            cel_test_fail(__FILE__, __LINE__, "%s: expected %s", cases[i].meta,
+                          cases[i].ready ? "ready" : "not ready");
+    /* Only the given length is read. */
+    ASSERT(!cel__meta_is_ready("{\"status\": \"SUCCESS\"}", 10));
+
+    char *deep =
+        cel_test_nested_json("{\"status\": \"STARTED\", \"result\": ", CEL_JSON_MAX_DEPTH, "}");
+    ASSERT(cel__meta_is_ready(deep, strlen(deep)));
+    free(deep);
+
+    /* End to end: a result with a NUL in it is seen as ready at once. */
+    struct cel_backend *bk = open_backend();
+    const char *nul = "{\"status\": \"SUCCESS\", \"result\": \"a\\u0000b\", \"task_id\": \"n\"}";
+    ASSERT_OK(bk->ops->store(bk, "n", CEL_STATE_SUCCESS, nul, strlen(nul), 0));
+    int64_t t0 = cel__mono_ms();
+    char *meta = NULL;
+    ASSERT_OK(cel__backend_wait(bk, "n", 5000, &meta));
+    ASSERT(cel__mono_ms() - t0 < 2000);
+    ASSERT_STREQ(meta, nul);
+    free(meta);
+
+    /* A custom state's name comes from its meta: one with a NUL inside is
+     * refused, a NUL elsewhere in the meta is not. */
+    const char *bad = "{\"status\": \"PRO\\u0000GRESS\"}";
+    ASSERT_EQ(bk->ops->store(bk, "c", CEL_STATE_CUSTOM, bad, strlen(bad), 0), CEL_EINVAL);
+    const char *good = "{\"status\": \"PROGRESS\", \"result\": \"a\\u0000b\"}";
+    ASSERT_OK(bk->ops->store(bk, "c", CEL_STATE_CUSTOM, good, strlen(good), 0));
+    ASSERT_STATUS(bk, "c", "PROGRESS");
+    cel__backend_close(bk);
+}
+
 static void test_open_defaults(void)
 {
     struct cel_errbuf err = {{0}};
@@ -213,6 +270,7 @@ int main(void)
     TEST_RUN(test_expiry);
     TEST_RUN(test_received_for_reserved_message);
     TEST_RUN(test_wait_for_other_process);
+    TEST_RUN(test_meta_readiness);
     TEST_RUN(test_open_defaults);
     return 0;
 }

@@ -11,8 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/config_table.h"
-
 /* Option values: common ones, then one per config-table row. */
 enum {
     OPT_CONFIG = 0x100,
@@ -23,9 +21,16 @@ enum {
 
 #define DEFAULT_CONFIG_FILE "celeriac.conf"
 
-static bool offers(const struct cli_cmd *cmd, const struct cel__config_option *o)
+/* Row i of the option table; false past its end. */
+static bool table_option(size_t i, cel_config_option_info *o)
 {
-    if (!o->cli_short && !o->cli_long)
+    *o = (cel_config_option_info)CEL_CONFIG_OPTION_INFO_INIT;
+    return cel_config_option_at(i, o) == CEL_OK;
+}
+
+static bool offers(const struct cli_cmd *cmd, const cel_config_option_info *o)
+{
+    if (!o->short_flag && !o->long_flag)
         return false;
     /* Worker tuning flags mean nothing to `call`; the log level and the
      * broker/backend URLs mean something to every command. */
@@ -33,7 +38,7 @@ static bool offers(const struct cli_cmd *cmd, const struct cel__config_option *o
         return true;
     if (strncmp(o->key, "worker_", 7) != 0)
         return true;
-    return o->cli_short == 'l';
+    return o->short_flag == 'l';
 }
 
 static bool local_uses_short(const struct cli_cmd *cmd, char c)
@@ -114,18 +119,18 @@ void cli_print_help(const struct cli_cmd *cmd, FILE *out)
         help_line(out, left, o->help, NULL);
     }
     fprintf(out, "\nconfiguration (defaults < config file < CELERIAC_* environment < flags):\n");
-    for (size_t i = 0; i < cel__config_option_count(); i++) {
-        const struct cel__config_option *o = cel__config_option_at(i);
-        if (!offers(cmd, o))
+    cel_config_option_info o;
+    for (size_t i = 0; table_option(i, &o); i++) {
+        if (!offers(cmd, &o))
             continue;
         char left[64], shortpart[8] = "    ";
-        if (o->cli_short && !local_uses_short(cmd, o->cli_short))
-            snprintf(shortpart, sizeof shortpart, "-%c, ", o->cli_short);
-        if (o->cli_long && !local_uses_long(cmd, o->cli_long))
-            snprintf(left, sizeof left, "%s--%s VALUE", shortpart, o->cli_long);
+        if (o.short_flag && !local_uses_short(cmd, (char)o.short_flag))
+            snprintf(shortpart, sizeof shortpart, "-%c, ", o.short_flag);
+        if (o.long_flag && !local_uses_long(cmd, o.long_flag))
+            snprintf(left, sizeof left, "%s--%s VALUE", shortpart, o.long_flag);
         else
             snprintf(left, sizeof left, "%sVALUE", shortpart);
-        help_line(out, left, o->help, o->key);
+        help_line(out, left, o.help, o.key);
     }
     fprintf(out, "  %-30s %s\n", "    --config FILE",
             "config file (default: $CELERIAC_CONFIG, else ./celeriac.conf if present)");
@@ -170,7 +175,7 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
               void *ctx)
 {
     cli->cmd = cmd;
-    size_t ntable = cel__config_option_count();
+    size_t ntable = cel_config_option_count();
     size_t cap = cmd->nopts + ntable + 8;
     struct option *longs = calloc(cap, sizeof *longs);
     char *shorts = calloc(3 * cap + 4, 1);
@@ -198,15 +203,15 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
     longs[nl++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     longs[nl++] = (struct option){"set", required_argument, NULL, OPT_SET};
     longs[nl++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK_CONFIG};
-    for (size_t i = 0; i < ntable; i++) {
-        const struct cel__config_option *o = cel__config_option_at(i);
-        if (!offers(cmd, o))
+    cel_config_option_info o;
+    for (size_t i = 0; i < ntable && table_option(i, &o); i++) {
+        if (!offers(cmd, &o))
             continue;
         int val = OPT_TABLE + (int)i;
-        if (o->cli_long && !local_uses_long(cmd, o->cli_long))
-            longs[nl++] = (struct option){o->cli_long, required_argument, NULL, val};
-        if (o->cli_short && !local_uses_short(cmd, o->cli_short)) {
-            shorts[ns++] = o->cli_short;
+        if (o.long_flag && !local_uses_long(cmd, o.long_flag))
+            longs[nl++] = (struct option){o.long_flag, required_argument, NULL, val};
+        if (o.short_flag && !local_uses_short(cmd, (char)o.short_flag)) {
+            shorts[ns++] = (char)o.short_flag;
             shorts[ns++] = ':';
         }
     }
@@ -261,14 +266,12 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
             if (c >= OPT_TABLE && c < OPT_TABLE + (int)ntable) {
                 row = c - OPT_TABLE;
             } else if (c > 0 && c < 128 && !local_uses_short(cmd, (char)c)) {
-                for (size_t i = 0; i < ntable && row < 0; i++) {
-                    const struct cel__config_option *o = cel__config_option_at(i);
-                    if (o->cli_short == c && offers(cmd, o))
+                for (size_t i = 0; i < ntable && row < 0 && table_option(i, &o); i++)
+                    if (o.short_flag == c && offers(cmd, &o))
                         row = (int)i;
-                }
             }
-            if (row >= 0) {
-                if (add_set(cli, cel__config_option_key((size_t)row), optarg) != 0) {
+            if (row >= 0 && table_option((size_t)row, &o)) {
+                if (add_set(cli, o.key, optarg) != 0) {
                     cli_error(cli, "out of memory");
                     rc = CLI_EXIT_USAGE;
                 }

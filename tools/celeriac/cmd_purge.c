@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "cli_common.h"
-#include "core/config_table.h"
 
 #define MAX_QUEUES 64
 
@@ -80,7 +79,7 @@ int cli_cmd_purge(int argc, char **argv)
     char list[1024] = "";
     if (pa.queues) {
         snprintf(list, sizeof list, "%s", pa.queues);
-    } else if (cel__config_effective(cli.cfg, "worker_queues", list, sizeof list) != CEL_OK) {
+    } else if (cel_config_get_effective(cli.cfg, "worker_queues", list, sizeof list) != CEL_OK) {
         const char *q = cel_config_get(cli.cfg, "task_default_queue");
         snprintf(list, sizeof list, "%s", q && *q ? q : "celery");
     }

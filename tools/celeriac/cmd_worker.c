@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli_common.h"
 
@@ -70,8 +71,14 @@ int cli_cmd_worker(int argc, char **argv)
     for (size_t i = 0; i < wa.nmodules; i++) {
         char *why = NULL;
         if (cel_registry_load_module(reg, wa.modules[i], &why) != CEL_OK) {
-            cli_error(&cli, "cannot load task module '%s': %s", wa.modules[i],
-                      why ? why : "unknown error");
+            /* The registry's messages name the module already ("task
+             * module 'x.so' was built against ..."): prefixing them
+             * again would say it twice. */
+            if (why && strstr(why, wa.modules[i]))
+                cli_error(&cli, "%s", why);
+            else
+                cli_error(&cli, "cannot load task module '%s': %s", wa.modules[i],
+                          why ? why : "unknown error");
             cel_free(why);
             rc = CLI_EXIT_USAGE;
             goto out;
