@@ -56,7 +56,14 @@ int main(int argc, char **argv)
     setenv("CELERIAC_BROKER_URL", url, 1);
     setenv("CELERIAC_RESULT_BACKEND", url, 1);
 
-    cel_client *c = cel_client_new(NULL);
+    /* The client reads no environment by itself: give it the URL, as the
+     * worker gets it from CELERIAC_* above. */
+    cel_config *cfg = cel_config_new();
+    if (!cfg || cel_config_set(cfg, "broker_url", url, "bench") != CEL_OK ||
+        cel_config_set(cfg, "result_backend", url, "bench") != CEL_OK)
+        die("config", url);
+    cel_client *c = cel_client_new(cfg);
+    cel_config_free(cfg);
     if (!c || cel_client_connect(c) != CEL_OK)
         die("connect", c ? cel_client_errmsg(c) : "out of memory");
     size_t removed;
