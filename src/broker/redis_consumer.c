@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "broker/redis_internal.h"
+#include "core/fork_guard.h"
 #include "core/json_util.h"
 #include "core/log.h"
 #include "core/uuid.h"
@@ -53,7 +54,9 @@ struct io_state {
 static int io_wait(struct redis_broker *b, int fd_extra, int timeout_ms)
 {
     struct pollfd p[2] = {{.fd = b->kick, .events = POLLIN}, {.fd = fd_extra, .events = POLLIN}};
+    cel__fork_guard_wait_begin();
     int n = poll(p, fd_extra >= 0 ? 2 : 1, timeout_ms);
+    cel__fork_guard_wait_end();
     if (n > 0 && p[0].revents)
         cel__redis_eventfd_drain(b->kick);
     return n > 0 && fd_extra >= 0 && p[1].revents ? 1 : 0;
@@ -557,7 +560,8 @@ static void *io_main(void *arg)
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
-    s->next_sweep_ms = 0; /* once at start, like kombu */
+    cel__fork_guard_enter(); /* let go only while waiting: see fork_guard.h */
+    s->next_sweep_ms = 0;    /* once at start, like kombu */
     while (!atomic_load(&b->stop)) {
         int64_t mono = cel__mono_ms();
         if (!b->io.ctx) {
@@ -608,6 +612,7 @@ static void *io_main(void *arg)
         else
             io_brpop(s, room, timeout);
     }
+    cel__fork_guard_leave();
     /* A message popped but not recorded goes back in close(). */
     pthread_mutex_lock(&b->mu);
     if (s->pending) {

@@ -40,6 +40,7 @@
 
 #include "broker/fanout.h"
 #include "broker/redis_internal.h"
+#include "core/fork_guard.h"
 #include "core/log.h"
 
 #define COMP_FANOUT "broker.redis.fanout"
@@ -201,7 +202,9 @@ static int pump(struct cel_fanout_sub *s, int timeout_ms)
 {
     redisContext *c = s->conn.ctx;
     struct pollfd p[2] = {{.fd = s->kick, .events = POLLIN}, {.fd = c->fd, .events = POLLIN}};
+    cel__fork_guard_wait_begin();
     int n = poll(p, 2, timeout_ms);
+    cel__fork_guard_wait_end();
     if (n <= 0)
         return CEL_OK; /* timeout, EINTR */
     if (p[0].revents)
@@ -248,6 +251,7 @@ static void *sub_main(void *arg)
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    cel__fork_guard_enter(); /* let go only while waiting: see fork_guard.h */
     struct cel_errbuf err;
     while (!atomic_load(&s->stop)) {
         if (!s->conn.ctx) {
@@ -256,7 +260,10 @@ static void *sub_main(void *arg)
             int64_t wait = s->conn.retry_at_ms - cel__mono_ms();
             if (wait > 0) {
                 struct pollfd p = {.fd = s->kick, .events = POLLIN};
-                if (poll(&p, 1, (int)wait) > 0)
+                cel__fork_guard_wait_begin();
+                int n = poll(&p, 1, (int)wait);
+                cel__fork_guard_wait_end();
+                if (n > 0)
                     cel__redis_eventfd_drain(s->kick);
                 continue;
             }
@@ -267,6 +274,7 @@ static void *sub_main(void *arg)
         if (s->conn.ctx)
             pump(s, budget);
     }
+    cel__fork_guard_leave();
     return NULL;
 }
 

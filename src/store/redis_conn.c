@@ -12,7 +12,9 @@
 #include <time.h>
 
 #include "store/redis_conn.h"
+
 #include "core/clock.h"
+#include "core/fork_guard.h"
 #include "core/log.h"
 
 int cel__redis_target_init(struct cel_redis_target *t, const struct cel_url *u,
@@ -262,8 +264,10 @@ int cel__redis_connect(struct cel_redis *r, struct cel_errbuf *err)
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    cel__fork_guard_wait_begin(); /* a background thread lets fork() in while it sleeps */
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+    cel__fork_guard_wait_end();
 }
 
 int cel__redis_ensure(struct cel_redis *r, int64_t deadline_ms, struct cel_errbuf *err)
