@@ -541,7 +541,7 @@ static void *settler_main(void *arg)
         } else {
             r = poll(p, 2, (int)timeout);
         }
-        if (r == 0 && timeout == IDLE_POLL_MS)
+        if (r == 0 && !poll_us && timeout == IDLE_POLL_MS)
             more = true; /* safety net against a lost wakeup */
         if (r > 0 && (p[0].revents & POLLIN)) {
             uint64_t v;
