@@ -22,18 +22,8 @@
 
 #include <celeriac.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "bench_payload: %s: %s\n", what, detail);
-    exit(1);
-}
+#define BENCH_NAME "bench_payload"
+#include "bench_common.h"
 
 int main(int argc, char **argv)
 {

@@ -27,18 +27,8 @@
 
 #include <celeriac.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "bench_sqlite: %s: %s\n", what, detail);
-    exit(1);
-}
+#define BENCH_NAME "bench_sqlite"
+#include "bench_common.h"
 
 static pid_t start_worker(const char *cli, const char *tasks, const char *conc)
 {

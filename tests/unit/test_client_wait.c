@@ -7,6 +7,7 @@
 
 #include "broker/broker.h"
 #include "core/clock.h"
+#include "store_open.h"
 #include "testing.h"
 
 #define URL "sqlite:///test.db"
@@ -45,11 +46,7 @@ static size_t take(struct cel_broker *b, const char *queue, size_t max, int64_t 
 
 static struct cel_broker *open_broker(void)
 {
-    struct cel_errbuf err = {{0}};
-    struct cel_broker *b = NULL;
-    if (cel__broker_open(URL, NULL, &b, &err) != CEL_OK)
-        cel_test_fail(__FILE__, __LINE__, "open: %s", err.msg);
-    return b;
+    return cel_test_open_broker(URL);
 }
 
 static void test_no_worker_at_all(void)

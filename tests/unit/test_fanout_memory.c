@@ -12,6 +12,7 @@
 
 #include "broker/broker.h"
 #include "broker/fanout.h"
+#include "store_open.h"
 #include "testing.h"
 
 static bool match(const char *pattern, const char *rk)
@@ -45,10 +46,7 @@ static void test_pattern_rule(void)
 
 static struct cel_broker *open_mem(const char *url)
 {
-    struct cel_broker *b = NULL;
-    struct cel_errbuf err = {{0}};
-    ASSERT_OK(cel__broker_open(url, NULL, &b, &err));
-    return b;
+    return cel_test_open_broker(url);
 }
 
 static struct cel_fanout_sub *subscribe(struct cel_broker *b, const char *ex, const char *pat)

@@ -4,16 +4,12 @@
 #include "backend/backend.h"
 #include "broker/broker.h"
 #include "core/clock.h"
+#include "store_open.h"
 #include "testing.h"
 
 static struct cel_broker *open_broker(const char *url)
 {
-    struct cel_errbuf err = {{0}};
-    struct cel_broker *b = NULL;
-    int rc = cel__broker_open(url, NULL, &b, &err);
-    if (rc != 0)
-        cel_test_fail(__FILE__, __LINE__, "open %s: %d %s", url, rc, err.msg);
-    return b;
+    return cel_test_open_broker(url);
 }
 
 static int publish(struct cel_broker *b, const char *queue, int prio, int64_t due, const char *id)

@@ -23,6 +23,7 @@
 #include "core/json_util.h"
 #include "proto/message.h"
 #include "redis_server.h"
+#include "store_open.h"
 #include "testing.h"
 
 /* Band list names; the split literal stops \x16 from eating the digit. */
@@ -53,11 +54,7 @@ static void setup(void)
 
 static struct cel_backend *open_backend(void)
 {
-    struct cel_backend *bk = NULL;
-    struct cel_errbuf err = {{0}};
-    int rc = cel__backend_open(srv.url, NULL, &bk, &err);
-    if (rc != CEL_OK)
-        cel_test_fail(__FILE__, __LINE__, "open %s: %s", srv.url, err.msg);
+    struct cel_backend *bk = cel_test_open_backend(srv.url);
     ASSERT(bk->ops->wait);
     return bk;
 }

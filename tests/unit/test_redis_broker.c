@@ -25,6 +25,7 @@
 #include "core/clock.h"
 #include "proto/message.h"
 #include "redis_server.h"
+#include "store_open.h"
 #include "testing.h"
 
 /* Band list names; the split literal stops \x16 from eating the digit. */
@@ -55,11 +56,7 @@ static void setup(void)
 
 static struct cel_broker *open_broker(void)
 {
-    struct cel_broker *b = NULL;
-    struct cel_errbuf err = {{0}};
-    int rc = cel__broker_open(srv.url, NULL, &b, &err);
-    if (rc != CEL_OK)
-        cel_test_fail(__FILE__, __LINE__, "open %s: %s", srv.url, err.msg);
+    struct cel_broker *b = cel_test_open_broker(srv.url);
     ASSERT(b->ops->caps & CEL_BROKER_CAP_DELAYED);
     ASSERT(b->ops->caps & CEL_BROKER_CAP_VISIBILITY);
     return b;

@@ -17,6 +17,7 @@
 #include "core/base64.h"
 #include "core/clock.h"
 #include "redis_server.h"
+#include "store_open.h"
 #include "testing.h"
 
 #define PYTHON "/usr/bin/python3" /* Debian's: the one with python3-celery */
@@ -25,10 +26,7 @@ static struct cel_test_redis srv;
 
 static struct cel_broker *open_url(const char *url)
 {
-    struct cel_broker *b = NULL;
-    struct cel_errbuf err = {{0}};
-    if (cel__broker_open(url, NULL, &b, &err) != CEL_OK)
-        cel_test_fail(__FILE__, __LINE__, "open %s: %s", url, err.msg);
+    struct cel_broker *b = cel_test_open_broker(url);
     ASSERT(b->ops->fanout_publish && b->ops->fanout_subscribe && b->ops->fanout_poll &&
            b->ops->fanout_fd && b->ops->fanout_close);
     return b;

@@ -7,18 +7,14 @@
 #include "broker/broker.h"
 #include "core/clock.h"
 #include "core/json_parse.h"
+#include "store_open.h"
 #include "testing.h"
 
 #define URL "sqlite:///results.db"
 
 static struct cel_backend *open_backend(void)
 {
-    struct cel_errbuf err = {{0}};
-    struct cel_backend *bk = NULL;
-    int rc = cel__backend_open(URL, NULL, &bk, &err);
-    if (rc != 0)
-        cel_test_fail(__FILE__, __LINE__, "open: %d %s", rc, err.msg);
-    return bk;
+    return cel_test_open_backend(URL);
 }
 
 static int store(struct cel_backend *bk, const char *id, cel_state st, const char *status,

@@ -9,28 +9,19 @@
 #include "broker/broker.h"
 #include "core/clock.h"
 #include "sql_query.h"
+#include "store_open.h"
 #include "testing.h"
 
 #define URL "sqlite:///test.db"
 
 static struct cel_broker *open_broker(void)
 {
-    struct cel_errbuf err = {{0}};
-    struct cel_broker *b = NULL;
-    int rc = cel__broker_open(URL, NULL, &b, &err);
-    if (rc != 0)
-        cel_test_fail(__FILE__, __LINE__, "open: %d %s", rc, err.msg);
-    return b;
+    return cel_test_open_broker(URL);
 }
 
 static struct cel_backend *open_backend(void)
 {
-    struct cel_errbuf err = {{0}};
-    struct cel_backend *bk = NULL;
-    int rc = cel__backend_open(URL, NULL, &bk, &err);
-    if (rc != 0)
-        cel_test_fail(__FILE__, __LINE__, "open backend: %d %s", rc, err.msg);
-    return bk;
+    return cel_test_open_backend(URL);
 }
 
 static int publish(struct cel_broker *b, const char *queue, int prio, int64_t due, const char *id)

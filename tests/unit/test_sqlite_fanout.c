@@ -10,17 +10,14 @@
 #include "core/clock.h"
 #include "store/sqlite_db.h"
 #include "sql_query.h"
+#include "store_open.h"
 #include "testing.h"
 
 #define URL "sqlite:///test.db"
 
 static struct cel_broker *open_broker(void)
 {
-    struct cel_errbuf err = {{0}};
-    struct cel_broker *b = NULL;
-    int rc = cel__broker_open(URL, NULL, &b, &err);
-    if (rc != 0)
-        cel_test_fail(__FILE__, __LINE__, "open: %d %s", rc, err.msg);
+    struct cel_broker *b = cel_test_open_broker(URL);
     ASSERT(b->ops->fanout_publish && b->ops->fanout_subscribe && b->ops->fanout_poll &&
            b->ops->fanout_fd && b->ops->fanout_close);
     return b;
