@@ -263,18 +263,14 @@ static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_set
         kfail = true;
         snprintf(tr->why, sizeof tr->why, "cannot store results: %s", cel__backend_errmsg(s->k));
     }
-    /* Marks made in this turn, undone if the transaction rolls back. */
-    bool *marked_result = calloc(nwork ? nwork : 1, sizeof *marked_result);
-    bool *marked_broker = calloc(nwork ? nwork : 1, sizeof *marked_broker);
-    bool bfail = !marked_result || !marked_broker;
-    if (bfail)
-        snprintf(tr->why, sizeof tr->why, "out of memory");
-    for (size_t i = 0; i < nwork && !bfail; i++) {
+    /* Marks made in this turn (turn_*) are undone if the transaction
+     * rolls back. */
+    bool bfail = false;
+    for (size_t i = 0; i < nwork; i++) {
         struct cel_settle_item *it = &s->work.v[i];
-        if (has_result(it) && !it->result_done && !kfail) {
-            it->result_done = true;
-            marked_result[i] = true;
-        }
+        it->turn_result = it->turn_broker = false;
+        if (has_result(it) && !it->result_done && !kfail)
+            it->result_done = it->turn_result = true;
     }
     for (size_t i = 0; i < nwork && !bfail; i++) {
         struct cel_settle_item *it = &s->work.v[i];
@@ -286,8 +282,7 @@ static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_set
                      cel__broker_errmsg(s->b));
             break;
         }
-        it->broker_done = true;
-        marked_broker[i] = true;
+        it->broker_done = it->turn_broker = true;
     }
 
     size_t nfetched = 0;
@@ -328,11 +323,12 @@ static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_set
          * stored again on retry (a stored SUCCESS is never replaced);
          * messages claimed in a rolled-back transaction are still queued
          * and must not run here. */
-        for (size_t i = 0; i < nwork && marked_broker && marked_result; i++) {
-            if (marked_broker[i])
-                s->work.v[i].broker_done = false;
-            if (btx && marked_result[i])
-                s->work.v[i].result_done = false;
+        for (size_t i = 0; i < nwork; i++) {
+            struct cel_settle_item *it = &s->work.v[i];
+            if (it->turn_broker)
+                it->broker_done = false;
+            if (btx && it->turn_result)
+                it->result_done = false;
         }
         if (btx && (bo->caps & CEL_BROKER_CAP_TRANSACTIONS)) {
             for (size_t i = 0; i < nfetched; i++)
@@ -340,8 +336,6 @@ static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_set
             nfetched = 0;
         }
     }
-    free(marked_result);
-    free(marked_broker);
     tr->ok = !kfail && !bfail;
 
     for (size_t i = 0; i < nfetched; i++) {

@@ -57,6 +57,7 @@ struct cel_settle_item {
     int priority;   /* REPARK */
     /* store thread only */
     bool result_done, broker_done;
+    bool turn_result, turn_broker; /* set in the current round trip */
 };
 
 /* What the thread hands back; the loop owns it (cel__settle_report_free). */
