@@ -76,7 +76,36 @@ typedef struct cel_task_def {
     void *userdata;       /* passed to fn untouched */
     const char *queue;    /* queue the task lives on: a worker started without -Q
                              consumes it too. NULL: task_default_queue */
+
+    /* ---- celeriac 0.3: Celery's execution options (0 means "default") ---- */
+    double default_retry_delay; /* seconds before a retry without a countdown; 0: 180 */
+    double retry_backoff;       /* > 0: retry n waits retry_backoff * 2^n seconds (Celery's
+                                   retry_backoff=True is 1), capped and jittered; 0: off */
+    double retry_backoff_max;   /* cap of the backoff, seconds; 0: 600 */
+    double time_limit;          /* hard limit, seconds: the child is killed; 0: the worker's */
+    double soft_time_limit;     /* soft limit, seconds (cel_task_soft_limit_reached); 0: the
+                                   worker's */
+    const char *rate_limit;     /* "10/s", "100/m", "1000/h"; NULL: none; copied */
+    const char *const *autoretry_for; /* NULL-terminated exception type names ("IOError")
+                                         whose failures retry automatically; copied */
+    int max_retries;                  /* CEL_RETRIES_DEFAULT (0): 3; CEL_RETRIES_UNLIMITED;
+                                         CEL_RETRIES_NONE: never retried; otherwise the count */
+    int acks_late;                    /* CEL_TRI_DEFAULT: the worker's task_acks_late; CEL_TRI_ON,
+                                         CEL_TRI_OFF */
+    int reject_on_worker_lost;        /* CEL_TRI_ON: a task whose child died goes back to its queue
+                                         (until the poison limit) instead of failing */
+    int track_started;                /* CEL_TRI_*: store STARTED for this task */
+    int retry_jitter;                 /* CEL_TRI_DEFAULT or ON: full jitter on backoff; OFF: none */
+    int reserved;                     /* must be 0 */
 } cel_task_def;
+
+#define CEL_RETRIES_DEFAULT   0
+#define CEL_RETRIES_UNLIMITED (-1)
+#define CEL_RETRIES_NONE      (-2)
+
+#define CEL_TRI_DEFAULT 0
+#define CEL_TRI_ON      1
+#define CEL_TRI_OFF     (-1)
 
 /* Designated initialisers for the fields to set; the rest are zero. */
 #define CEL_TASK_DEF_INIT(...)                                                                     \
@@ -127,6 +156,35 @@ CEL_API const char *cel_task_parent_id(const cel_task *t); /* may be NULL */
 CEL_API const char *cel_task_group_id(const cel_task *t);  /* may be NULL */
 CEL_API const char *cel_task_queue(const cel_task *t);     /* delivery routing key */
 CEL_API const char *cel_task_hostname(const cel_task *t);  /* worker node name */
+/* ISO 8601 text of the eta and expires headers as sent; NULL when none. */
+CEL_API const char *cel_task_eta(const cel_task *t);
+CEL_API const char *cel_task_expires(const cel_task *t);
+/* Delivery info: exchange ("" for the default), routing key, priority
+ * (0 when none) and whether the broker delivered it before. */
+CEL_API const char *cel_task_exchange(const cel_task *t);
+CEL_API const char *cel_task_routing_key(const cel_task *t);
+CEL_API int cel_task_priority(const cel_task *t);
+CEL_API bool cel_task_redelivered(const cel_task *t);
+CEL_API const char *cel_task_reply_to(const cel_task *t);       /* may be "" */
+CEL_API const char *cel_task_correlation_id(const cel_task *t); /* may be NULL */
+CEL_API const char *cel_task_origin(const cel_task *t);         /* sender node; may be NULL */
+/* Raw JSON text of the message headers and properties objects. */
+CEL_API const char *cel_task_headers_json(const cel_task *t);
+CEL_API const char *cel_task_properties_json(const cel_task *t);
+/* The limits this run is under (the call's, else the task's, else the
+ * worker's), seconds; 0 when none. */
+CEL_API double cel_task_time_limit(const cel_task *t);
+CEL_API double cel_task_soft_time_limit(const cel_task *t);
+/* The retry limit this run is under (CEL_RETRIES_UNLIMITED for none). */
+CEL_API int cel_task_max_retries(const cel_task *t);
+/* Whether this run is a retry of an earlier one (retries > 0). */
+CEL_API bool cel_task_is_retry(const cel_task *t);
+
+/* Writes one line to the worker's log, prefixed with the task's name and
+ * id like Celery's task logger ("tasks.add[<id>]: ..."). */
+CEL_API void cel_task_log(const cel_task *t, cel_log_level level, const char *fmt, ...)
+    CEL_PRINTF(3, 4);
+
 /* Raw JSON text of the positional args ("[2, 3]") and kwargs ("{}"). */
 CEL_API const char *cel_task_args_json(const cel_task *t);
 CEL_API const char *cel_task_kwargs_json(const cel_task *t);
@@ -175,6 +233,42 @@ CEL_API int cel_task_failf(cel_task *t, const char *exc_type, const char *fmt, .
     CEL_PRINTF(3, 4);
 /* Fails with TypeError naming the first bad argument; for argument checks. */
 CEL_API int cel_task_fail_args(cel_task *t);
+/* Fails with TypeError unless the task got between min and max positional
+ * arguments (max < 0: no upper bound), worded like Python's
+ * "add() takes 2 positional arguments but 3 were given". Returns CEL_OK
+ * when the count is right, CEL_EINVAL after failing the task:
+ *
+ *     if (cel_task_check_argc(t, 2, 2) != CEL_OK)
+ *         return CEL_OK;
+ */
+CEL_API int cel_task_check_argc(cel_task *t, size_t min, long max);
+
+/* --- retries --------------------------------------------------------------
+ * Schedules this task again and ends this run in state RETRY (stored with
+ * the error, so clients see why). The retry is a new message with the same
+ * id, `retries` + 1 and every other header kept, published with this
+ * run's ack and parked on the broker until due: nothing sleeps.
+ *
+ * countdown: seconds until the retry; negative: the task's policy
+ * (retry_backoff when set, else default_retry_delay). exc_type/exc_module/
+ * message: the error that caused it (NULL exc_type: "Retry"). When the
+ * retry limit is reached the task fails instead, with Celery's
+ * MaxRetriesExceededError (celery.exceptions). Either way it returns
+ * CEL_OK, so a task can `return cel_task_retry(...)`.
+ */
+CEL_API int cel_task_retry(cel_task *t, double countdown, const char *exc_type,
+                           const char *exc_module, const char *message);
+
+/* --- states and limits ---------------------------------------------------
+ * Stores a state for this task now ("PROGRESS", or any custom name) with
+ * `meta_json`, one JSON value (NULL: null), as the result Python's
+ * AsyncResult.info returns. CEL_EJSON for bad JSON, CEL_EINVAL for a
+ * ready state name (SUCCESS, FAILURE, REVOKED: end the task instead).
+ */
+CEL_API int cel_task_update_state(cel_task *t, const char *state, const char *meta_json);
+/* True once this run has passed its soft time limit. A task that then
+ * returns a failure is recorded with Celery's SoftTimeLimitExceeded. */
+CEL_API bool cel_task_soft_limit_reached(const cel_task *t);
 
 #ifdef __cplusplus
 }

@@ -16,9 +16,55 @@
 #include "worker/frame.h"
 #include "worker/pool.h"
 
-void cel__child_main(const cel_registry *reg, const char *hostname, int fd)
+/* What a running task sends goes out at once, ahead of its RESULT: the
+ * parent must know the policy (hard limit) while the task runs, and a
+ * state is worth storing only while it is current. */
+struct child_io {
+    int fd;
+    uint64_t seq;
+    struct cel_buf *out;
+};
+
+static int io_send(struct child_io *c)
+{
+    return cel__framebuf_flush(c->out, c->fd) == 0 ? 0 : -1;
+}
+
+static int io_begin(void *ud, const struct cel_task_policy *p)
+{
+    struct child_io *c = ud;
+    struct cel_frame_begin b = {
+        .time_limit = p->time_limit,
+        .soft_time_limit = p->soft_time_limit,
+        .flags = (p->acks_late ? CEL_BEGIN_ACKS_LATE : 0) |
+                 (p->reject_on_worker_lost ? CEL_BEGIN_REJECT_ON_WORKER_LOST : 0) |
+                 (p->track_started ? CEL_BEGIN_TRACK_STARTED : 0)};
+    if (cel__frame_append_begin(c->out, c->seq, &b) != 0)
+        return -1;
+    return io_send(c);
+}
+
+static int io_state(void *ud, const char *state, const char *meta, size_t len)
+{
+    struct child_io *c = ud;
+    if (cel__frame_append_state(c->out, c->seq, state, meta, len) != 0)
+        return -1;
+    return io_send(c);
+}
+
+static int io_publish(void *ud, const struct cel_frame_publish *p)
+{
+    struct child_io *c = ud;
+    /* Buffered: publishes only matter with the RESULT, which flushes. */
+    return cel__frame_append_publish(c->out, c->seq, p);
+}
+
+void cel__child_main(const struct cel_exec_env *env, int fd)
 {
     struct cel_buf in = {0}, out = {0};
+    struct child_io cio = {.fd = fd, .out = &out};
+    const struct cel_exec_io io = {
+        .ud = &cio, .begin = io_begin, .state = io_state, .publish = io_publish};
     for (;;) {
         long got = cel__framebuf_fill(&in, fd);
         if (got == 0)
@@ -34,7 +80,8 @@ void cel__child_main(const cel_registry *reg, const char *hostname, int fd)
             if (f.type != CEL_FRAME_TASK)
                 _exit(3);
             struct cel_execution ex;
-            cel__execute(reg, hostname, f.payload, f.len, &ex);
+            cio.seq = f.seq;
+            cel__execute(env, &io, f.payload, f.len, &ex);
             int rc = cel__execution_to_frame(&ex, f.seq, &out);
             cel__execution_release(&ex);
             if (rc != 0)

@@ -67,12 +67,44 @@ static void malformed(struct cel_execution *out, const struct cel_message_fault 
               f->task ? f->task : "?", f->task_id, f->exc_type, out->reason);
 }
 
-static void run(const cel_task_def *def, const struct cel_message *m, const char *hostname,
-                struct cel_execution *out)
+static bool tri(int v, bool dflt)
+{
+    return v == CEL_TRI_ON ? true : v == CEL_TRI_OFF ? false : dflt;
+}
+
+static void resolve_policy(const struct cel_exec_env *env, const cel_task_def *def,
+                           const struct cel_message *m, struct cel_task_policy *p)
+{
+    p->time_limit = m->time_limit > 0     ? m->time_limit
+                    : def->time_limit > 0 ? def->time_limit
+                                          : env->time_limit;
+    p->soft_time_limit = m->soft_time_limit > 0     ? m->soft_time_limit
+                         : def->soft_time_limit > 0 ? def->soft_time_limit
+                                                    : env->soft_time_limit;
+    p->acks_late = tri(def->acks_late, env->acks_late);
+    p->reject_on_worker_lost = def->reject_on_worker_lost == CEL_TRI_ON;
+    p->track_started = tri(def->track_started, env->track_started);
+}
+
+bool cel__policy_differs(const struct cel_task_policy *p, const struct cel_exec_env *env)
+{
+    return p->time_limit != env->time_limit || p->soft_time_limit != env->soft_time_limit ||
+           p->acks_late != env->acks_late || p->reject_on_worker_lost ||
+           p->track_started != env->track_started;
+}
+
+static void run(const struct cel_exec_env *env, const struct cel_exec_io *io,
+                const cel_task_def *def, const struct cel_message *m, struct cel_execution *out)
 {
     struct cel_task t;
-    cel__task_init(&t, m, hostname);
+    cel__task_init(&t, m, env->hostname);
+    t.io = io;
+    t.def = def;
+    resolve_policy(env, def, m, &t.policy);
+    if (io && io->begin && cel__policy_differs(&t.policy, env))
+        io->begin(io->ud, &t.policy);
     int64_t t0 = cel__mono_us();
+    t.started_mono_us = t0;
     cel__task_invoke(&t, def);
     double runtime = (double)(cel__mono_us() - t0) / 1e6;
     bool ignore = m->ignore_result || def->ignore_result;
@@ -102,9 +134,10 @@ static void run(const cel_task_def *def, const struct cel_message *m, const char
     cel__task_release(&t);
 }
 
-void cel__execute(const cel_registry *reg, const char *hostname, const char *envelope, size_t len,
-                  struct cel_execution *out)
+void cel__execute(const struct cel_exec_env *env, const struct cel_exec_io *io,
+                  const char *envelope, size_t len, struct cel_execution *out)
 {
+    const cel_registry *reg = env->reg;
     memset(out, 0, sizeof *out);
     out->state = CEL_STATE_FAILURE;
 
@@ -138,7 +171,7 @@ void cel__execute(const cel_registry *reg, const char *hostname, const char *env
         CEL_INFO("worker", "Task %s[%s] received with eta: parked on the broker until it is due",
                  m.task, m.id);
     } else {
-        run(def, &m, hostname, out);
+        run(env, io, def, &m, out);
     }
     cel__message_release(&m);
 }

@@ -51,9 +51,54 @@ struct cel_execution {
     char reason[256];
 };
 
-/* Never fails on bad input; *out must be released. */
-void cel__execute(const cel_registry *reg, const char *hostname, const char *envelope, size_t len,
-                  struct cel_execution *out);
+/* What the worker sets for every task: its configuration, resolved once. */
+struct cel_exec_env {
+    const cel_registry *reg;
+    const char *hostname;
+    double time_limit;      /* --time-limit, seconds; 0: none */
+    double soft_time_limit; /* --soft-time-limit, seconds; 0: none */
+    bool acks_late;         /* task_acks_late */
+    bool track_started;     /* task_track_started */
+};
+
+/*
+ * The policy one run is under, resolved from the message headers (a
+ * call's `timelimit`), the task's definition and the worker (env), in
+ * that order of precedence.
+ */
+struct cel_task_policy {
+    double time_limit;      /* hard, seconds; 0: none */
+    double soft_time_limit; /* seconds; 0: none */
+    bool acks_late;
+    bool reject_on_worker_lost;
+    bool track_started;
+};
+
+/* Whether the parent must be told about a policy before the task runs:
+ * it differs from what the parent assumes for every task (env). */
+bool cel__policy_differs(const struct cel_task_policy *p, const struct cel_exec_env *env);
+
+/*
+ * How a running task reaches the worker parent: frames from a prefork
+ * child (child.c), direct calls under the solo pool. Each returns 0 or -1
+ * (the parent cannot be told: the task fails with that reason).
+ *  - begin: sent before the task body runs, only when
+ *    cel__policy_differs() (BEGIN frame): the parent arms the hard limit
+ *    and knows about acks_late and reject_on_worker_lost.
+ *  - state: store a state now (STATE frame).
+ *  - publish: a message to publish with this task's ack (PUBLISH frame).
+ */
+struct cel_exec_io {
+    void *ud;
+    int (*begin)(void *ud, const struct cel_task_policy *p);
+    int (*state)(void *ud, const char *state, const char *meta, size_t len);
+    int (*publish)(void *ud, const struct cel_frame_publish *p);
+};
+
+/* Never fails on bad input; *out must be released. `io` may be NULL (unit
+ * tests): begin/state/publish are then dropped. */
+void cel__execute(const struct cel_exec_env *env, const struct cel_exec_io *io,
+                  const char *envelope, size_t len, struct cel_execution *out);
 void cel__execution_release(struct cel_execution *ex);
 
 /*

@@ -27,8 +27,7 @@ long cel__frame_decode(const unsigned char *buf, size_t n, struct cel_frame *f)
     uint16_t reserved;
     memcpy(&len, buf, 4);
     memcpy(&reserved, buf + 6, 2);
-    if (buf[4] < CEL_FRAME_TASK || buf[4] > CEL_FRAME_PUBLISH || reserved != 0 ||
-        len > CEL_FRAME_MAX)
+    if (buf[4] < CEL_FRAME_TASK || buf[4] > CEL_FRAME_BEGIN || reserved != 0 || len > CEL_FRAME_MAX)
         return -1;
     if (n - CEL_FRAME_HEADER < len)
         return 0;
@@ -199,5 +198,44 @@ int cel__frame_parse_publish(const struct cel_frame *f, struct cel_frame_publish
     out->task_id = id;
     out->body = p;
     out->len = (size_t)(end - p);
+    return 0;
+}
+
+int cel__frame_append_begin(struct cel_buf *b, uint64_t seq, const struct cel_frame_begin *p)
+{
+    char hard[40], soft[40], flags[16];
+    snprintf(hard, sizeof hard, "%.17g", p->time_limit);
+    snprintf(soft, sizeof soft, "%.17g", p->soft_time_limit);
+    snprintf(flags, sizeof flags, "%u", p->flags);
+    const char *fields[] = {hard, soft, flags};
+    return append_fields(b, CEL_FRAME_BEGIN, seq, fields, 3, NULL, 0);
+}
+
+/* A limit as the child wrote it: finite, not negative, below a year. */
+static int parse_limit(const char *s, double *out)
+{
+    char *e;
+    double v = strtod(s, &e);
+    if (e == s || *e || !(v >= 0 && v < 366.0 * 86400))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cel__frame_parse_begin(const struct cel_frame *f, struct cel_frame_begin *out)
+{
+    const char *p = f->payload, *end = f->payload + f->len;
+    if (f->type != CEL_FRAME_BEGIN)
+        return -1;
+    const char *hard = next_field(&p, end), *soft = next_field(&p, end);
+    const char *flags = next_field(&p, end);
+    if (!hard || !soft || !flags || p != end || parse_limit(hard, &out->time_limit) != 0 ||
+        parse_limit(soft, &out->soft_time_limit) != 0)
+        return -1;
+    char *e;
+    unsigned long fl = strtoul(flags, &e, 10);
+    if (e == flags || *e || fl > 7)
+        return -1;
+    out->flags = (unsigned)fl;
     return 0;
 }

@@ -40,6 +40,7 @@ enum cel_frame_type {
     CEL_FRAME_RESULT = 2,
     CEL_FRAME_STATE = 3,
     CEL_FRAME_PUBLISH = 4,
+    CEL_FRAME_BEGIN = 5, /* child -> parent: the policy of the task it starts */
 };
 
 struct cel_frame {
@@ -97,6 +98,19 @@ struct cel_frame_publish {
     const char *body; /* the envelope */
     size_t len;
 };
+
+/* The payload of a BEGIN frame (the task's policy, execute.h). */
+struct cel_frame_begin {
+    double time_limit;      /* 0: none */
+    double soft_time_limit; /* 0: none */
+    unsigned flags;         /* CEL_BEGIN_* */
+};
+#define CEL_BEGIN_ACKS_LATE             0x1u
+#define CEL_BEGIN_REJECT_ON_WORKER_LOST 0x2u
+#define CEL_BEGIN_TRACK_STARTED         0x4u
+
+int cel__frame_append_begin(struct cel_buf *b, uint64_t seq, const struct cel_frame_begin *p);
+int cel__frame_parse_begin(const struct cel_frame *f, struct cel_frame_begin *out);
 
 /* Appends a STATE / PUBLISH frame for task `seq`. 0 or -1 (out of memory,
  * or a field that would not survive the trip: a NUL inside it). */

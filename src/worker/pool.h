@@ -50,7 +50,7 @@ extern const struct cel_pool_ops cel__pool_solo;
 
 /* The prefork child's side (child.c): runs TASK frames from fd until the
  * parent closes it. Never returns. */
-void cel__child_main(const cel_registry *reg, const char *hostname, int fd)
-    __attribute__((noreturn));
+struct cel_exec_env;
+void cel__child_main(const struct cel_exec_env *env, int fd) __attribute__((noreturn));
 
 #endif

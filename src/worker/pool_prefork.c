@@ -134,7 +134,7 @@ static int spawn(struct prefork *p, struct child *c)
         char name[64];
         snprintf(name, sizeof name, "ForkPoolWorker-%d", number);
         cel__log_set_process_name(name);
-        cel__child_main(w->reg, w->hostname, sv[1]);
+        cel__child_main(&w->exec_env, sv[1]);
     }
     close(sv[1]);
     int fl = fcntl(sv[0], F_GETFL);

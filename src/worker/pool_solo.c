@@ -40,7 +40,7 @@ static void solo_dispatch(struct cel_pool *base)
          * crash in this task loses nothing already settled. */
         cel__settler_flush(w->settler);
         struct cel_execution ex;
-        cel__execute(w->reg, w->hostname, f->d.body, f->d.len, &ex);
+        cel__execute(&w->exec_env, NULL, f->d.body, f->d.len, &ex);
         int64_t ran = cel__mono_us() - f->started_us;
         w->runtime_ewma_us += (ran - w->runtime_ewma_us) / 8;
         f->slot = -1;

@@ -24,7 +24,8 @@
 _Static_assert(offsetof(cel_task_def, struct_size) == 0, "struct_size comes first");
 _Static_assert(CEL_NO_PADDING(cel_task_def, sizeof(unsigned) + sizeof(int) + sizeof(const char *) +
                                                 sizeof(cel_task_fn) + sizeof(void *) +
-                                                sizeof(const char *)),
+                                                sizeof(const char *) + 5 * sizeof(double) +
+                                                2 * sizeof(void *) + 6 * sizeof(int)),
                "cel_task_def must have no padding (sized_struct.h)");
 
 /*

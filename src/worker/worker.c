@@ -106,6 +106,10 @@ static int configure(cel_worker *w)
     w->delivery_limit = limit > 0 ? (unsigned)limit : 0;
     w->track_started = cel_config_get_int(w->cfg, "task_track_started") != 0;
     w->acks_late = cel_config_get_int(w->cfg, "task_acks_late") != 0;
+    w->exec_env = (struct cel_exec_env){.reg = w->reg,
+                                        .hostname = w->hostname,
+                                        .acks_late = w->acks_late,
+                                        .track_started = w->track_started};
     return parse_queues(w);
 }
 

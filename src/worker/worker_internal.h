@@ -66,6 +66,7 @@ struct cel_worker {
     unsigned delivery_limit; /* 0: none */
     bool track_started;
     bool acks_late;
+    struct cel_exec_env exec_env; /* what every task run starts from (execute.h) */
 
     /* running */
     uv_loop_t loop;

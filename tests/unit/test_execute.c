@@ -40,7 +40,8 @@ static char *build(const char *task, const char *args, int64_t eta_us, int64_t e
 
 static void run(const cel_registry *reg, const char *envelope, struct cel_execution *ex)
 {
-    cel__execute(reg, "w@test", envelope, strlen(envelope), ex);
+    const struct cel_exec_env env = {.reg = reg, .hostname = "w@test", .acks_late = true};
+    cel__execute(&env, NULL, envelope, strlen(envelope), ex);
 }
 
 static void test_success_and_type_error(void)
