@@ -45,6 +45,8 @@ void cel__task_release(struct cel_task *t)
         return;
     free(t->args_json);
     free(t->kwargs_json);
+    free(t->headers_json);
+    free(t->properties_json);
     json_decref(t->result);
     clear_failure(t);
     memset(t, 0, sizeof *t);

@@ -34,6 +34,10 @@ struct cel_task {
     char *exc_message; /* owned */
 
     char arg_error[256]; /* why the last accessor failed, for cel_task_fail_args() */
+
+    /* task_request.c caches */
+    char *headers_json;    /* lazily dumped; owned */
+    char *properties_json; /* lazily dumped; owned */
 };
 
 void cel__task_init(struct cel_task *t, const struct cel_message *msg, const char *hostname);
