@@ -10,6 +10,7 @@
 #include "celeriac/config.h"
 #include "celeriac/state.h"
 #include "celeriac/task.h"
+#include "celeriac/value.h"
 #include "celeriac/client.h"
 #include "celeriac/worker.h"
 

@@ -9,34 +9,10 @@
 #include "proto/message.h"
 #include "worker/task_context.h"
 
+#include "task_fixture.h"
 #include "testing.h"
 
 #define TASK_ID "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
-
-struct fixture {
-    struct cel_message msg;
-    struct cel_task task;
-};
-
-/* Builds the envelope from `s`, lets `edit` change it as a peer might
- * have sent it (NULL: as built), and parses it as the worker does. */
-static void setup_with(struct fixture *f, const struct cel_task_spec *s, void (*edit)(json_t *))
-{
-    char *text = NULL;
-    char err[256];
-    ASSERT_OK(cel__message_build(s, &text, NULL, NULL, err, sizeof err));
-    if (edit) {
-        json_t *root = json_loads(text, 0, NULL);
-        ASSERT(root);
-        edit(root);
-        free(text);
-        text = json_dumps(root, 0);
-        json_decref(root);
-    }
-    ASSERT_OK(cel__message_parse(text, strlen(text), NULL, &f->msg, err, sizeof err));
-    free(text);
-    cel__task_init(&f->task, &f->msg, "w1@host");
-}
 
 static struct cel_task_spec base_spec(const char *args_json)
 {
@@ -47,16 +23,10 @@ static struct cel_task_spec base_spec(const char *args_json)
     return s;
 }
 
-static void setup(struct fixture *f, const char *args_json)
+static void setup(struct cel_test_task *f, const char *args_json)
 {
     struct cel_task_spec s = base_spec(args_json);
-    setup_with(f, &s, NULL);
-}
-
-static void teardown(struct fixture *f)
-{
-    cel__task_release(&f->task);
-    cel__message_release(&f->msg);
+    cel_test_task_setup(f, &s, NULL);
 }
 
 /* --- request fields -------------------------------------------------------- */
@@ -69,8 +39,8 @@ static void test_delivery_fields(void)
     s.priority = 7;
     s.reply_to = "reply-queue";
     s.origin = "gen42@client-host";
-    struct fixture f;
-    setup_with(&f, &s, NULL);
+    struct cel_test_task f;
+    cel_test_task_setup(&f, &s, NULL);
     cel_task *t = &f.task;
     ASSERT_STREQ(cel_task_exchange(t), "tasks-ex");
     ASSERT_STREQ(cel_task_routing_key(t), "hipri");
@@ -80,7 +50,7 @@ static void test_delivery_fields(void)
     /* the builder sets correlation_id to the task id, as Celery does */
     ASSERT_STREQ(cel_task_correlation_id(t), TASK_ID);
     ASSERT_STREQ(cel_task_origin(t), "gen42@client-host");
-    teardown(&f);
+    cel_test_task_teardown(&f);
 }
 
 /* What a minimal peer sends: no reply_to, correlation_id or origin, a
@@ -99,8 +69,8 @@ static void strip_optional(json_t *root)
 static void test_delivery_defaults(void)
 {
     struct cel_task_spec s = base_spec("[]");
-    struct fixture f;
-    setup_with(&f, &s, strip_optional);
+    struct cel_test_task f;
+    cel_test_task_setup(&f, &s, strip_optional);
     cel_task *t = &f.task;
     ASSERT_STREQ(cel_task_exchange(t), "");
     ASSERT_STREQ(cel_task_routing_key(t), "celery");
@@ -109,7 +79,7 @@ static void test_delivery_defaults(void)
     ASSERT_STREQ(cel_task_reply_to(t), "");
     ASSERT(cel_task_correlation_id(t) == NULL);
     ASSERT(cel_task_origin(t) == NULL);
-    teardown(&f);
+    cel_test_task_teardown(&f);
 }
 
 /* Celery's own eta text: isoformat() with a UTC offset. */
@@ -122,30 +92,30 @@ static void python_eta(json_t *root)
 
 static void test_eta_expires_as_sent(void)
 {
-    struct fixture f;
+    struct cel_test_task f;
     setup(&f, "[]");
     ASSERT(cel_task_eta(&f.task) == NULL);
     ASSERT(cel_task_expires(&f.task) == NULL);
-    teardown(&f);
+    cel_test_task_teardown(&f);
 
     /* the builder's text comes back as written */
     struct cel_task_spec s = base_spec("[]");
     s.eta_us = 1700000000123000;     /* 2023-11-14T22:13:20.123 UTC */
     s.expires_us = 1700003600000000; /* an hour later */
-    setup_with(&f, &s, NULL);
+    cel_test_task_setup(&f, &s, NULL);
     const json_t *h = json_object_get(f.msg.root, "headers");
     ASSERT_STREQ(cel_task_eta(&f.task), json_string_value(json_object_get(h, "eta")));
     ASSERT_STREQ(cel_task_expires(&f.task), json_string_value(json_object_get(h, "expires")));
     ASSERT_CONTAINS(cel_task_eta(&f.task), "2023-11-14T22:13:20.123");
     ASSERT_CONTAINS(cel_task_expires(&f.task), "2023-11-14T23:13:20");
-    teardown(&f);
+    cel_test_task_teardown(&f);
 
     /* a Python client's text is not reformatted */
     s = base_spec("[]");
-    setup_with(&f, &s, python_eta);
+    cel_test_task_setup(&f, &s, python_eta);
     ASSERT_STREQ(cel_task_eta(&f.task), "2031-05-06T07:08:09.123456+00:00");
     ASSERT_STREQ(cel_task_expires(&f.task), "2031-05-06T08:00:00+02:00");
-    teardown(&f);
+    cel_test_task_teardown(&f);
 }
 
 static void custom_header(json_t *root)
@@ -157,8 +127,8 @@ static void test_raw_headers_and_properties(void)
 {
     struct cel_task_spec s = base_spec("[1]");
     s.queue = "hipri";
-    struct fixture f;
-    setup_with(&f, &s, custom_header);
+    struct cel_test_task f;
+    cel_test_task_setup(&f, &s, custom_header);
     cel_task *t = &f.task;
 
     const char *h = cel_task_headers_json(t);
@@ -180,15 +150,15 @@ static void test_raw_headers_and_properties(void)
         json_string_value(json_object_get(json_object_get(pv, "delivery_info"), "routing_key")),
         "hipri");
     json_decref(pv);
-    teardown(&f); /* the caches are freed here: ASan's leak check sees it */
+    cel_test_task_teardown(&f); /* the caches are freed here: ASan's leak check sees it */
 }
 
 static void test_limits_and_retry_state(void)
 {
     struct cel_task_spec s = base_spec("[]");
     s.retries = 2;
-    struct fixture f;
-    setup_with(&f, &s, NULL);
+    struct cel_test_task f;
+    cel_test_task_setup(&f, &s, NULL);
     cel_task *t = &f.task;
     ASSERT(cel_task_time_limit(t) == 0.0);
     ASSERT(cel_task_soft_time_limit(t) == 0.0);
@@ -199,21 +169,21 @@ static void test_limits_and_retry_state(void)
     ASSERT(cel_task_soft_time_limit(t) == 20.0);
     ASSERT(cel_task_is_retry(t));
     ASSERT_EQ(cel_task_retries(t), 2);
-    teardown(&f);
+    cel_test_task_teardown(&f);
 
     setup(&f, "[]");
     ASSERT(!cel_task_is_retry(&f.task));
-    teardown(&f);
+    cel_test_task_teardown(&f);
 }
 
-static void set_max_retries_header(struct fixture *f, json_t *v)
+static void set_max_retries_header(struct cel_test_task *f, json_t *v)
 {
     json_object_set_new(json_object_get(f->msg.root, "headers"), "celeriac_max_retries", v);
 }
 
 static void test_max_retries_resolution(void)
 {
-    struct fixture f;
+    struct cel_test_task f;
     setup(&f, "[]");
     cel_task *t = &f.task;
     ASSERT_EQ(cel_task_max_retries(t), 3); /* no def, no header: Celery's 3 */
@@ -245,7 +215,7 @@ static void test_max_retries_resolution(void)
     set_max_retries_header(&f, json_real(5.0));
     ASSERT_EQ(cel_task_max_retries(t), 7);
     t->def = NULL;
-    teardown(&f);
+    cel_test_task_teardown(&f);
 }
 
 /* --- cel_task_check_argc --------------------------------------------------- */
@@ -255,7 +225,7 @@ static void test_max_retries_resolution(void)
 static const char *argc_error(const char *args, size_t min, long max)
 {
     static char msg[256];
-    struct fixture f;
+    struct cel_test_task f;
     setup(&f, args);
     int rc = cel_task_check_argc(&f.task, min, max);
     const char *out = NULL;
@@ -268,7 +238,7 @@ static const char *argc_error(const char *args, size_t min, long max)
         snprintf(msg, sizeof msg, "%s: %s", f.task.exc_type, f.task.exc_message);
         out = msg;
     }
-    teardown(&f);
+    cel_test_task_teardown(&f);
     return out;
 }
 
@@ -304,13 +274,13 @@ static void test_check_argc_misuse(void)
     ASSERT_EQ(cel_task_check_argc(NULL, 0, 0), CEL_EINVAL);
     /* min > max is the author's bug: the task fails saying so instead of
      * running with a count nobody meant */
-    struct fixture f;
+    struct cel_test_task f;
     setup(&f, "[1]");
     ASSERT_EQ(cel_task_check_argc(&f.task, 3, 2), CEL_EINVAL);
     ASSERT(f.task.failed);
     ASSERT_STREQ(f.task.exc_type, "RuntimeError");
     ASSERT_CONTAINS(f.task.exc_message, "min > max");
-    teardown(&f);
+    cel_test_task_teardown(&f);
 }
 
 /* --- cel_task_log ---------------------------------------------------------- */
@@ -333,7 +303,7 @@ static void keep_line(cel_log_level level, const char *component, const char *ms
 
 static void test_log_line_format(void)
 {
-    struct fixture f;
+    struct cel_test_task f;
     setup(&f, "[]");
     struct logged l = {0};
     cel_set_log_handler(keep_line, &l, CEL_LOG_INFO);
@@ -370,7 +340,7 @@ static void test_log_line_format(void)
     /* no handler: nothing is formatted or delivered */
     cel_task_log(&f.task, CEL_LOG_CRITICAL, "lost");
     ASSERT_EQ(l.calls, 3);
-    teardown(&f);
+    cel_test_task_teardown(&f);
 }
 
 int main(void)
