@@ -59,13 +59,13 @@
 #include <stdbool.h>
 
 #include "celeriac/common.h"
+#include "celeriac/task.h" /* cel_task */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct cel_value cel_value;
-typedef struct cel_task cel_task;
 
 typedef enum {
     CEL_VALUE_NULL = 0,
@@ -108,7 +108,9 @@ CEL_API const char *cel_value_key_at(const cel_value *v, size_t i);
 CEL_API const cel_value *cel_value_value_at(const cel_value *v, size_t i);
 
 /* Typed reads: CEL_OK, CEL_EMISSING (v is NULL), CEL_ETYPE (another
- * type), CEL_EINVAL (out is NULL). *out is unchanged on failure. */
+ * type), CEL_EINVAL (out is NULL). *out is unchanged on failure. Every
+ * JSON integer fits: text with one outside int64 does not parse (as in
+ * the argument accessors, whose CEL_ERANGE therefore never occurs here). */
 CEL_API int cel_value_get_int(const cel_value *v, int64_t *out);
 CEL_API int cel_value_get_double(const cel_value *v, double *out);
 CEL_API int cel_value_get_bool(const cel_value *v, bool *out);
