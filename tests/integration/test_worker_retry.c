@@ -61,6 +61,9 @@ static void stop(struct env *e)
     cel_config_free(e->cfg);
     kill(e->worker, SIGTERM);
     ASSERT_EQ(cel_test_wait(e->worker, WAIT_MS), 0);
+    /* a sanitizer build reports into the worker's log */
+    ASSERT_EQ(cel_test_count_in_file(LOG_PATH, "Sanitizer"), 0);
+    ASSERT_EQ(cel_test_count_in_file(LOG_PATH, "runtime error:"), 0);
     if (e->redis)
         cel_test_redis_stop(&e->srv);
 }
