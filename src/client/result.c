@@ -6,6 +6,7 @@
  * exactly as Celery reports unknown ids. The state names themselves are
  * the protocol's (proto/state.c).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,6 +306,17 @@ const char *cel_result_traceback(const cel_result *r)
 const char *cel_result_meta_json(const cel_result *r)
 {
     return r ? r->meta_json : NULL;
+}
+
+int cel_result_retries(const cel_result *r)
+{
+    if (!r || !r->meta_json)
+        return -1;
+    json_t *meta = cel__json_parse(r->meta_json, strlen(r->meta_json), CEL_JSON_MAX_DEPTH, NULL, 0);
+    json_t *v = json_object_get(meta, "retries");
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
+    json_decref(meta);
+    return n < 0 ? -1 : n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 int cel_result_forget(cel_result *r)

@@ -29,15 +29,52 @@ static char *make_traceback(const char *task, const char *exc_type, const char *
     return tb;
 }
 
-static void set_meta(struct cel_execution *out, const struct cel_message *m, cel_state state,
-                     json_t *result, const char *traceback)
+/* What a meta document holds besides Celery's standard fields. */
+struct meta_extra {
+    json_t *children; /* stolen; NULL: [] */
+    int retries;      /* < 0: no "retries" field */
+};
+
+/* Sets `key` just before "task_id", which Celery always writes last. */
+static bool put_before_id(json_t *meta, const char *key, json_t *v)
+{
+    json_t *id = json_incref(json_object_get(meta, "task_id"));
+    json_object_del(meta, "task_id");
+    bool ok =
+        json_object_set_new(meta, key, v) == 0 && id && json_object_set(meta, "task_id", id) == 0;
+    json_decref(id);
+    return ok;
+}
+
+static void set_meta_extra(struct cel_execution *out, const struct cel_message *m, cel_state state,
+                           json_t *result, const char *traceback, const struct meta_extra *x)
 {
     json_t *meta = cel__result_meta_new(m->id, cel_state_name(state), result, traceback,
                                         m->group_id, m->parent_id, cel__wall_us());
+    bool ok = meta != NULL;
+    if (x && x->children && ok) /* set_new steals it, also when it fails */
+        ok = json_object_set_new(meta, "children", x->children) == 0;
+    else if (x && x->children)
+        json_decref(x->children);
+    /* Celery's result_extended meta has "retries"; ours has it whenever
+     * there were retries, so a client sees how many (AsyncResult.retries
+     * in Python reads it). */
+    if (ok && x && x->retries >= 0)
+        ok = put_before_id(meta, "retries", json_integer((json_int_t)x->retries));
+    if (!ok) {
+        json_decref(meta);
+        meta = NULL;
+    }
     out->state = state;
     out->meta = meta ? cel__json_dump(meta) : NULL;
     out->meta_len = out->meta ? strlen(out->meta) : 0;
     json_decref(meta);
+}
+
+static void set_meta(struct cel_execution *out, const struct cel_message *m, cel_state state,
+                     json_t *result, const char *traceback)
+{
+    set_meta_extra(out, m, state, result, traceback, NULL);
 }
 
 static void set_exception(struct cel_execution *out, const struct cel_message *m, cel_state state,
@@ -93,6 +130,63 @@ bool cel__policy_differs(const struct cel_task_policy *p, const struct cel_exec_
            p->track_started != env->track_started;
 }
 
+static bool autoretries(const cel_task_def *def, const char *exc_type)
+{
+    for (size_t i = 0; exc_type && def->autoretry_for && def->autoretry_for[i]; i++)
+        if (strcmp(def->autoretry_for[i], exc_type) == 0)
+            return true;
+    return false;
+}
+
+/* A failure listed in autoretry_for is retried as if the task had called
+ * cel_task_retry with it (which may fail it with MaxRetriesExceededError
+ * instead). */
+static void autoretry(struct cel_task *t)
+{
+    char *type = t->exc_type, *module = t->exc_module, *msg = t->exc_message;
+    t->exc_type = t->exc_module = t->exc_message = NULL; /* ours while the retry runs */
+    t->failed = false;
+    cel_task_retry(t, -1, type, module, msg);
+    if (!t->retrying && !t->failed) /* only on a NULL task: keep the original error */
+        cel_task_fail(t, type, module, msg);
+    free(type);
+    free(module);
+    free(msg);
+}
+
+/* Celery's SoftTimeLimitExceeded comes from billiard, which raises it in
+ * the task: a task that failed once its soft limit passed failed of it. */
+static void soft_limit_failure(struct cel_task *t)
+{
+    char *msg = t->exc_message;
+    t->exc_message = NULL;
+    char fallback[64];
+    snprintf(fallback, sizeof fallback, "soft time limit (%gs) exceeded",
+             t->policy.soft_time_limit);
+    cel_task_fail(t, "SoftTimeLimitExceeded", "billiard.exceptions", msg && *msg ? msg : fallback);
+    free(msg);
+}
+
+static void outcome_retry(const struct cel_task *t, const struct cel_message *m, bool ignore,
+                          struct cel_execution *out)
+{
+    const char *type = t->retry_exc_type ? t->retry_exc_type : "Retry";
+    const char *module = t->retry_exc_module ? t->retry_exc_module : "celery.exceptions";
+    const char *msg = t->retry_exc_message ? t->retry_exc_message : "";
+    out->state = CEL_STATE_RETRY;
+    /* Celery's log line and traceback end: "Retry in 2s: KeyError('x')" */
+    char why[512];
+    snprintf(why, sizeof why, "Retry in %gs: %s('%.400s')", t->retry_countdown, type, msg);
+    CEL_INFO("worker", "Task %s[%s] retry: %s", m->task, m->id, why);
+    if (ignore)
+        return;
+    char *tb = make_traceback(m->task, "celery.exceptions.Retry", why);
+    /* The retry is this task's child, as Celery records it. */
+    struct meta_extra x = {.children = json_pack("[[[s, n], n]]", m->id), .retries = m->retries};
+    set_meta_extra(out, m, CEL_STATE_RETRY, cel__exception_new(type, module, msg), tb, &x);
+    free(tb);
+}
+
 static void run(const struct cel_exec_env *env, const struct cel_exec_io *io,
                 const cel_task_def *def, const struct cel_message *m, struct cel_execution *out)
 {
@@ -108,8 +202,15 @@ static void run(const struct cel_exec_env *env, const struct cel_exec_io *io,
     cel__task_invoke(&t, def);
     double runtime = (double)(cel__mono_us() - t0) / 1e6;
     bool ignore = m->ignore_result || def->ignore_result;
+    if (!t.retrying && t.failed && autoretries(def, t.exc_type))
+        autoretry(&t);
+    if (!t.retrying && t.failed && cel_task_soft_limit_reached(&t))
+        soft_limit_failure(&t);
+    struct meta_extra x = {.retries = m->retries > 0 ? m->retries : -1};
 
-    if (!t.failed) {
+    if (t.retrying) {
+        outcome_retry(&t, m, ignore, out);
+    } else if (!t.failed) {
         out->state = CEL_STATE_SUCCESS;
         if (cel__log_min_level <= CEL_LOG_INFO) {
             char *text = t.result ? cel__json_dump(t.result) : NULL;
@@ -118,7 +219,8 @@ static void run(const struct cel_exec_env *env, const struct cel_exec_io *io,
             free(text);
         }
         if (!ignore)
-            set_meta(out, m, CEL_STATE_SUCCESS, t.result ? json_incref(t.result) : NULL, NULL);
+            set_meta_extra(out, m, CEL_STATE_SUCCESS, t.result ? json_incref(t.result) : NULL, NULL,
+                           &x);
     } else {
         out->state = CEL_STATE_FAILURE;
         const char *type = t.exc_type ? t.exc_type : "Exception";
@@ -126,8 +228,9 @@ static void run(const struct cel_exec_env *env, const struct cel_exec_io *io,
         CEL_ERROR("worker", "Task %s[%s] raised unexpected: %s('%s')", m->task, m->id, type, msg);
         if (!ignore) {
             char *tb = make_traceback(m->task, type, msg);
-            set_meta(out, m, CEL_STATE_FAILURE,
-                     cel__exception_new(type, t.exc_module ? t.exc_module : "builtins", msg), tb);
+            set_meta_extra(out, m, CEL_STATE_FAILURE,
+                           cel__exception_new(type, t.exc_module ? t.exc_module : "builtins", msg),
+                           tb, &x);
             free(tb);
         }
     }

@@ -49,6 +49,75 @@ struct cel_registry {
     bool refused_v1; /* a celeriac 0.1 definition was offered */
 };
 
+/* The strings a registered definition owns (cel_registry_add copies
+ * them: a module's definitions may live on its stack). */
+static void release_strings(cel_task_def *d)
+{
+    free((char *)d->name);
+    free((char *)d->queue);
+    free((char *)d->rate_limit);
+    if (d->autoretry_for) {
+        for (size_t i = 0; d->autoretry_for[i]; i++)
+            free((char *)d->autoretry_for[i]);
+        free((void *)d->autoretry_for);
+    }
+    d->name = d->queue = d->rate_limit = NULL;
+    d->autoretry_for = NULL;
+}
+
+/* Deep copies of d's strings into d itself; on failure nothing is owned. */
+static int copy_strings(cel_task_def *d)
+{
+    const char *name = d->name, *queue = d->queue, *rate = d->rate_limit;
+    const char *const *autoretry = d->autoretry_for;
+    d->name = strdup(name);
+    d->queue = queue ? strdup(queue) : NULL;
+    d->rate_limit = rate ? strdup(rate) : NULL;
+    d->autoretry_for = NULL;
+    bool ok = d->name && (!queue || d->queue) && (!rate || d->rate_limit);
+    if (ok && autoretry) {
+        size_t n = 0;
+        while (autoretry[n])
+            n++;
+        char **types = calloc(n + 1, sizeof *types);
+        d->autoretry_for = (const char *const *)types;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = types && (types[i] = strdup(autoretry[i])) != NULL;
+        ok = ok && types;
+    }
+    if (!ok)
+        release_strings(d);
+    return ok ? CEL_OK : CEL_ENOMEM;
+}
+
+static bool tri_ok(int v)
+{
+    return v == CEL_TRI_DEFAULT || v == CEL_TRI_ON || v == CEL_TRI_OFF;
+}
+
+/* The options of a definition that no default can stand in for. */
+static int check_options(cel_registry *reg, const cel_task_def *d)
+{
+    const char *why = NULL;
+    if (d->reserved != 0)
+        why = "the reserved field must be 0 (built against a newer header?)";
+    /* `!(x >= 0)` also refuses NaN */
+    else if (!(d->default_retry_delay >= 0) || !(d->retry_backoff >= 0) ||
+             !(d->retry_backoff_max >= 0) || !(d->time_limit >= 0) || !(d->soft_time_limit >= 0))
+        why = "negative (or NaN) retry delay, backoff or time limit";
+    else if (d->max_retries < CEL_RETRIES_NONE)
+        why = "max_retries takes a count, CEL_RETRIES_DEFAULT, CEL_RETRIES_UNLIMITED or "
+              "CEL_RETRIES_NONE";
+    else if (!tri_ok(d->acks_late) || !tri_ok(d->reject_on_worker_lost) ||
+             !tri_ok(d->track_started) || !tri_ok(d->retry_jitter))
+        why = "acks_late, reject_on_worker_lost, track_started and retry_jitter take "
+              "CEL_TRI_DEFAULT, CEL_TRI_ON or CEL_TRI_OFF";
+    for (size_t i = 0; !why && d->autoretry_for && d->autoretry_for[i]; i++)
+        if (!*d->autoretry_for[i])
+            why = "autoretry_for holds an empty exception type name";
+    return why ? cel__err(&reg->err, CEL_EINVAL, "task '%.100s': %s", d->name, why) : CEL_OK;
+}
+
 cel_registry *cel_registry_new(void)
 {
     return calloc(1, sizeof(cel_registry));
@@ -58,10 +127,8 @@ void cel_registry_free(cel_registry *reg)
 {
     if (!reg)
         return;
-    for (size_t i = 0; i < reg->n; i++) {
-        free((char *)reg->defs[i].name);
-        free((char *)reg->defs[i].queue);
-    }
+    for (size_t i = 0; i < reg->n; i++)
+        release_strings(&reg->defs[i]);
     free(reg->defs);
     /* Modules stay mapped: task code may still be referenced by a copy of
      * the registry in a forked child, and unloading buys nothing here. */
@@ -116,7 +183,7 @@ static int read_def(cel_registry *reg, const cel_task_def *def, cel_task_def *ou
         return cel__err(&reg->err, CEL_EINVAL, "task definition has no name");
     if (!out->fn)
         return cel__err(&reg->err, CEL_EINVAL, "task '%.100s' has no function", out->name);
-    return CEL_OK;
+    return check_options(reg, out);
 }
 
 int cel_registry_add(cel_registry *reg, const cel_task_def *def)
@@ -139,14 +206,8 @@ int cel_registry_add(cel_registry *reg, const cel_task_def *def)
         reg->defs = p;
         reg->cap = cap;
     }
-    const char *name = copy.name, *queue = copy.queue;
-    copy.name = strdup(name);
-    copy.queue = queue ? strdup(queue) : NULL;
-    if (!copy.name || (queue && !copy.queue)) {
-        free((char *)copy.name);
-        free((char *)copy.queue);
+    if (copy_strings(&copy) != CEL_OK)
         return cel__err(&reg->err, CEL_ENOMEM, "out of memory");
-    }
     memmove(reg->defs + at + 1, reg->defs + at, (reg->n - at) * sizeof *reg->defs);
     reg->defs[at] = copy;
     reg->n++;

@@ -49,6 +49,9 @@ void cel__task_release(struct cel_task *t)
     free(t->properties_json);
     json_decref(t->result);
     clear_failure(t);
+    free(t->retry_exc_type);
+    free(t->retry_exc_module);
+    free(t->retry_exc_message);
     memset(t, 0, sizeof *t);
 }
 

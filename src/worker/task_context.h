@@ -33,6 +33,15 @@ struct cel_task {
     char *exc_module;  /* owned */
     char *exc_message; /* owned */
 
+    /* Set by cel_task_retry (retry.c): the retry message is on its way
+     * to the parent, and this run ends in state RETRY with this error,
+     * whatever the task does afterwards. */
+    bool retrying;
+    double retry_countdown;  /* seconds, as scheduled */
+    char *retry_exc_type;    /* owned */
+    char *retry_exc_module;  /* owned */
+    char *retry_exc_message; /* owned */
+
     char arg_error[256]; /* why the last accessor failed, for cel_task_fail_args() */
 
     /* task_request.c caches */

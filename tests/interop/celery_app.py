@@ -73,6 +73,17 @@ def make_app(broker=None, backend=None, visibility_timeout=None):
     def fail(message="boom"):
         raise ValueError(message)
 
+    # The Python half of tasks.fail_times (examples/tasks.c): it continues
+    # a retry a celeriac worker scheduled, so it only ever runs as a retry
+    # and reports what the retried message's headers said.
+    @app.task(name="tasks.fail_times", bind=True)
+    def fail_times(self, path, n, countdown=0.2):
+        if self.request.retries < 1:
+            raise self.retry(countdown=countdown, max_retries=5)
+        return {"by": "python", "retries": self.request.retries, "args": [path, n, countdown],
+                "root_id": self.request.root_id, "parent_id": self.request.parent_id,
+                "id": self.request.id}
+
     @app.task(name="py.only.upper")
     def upper(text):
         return text.upper()

@@ -4,6 +4,8 @@
  * and the message a celeriac 0.1 module gets at load.
  */
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <celeriac.h>
 
@@ -183,6 +185,78 @@ static void test_older_caller_gets_defaults(void)
     ASSERT_EQ(lib.known.struct_size, sizeof lib);
 }
 
+/* Options point into the module's memory; the registry keeps its own
+ * copies, so a definition built on the stack or freed stays valid. */
+static void test_options_copied(void)
+{
+    cel_registry *reg = cel_registry_new();
+    char rate[16], t1[16], t2[16];
+    snprintf(rate, sizeof rate, "%s", "10/s");
+    snprintf(t1, sizeof t1, "%s", "IOError");
+    snprintf(t2, sizeof t2, "%s", "KeyError");
+    const char *types[] = {t1, t2, NULL};
+    cel_task_def d =
+        CEL_TASK_DEF_INIT(.name = "t.flaky", .fn = noop, .rate_limit = rate, .autoretry_for = types,
+                          .max_retries = 5, .retry_backoff = 1.5);
+    ASSERT_OK(cel_registry_add(reg, &d));
+    memset(rate, 'x', sizeof rate - 1);
+    memset(t1, 'x', sizeof t1 - 1);
+    types[1] = NULL;
+    const cel_task_def *got = cel_registry_find(reg, "t.flaky");
+    ASSERT(got && got->rate_limit != rate && got->autoretry_for != types);
+    ASSERT_STREQ(got->rate_limit, "10/s");
+    ASSERT_STREQ(got->autoretry_for[0], "IOError");
+    ASSERT_STREQ(got->autoretry_for[1], "KeyError");
+    ASSERT(got->autoretry_for[2] == NULL);
+    ASSERT_EQ(got->max_retries, 5);
+    ASSERT(got->retry_backoff == 1.5);
+
+    /* None of them: NULLs stay NULL. */
+    cel_task_def plain = CEL_TASK_DEF_INIT(.name = "t.plain", .fn = noop);
+    ASSERT_OK(cel_registry_add(reg, &plain));
+    ASSERT(!cel_registry_find(reg, "t.plain")->autoretry_for);
+    ASSERT(!cel_registry_find(reg, "t.plain")->rate_limit);
+    cel_registry_free(reg); /* ASan: every copy freed */
+}
+
+/* Values no default can mean are refused, naming the task. */
+static void test_bad_options_refused(void)
+{
+    cel_registry *reg = cel_registry_new();
+    const char *empty[] = {"", NULL};
+    cel_task_def bad[] = {
+        CEL_TASK_DEF_INIT(.name = "t.r", .fn = noop, .reserved = 1),
+        CEL_TASK_DEF_INIT(.name = "t.d", .fn = noop, .default_retry_delay = -1),
+        CEL_TASK_DEF_INIT(.name = "t.b", .fn = noop, .retry_backoff = -0.5),
+        CEL_TASK_DEF_INIT(.name = "t.bm", .fn = noop, .retry_backoff_max = -1),
+        CEL_TASK_DEF_INIT(.name = "t.tl", .fn = noop, .time_limit = -1),
+        CEL_TASK_DEF_INIT(.name = "t.sl", .fn = noop, .soft_time_limit = -1),
+        CEL_TASK_DEF_INIT(.name = "t.nan", .fn = noop, .time_limit = __builtin_nan("")),
+        CEL_TASK_DEF_INIT(.name = "t.mr", .fn = noop, .max_retries = CEL_RETRIES_NONE - 1),
+        CEL_TASK_DEF_INIT(.name = "t.al", .fn = noop, .acks_late = 2),
+        CEL_TASK_DEF_INIT(.name = "t.rw", .fn = noop, .reject_on_worker_lost = -2),
+        CEL_TASK_DEF_INIT(.name = "t.ts", .fn = noop, .track_started = 5),
+        CEL_TASK_DEF_INIT(.name = "t.rj", .fn = noop, .retry_jitter = 3),
+        CEL_TASK_DEF_INIT(.name = "t.ar", .fn = noop, .autoretry_for = empty),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ASSERT_EQ(cel_registry_add(reg, &bad[i]), CEL_EINVAL);
+        ASSERT_CONTAINS(cel_registry_errmsg(reg), bad[i].name);
+    }
+    ASSERT_EQ(cel_registry_count(reg), 0);
+
+    /* The edges that are meaningful pass. */
+    cel_task_def good[] = {
+        CEL_TASK_DEF_INIT(.name = "t.none", .fn = noop, .max_retries = CEL_RETRIES_NONE,
+                          .acks_late = CEL_TRI_OFF, .track_started = CEL_TRI_ON),
+        CEL_TASK_DEF_INIT(.name = "t.unl", .fn = noop, .max_retries = CEL_RETRIES_UNLIMITED,
+                          .retry_jitter = CEL_TRI_OFF, .reject_on_worker_lost = CEL_TRI_ON),
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ASSERT_OK(cel_registry_add(reg, &good[i]));
+    cel_registry_free(reg);
+}
+
 int main(void)
 {
     TEST_RUN(test_current_layout);
@@ -191,5 +265,7 @@ int main(void)
     TEST_RUN(test_old_module_refused_at_load);
     TEST_RUN(test_newer_layout);
     TEST_RUN(test_older_caller_gets_defaults);
+    TEST_RUN(test_options_copied);
+    TEST_RUN(test_bad_options_refused);
     return 0;
 }

@@ -1,8 +1,13 @@
 /*
  * cmd_result.c - `celeriac result ID`: show the state and result of a task.
  *
- *   SUCCESS            FAILURE                 PENDING
- *   5                  ValueError: boom        null
+ *   SUCCESS            FAILURE                 PENDING    PROGRESS
+ *   5                  ValueError: boom        null       {"current": 2, "total": 5}
+ *
+ * A custom state's line is the meta the task stored with it. Once a task
+ * has retried, a line "retries: N" follows (the retries of the run that
+ * stored the state: RETRY after the first run says 0); --traceback adds
+ * the traceback of a failure or a retry.
  *
  * Exit code 1 when the task failed or was revoked, so scripts can branch
  * on it as on `call --wait`.
@@ -24,13 +29,14 @@ static const struct cli_opt result_opts[] = {
     {"timeout", required_argument, OPT_TIMEOUT, "SECONDS",
      "how long --wait waits (default 30; exit 3 on timeout)"},
     {"json", no_argument, OPT_JSON, NULL, "print the whole stored meta document as JSON"},
-    {"traceback", no_argument, OPT_TRACEBACK, NULL, "also print the traceback of a failure"},
+    {"traceback", no_argument, OPT_TRACEBACK, NULL,
+     "also print the traceback of a failure or retry"},
 };
 
 const struct cli_cmd cli_result_cmd = {
     "result",
     "Show the state and result of a task.",
-    "ID [--wait] [--timeout SECONDS] [--json]",
+    "ID [--wait] [--timeout SECONDS] [--json] [--traceback]",
     false,
     result_opts,
     sizeof result_opts / sizeof result_opts[0],
@@ -120,6 +126,9 @@ static int print_result(cel_result *r, const struct result_args *ra)
                cel_result_exc_message(r) ? cel_result_exc_message(r) : "");
     else
         printf("%s\n", cel_result_value_json(r));
+    int retries = cel_result_retries(r);
+    if (retries >= 0)
+        printf("retries: %d\n", retries);
     if (ra->traceback && cel_result_traceback(r))
         printf("%s", cel_result_traceback(r));
     return failed ? CLI_EXIT_TASK_FAILED : CLI_EXIT_OK;
