@@ -23,6 +23,8 @@ static const json_t *header(const struct cel_message *m, const char *name)
 int cel__retry_limit(const cel_task_def *def, const struct cel_message *m)
 {
     const json_t *h = header(m, "celeriac_max_retries");
+    if (h && json_is_null(h))
+        return -1; /* Celery's max_retries=None */
     if (json_is_integer(h)) {
         json_int_t v = json_integer_value(h);
         return v < 0 ? -1 : v > INT32_MAX ? INT32_MAX : (int)v;

@@ -15,10 +15,10 @@
 
 #include "celeriac/error.h"
 #include "core/json_util.h"
+#include "worker/retry.h"
 #include "worker/task_context.h"
 
 /* Retry limit when neither the call nor the task sets one: Celery's. */
-#define DEFAULT_MAX_RETRIES 3
 
 static const json_t *root_section(const cel_task *t, const char *name)
 {
@@ -115,21 +115,8 @@ double cel_task_soft_time_limit(const cel_task *t)
  */
 int cel_task_max_retries(const cel_task *t)
 {
-    const json_t *h = json_object_get(root_section(t, "headers"), "celeriac_max_retries");
-    if (h && json_is_null(h))
-        return CEL_RETRIES_UNLIMITED;
-    if (json_is_integer(h)) {
-        json_int_t n = json_integer_value(h);
-        if (n < 0)
-            return CEL_RETRIES_UNLIMITED;
-        return n > INT_MAX ? INT_MAX : (int)n;
-    }
-    int def = t->def ? t->def->max_retries : CEL_RETRIES_DEFAULT;
-    if (def == CEL_RETRIES_UNLIMITED)
-        return CEL_RETRIES_UNLIMITED;
-    if (def == CEL_RETRIES_NONE)
-        return 0;
-    return def > 0 ? def : DEFAULT_MAX_RETRIES;
+    int n = cel__retry_limit(t->def, t->msg);
+    return n < 0 ? CEL_RETRIES_UNLIMITED : n;
 }
 
 bool cel_task_is_retry(const cel_task *t)
