@@ -167,7 +167,9 @@ int cel__control_parse_revoke(const char *env, size_t len, const char *node,
     }
     const char *method = cel__json_cstr(json_object_get(body, "method"));
     int rc = CEL_OK;
-    if (!method || strcmp(method, "revoke") != 0 || !addressed_to(body, node))
+    /* `terminate` is `revoke` with terminate (celery control terminate). */
+    bool terminate_cmd = method && strcmp(method, "terminate") == 0;
+    if (!method || (strcmp(method, "revoke") != 0 && !terminate_cmd) || !addressed_to(body, node))
         rc = CEL_ENOTFOUND;
     const json_t *args = json_object_get(body, "arguments");
     const json_t *ids = json_object_get(args, "task_id");
@@ -186,7 +188,7 @@ int cel__control_parse_revoke(const char *env, size_t len, const char *node,
             r->n++;
     }
     if (rc == CEL_OK) {
-        r->terminate = json_is_true(json_object_get(args, "terminate"));
+        r->terminate = terminate_cmd || json_is_true(json_object_get(args, "terminate"));
         const json_t *sig = json_object_get(args, "signal");
         r->signum = json_is_integer(sig) ? (int)json_integer_value(sig)
                                          : cel__signal_parse(cel__json_cstr(sig));

@@ -429,6 +429,9 @@ int cel__revoke_start(cel_worker *w, struct cel_broker *b)
     rc = cel__broker_open(NULL, w->cfg, &r->b, &w->err);
     if (rc != CEL_OK)
         return rc;
+    /* Listening before "ready.": a broadcast revoke sent once the worker
+     * said so is not missed (a Python client's exists nowhere else). */
+    subscribe(r);
     r->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r->kick < 0)
         return cel__err(&w->err, CEL_EIO, "eventfd: %s", strerror(errno));
