@@ -58,13 +58,14 @@ int cel_client_revoke(cel_client *c, const char *const *ids, size_t n,
             expires = DEFAULT_REVOKE_EXPIRES_S;
     }
     int64_t keep = cel_config_get_int(c->cfg, "worker_revokes_max");
+    int64_t until = cel__wall_us() + (int64_t)(expires * 1e6);
 
     const struct cel_broker_ops *bo = c->broker->ops;
     if (!bo->revoke_add && !bo->fanout_publish)
         return cel__err(&c->err, CEL_ENOTSUP, "the %s transport cannot revoke tasks", bo->scheme);
     if (bo->revoke_add) {
-        int rc = bo->revoke_add(c->broker, ids, n, cel__wall_us() + (int64_t)(expires * 1e6),
-                                o.terminate != 0, signum, keep > 0 ? (size_t)keep : 0);
+        int rc = bo->revoke_add(c->broker, ids, n, until, o.terminate != 0, signum,
+                                keep > 0 ? (size_t)keep : 0);
         if (rc != CEL_OK)
             return cel__err(&c->err, rc, "cannot store the revoke: %s",
                             cel__broker_errmsg(c->broker));
@@ -73,7 +74,7 @@ int cel_client_revoke(cel_client *c, const char *const *ids, size_t n,
         return CEL_OK;
     char *env;
     size_t len;
-    int rc = cel__control_revoke_envelope(ids, n, o.terminate != 0, signum, &env, &len);
+    int rc = cel__control_revoke_envelope(ids, n, o.terminate != 0, signum, until, &env, &len);
     if (rc != CEL_OK)
         return cel__err(&c->err, rc, "cannot build the revoke broadcast (task ids must be UTF-8)");
     rc = bo->fanout_publish(c->broker, CEL_CONTROL_EXCHANGE, "", env, len);

@@ -54,7 +54,7 @@ const char *cel__signal_name(int signum, char *buf, size_t len)
 }
 
 int cel__control_revoke_envelope(const char *const *ids, size_t n, bool terminate, int signum,
-                                 char **out, size_t *len)
+                                 int64_t expires_us, char **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
@@ -68,10 +68,11 @@ int cel__control_revoke_envelope(const char *const *ids, size_t n, bool terminat
             return CEL_EINVAL; /* not UTF-8 */
         }
     /* Key order as Celery's Mailbox._broadcast writes it. */
-    json_t *body = json_pack("{s:s, s:{s:o, s:b, s:s}, s:n, s:n, s:n}", "method", "revoke",
-                             "arguments", "task_id", list, "terminate", terminate, "signal",
-                             cel__signal_name(signum ? signum : SIGTERM, sig, sizeof sig),
-                             "destination", "pattern", "matcher");
+    json_t *body =
+        json_pack("{s:s, s:{s:o, s:b, s:s, s:f}, s:n, s:n, s:n}", "method", "revoke", "arguments",
+                  "task_id", list, "terminate", terminate, "signal",
+                  cel__signal_name(signum ? signum : SIGTERM, sig, sizeof sig), "celeriac_expires",
+                  (double)expires_us / 1e6, "destination", "pattern", "matcher");
     char *text = body ? cel__json_dump(body) : NULL;
     json_decref(body);
     if (!text)
@@ -194,6 +195,8 @@ int cel__control_parse_revoke(const char *env, size_t len, const char *node,
                                          : cel__signal_parse(cel__json_cstr(sig));
         if (r->signum <= 0 || r->signum >= NSIG)
             r->signum = SIGTERM;
+        const json_t *exp = json_object_get(args, "celeriac_expires");
+        r->expires_us = json_is_number(exp) ? (int64_t)(json_number_value(exp) * 1e6) : 0;
     }
     json_decref(body);
     if (rc != CEL_OK)

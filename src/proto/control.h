@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CEL_CONTROL_EXCHANGE "celery.pidbox"
 
@@ -23,16 +24,21 @@ struct cel_control_revoke {
     char **ids; /* owned */
     size_t n;
     bool terminate;
-    int signum; /* with terminate: SIGTERM unless the request names another */
+    int signum;         /* with terminate: SIGTERM unless the request names another */
+    int64_t expires_us; /* wall µs; 0 when the sender named none (Celery's) */
 };
 
 /*
  * Writes the envelope of a revoke broadcast for ids[0..n) to *out
  * (caller frees) and its length to *len. signum is sent by name
- * ("SIGTERM") as Celery's client does. CEL_ENOMEM, CEL_EINVAL.
+ * ("SIGTERM") as Celery's client does. The expiry travels as the extra
+ * argument "celeriac_expires" (epoch seconds), which Celery's revoke
+ * handler ignores (it takes **kwargs): a celeriac worker then knows the
+ * revoke's own expiry, and that the sender stored it durably already.
+ * CEL_ENOMEM, CEL_EINVAL.
  */
 int cel__control_revoke_envelope(const char *const *ids, size_t n, bool terminate, int signum,
-                                 char **out, size_t *len);
+                                 int64_t expires_us, char **out, size_t *len);
 
 /*
  * Reads a broadcast envelope. CEL_OK with *r filled (release it) when it

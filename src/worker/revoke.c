@@ -315,10 +315,11 @@ static void on_broadcast(struct cel_revokes *r, const struct cel_fanout_msg *m, 
         CEL_DEBUG(COMP, "ignoring a control message that cannot be read");
     if (rc != CEL_OK)
         return;
-    int64_t until = cel__wall_us() + expires_s * 1000000;
-    /* Stored again: from a Python client this is the only copy, and
-     * workers started later must honour it too. */
-    if (r->b->ops->revoke_add &&
+    /* From a Python client (no expiry of ours) the broadcast is the only
+     * copy: store it, so workers started later honour it too. A celeriac
+     * client stored it before broadcasting. */
+    int64_t until = rq.expires_us ? rq.expires_us : cel__wall_us() + expires_s * 1000000;
+    if (!rq.expires_us && r->b->ops->revoke_add &&
         r->b->ops->revoke_add(r->b, (const char *const *)rq.ids, rq.n, until, rq.terminate,
                               rq.signum, keep_max) != CEL_OK)
         CEL_WARN(COMP, "cannot store a broadcast revoke: %s", cel__broker_errmsg(r->b));
