@@ -131,7 +131,7 @@ int cel__redis_revoke_list(struct cel_broker *base, struct cel_revoke_entry **ou
         e->terminate = e->signum != 0;
         (*n)++;
     }
-    if (rc == CEL_OK && rs[1]->type == REDIS_REPLY_ARRAY && rs[1]->elements / 2 > *n)
+    if (rc == CEL_OK && rs[1]->type == REDIS_REPLY_ARRAY && rs[1]->elements > 0)
         drop_stale_signals(b, rs[1], v, *n);
     if (rs)
         cel__redis_replies_free(rs, q.n);
