@@ -12,6 +12,7 @@
  *  - round trip: p50/p99 of send + wait for the result, one at a time;
  *  - RSS of the worker and its children, summed from /proc: a fresh
  *    idle worker, and the drain's worker after it has settled.
+ * BENCH_REVOKED=N revokes N ids that match no task before the drain.
  * It is a benchmark, not a test: it asserts nothing about speed.
  */
 #include <dirent.h>
@@ -139,6 +140,21 @@ int main(int argc, char **argv)
         if (system("rm -f celeriac.db* worker.log") != 0 || chdir("..") != 0 ||
             rmdir(fresh_dir) != 0)
             die("cleanup", fresh_dir);
+    }
+
+    /* BENCH_REVOKED=N: N revoked ids, none of them queued, present while
+     * the worker drains (what the revoke filter costs on the hot path). */
+    long nrevoked = getenv("BENCH_REVOKED") ? atol(getenv("BENCH_REVOKED")) : 0;
+    for (long i = 0; i < nrevoked; i += 1000) {
+        static char idbuf[1000][48];
+        const char *ids[1000];
+        long k = 0;
+        for (; k < 1000 && i + k < nrevoked; k++) {
+            snprintf(idbuf[k], sizeof idbuf[k], "revoked-%08ld", i + k);
+            ids[k] = idbuf[k];
+        }
+        if (cel_client_revoke(c, ids, (size_t)k, NULL) != CEL_OK)
+            die("revoke", cel_client_errmsg(c));
     }
 
     /* drain */

@@ -101,6 +101,38 @@ CEL_API int cel_client_result(cel_client *c, const char *task_id, cel_result **o
 /* Removes every message from `queue` (NULL: default queue); *removed may be NULL. */
 CEL_API int cel_client_purge(cel_client *c, const char *queue, size_t *removed);
 
+/*
+ * Revoking: tasks that must not run, or must stop. Make the options with
+ * CEL_REVOKE_OPTIONS_INIT (the sizing rules of cel_send_options):
+ *
+ *     cel_revoke_options o = CEL_REVOKE_OPTIONS_INIT(.terminate = 1);
+ *     cel_client_revoke(c, ids, 2, &o);
+ *
+ * A revoked task that has not started never runs: workers settle it as
+ * REVOKED (TaskRevokedError). The revoke is stored on the broker side
+ * until it expires, so a worker started later still skips the task, and
+ * broadcast like Celery's app.control.revoke(), so running workers,
+ * Python ones included, learn it at once. With terminate, a worker
+ * running the task kills the process running it with `signal_name`
+ * (NULL: "SIGTERM"; also "KILL", "SIGUSR1", "9") and stores REVOKED.
+ */
+typedef struct cel_revoke_options {
+    unsigned struct_size;    /* sizeof(cel_revoke_options); CEL_REVOKE_OPTIONS_INIT */
+    int terminate;           /* non-zero: also stop it if it is running */
+    const char *signal_name; /* with terminate; NULL: "SIGTERM" */
+    double expires;          /* seconds the revoke lasts; 0: worker_revoke_expires (3 h) */
+} cel_revoke_options;
+
+#define CEL_REVOKE_OPTIONS_INIT(...)                                                               \
+    {                                                                                              \
+        .struct_size = sizeof(cel_revoke_options), __VA_ARGS__                                     \
+    }
+
+/* Revokes ids[0..n). `opts` may be NULL (no terminate, default expiry).
+ * CEL_EINVAL for no ids, an unknown signal or a negative expiry. */
+CEL_API int cel_client_revoke(cel_client *c, const char *const *ids, size_t n,
+                              const cel_revoke_options *opts);
+
 CEL_API void cel_result_free(cel_result *r);
 CEL_API const char *cel_result_id(const cel_result *r);
 /* Fetches the current state from the backend (no waiting). */

@@ -71,6 +71,16 @@ void cel__fanout_msg_release(struct cel_fanout_msg *m);
 /* A fan-out subscription. Each transport defines it; its head is this. */
 struct cel_fanout_sub;
 
+/* One live revoke as revoke_list() reads it back. */
+struct cel_revoke_entry {
+    char *task_id;
+    int64_t expires_us; /* wall µs */
+    bool terminate;     /* also stop the task if it is running */
+    int signum;         /* with terminate */
+};
+
+void cel__revoke_entries_free(struct cel_revoke_entry *v, size_t n);
+
 struct cel_broker_ops {
     int abi;            /* CEL_BROKER_ABI */
     const char *scheme; /* "sqlite", "memory", ... */
@@ -145,6 +155,26 @@ struct cel_broker_ops {
     int (*fanout_poll)(struct cel_fanout_sub *s, struct cel_fanout_msg *out, size_t max, size_t *n);
     int (*fanout_fd)(struct cel_fanout_sub *s);
     void (*fanout_close)(struct cel_fanout_sub *s);
+
+    /*
+     * Revokes (optional, NULL when unsupported): task ids no worker may
+     * run, kept on the broker side until they expire, so a worker started
+     * after the revoke still skips them (Celery keeps them in worker
+     * memory only, its #8888). SQLite: the revoked table; Redis: the
+     * celeriac.revoked sorted set (score: expiry in ms) and, for revokes
+     * with terminate, the celeriac.revoked.signal hash; memory: a list.
+     *
+     * revoke_add stores ids[0..n), each live until expires_us (wall µs);
+     * an id stored again keeps the later expiry and the latest terminate
+     * and signal. It drops expired entries, and then the entries expiring
+     * first while more than keep_max remain (0: no bound).
+     *
+     * revoke_list hands out every live entry (caller frees them with
+     * cel__revoke_entries_free()); *out is NULL when there is none.
+     */
+    int (*revoke_add)(struct cel_broker *b, const char *const *ids, size_t n, int64_t expires_us,
+                      bool terminate, int signum, size_t keep_max);
+    int (*revoke_list)(struct cel_broker *b, struct cel_revoke_entry **out, size_t *n);
 };
 
 /* Common head of every transport handle; transports embed it first. */

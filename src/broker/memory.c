@@ -59,8 +59,10 @@ struct mem_store {
     struct mem_list msgs; /* ascending id */
     struct mem_list dead;
     int64_t next_id;
-    struct mem_broker *handles;  /* to signal on publish */
-    struct cel_fanout_sub *subs; /* live fan-out subscriptions */
+    struct mem_broker *handles;       /* to signal on publish */
+    struct cel_fanout_sub *subs;      /* live fan-out subscriptions */
+    struct cel_revoke_entry *revoked; /* unordered; expired ones dropped on add */
+    size_t nrevoked, caprevoked;
     struct mem_store *next;
 };
 
@@ -199,6 +201,7 @@ static void store_unref(struct mem_store *s)
         }
         list_free(&s->msgs);
         list_free(&s->dead);
+        cel__revoke_entries_free(s->revoked, s->nrevoked);
         pthread_mutex_destroy(&s->mu);
         free(s->name);
         free(s);
@@ -519,6 +522,107 @@ static void mb_fanout_close(struct cel_fanout_sub *sub)
     sub_free(sub);
 }
 
+/* ---- revokes ------------------------------------------------------------ */
+
+/* Store lock held: drops expired entries, then the ones expiring first
+ * while more than keep_max remain. */
+static void revokes_trim(struct mem_store *s, int64_t now, size_t keep_max)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < s->nrevoked; i++) {
+        if (s->revoked[i].expires_us > now)
+            s->revoked[keep++] = s->revoked[i];
+        else
+            free(s->revoked[i].task_id);
+    }
+    s->nrevoked = keep;
+    while (keep_max && s->nrevoked > keep_max) {
+        size_t first = 0;
+        for (size_t i = 1; i < s->nrevoked; i++)
+            if (s->revoked[i].expires_us < s->revoked[first].expires_us)
+                first = i;
+        free(s->revoked[first].task_id);
+        s->revoked[first] = s->revoked[--s->nrevoked];
+    }
+}
+
+/* Store lock held: stores or refreshes one id. */
+static int revoke_put(struct mem_store *s, const char *id, int64_t expires_us, bool terminate,
+                      int signum)
+{
+    struct cel_revoke_entry *e = NULL;
+    for (size_t i = 0; i < s->nrevoked && !e; i++)
+        if (strcmp(s->revoked[i].task_id, id) == 0)
+            e = &s->revoked[i];
+    if (!e) {
+        if (s->nrevoked == s->caprevoked) {
+            size_t cap = s->caprevoked ? s->caprevoked * 2 : 16;
+            struct cel_revoke_entry *v = realloc(s->revoked, cap * sizeof *v);
+            if (!v)
+                return CEL_ENOMEM;
+            s->revoked = v;
+            s->caprevoked = cap;
+        }
+        char *copy = strdup(id);
+        if (!copy)
+            return CEL_ENOMEM;
+        e = &s->revoked[s->nrevoked++];
+        *e = (struct cel_revoke_entry){.task_id = copy};
+    }
+    if (expires_us > e->expires_us)
+        e->expires_us = expires_us;
+    e->terminate = terminate;
+    e->signum = terminate ? signum : 0;
+    return CEL_OK;
+}
+
+static int mb_revoke_add(struct cel_broker *base, const char *const *ids, size_t n,
+                         int64_t expires_us, bool terminate, int signum, size_t keep_max)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; rc == CEL_OK && i < n; i++)
+        rc = revoke_put(s, ids[i], expires_us, terminate, signum);
+    revokes_trim(s, cel__wall_us(), keep_max);
+    pthread_mutex_unlock(&s->mu);
+    return rc == CEL_OK ? CEL_OK : cel__err(&base->err, rc, "out of memory");
+}
+
+static int mb_revoke_list(struct cel_broker *base, struct cel_revoke_entry **out, size_t *n)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    *out = NULL;
+    *n = 0;
+    int64_t now = cel__wall_us();
+    int rc = CEL_OK;
+    pthread_mutex_lock(&s->mu);
+    struct cel_revoke_entry *v = s->nrevoked ? calloc(s->nrevoked, sizeof *v) : NULL;
+    if (s->nrevoked && !v)
+        rc = CEL_ENOMEM;
+    for (size_t i = 0; rc == CEL_OK && i < s->nrevoked; i++) {
+        if (s->revoked[i].expires_us <= now)
+            continue;
+        v[*n] = s->revoked[i];
+        v[*n].task_id = strdup(s->revoked[i].task_id);
+        if (!v[*n].task_id)
+            rc = CEL_ENOMEM;
+        else
+            (*n)++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc != CEL_OK) {
+        cel__revoke_entries_free(v, *n);
+        *n = 0;
+        return cel__err(&base->err, rc, "out of memory");
+    }
+    if (*n)
+        *out = v;
+    else
+        free(v);
+    return CEL_OK;
+}
+
 const struct cel_broker_ops cel__broker_memory = {
     .abi = CEL_BROKER_ABI,
     .default_lease_ms = DEFAULT_LEASE_MS,
@@ -543,4 +647,6 @@ const struct cel_broker_ops cel__broker_memory = {
     .fanout_poll = mb_fanout_poll,
     .fanout_fd = mb_fanout_fd,
     .fanout_close = mb_fanout_close,
+    .revoke_add = mb_revoke_add,
+    .revoke_list = mb_revoke_list,
 };

@@ -511,4 +511,6 @@ const struct cel_broker_ops cel__broker_redis = {
     .fanout_poll = cel__redis_fanout_poll,
     .fanout_fd = cel__redis_fanout_fd,
     .fanout_close = cel__redis_fanout_close,
+    .revoke_add = cel__redis_revoke_add,
+    .revoke_list = cel__redis_revoke_list,
 };

@@ -144,4 +144,9 @@ int cel__redis_fanout_poll(struct cel_fanout_sub *s, struct cel_fanout_msg *out,
 int cel__redis_fanout_fd(struct cel_fanout_sub *s);
 void cel__redis_fanout_close(struct cel_fanout_sub *s);
 
+/* The revoke ops (broker.h), in redis_revoke.c. */
+int cel__redis_revoke_add(struct cel_broker *b, const char *const *ids, size_t n,
+                          int64_t expires_us, bool terminate, int signum, size_t keep_max);
+int cel__redis_revoke_list(struct cel_broker *b, struct cel_revoke_entry **out, size_t *n);
+
 #endif

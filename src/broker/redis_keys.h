@@ -58,7 +58,11 @@
 #define CEL_REDIS_KEY_UNACKED_MUTEX "unacked_mutex"
 #define CEL_REDIS_KEY_DELAYED       "celeriac.delayed"
 #define CEL_REDIS_KEY_DEAD          "celeriac.dead_letters"
-#define CEL_REDIS_KEY_DELIVERIES    "celeriac.deliveries"
+/* Revokes (redis_revoke.c): zset task id -> expiry (ms), and hash task id
+ * -> signal number for the revokes that also terminate. */
+#define CEL_REDIS_KEY_REVOKED        "celeriac.revoked"
+#define CEL_REDIS_KEY_REVOKED_SIGNAL "celeriac.revoked.signal"
+#define CEL_REDIS_KEY_DELIVERIES     "celeriac.deliveries"
 
 /* kombu's separator of band suffixes and binding fields. */
 #define CEL_REDIS_SEP "\x06\x16"

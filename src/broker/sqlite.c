@@ -768,6 +768,110 @@ static void sb_fanout_close(struct cel_fanout_sub *sub)
         fanout_free((struct sqlite_fanout_sub *)sub);
 }
 
+/* ---- revokes ------------------------------------------------------------ */
+
+static const char sql_revoke_put[] =
+    "INSERT INTO revoked (task_id, expires_at, terminate, signal) VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT(task_id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at),"
+    " terminate = excluded.terminate, signal = excluded.signal";
+static const char sql_revoke_expire[] = "DELETE FROM revoked WHERE expires_at <= ?1";
+/* Keeps the ?1 entries that expire last. */
+static const char sql_revoke_bound[] =
+    "DELETE FROM revoked WHERE task_id IN (SELECT task_id FROM revoked ORDER BY expires_at"
+    " LIMIT MAX(0, (SELECT COUNT(*) FROM revoked) - ?1))";
+static const char sql_revoke_live[] =
+    "SELECT task_id, expires_at, terminate, signal FROM revoked WHERE expires_at > ?1";
+
+struct revoke_args {
+    const char *const *ids;
+    size_t n;
+    int64_t expires_us;
+    bool terminate;
+    int signum;
+    size_t keep_max;
+};
+
+static int revoke_rows(struct sqlite_broker *b, void *arg)
+{
+    const struct revoke_args *a = arg;
+    sqlite3_stmt *st = prepare(b, sql_revoke_put);
+    if (!st)
+        return CEL_EBROKER;
+    int rc = CEL_OK;
+    for (size_t i = 0; rc == CEL_OK && i < a->n; i++) {
+        sqlite3_bind_text(st, 1, a->ids[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, a->expires_us);
+        sqlite3_bind_int(st, 3, a->terminate);
+        sqlite3_bind_int(st, 4, a->terminate ? a->signum : 0);
+        rc = step_done(b, st, "cannot store a revoke");
+    }
+    struct row_args expire = {sql_revoke_expire, cel__wall_us(), 0, "cannot drop expired revokes"};
+    if (rc == CEL_OK)
+        rc = write_row(b, &expire);
+    struct row_args bound = {sql_revoke_bound, (int64_t)a->keep_max, 0, "cannot bound the revokes"};
+    if (rc == CEL_OK && a->keep_max)
+        rc = write_row(b, &bound);
+    return rc;
+}
+
+static int sb_revoke_add(struct cel_broker *base, const char *const *ids, size_t n,
+                         int64_t expires_us, bool terminate, int signum, size_t keep_max)
+{
+    struct revoke_args a = {ids, n, expires_us, terminate, signum, keep_max};
+    return write_op((struct sqlite_broker *)base, false, revoke_rows, &a);
+}
+
+static int sb_revoke_list(struct cel_broker *base, struct cel_revoke_entry **out, size_t *n)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    *out = NULL;
+    *n = 0;
+    int rc = cel__sqldb_lock(&b->db, &base->err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = cel__sqldb_prepare(b->db, sql_revoke_live, &base->err);
+    if (!st) {
+        cel__sqldb_unlock(b->db);
+        return CEL_EBROKER;
+    }
+    sqlite3_bind_int64(st, 1, cel__wall_us());
+    struct cel_revoke_entry *v = NULL;
+    size_t cap = 0;
+    int src = SQLITE_DONE;
+    while (rc == CEL_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct cel_revoke_entry *p = realloc(v, cap * sizeof *p);
+            if (!p) {
+                rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+                break;
+            }
+            v = p;
+        }
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        struct cel_revoke_entry *e = &v[*n];
+        e->task_id = strdup(id ? id : "");
+        e->expires_us = sqlite3_column_int64(st, 1);
+        e->terminate = sqlite3_column_int(st, 2) != 0;
+        e->signum = sqlite3_column_int(st, 3);
+        if (!e->task_id)
+            rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+        else
+            (*n)++;
+    }
+    if (rc == CEL_OK && src != SQLITE_DONE)
+        rc = cel__sqldb_fail(b->db, &base->err, CEL_EBROKER, "cannot read the revokes");
+    sqlite3_reset(st);
+    cel__sqldb_unlock(b->db);
+    if (rc != CEL_OK) {
+        cel__revoke_entries_free(v, *n);
+        *n = 0;
+        return rc;
+    }
+    *out = v;
+    return CEL_OK;
+}
+
 const struct cel_broker_ops cel__broker_sqlite = {
     .abi = CEL_BROKER_ABI,
     .default_lease_ms = DEFAULT_LEASE_MS,
@@ -792,4 +896,6 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .fanout_poll = sb_fanout_poll,
     .fanout_fd = sb_fanout_fd,
     .fanout_close = sb_fanout_close,
+    .revoke_add = sb_revoke_add,
+    .revoke_list = sb_revoke_list,
 };

@@ -80,6 +80,13 @@ static const struct cel__config_option options[] = {
      "A message delivered more times than this (its worker died running it each time, e.g. a "
      "task that crashes a -P solo worker) is kept in the dead-letter store and fails with "
      "WorkerLostError instead of running again; 0 means no limit."},
+    /* Revokes (celeriac revoke, cel_client_revoke, app.control.revoke). */
+    {"worker_revoke_expires", CEL__CFG_DURATION, "10800", 1, 365 * 86400, NULL, 0, 0, NULL,
+     "How long a revoke lasts when the revoking call names no expiry (Celery's REVOKE_EXPIRES). "
+     "Revokes are kept on the broker side, so workers started later honour them too."},
+    {"worker_revokes_max", CEL__CFG_INT, "50000", 0, 10000000, NULL, 0, 0, NULL,
+     "Most revokes kept (Celery's REVOKES_MAX); beyond it the ones expiring first are dropped. "
+     "0 means no bound."},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])

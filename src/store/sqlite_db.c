@@ -14,9 +14,9 @@
 #include "core/log.h"
 
 /*
- * Schema, version 2 (PRAGMA user_version). Every statement is CREATE ...
+ * Schema, version 3 (PRAGMA user_version). Every statement is CREATE ...
  * IF NOT EXISTS, so running the whole script on an older file is the
- * migration (1 -> 2 added the fanout table).
+ * migration (1 -> 2 added the fanout table, 2 -> 3 the revoked table).
  *
  * messages: one row per queued envelope. visible_at (wall µs) is the one
  * time column: the ETA of a delayed message, the lease deadline of a
@@ -35,6 +35,9 @@
  * messages that subscribers read past the last id they saw. AUTOINCREMENT
  * because pruning may empty the table, and a reused id would hide new
  * messages from subscribers that remember a higher one.
+ *
+ * revoked: task ids no worker may run, until expires_at (wall µs); read
+ * whole by workers at start and every few seconds (src/worker/revoke.c).
  */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS messages ("
@@ -71,7 +74,13 @@ static const char schema_sql[] =
     " exchange TEXT NOT NULL,"
     " routing_key TEXT NOT NULL,"
     " body TEXT NOT NULL,"
-    " created_at INTEGER NOT NULL);";
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS revoked ("
+    " task_id TEXT PRIMARY KEY,"
+    " expires_at INTEGER NOT NULL,"
+    " terminate INTEGER NOT NULL DEFAULT 0,"
+    " signal INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS revoked_expires ON revoked (expires_at);";
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 

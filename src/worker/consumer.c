@@ -68,6 +68,21 @@ static char *exception_meta(const struct cel_inflight *f, const char *status, co
     return text;
 }
 
+/* Ends f (ack, or forget when acked early) with `state` and an exception
+ * the worker reports itself. The ids must be known. */
+static void settle_with_exception(cel_worker *w, struct cel_inflight *f, cel_state state,
+                                  const char *type, const char *module, const char *message)
+{
+    struct cel_settle_item it = {.op = f->acked ? CEL_SETTLE_RELEASE : CEL_SETTLE_ACK,
+                                 .state = state};
+    if (f->task_id) {
+        it.task_id = strdup(f->task_id);
+        it.meta = exception_meta(f, cel_state_name(state), type, module, message);
+        it.meta_len = it.meta ? strlen(it.meta) : 0;
+    }
+    finish(w, f, &it);
+}
+
 static void accept_message(cel_worker *w, struct cel_inflight *f)
 {
     f->seq = ++w->next_seq;
@@ -134,6 +149,10 @@ void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_
 
 void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *why)
 {
+    if (cel__revoke_terminated(w, f)) {
+        cel__consumer_revoked(w, f, "terminated");
+        return;
+    }
     cel__inflight_learn_ids(f);
     CEL_ERROR(COMP, "Task handler raised error: WorkerLostError('%s') task=%s[%s]", why,
               f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?");
@@ -142,14 +161,13 @@ void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *wh
         cel__consumer_requeue(w, f);
         return;
     }
-    struct cel_settle_item it = {.op = f->acked ? CEL_SETTLE_RELEASE : CEL_SETTLE_ACK,
-                                 .state = CEL_STATE_FAILURE};
-    if (f->task_id) {
-        it.task_id = strdup(f->task_id);
-        it.meta = exception_meta(f, "FAILURE", "WorkerLostError", "billiard.exceptions", why);
-        it.meta_len = it.meta ? strlen(it.meta) : 0;
-    }
-    finish(w, f, &it);
+    settle_with_exception(w, f, CEL_STATE_FAILURE, "WorkerLostError", "billiard.exceptions", why);
+}
+
+void cel__consumer_revoked(cel_worker *w, struct cel_inflight *f, const char *reason)
+{
+    cel__inflight_learn_ids(f);
+    settle_with_exception(w, f, CEL_STATE_REVOKED, "TaskRevokedError", "celery.exceptions", reason);
 }
 
 void cel__consumer_dead_letter(cel_worker *w, struct cel_inflight *f, const char *reason,

@@ -20,6 +20,7 @@
 #include "celeriac/task.h"
 
 typedef struct cel_worker cel_worker;
+struct cel_inflight;
 
 /* Common head of every pool; pools embed it first. */
 struct cel_pool {
@@ -43,6 +44,11 @@ struct cel_pool_ops {
     bool (*stopped)(const struct cel_pool *p);
     /* Frees the pool; its uv handles are closed (run the loop to finish). */
     void (*free)(struct cel_pool *p);
+    /* Revoke with terminate: sends `signum` to the process running f.
+     * False when the pool cannot (f is not running, or solo, which runs
+     * tasks in the worker itself). The death is then reported as any
+     * other (cel__consumer_on_lost) and the process replaced. */
+    bool (*terminate)(struct cel_pool *p, struct cel_inflight *f, int signum);
 };
 
 extern const struct cel_pool_ops cel__pool_prefork;

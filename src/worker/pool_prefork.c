@@ -584,6 +584,26 @@ static void prefork_free(struct cel_pool *base)
     uv_close((uv_handle_t *)&p->respawn, free_closed);
 }
 
+/*
+ * Revoke with terminate. Children ignore SIGTERM and SIGINT, so that a
+ * signal to the whole process group (a terminal's Ctrl-C, a service
+ * manager's stop) leaves the choice between warm and cold shutdown to
+ * the parent; for those two the child gets SIGKILL, which ends a C task
+ * just as abruptly as SIGTERM's default action would.
+ */
+static bool prefork_terminate(struct cel_pool *base, struct cel_inflight *f, int signum)
+{
+    struct prefork *p = (struct prefork *)base;
+    if (f->slot < 0 || f->slot >= p->n)
+        return false;
+    struct child *c = &p->children[f->slot];
+    if (c->pid <= 0 || head(c) != f)
+        return false;
+    if (signum == SIGTERM || signum == SIGINT)
+        signum = SIGKILL;
+    return kill(c->pid, signum) == 0;
+}
+
 const struct cel_pool_ops cel__pool_prefork = {
     .name = "prefork",
     .start = prefork_start,
@@ -593,4 +613,5 @@ const struct cel_pool_ops cel__pool_prefork = {
     .stop = prefork_stop,
     .stopped = prefork_stopped,
     .free = prefork_free,
+    .terminate = prefork_terminate,
 };

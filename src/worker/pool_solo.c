@@ -103,6 +103,16 @@ static void solo_free(struct cel_pool *base)
     uv_close((uv_handle_t *)&p->more, solo_closed);
 }
 
+/* The task runs in the worker itself: nothing to kill without killing
+ * the worker (Celery's solo pool cannot terminate either). */
+static bool solo_terminate(struct cel_pool *p, struct cel_inflight *f, int signum)
+{
+    (void)p;
+    (void)f;
+    (void)signum;
+    return false;
+}
+
 const struct cel_pool_ops cel__pool_solo = {
     .name = "solo",
     .start = solo_start,
@@ -112,4 +122,5 @@ const struct cel_pool_ops cel__pool_solo = {
     .stop = solo_stop,
     .stopped = solo_stopped,
     .free = solo_free,
+    .terminate = solo_terminate,
 };

@@ -317,6 +317,8 @@ int cel_worker_run(cel_worker *w)
      * spawn_missing() in pool_prefork.c). */
     rc = w->pool_ops->start(w, &w->pool);
     if (rc == CEL_OK)
+        rc = cel__revoke_start(w, b); /* revokes known before the first fetch */
+    if (rc == CEL_OK)
         rc = cel__settler_start(&w->settler, b, k, &sc, &w->err);
     if (!w->settler) {
         cel__backend_close(k);
@@ -353,6 +355,7 @@ out_pool:
         w->settler = NULL;
     }
 out_loop:
+    cel__revoke_stop(w);
     free_held(w);
     atomic_store(&w->async_ready, false);
     cel__signals_stop(w);

@@ -67,6 +67,7 @@ struct cel_worker {
     bool track_started;
     bool acks_late;
     struct cel_exec_env exec_env; /* what every task run starts from (execute.h) */
+    struct cel_revokes *revokes;  /* revoke.c; NULL when the transport has none */
 
     /* running */
     uv_loop_t loop;
@@ -116,12 +117,29 @@ void cel__consumer_write_started(cel_worker *w);
 void cel__consumer_store_state(cel_worker *w, struct cel_inflight *f, cel_state state, char *meta,
                                size_t len);
 
+/* Settles f without running it (a revoke): REVOKED with Celery's
+ * TaskRevokedError(reason) is stored and the message acked. */
+void cel__consumer_revoked(cel_worker *w, struct cel_inflight *f, const char *reason);
+
 /* ---- filters.c ---- */
 enum cel_filter_verdict {
     CEL_FILTER_PASS,        /* may run */
     CEL_FILTER_DEAD_LETTER, /* settled by the filter: failure stored, message kept aside */
+    CEL_FILTER_SETTLED,     /* settled by the filter: its state stored, message acked */
 };
 enum cel_filter_verdict cel__filters_run(cel_worker *w, struct cel_inflight *f);
+
+/* ---- revoke.c ---- */
+/* Loads the live revokes with b (before the first fetch) and starts the
+ * thread that learns new ones. On error the caller still calls stop. */
+int cel__revoke_start(cel_worker *w, struct cel_broker *b);
+void cel__revoke_stop(cel_worker *w);
+/* Whether any revoke is known: false keeps messages unparsed. */
+bool cel__revoke_active(const cel_worker *w);
+bool cel__revoke_has(cel_worker *w, const char *task_id);
+/* Whether f's process was killed by a revoke with terminate (then its
+ * death is a REVOKED, not a WorkerLostError); forgets it. */
+bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f);
 
 /* ---- signals.c ---- */
 int cel__signals_start(cel_worker *w);

@@ -9,6 +9,8 @@
  *   test.echo(s)     returns s itself: the payload travels both ways
  *   test.crash()     records like test.record when the variable is set
  *                    (so a test counts deliveries), then abort()s
+ *   test.sleep(s)    records like test.record, then sleeps s seconds and
+ *                    returns s: a long task a test can see start
  *
  * The record file lives outside whatever the test breaks (a full disk, a
  * stopped store), and each line is one write() with O_APPEND, so lines
@@ -17,10 +19,12 @@
  * Only the public API in <celeriac/task.h> is used; cel_task_def is built
  * in one place (add_task) so a change to its layout touches one function.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <celeriac/error.h>
@@ -88,6 +92,21 @@ static int crash(cel_task *t, void *ud)
     abort();
 }
 
+static int sleep_task(cel_task *t, void *ud)
+{
+    (void)ud;
+    double s;
+    if (cel_task_arg_double(t, 0, &s) != CEL_OK || s < 0)
+        return cel_task_fail_args(t);
+    int rc = record_run(t);
+    if (rc != CEL_OK)
+        return rc;
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return cel_task_return_double(t, s);
+}
+
 /* The one place that knows cel_task_def's layout. */
 static int add_task(cel_registry *reg, const char *name, cel_task_fn fn)
 {
@@ -104,5 +123,7 @@ CEL_MODULE_INIT(reg)
         rc = add_task(reg, "test.echo", echo);
     if (rc == CEL_OK)
         rc = add_task(reg, "test.crash", crash);
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.sleep", sleep_task);
     return rc;
 }

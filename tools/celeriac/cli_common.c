@@ -398,6 +398,22 @@ void cli_release(struct cli *cli)
     memset(cli, 0, sizeof *cli);
 }
 
+int cli_client_open(const struct cli *cli, cel_client **out)
+{
+    *out = cel_client_new(cli->cfg);
+    if (!*out) {
+        cli_error(cli, "out of memory");
+        return CLI_EXIT_USAGE;
+    }
+    int rc = cel_client_connect(*out);
+    if (rc == CEL_OK)
+        return -1;
+    cli_error(cli, "%s", cel_client_errmsg(*out));
+    cel_client_free(*out);
+    *out = NULL;
+    return cli_exit_for(rc);
+}
+
 int cli_exit_for(int rc)
 {
     switch (rc) {

@@ -89,6 +89,10 @@ void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((forma
 /* Exit code for a library error code. */
 int cli_exit_for(int rc);
 
+/* A client for cli->cfg, connected: -1 with *out set, or an exit code
+ * after printing why (*out NULL). */
+int cli_client_open(const struct cli *cli, cel_client **out);
+
 /* Parses seconds ("30", "1.5"); false when malformed or negative. */
 bool cli_parse_seconds(const char *text, double *out);
 
@@ -110,11 +114,13 @@ int cli_cmd_worker(int argc, char **argv);
 int cli_cmd_call(int argc, char **argv);
 int cli_cmd_result(int argc, char **argv);
 int cli_cmd_purge(int argc, char **argv);
+int cli_cmd_revoke(int argc, char **argv);
 
 extern const struct cli_cmd cli_worker_cmd;
 extern const struct cli_cmd cli_call_cmd;
 extern const struct cli_cmd cli_result_cmd;
 extern const struct cli_cmd cli_purge_cmd;
+extern const struct cli_cmd cli_revoke_cmd;
 
 /* Full help of one subcommand on `out`. */
 void cli_print_help(const struct cli_cmd *cmd, FILE *out);

@@ -5,6 +5,7 @@
  *   celeriac call tasks.add 2 3 --wait
  *   celeriac result <id>
  *   celeriac purge -f
+ *   celeriac revoke <id> --terminate
  *
  * Options given before the subcommand name are passed to it, so
  * `celeriac -b URL call ...` works as in Celery.
@@ -19,10 +20,9 @@ static const struct {
     const struct cli_cmd *cmd;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {&cli_worker_cmd, cli_cmd_worker},
-    {&cli_call_cmd, cli_cmd_call},
-    {&cli_result_cmd, cli_cmd_result},
-    {&cli_purge_cmd, cli_cmd_purge},
+    {&cli_worker_cmd, cli_cmd_worker}, {&cli_call_cmd, cli_cmd_call},
+    {&cli_result_cmd, cli_cmd_result}, {&cli_purge_cmd, cli_cmd_purge},
+    {&cli_revoke_cmd, cli_cmd_revoke},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
