@@ -145,6 +145,20 @@ struct cel_broker_ops {
     int (*fanout_poll)(struct cel_fanout_sub *s, struct cel_fanout_msg *out, size_t max, size_t *n);
     int (*fanout_fd)(struct cel_fanout_sub *s);
     void (*fanout_close)(struct cel_fanout_sub *s);
+
+    /*
+     * ---- rate limits (issue 7) ----
+     * Optional (NULL: the transport keeps no shared buckets, and a worker
+     * refuses --rate-limit-scope global on it). Takes one token from the
+     * bucket `name`, shared by every process using this broker: capacity
+     * 1, refilled at per_sec (> 0) tokens a second (core/rate.h, Celery's
+     * TokenBucket). *wait_us receives 0 when a token was taken, else the
+     * µs until one is due (nothing was taken). Atomic across processes;
+     * runs in a transaction of its own, never between begin() and
+     * commit(). The clock is the broker's (Redis TIME) or, for the file
+     * and in-process stores, the machine's.
+     */
+    int (*rate_acquire)(struct cel_broker *b, const char *name, double per_sec, int64_t *wait_us);
 };
 
 /* Common head of every transport handle; transports embed it first. */
