@@ -9,6 +9,10 @@
  *   test.echo(s)     returns s itself: the payload travels both ways
  *   test.crash()     records like test.record when the variable is set
  *                    (so a test counts deliveries), then abort()s
+ *   test.limited()   rate_limit $CEL_TEST_RATE_LIMIT (default "20/s"):
+ *                    appends "<monotonic finish time in µs> <pid>" to
+ *                    $CEL_TEST_STAMP_FILE; a malformed rate makes the
+ *                    worker refuse to start (the rate-limit tests)
  *
  * The record file lives outside whatever the test breaks (a full disk, a
  * stopped store), and each line is one write() with O_APPEND, so lines
@@ -18,7 +22,9 @@
  * in one place (add_task) so a change to its layout touches one function.
  */
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -88,6 +94,34 @@ static int crash(cel_task *t, void *ud)
     abort();
 }
 
+/* ---- rate limits ---- */
+static int limited(cel_task *t, void *ud)
+{
+    (void)ud;
+    const char *path = getenv("CEL_TEST_STAMP_FILE");
+    if (!path || !*path)
+        return cel_task_fail(t, "RuntimeError", NULL, "CEL_TEST_STAMP_FILE is not set");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char line[64];
+    int n = snprintf(line, sizeof line, "%lld %d\n",
+                     (long long)ts.tv_sec * 1000000 + (long long)ts.tv_nsec / 1000, (int)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return cel_task_failf(t, "OSError", "cannot open %s", path);
+    ssize_t w = write(fd, line, (size_t)n);
+    close(fd);
+    return w == n ? cel_task_return_int(t, 1) : cel_task_failf(t, "OSError", "short write");
+}
+
+static int add_limited(cel_registry *reg)
+{
+    const char *rate = getenv("CEL_TEST_RATE_LIMIT"); /* the environment outlives the worker */
+    cel_task_def def = CEL_TASK_DEF_INIT(.name = "test.limited", .fn = limited,
+                                         .rate_limit = rate ? rate : "20/s");
+    return cel_registry_add(reg, &def);
+}
+
 /* The one place that knows cel_task_def's layout. */
 static int add_task(cel_registry *reg, const char *name, cel_task_fn fn)
 {
@@ -104,5 +138,7 @@ CEL_MODULE_INIT(reg)
         rc = add_task(reg, "test.echo", echo);
     if (rc == CEL_OK)
         rc = add_task(reg, "test.crash", crash);
+    if (rc == CEL_OK)
+        rc = add_limited(reg);
     return rc;
 }
