@@ -30,8 +30,13 @@
  * limited tasks its peers could run, and tasks queued behind them are
  * reached at once. A parked message loses its priority.
  *
- * Cost when no registered task is limited: w->rate is NULL and the filter
- * returns at once; messages are never parsed for it. Loop thread only.
+ * Cost: when no registered task is limited, w->rate is NULL and the
+ * filter returns at once. Otherwise a message whose envelope does not
+ * contain a limited task's name anywhere (memmem) cannot be of that task
+ * and passes without being parsed; only the others have their headers
+ * read (cel__inflight_learn_ids). The shortcut needs the name to appear
+ * verbatim in the JSON, so a name JSON may escape (non-ASCII, quotes,
+ * '/', control characters) turns it off. Loop thread only.
  */
 #include <math.h>
 #include <stdio.h>
@@ -58,6 +63,7 @@
 struct rate_entry {
     cel_worker *w;
     const char *name; /* the registry's definition's */
+    size_t name_len;
     double per_sec;
     struct cel_token_bucket tb; /* local scope */
     /* Waiting messages, oldest first, linked through ready_next: a
@@ -74,8 +80,18 @@ struct cel_rate_limits {
     struct rate_entry *v;
     size_t n;
     bool global;
-    bool timers; /* timers initialised on the current loop */
+    bool timers;      /* timers initialised on the current loop */
+    bool always_read; /* a name may be escaped in JSON: no memmem shortcut */
 };
+
+/* True when JSON writers put `name` into a string as it is. */
+static bool verbatim_in_json(const char *name)
+{
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '/')
+            return false;
+    return true;
+}
 
 int cel__rate_limits_configure(cel_worker *w)
 {
@@ -101,6 +117,7 @@ int cel__rate_limits_configure(cel_worker *w)
         double bound = ceil(per_sec * WAIT_SECONDS);
         v[n++] = (struct rate_entry){.w = w,
                                      .name = def->name,
+                                     .name_len = strlen(def->name),
                                      .per_sec = per_sec,
                                      .bound = bound < WAIT_MIN   ? WAIT_MIN
                                               : bound > WAIT_MAX ? WAIT_MAX
@@ -114,6 +131,8 @@ int cel__rate_limits_configure(cel_worker *w)
         return cel__err(&w->err, CEL_ENOMEM, "out of memory");
     }
     *w->rate = (struct cel_rate_limits){.v = v, .n = n, .global = global};
+    for (size_t i = 0; i < n; i++)
+        w->rate->always_read |= !verbatim_in_json(v[i].name);
     return CEL_OK;
 }
 
@@ -224,8 +243,21 @@ static void park(struct rate_entry *e, struct cel_inflight *f)
     cel__consumer_repark(e->w, f, due);
 }
 
+/* False when f certainly is of no limited task (see the top comment). */
+static bool maybe_limited(const struct cel_rate_limits *r, const struct cel_inflight *f)
+{
+    if (r->always_read || f->ids_known)
+        return true;
+    for (size_t i = 0; i < r->n; i++)
+        if (memmem(f->d.body, f->d.len, r->v[i].name, r->v[i].name_len))
+            return true;
+    return false;
+}
+
 bool cel__rate_limit_admit(cel_worker *w, struct cel_inflight *f)
 {
+    if (!maybe_limited(w->rate, f))
+        return true;
     cel__inflight_learn_ids(f);
     struct rate_entry *e = f->task_name ? find(w->rate, f->task_name) : NULL;
     if (!e)
