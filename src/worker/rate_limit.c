@@ -283,6 +283,8 @@ bool cel__rate_limit_admit(cel_worker *w, struct cel_inflight *f)
 
 void cel__rate_limits_on_answers(cel_worker *w, const struct cel_rate_answer *a, size_t n)
 {
+    if (!w->rate || !w->rate->timers)
+        return; /* the run is over (a last report while the store thread is freed) */
     for (size_t i = 0; i < n; i++) {
         struct rate_entry *e = a[i].key;
         e->asking = false;
@@ -299,7 +301,6 @@ void cel__rate_limits_on_answers(cel_worker *w, const struct cel_rate_answer *a,
         release_head(e);
         pump(e);
     }
-    (void)w;
 }
 
 size_t cel__rate_limits_uncounted(const cel_worker *w)
