@@ -37,7 +37,14 @@ static pid_t start_worker(const char *cli, const char *tasks, const char *conc)
     if (pid == 0) {
         FILE *log = freopen("worker.log", "a", stderr);
         (void)log;
-        execl(cli, cli, "worker", "-A", tasks, "-c", conc, "-l", "warning", (char *)NULL);
+        /* BENCH_EXTRA_MODULE: a second task module, e.g. one that
+         * registers a rate-limited task (the filter's cost, issue 7). */
+        const char *extra = getenv("BENCH_EXTRA_MODULE");
+        if (extra && *extra)
+            execl(cli, cli, "worker", "-A", tasks, "-A", extra, "-c", conc, "-l", "warning",
+                  (char *)NULL);
+        else
+            execl(cli, cli, "worker", "-A", tasks, "-c", conc, "-l", "warning", (char *)NULL);
         _exit(127);
     }
     return pid;

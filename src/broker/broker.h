@@ -175,6 +175,20 @@ struct cel_broker_ops {
     int (*revoke_add)(struct cel_broker *b, const char *const *ids, size_t n, int64_t expires_us,
                       bool terminate, int signum, size_t keep_max);
     int (*revoke_list)(struct cel_broker *b, struct cel_revoke_entry **out, size_t *n);
+
+    /*
+     * ---- rate limits (issue 7) ----
+     * Optional (NULL: the transport keeps no shared buckets, and a worker
+     * refuses --rate-limit-scope global on it). Takes one token from the
+     * bucket `name`, shared by every process using this broker: capacity
+     * 1, refilled at per_sec (> 0) tokens a second (core/rate.h, Celery's
+     * TokenBucket). *wait_us receives 0 when a token was taken, else the
+     * µs until one is due (nothing was taken). Atomic across processes;
+     * runs in a transaction of its own, never between begin() and
+     * commit(). The clock is the broker's (Redis TIME) or, for the file
+     * and in-process stores, the machine's.
+     */
+    int (*rate_acquire)(struct cel_broker *b, const char *name, double per_sec, int64_t *wait_us);
 };
 
 /* Common head of every transport handle; transports embed it first. */

@@ -28,6 +28,7 @@
 #include "broker/broker.h"
 #include "broker/fanout.h"
 #include "core/clock.h"
+#include "core/rate.h"
 
 #define DEFAULT_LEASE_MS (120 * 1000) /* broker_visibility_timeout 0 */
 
@@ -63,7 +64,15 @@ struct mem_store {
     struct cel_fanout_sub *subs;      /* live fan-out subscriptions */
     struct cel_revoke_entry *revoked; /* unordered; expired ones dropped on add */
     size_t nrevoked, caprevoked;
+    struct mem_rate *rates; /* rate-limit buckets (issue 7) */
     struct mem_store *next;
+};
+
+/* One shared rate-limit bucket, under the store lock. */
+struct mem_rate {
+    char *name;
+    struct cel_token_bucket tb;
+    struct mem_rate *next;
 };
 
 struct cel_fanout_sub {
@@ -202,6 +211,12 @@ static void store_unref(struct mem_store *s)
         list_free(&s->msgs);
         list_free(&s->dead);
         cel__revoke_entries_free(s->revoked, s->nrevoked);
+        while (s->rates) {
+            struct mem_rate *r = s->rates;
+            s->rates = r->next;
+            free(r->name);
+            free(r);
+        }
         pthread_mutex_destroy(&s->mu);
         free(s->name);
         free(s);
@@ -623,6 +638,36 @@ static int mb_revoke_list(struct cel_broker *base, struct cel_revoke_entry **out
     return CEL_OK;
 }
 
+/* ---- rate limits (issue 7) ------------------------------------------------
+ * Every handle of the store shares its buckets, so two workers embedded
+ * in one process share a global limit as two processes do on a file. */
+static int mb_rate_acquire(struct cel_broker *base, const char *name, double per_sec,
+                           int64_t *wait_us)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    *wait_us = 0;
+    int64_t now = cel__mono_us();
+    pthread_mutex_lock(&s->mu);
+    struct mem_rate *r = s->rates;
+    while (r && strcmp(r->name, name) != 0)
+        r = r->next;
+    if (!r && (r = calloc(1, sizeof *r)) && !(r->name = strdup(name))) {
+        free(r);
+        r = NULL;
+    }
+    if (r && !r->tb.per_sec) {
+        cel__bucket_init(&r->tb, per_sec, now);
+        r->next = s->rates;
+        s->rates = r;
+    }
+    if (r) {
+        r->tb.per_sec = per_sec; /* the caller's rate, as on the other transports */
+        *wait_us = cel__bucket_take(&r->tb, now);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r ? CEL_OK : cel__err(&base->err, CEL_ENOMEM, "out of memory");
+}
+
 const struct cel_broker_ops cel__broker_memory = {
     .abi = CEL_BROKER_ABI,
     .default_lease_ms = DEFAULT_LEASE_MS,
@@ -649,4 +694,5 @@ const struct cel_broker_ops cel__broker_memory = {
     .fanout_close = mb_fanout_close,
     .revoke_add = mb_revoke_add,
     .revoke_list = mb_revoke_list,
+    .rate_acquire = mb_rate_acquire,
 };

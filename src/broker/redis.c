@@ -487,6 +487,36 @@ static void rb_drain_wakeup(struct cel_broker *base)
     cel__redis_eventfd_drain(((struct redis_broker *)base)->efd);
 }
 
+/* ---- rate limits (issue 7) ----------------------------------------------
+ * One EVALSHA: the script reads, refills and takes on the server's clock,
+ * atomically among all workers. */
+static int rb_rate_acquire(struct cel_broker *base, const char *name, double per_sec,
+                           int64_t *wait_us)
+{
+    struct redis_broker *b = (struct redis_broker *)base;
+    *wait_us = 0;
+    char key[CEL_REDIS_KEY_MAX], rate[64];
+    int n = snprintf(key, sizeof key, CEL_REDIS_KEY_RATE_PREFIX "%s", name);
+    if (n < 0 || (size_t)n >= sizeof key)
+        return cel__err(&base->err, CEL_EINVAL, "task name too long for a rate bucket");
+    snprintf(rate, sizeof rate, "%.17g", per_sec);
+    const char *argv[] = {"EVALSHA", b->main_shas[CEL_REDIS_SCRIPT_RATE], "1", key, rate};
+    struct cel_redis_cmds q = {0};
+    redisReply **rs = NULL;
+    int rc =
+        cel__redis_cmds_addv(&q, 5, argv) == CEL_OK ? cel__redis_broker_run(b, &q, &rs) : oom(b);
+    if (rc == CEL_OK) {
+        if (rs[0]->type == REDIS_REPLY_INTEGER)
+            *wait_us = rs[0]->integer > 0 ? rs[0]->integer : 0;
+        else
+            rc = cel__err(&base->err, CEL_EBROKER, "redis %s: unexpected reply to the rate script",
+                          b->target.display);
+        cel__redis_replies_free(rs, q.n);
+    }
+    cel__redis_cmds_release(&q);
+    return rc;
+}
+
 const struct cel_broker_ops cel__broker_redis = {
     .abi = CEL_BROKER_ABI,
     .default_lease_ms = 3600 * 1000, /* kombu's visibility_timeout */
@@ -513,4 +543,5 @@ const struct cel_broker_ops cel__broker_redis = {
     .fanout_close = cel__redis_fanout_close,
     .revoke_add = cel__redis_revoke_add,
     .revoke_list = cel__redis_revoke_list,
+    .rate_acquire = rb_rate_acquire,
 };

@@ -63,6 +63,8 @@
 #define CEL_REDIS_KEY_REVOKED        "celeriac.revoked"
 #define CEL_REDIS_KEY_REVOKED_SIGNAL "celeriac.revoked.signal"
 #define CEL_REDIS_KEY_DELIVERIES     "celeriac.deliveries"
+/* + task name: a global rate-limit bucket (redis_scripts.h, RATE). */
+#define CEL_REDIS_KEY_RATE_PREFIX "celeriac.rate."
 
 /* kombu's separator of band suffixes and binding fields. */
 #define CEL_REDIS_SEP "\x06\x16"

@@ -136,10 +136,30 @@ static const char lua_unlock[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\
                                  "end\n"
                                  "return 0\n";
 
+/* ---- rate limits (issue 7) ----
+ * core/rate.c's bucket, in Lua. Numbers are doubles here: the stamp is
+ * written with %.0f, as tostring() would round it to 6 digits. */
+static const char lua_rate[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local rate = tonumber(ARGV[1])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local v = redis.call('HMGET', KEYS[1], 't', 's')\n"
+    "local tokens, stamp = tonumber(v[1]), tonumber(v[2])\n"
+    "if not tokens or not stamp then tokens, stamp = 1, now end\n"
+    "if now > stamp then tokens = tokens + (now - stamp) * rate / 1e6 end\n"
+    "if tokens > 1 then tokens = 1 end\n"
+    "if tokens >= 1 - 1e-9 then\n"
+    "  tokens = math.max(tokens - 1, 0)\n"
+    "  redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens),\n"
+    "             's', string.format('%.0f', now))\n"
+    "  redis.call('PEXPIRE', KEYS[1], math.ceil(1000 / rate) + 60000)\n"
+    "  return 0\n"
+    "end\n"
+    "return math.max(1, math.ceil((1 - tokens) * 1e6 / rate))\n";
+
 const char *const cel__redis_broker_scripts[CEL_REDIS_NSCRIPTS + 1] = {
-    [CEL_REDIS_SCRIPT_POP] = lua_pop,
-    [CEL_REDIS_SCRIPT_MOVE] = lua_move,
-    [CEL_REDIS_SCRIPT_RESTORE] = lua_restore,
-    [CEL_REDIS_SCRIPT_UNLOCK] = lua_unlock,
-    [CEL_REDIS_NSCRIPTS] = NULL,
+    [CEL_REDIS_SCRIPT_POP] = lua_pop,         [CEL_REDIS_SCRIPT_MOVE] = lua_move,
+    [CEL_REDIS_SCRIPT_RESTORE] = lua_restore, [CEL_REDIS_SCRIPT_UNLOCK] = lua_unlock,
+    [CEL_REDIS_SCRIPT_RATE] = lua_rate,       [CEL_REDIS_NSCRIPTS] = NULL,
 };

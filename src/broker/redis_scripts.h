@@ -40,6 +40,13 @@ enum cel_redis_script {
     CEL_REDIS_SCRIPT_RESTORE,
     /* UNLOCK: kombu's Mutex release: DEL KEYS[1] if it holds ARGV[1]. */
     CEL_REDIS_SCRIPT_UNLOCK,
+    /* ---- rate limits (issue 7) ----
+     * RATE: takes a token from the bucket hash KEYS[1] (fields t: tokens,
+     * s: stamp in µs) refilled at ARGV[1] tokens a second, capacity 1,
+     * on the server's clock (TIME), so worker clocks do not matter.
+     * Returns 0 when taken, else the µs until a token is due (nothing
+     * written). The key expires once it would be full again anyway. */
+    CEL_REDIS_SCRIPT_RATE,
     CEL_REDIS_NSCRIPTS
 };
 

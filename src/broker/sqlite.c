@@ -28,6 +28,7 @@
 #include "broker/broker.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/rate.h"
 #include "store/sqlite_db.h"
 
 /* Lease used when the caller passes none: Celery's visibility_timeout. */
@@ -41,6 +42,7 @@ struct sqlite_broker {
     struct cel_sqldb *db;
     struct cel_sqlwake wake;
     int64_t fanout_pruned_us; /* last age pruning by this handle (monotonic) */
+    bool rate_table;          /* rate_buckets exists (rate limits, issue 7) */
 };
 
 /*
@@ -872,6 +874,74 @@ static int sb_revoke_list(struct cel_broker *base, struct cel_revoke_entry **out
     return CEL_OK;
 }
 
+/* ---- rate limits (issue 7) ----------------------------------------------
+ *
+ * One row per task name, holding the bucket as of its last grant. The
+ * table is created on first use rather than in the schema script: only
+ * deployments with a global rate limit ever have it. A refusal writes
+ * nothing (the bucket refills as a function of the stored time), so
+ * waiting workers do not ring every other worker's doorbell; a grant is
+ * one row written in the same BEGIN IMMEDIATE as the read, so two
+ * processes can never both take the last token.
+ */
+static const char sql_rate_table[] =
+    "CREATE TABLE IF NOT EXISTS rate_buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL,"
+    " stamp_us INTEGER NOT NULL) WITHOUT ROWID";
+static const char sql_rate_get[] = "SELECT tokens, stamp_us FROM rate_buckets WHERE name = ?1";
+static const char sql_rate_put[] =
+    "INSERT OR REPLACE INTO rate_buckets (name, tokens, stamp_us) VALUES (?1, ?2, ?3)";
+
+struct rate_args {
+    const char *name;
+    double per_sec;
+    int64_t *wait_us;
+};
+
+static int rate_take(struct sqlite_broker *b, void *arg)
+{
+    const struct rate_args *a = arg;
+    if (!b->rate_table) {
+        sqlite3_stmt *ddl = prepare(b, sql_rate_table);
+        int rc = ddl ? step_done(b, ddl, "cannot create the rate-limit table") : CEL_EBROKER;
+        if (rc != CEL_OK)
+            return rc;
+        b->rate_table = true;
+    }
+    sqlite3_stmt *get = prepare(b, sql_rate_get);
+    if (!get)
+        return CEL_EBROKER;
+    int64_t now = cel__wall_us();
+    struct cel_token_bucket tb;
+    cel__bucket_init(&tb, a->per_sec, now);
+    sqlite3_bind_text(get, 1, a->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(get);
+    if (rc == SQLITE_ROW) {
+        tb.tokens = sqlite3_column_double(get, 0);
+        tb.stamp_us = sqlite3_column_int64(get, 1);
+    }
+    sqlite3_reset(get);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cel__sqldb_fail(b->db, &b->base.err, CEL_EBROKER, "cannot read a rate bucket");
+    *a->wait_us = cel__bucket_take(&tb, now);
+    if (*a->wait_us)
+        return CEL_OK;
+    sqlite3_stmt *put = prepare(b, sql_rate_put);
+    if (!put)
+        return CEL_EBROKER;
+    sqlite3_bind_text(put, 1, a->name, -1, SQLITE_STATIC);
+    sqlite3_bind_double(put, 2, tb.tokens);
+    sqlite3_bind_int64(put, 3, tb.stamp_us);
+    return step_done(b, put, "cannot write a rate bucket");
+}
+
+static int sb_rate_acquire(struct cel_broker *base, const char *name, double per_sec,
+                           int64_t *wait_us)
+{
+    *wait_us = 0;
+    struct rate_args a = {name, per_sec, wait_us};
+    return write_op((struct sqlite_broker *)base, false, rate_take, &a);
+}
+
 const struct cel_broker_ops cel__broker_sqlite = {
     .abi = CEL_BROKER_ABI,
     .default_lease_ms = DEFAULT_LEASE_MS,
@@ -898,4 +968,5 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .fanout_close = sb_fanout_close,
     .revoke_add = sb_revoke_add,
     .revoke_list = sb_revoke_list,
+    .rate_acquire = sb_rate_acquire,
 };

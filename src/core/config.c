@@ -26,6 +26,7 @@
 
 static const char *const pool_choices[] = {"prefork", "solo", NULL};
 static const char *const level_choices[] = {"debug", "info", "warning", "error", "critical", NULL};
+static const char *const rate_scope_choices[] = {"local", "global", NULL}; /* rate limits */
 
 /* 100 years: large enough for "never in practice", small enough that
  * milliseconds fit an int64_t and a double holds them exactly. */
@@ -87,6 +88,13 @@ static const struct cel__config_option options[] = {
     {"worker_revokes_max", CEL__CFG_INT, "50000", 0, 10000000, NULL, 0, 0, NULL,
      "Most revokes kept (Celery's REVOKES_MAX); beyond it the ones expiring first are dropped. "
      "0 means no bound."},
+    /* ---- rate limits (issue 7) ---- */
+    {"worker_rate_limit_scope", CEL__CFG_ENUM, "local", 0, 0, rate_scope_choices, 0, 0,
+     "rate-limit-scope",
+     "Where a task's rate_limit (\"10/s\", \"100/m\", \"1000/h\") holds: local, per worker as in "
+     "Celery (two workers run twice the rate), or global, one limit across every worker of the "
+     "broker, kept by the broker (a SQLite row, a Redis script); global costs a broker round trip "
+     "per rate-limited task."},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])

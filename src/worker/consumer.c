@@ -33,8 +33,12 @@ void cel__consumer_update_room(cel_worker *w)
         return;
     size_t window = cel__consumer_window(w);
     size_t room = 0;
-    if (!atomic_load(&w->stop_level) && w->held.count < window)
-        room = window - w->held.count;
+    /* Messages waiting for a rate-limit token do not fill the window
+     * (up to a bound: rate_limit.c), so other tasks are still fetched. */
+    size_t uncounted = cel__rate_limits_uncounted(w);
+    size_t counted = w->held.count > uncounted ? w->held.count - uncounted : 0;
+    if (!atomic_load(&w->stop_level) && counted < window)
+        room = window - counted;
     cel__settler_set_room(w->settler, w->received, room);
 }
 
@@ -109,6 +113,7 @@ void cel__consumer_on_report(void *ud, struct cel_settle_report *r)
         w->received++;
         accept_message(w, r->fetched[i]);
     }
+    cel__rate_limits_on_answers(w, r->rates, r->nrates);
     cel__settle_report_free(r);
 }
 
@@ -190,6 +195,13 @@ void cel__consumer_requeue(cel_worker *w, struct cel_inflight *f)
     finish(w, f, &it);
 }
 
+void cel__consumer_repark(cel_worker *w, struct cel_inflight *f, int64_t due_us)
+{
+    cel__inflight_learn_ids(f); /* the task id goes with the new message */
+    struct cel_settle_item it = {.op = CEL_SETTLE_REPARK, .due_us = due_us};
+    finish(w, f, &it);
+}
+
 void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f)
 {
     if (w->acks_late || f->acked)
@@ -204,6 +216,7 @@ void cel__consumer_requeue_waiting(cel_worker *w)
     struct cel_inflight *f;
     while ((f = cel__held_pop_ready(&w->held)))
         cel__consumer_requeue(w, f);
+    cel__rate_limits_requeue_all(w);
 }
 
 void cel__consumer_store_state(cel_worker *w, struct cel_inflight *f, cel_state state, char *meta,

@@ -6,8 +6,9 @@
  * for every message, so they must be cheap: a filter that needs the
  * message's ids reads only its headers (cel__inflight_learn_ids).
  *
- * Today: the delivery limit and revoked ids. The next ones belong here
- * too: expired, rate-limited, paused.
+ * Today: the delivery limit, revoked ids and rate limits (revoked before
+ * the rate limit: a message that will not run should not take a token).
+ * The next ones belong here too: expired, paused.
  */
 #include <stdio.h>
 
@@ -57,9 +58,21 @@ static enum cel_filter_verdict revoked(cel_worker *w, struct cel_inflight *f)
     return CEL_FILTER_SETTLED;
 }
 
+/*
+ * A task with a rate_limit waits for a token without holding a pool slot
+ * (rate_limit.c). When no registered task has a rate limit (w->rate is
+ * NULL) this is one pointer test: the message is not even parsed.
+ */
+static enum cel_filter_verdict rate_limit(cel_worker *w, struct cel_inflight *f)
+{
+    if (!w->rate)
+        return CEL_FILTER_PASS;
+    return cel__rate_limit_admit(w, f) ? CEL_FILTER_PASS : CEL_FILTER_HELD;
+}
+
 typedef enum cel_filter_verdict (*filter_fn)(cel_worker *w, struct cel_inflight *f);
 
-static const filter_fn filters[] = {delivery_limit, revoked};
+static const filter_fn filters[] = {delivery_limit, revoked, rate_limit};
 
 enum cel_filter_verdict cel__filters_run(cel_worker *w, struct cel_inflight *f)
 {

@@ -35,6 +35,12 @@ struct item_vec {
     size_t n, cap;
 };
 
+struct rate_req {
+    const char *name;
+    double per_sec;
+    void *key;
+};
+
 struct cel_settler {
     struct cel_broker *b;
     struct cel_backend *k;
@@ -61,6 +67,11 @@ struct cel_settler {
     atomic_bool done;
     atomic_bool failing;
     atomic_size_t backlog;
+
+    /* rate-limit token requests (issue 7): queued under mu, served by the
+     * store thread */
+    struct rate_req *rate_in;
+    size_t nrate_in, caprate_in;
 
     /* store thread */
     struct item_vec work;
@@ -134,6 +145,7 @@ void cel__settle_report_free(struct cel_settle_report *r)
         return;
     free(r->finished);
     free(r->fetched);
+    free(r->rates);
     free(r);
 }
 
@@ -374,10 +386,79 @@ static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_set
     s->work.n = keep;
 }
 
+/* ---- rate limits (issue 7) ------------------------------------------- */
+
+static void wake(struct cel_settler *s);
+
+static int answer_push(struct cel_settle_report *r, const struct cel_rate_answer *a)
+{
+    if (r->nrates == r->caprates) {
+        size_t cap = r->caprates ? r->caprates * 2 : 16;
+        struct cel_rate_answer *p = realloc(r->rates, cap * sizeof *p);
+        if (!p)
+            return CEL_ENOMEM;
+        r->rates = p;
+        r->caprates = cap;
+    }
+    r->rates[r->nrates++] = *a;
+    return CEL_OK;
+}
+
+/* Serves the token requests queued so far, each in its own broker
+ * transaction. A failing broker is logged here, at most once every
+ * FAIL_LOG_EVERY_MS; the requester tries again later. */
+static void serve_rate_requests(struct cel_settler *s, struct cel_settle_report *rep,
+                                int64_t *last_log_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    struct rate_req *v = s->rate_in;
+    size_t n = s->nrate_in;
+    s->rate_in = NULL;
+    s->nrate_in = s->caprate_in = 0;
+    pthread_mutex_unlock(&s->mu);
+    const struct cel_broker_ops *bo = s->b->ops;
+    for (size_t i = 0; i < n; i++) {
+        struct cel_rate_answer a = {.key = v[i].key};
+        a.rc = bo->rate_acquire ? bo->rate_acquire(s->b, v[i].name, v[i].per_sec, &a.wait_us)
+                                : cel__err(&s->b->err, CEL_EINVAL,
+                                           "the %s transport keeps no rate buckets", bo->scheme);
+        if (a.rc != CEL_OK && cel__mono_ms() - *last_log_ms >= FAIL_LOG_EVERY_MS) {
+            CEL_ERROR(COMP, "cannot take a rate-limit token for %s: %s (trying again)", v[i].name,
+                      cel__broker_errmsg(s->b));
+            *last_log_ms = cel__mono_ms();
+        }
+        if (answer_push(rep, &a) != CEL_OK)
+            CEL_ERROR(COMP, "out of memory answering a rate-limit request");
+    }
+    free(v);
+}
+
+int cel__settler_rate_request(struct cel_settler *s, const char *name, double per_sec, void *key)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = CEL_OK;
+    if (s->nrate_in == s->caprate_in) {
+        size_t cap = s->caprate_in ? s->caprate_in * 2 : 16;
+        struct rate_req *p = realloc(s->rate_in, cap * sizeof *p);
+        if (p) {
+            s->rate_in = p;
+            s->caprate_in = cap;
+        } else {
+            rc = CEL_ENOMEM;
+        }
+    }
+    if (rc == CEL_OK)
+        s->rate_in[s->nrate_in++] = (struct rate_req){name, per_sec, key};
+    pthread_mutex_unlock(&s->mu);
+    if (rc == CEL_OK)
+        wake(s);
+    return rc;
+}
+
 /* Appends a thread-side report to the one the loop will pick up. */
 static void post_report(struct cel_settler *s, struct cel_settle_report *rep)
 {
-    if (!rep->nfinished && !rep->nfetched)
+    if (!rep->nfinished && !rep->nfetched && !rep->nrates)
         return;
     pthread_mutex_lock(&s->mu);
     if (!s->out) {
@@ -390,10 +471,12 @@ static void post_report(struct cel_settler *s, struct cel_settle_report *rep)
     for (size_t i = 0; !lost && i < rep->nfetched; i++)
         lost = ptr_push(&s->out->fetched, &s->out->nfetched, &s->out->capfetched,
                         rep->fetched[i]) != CEL_OK;
+    for (size_t i = 0; !lost && i < rep->nrates; i++)
+        lost = answer_push(s->out, &rep->rates[i]) != CEL_OK;
     pthread_mutex_unlock(&s->mu);
     if (lost)
         CEL_ERROR(COMP, "out of memory while reporting settled messages");
-    rep->nfinished = rep->nfetched = 0;
+    rep->nfinished = rep->nfetched = rep->nrates = 0;
     uv_async_send(&s->async);
 }
 
@@ -408,6 +491,7 @@ static void *settler_main(void *arg)
     int64_t retry_at_ms = 0, backoff_ms = BACKOFF_MIN_MS, last_log_ms = 0, failing_since = 0;
     int64_t work_since_us = 0; /* when the oldest unsettled item arrived */
     size_t fail_logs = 0;
+    int64_t rate_log_ms = -FAIL_LOG_EVERY_MS; /* last rate-request failure logged */
     const struct cel_broker_ops *bo = s->b->ops;
 
     for (;;) {
@@ -433,7 +517,13 @@ static void *settler_main(void *arg)
         bool stopping = s->stopping;
         int64_t deadline = s->deadline_ms;
         int64_t gather_us = s->gather_us;
+        bool rate_asked = s->nrate_in > 0;
         pthread_mutex_unlock(&s->mu);
+
+        if (rate_asked) {
+            serve_rate_requests(s, &rep, &rate_log_ms);
+            post_report(s, &rep);
+        }
 
         uint64_t unseen = s->fetched_total - received;
         size_t room = cap > unseen ? cap - (size_t)unseen : 0;
@@ -550,6 +640,7 @@ static void *settler_main(void *arg)
     }
     free(rep.finished);
     free(rep.fetched);
+    free(rep.rates);
     atomic_store(&s->done, true);
     uv_async_send(&s->async);
     return NULL;
@@ -746,6 +837,7 @@ void cel__settler_free(struct cel_settler *s)
      * loop's held list); this list only links them. */
     uv_close((uv_handle_t *)&s->async, NULL);
     close(s->evfd);
+    free(s->rate_in);
     pthread_cond_destroy(&s->park_cv);
     pthread_mutex_destroy(&s->mu);
     cel__backend_close(s->k);

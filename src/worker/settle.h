@@ -60,12 +60,21 @@ struct cel_settle_item {
     bool turn_result, turn_broker; /* set in the current round trip */
 };
 
+/* The broker's answer to a rate-limit token request (rate limits). */
+struct cel_rate_answer {
+    void *key;       /* the requester's, echoed */
+    int rc;          /* CEL_OK, or the broker's error (logged by the thread) */
+    int64_t wait_us; /* 0: a token was taken; else µs until one is due */
+};
+
 /* What the thread hands back; the loop owns it (cel__settle_report_free). */
 struct cel_settle_report {
     struct cel_inflight **finished; /* final operation done: free them */
     size_t nfinished, capfinished;
     struct cel_inflight **fetched; /* new reservations */
     size_t nfetched, capfetched;
+    struct cel_rate_answer *rates; /* answers to cel__settler_rate_request() */
+    size_t nrates, caprates;
 };
 
 void cel__settle_report_free(struct cel_settle_report *r);
@@ -128,6 +137,20 @@ size_t cel__settler_backlog(const struct cel_settler *s);
  * has reached the callback). */
 void cel__settler_stop(struct cel_settler *s, int64_t deadline_ms);
 bool cel__settler_done(struct cel_settler *s);
+
+/*
+ * ---- rate limits (issue 7) ----
+ * Asks the broker for one token of the global bucket `name` (the
+ * transport's rate_acquire); the answer comes back in a later report's
+ * `rates`, tagged with `key`. `name` is borrowed until then. The thread
+ * serves requests first thing in each pass, outside the round trip's
+ * transaction and without gathering, so a request waits at most for the
+ * round trip in progress. Served here rather than on a connection of the
+ * limiter's own because the broker handle belongs to this thread, and a
+ * thread of our own would have to be parked around every fork() too
+ * (see park() above). CEL_ENOMEM when it cannot be queued.
+ */
+int cel__settler_rate_request(struct cel_settler *s, const char *name, double per_sec, void *key);
 
 /* Joins the thread, frees what was never settled (logging how many),
  * and closes the broker and store. The uv handle is closed; run the loop

@@ -110,7 +110,8 @@ static int configure(cel_worker *w)
                                         .hostname = w->hostname,
                                         .acks_late = w->acks_late,
                                         .track_started = w->track_started};
-    return parse_queues(w);
+    int rc = cel__rate_limits_configure(w);
+    return rc == CEL_OK ? parse_queues(w) : rc;
 }
 
 cel_worker *cel_worker_new(const cel_config *cfg, const cel_registry *reg)
@@ -136,6 +137,7 @@ void cel_worker_free(cel_worker *w)
         return;
     for (size_t i = 0; i < w->nqueues; i++)
         free(w->queues[i]);
+    cel__rate_limits_free(w);
     cel_config_free(w->cfg);
     free(w);
 }
@@ -331,12 +333,14 @@ int cel_worker_run(cel_worker *w)
     uv_prepare_start(&w->turn, on_turn);
     uv_timer_init(&w->loop, &w->started);
     w->started.data = w;
+    cel__rate_limits_start(w);
     CEL_INFO(COMP, "%s ready.", w->hostname);
     cel__consumer_update_room(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_prepare_stop(&w->turn);
     uv_close((uv_handle_t *)&w->turn, NULL);
     uv_close((uv_handle_t *)&w->started, NULL);
+    cel__rate_limits_stop(w);
 
 out_pool:
     if (w->pool) {

@@ -9,6 +9,7 @@
  *                fetched, the message filters, STARTED states
  *   filters.c    what a message passes before it may run
  *   settle.c     the store thread: results, acks, fetches, leases
+ *   rate_limit.c tasks waiting for their rate limit's next token
  *   pool.h       the pool ops table: pool_prefork.c (+ child.c), pool_solo.c
  *   banner.c     the start banner
  *
@@ -87,6 +88,9 @@ struct cel_worker {
     uint64_t next_seq;
     int64_t runtime_ewma_us; /* recent task run time; starts "long" */
     bool exiting;            /* the loop is winding down */
+
+    /* ---- rate limits (issue 7, rate_limit.c) ---- */
+    struct cel_rate_limits *rate; /* NULL when no registered task has a rate limit */
 };
 
 /* ---- consumer.c ---- */
@@ -107,6 +111,10 @@ void cel__consumer_dead_letter(cel_worker *w, struct cel_inflight *f, const char
                                const char *exc_type, const char *exc_module, const char *message);
 /* A message that never started goes back to its queue. */
 void cel__consumer_requeue(cel_worker *w, struct cel_inflight *f);
+/* A message that never started is published again due at due_us (wall
+ * µs) and the original acked: parked on the broker, not in this worker
+ * (rate limits). Its priority is not kept. */
+void cel__consumer_repark(cel_worker *w, struct cel_inflight *f, int64_t due_us);
 /* Early ack when task_acks_late is off (the pool calls it as a task
  * starts). */
 void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f);
@@ -126,6 +134,8 @@ enum cel_filter_verdict {
     CEL_FILTER_PASS,        /* may run */
     CEL_FILTER_DEAD_LETTER, /* settled by the filter: failure stored, message kept aside */
     CEL_FILTER_SETTLED,     /* settled by the filter: its state stored, message acked */
+    CEL_FILTER_HELD,        /* kept by the filter, which makes it ready later, or parked on
+                               the broker by it */
 };
 enum cel_filter_verdict cel__filters_run(cel_worker *w, struct cel_inflight *f);
 
@@ -140,6 +150,25 @@ bool cel__revoke_has(cel_worker *w, const char *task_id);
 /* Whether f's process was killed by a revoke with terminate (then its
  * death is a REVOKED, not a WorkerLostError); forgets it. */
 bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f);
+
+/* ---- rate_limit.c (issue 7) ---- */
+struct cel_rate_limits;
+/* Reads the registry's rate limits and the scope; CEL_ECONFIG naming the
+ * task for a malformed rate. */
+int cel__rate_limits_configure(cel_worker *w);
+/* Timers on w->loop, for one run; stop() closes them. */
+void cel__rate_limits_start(cel_worker *w);
+void cel__rate_limits_stop(cel_worker *w);
+void cel__rate_limits_free(cel_worker *w);
+/* True when f may run now; false when it waits for a token (the limiter
+ * pushes it to the ready queue when one comes). Only with w->rate set. */
+bool cel__rate_limit_admit(cel_worker *w, struct cel_inflight *f);
+/* The store thread's answers to global token requests. */
+void cel__rate_limits_on_answers(cel_worker *w, const struct cel_rate_answer *a, size_t n);
+/* Waiting messages left out of the prefetch window. */
+size_t cel__rate_limits_uncounted(const cel_worker *w);
+/* Gives every waiting message back to its queue (a stop). */
+void cel__rate_limits_requeue_all(cel_worker *w);
 
 /* ---- signals.c ---- */
 int cel__signals_start(cel_worker *w);

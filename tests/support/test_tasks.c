@@ -11,6 +11,10 @@
  *                    (so a test counts deliveries), then abort()s
  *   test.sleep(s)    records like test.record, then sleeps s seconds and
  *                    returns s: a long task a test can see start
+ *   test.limited()   rate_limit $CEL_TEST_RATE_LIMIT (default "20/s"):
+ *                    appends "<monotonic finish time in µs> <pid>" to
+ *                    $CEL_TEST_STAMP_FILE; a malformed rate makes the
+ *                    worker refuse to start (the rate-limit tests)
  *
  * The record file lives outside whatever the test breaks (a full disk, a
  * stopped store), and each line is one write() with O_APPEND, so lines
@@ -21,7 +25,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -107,6 +113,34 @@ static int sleep_task(cel_task *t, void *ud)
     return cel_task_return_double(t, s);
 }
 
+/* ---- rate limits ---- */
+static int limited(cel_task *t, void *ud)
+{
+    (void)ud;
+    const char *path = getenv("CEL_TEST_STAMP_FILE");
+    if (!path || !*path)
+        return cel_task_fail(t, "RuntimeError", NULL, "CEL_TEST_STAMP_FILE is not set");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char line[64];
+    int n = snprintf(line, sizeof line, "%lld %d\n",
+                     (long long)ts.tv_sec * 1000000 + (long long)ts.tv_nsec / 1000, (int)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return cel_task_failf(t, "OSError", "cannot open %s", path);
+    ssize_t w = write(fd, line, (size_t)n);
+    close(fd);
+    return w == n ? cel_task_return_int(t, 1) : cel_task_failf(t, "OSError", "short write");
+}
+
+static int add_limited(cel_registry *reg)
+{
+    const char *rate = getenv("CEL_TEST_RATE_LIMIT"); /* the environment outlives the worker */
+    cel_task_def def = CEL_TASK_DEF_INIT(.name = "test.limited", .fn = limited,
+                                         .rate_limit = rate ? rate : "20/s");
+    return cel_registry_add(reg, &def);
+}
+
 /* The one place that knows cel_task_def's layout. */
 static int add_task(cel_registry *reg, const char *name, cel_task_fn fn)
 {
@@ -125,5 +159,7 @@ CEL_MODULE_INIT(reg)
         rc = add_task(reg, "test.crash", crash);
     if (rc == CEL_OK)
         rc = add_task(reg, "test.sleep", sleep_task);
+    if (rc == CEL_OK)
+        rc = add_limited(reg);
     return rc;
 }
