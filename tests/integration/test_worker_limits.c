@@ -416,6 +416,37 @@ static void test_acks_per_task_early_worker_redis(void)
     per_task_acks_late(true, false);
 }
 
+/*
+ * Under -P solo the task runs in the worker process: no hard limit is
+ * enforced (as in Celery's solo pool), and the running task reaches the
+ * parent through the solo io table: its BEGIN acks test.spin_early under
+ * a late-acking worker before the body runs, so a worker killed under it
+ * does not get it back.
+ */
+static void test_solo_pool(void)
+{
+    struct store s;
+    store_up(&s, false);
+    const char *const args[] = {
+        "-P", "solo", "--time-limit", "1", "--set", "broker_visibility_timeout=1", NULL};
+    pid_t w = start_worker(&s, args);
+    cel_client *c = cel_test_client(s.url, NULL);
+    cel_result *longer = send_task(c, "test.spin", "[1.5]");
+    wait_ready(longer, w);
+    ASSERT_STREQ(cel_result_state_name(longer), "SUCCESS");
+
+    cel_result *early = send_task(c, "test.spin_early", NULL);
+    wait_runs(cel_result_id(early), 1, w);
+    wait_held(&s, 0, w);
+    cel_test_kill(w);
+    w = start_worker(&s, args);
+    cel_result *next = send_task(c, "test.record", "[\"x\"]");
+    wait_ready(next, w);
+    ASSERT_STREQ(cel_result_state_name(next), "SUCCESS");
+    ASSERT_EQ(runs_of(cel_result_id(early), NULL), 1u);
+    end_test(&s, w, c, (cel_result *[]){longer, early, next}, 3);
+}
+
 /* Runs test.alloc(mib) and returns the pid of the child that ran it. */
 static int alloc_pid(cel_client *c, pid_t w, int mib)
 {
@@ -474,6 +505,7 @@ int main(void)
     TEST_RUN(test_acks_per_task_early_worker_sqlite);
     TEST_RUN(test_acks_per_task_late_worker_redis);
     TEST_RUN(test_acks_per_task_early_worker_redis);
+    TEST_RUN(test_solo_pool);
     TEST_RUN(test_recycling);
     return 0;
 }
