@@ -40,6 +40,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     __builtin_trap();
                 cel__framebuf_release(op);
             }
+            struct cel_frame_begin bg, bg2;
+            if (cel__frame_parse_begin(&f, &bg) == 0) {
+                struct cel_buf o = {0};
+                struct cel_frame g;
+                if (cel__frame_append_begin(&o, f.seq, &bg) == 0 &&
+                    (cel__framebuf_next(&o, &g) != 1 || cel__frame_parse_begin(&g, &bg2) != 0 ||
+                     bg.time_limit != bg2.time_limit || bg.soft_time_limit != bg2.soft_time_limit ||
+                     bg.flags != bg2.flags))
+                    __builtin_trap();
+                cel__framebuf_release(&o);
+            }
             if (cel__frame_parse_publish(&f, &pub) == 0) {
                 struct cel_buf o = {0};
                 struct cel_frame g;

@@ -95,6 +95,25 @@ static const struct cel__config_option options[] = {
      "Celery (two workers run twice the rate), or global, one limit across every worker of the "
      "broker, kept by the broker (a SQLite row, a Redis script); global costs a broker round trip "
      "per rate-limited task."},
+    /* ---- issue 7: time limits, worker failures, recycling ---- */
+    {"task_time_limit", CEL__CFG_DURATION, "0", 0, DURATION_MAX, NULL, 0, 0, "time-limit",
+     "Hard time limit of every task, seconds (a task's definition or a call's timelimit "
+     "overrides it): the child process running a task past it is killed and replaced, and the "
+     "task fails with TimeLimitExceeded. 0 means none. Not enforced under -P solo (as in "
+     "Celery), where only the soft limit applies."},
+    {"task_soft_time_limit", CEL__CFG_DURATION, "0", 0, DURATION_MAX, NULL, 0, 0, "soft-time-limit",
+     "Soft time limit of every task, seconds: past it cel_task_soft_limit_reached() is true, so "
+     "the task can clean up and return; a failure it then returns is SoftTimeLimitExceeded. 0 "
+     "means none."},
+    {"task_poison_limit", CEL__CFG_INT, "3", 0, 1000000, NULL, 0, 0, NULL,
+     "A task with reject_on_worker_lost whose child process dies goes back to its queue, until "
+     "its message has been delivered this many times: then it is kept in the dead-letter store "
+     "and fails with WorkerLostError, so a poison message cannot kill children forever. "
+     "Separate from task_delivery_limit, which bounds every redelivery. 0 means no limit."},
+    {"worker_max_memory_per_child", CEL__CFG_INT, "0", 0, INT32_MAX, NULL, 0, 0,
+     "max-memory-per-child",
+     "Replace a child process once its resident memory exceeds this many KiB after a task (the "
+     "task finishes first, as in Celery). 0 means unlimited."},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])

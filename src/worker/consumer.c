@@ -60,16 +60,21 @@ static void finish(cel_worker *w, struct cel_inflight *f, struct cel_settle_item
     }
 }
 
-/* A meta the worker builds itself (worker lost, delivery limit, ...). */
-static char *exception_meta(const struct cel_inflight *f, const char *status, const char *type,
-                            const char *module, const char *message)
+/* The stored form of an exception the worker raises itself. */
+static char *exc_meta(const struct cel_inflight *f, const char *status, json_t *exc)
 {
-    json_t *exc = cel__exception_new(type, module, message);
     json_t *meta = cel__result_meta_new(f->task_id, status, exc, NULL, f->group_id, f->parent_id,
                                         cel__wall_us());
     char *text = meta ? cel__json_dump(meta) : NULL;
     json_decref(meta);
     return text;
+}
+
+/* A meta the worker builds itself (worker lost, delivery limit, ...). */
+static char *exception_meta(const struct cel_inflight *f, const char *status, const char *type,
+                            const char *module, const char *message)
+{
+    return exc_meta(f, status, cel__exception_new(type, module, message));
 }
 
 /* Ends f (ack, or forget when acked early) with `state` and an exception
@@ -166,6 +171,30 @@ void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *wh
         cel__consumer_requeue(w, f);
         return;
     }
+    /* ---- issue 7: reject_on_worker_lost, bounded by task_poison_limit ----
+     * A task that asks for it goes back to its queue (unless it was acked
+     * before it ran: then there is nothing to give back). The delivery
+     * counter bounds it: the delivery that killed the child is counted,
+     * so at the limit the message is dead-lettered, not run again. */
+    if (f->reject_on_worker_lost && !f->acked) {
+        if (w->poison_limit && f->d.delivery_count >= (int)w->poison_limit) {
+            char reason[300];
+            snprintf(reason, sizeof reason,
+                     "%s (delivery %d, task_poison_limit is %u: the task killed its worker "
+                     "process every time)",
+                     why, f->d.delivery_count, w->poison_limit);
+            CEL_ERROR(COMP, "Task %s[%s] %s; kept in the dead-letter store",
+                      f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?", reason);
+            cel__consumer_dead_letter(w, f, reason, "WorkerLostError", "billiard.exceptions", why);
+        } else {
+            CEL_WARN(COMP, "Task %s[%s] requeued (reject_on_worker_lost), delivery %d of %u",
+                     f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?",
+                     f->d.delivery_count, w->poison_limit);
+            cel__consumer_requeue(w, f);
+        }
+        return;
+    }
+    /* ---- end issue 7 ---- */
     settle_with_exception(w, f, CEL_STATE_FAILURE, "WorkerLostError", "billiard.exceptions", why);
 }
 
@@ -202,9 +231,33 @@ void cel__consumer_repark(cel_worker *w, struct cel_inflight *f, int64_t due_us)
     finish(w, f, &it);
 }
 
+/*
+ * Whether f is acked late, as its task starts. Only the task definition
+ * can make it differ from the worker's setting (a message carries no
+ * acks_late), and the parent loaded the same definitions as its children.
+ * When the worker acks early and some task says acks_late, the parent
+ * looks the task up here, before the early ack it would otherwise send
+ * (reading the message's headers: only in that configuration). The other
+ * direction needs no look-up: the child's BEGIN frame says so, and the
+ * ack goes out then (cel__consumer_on_begin).
+ */
+static bool starts_acks_late(cel_worker *w, struct cel_inflight *f)
+{
+    if (w->acks_late || !w->acks_late_overridden)
+        return w->acks_late;
+    cel__inflight_learn_ids(f);
+    const cel_task_def *def = f->task_name ? cel_registry_find(w->reg, f->task_name) : NULL;
+    return def && def->acks_late == CEL_TRI_ON;
+}
+
 void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f)
 {
-    if (w->acks_late || f->acked)
+    if (!f->policy_known) {
+        f->policy_known = true;
+        f->acks_late = starts_acks_late(w, f);
+        f->time_limit = w->exec_env.time_limit;
+    }
+    if (f->acks_late || f->acked)
         return;
     f->acked = true;
     struct cel_settle_item it = {.op = CEL_SETTLE_EARLY_ACK, .f = f};
@@ -255,4 +308,82 @@ void cel__consumer_write_started(cel_worker *w)
         if (text)
             cel__consumer_store_state(w, f, CEL_STATE_STARTED, text, strlen(text));
     }
+}
+
+/* ---- issue 7: the running task's policy, hard limits, what it sends ---- */
+
+void cel__consumer_on_begin(cel_worker *w, struct cel_inflight *f, const struct cel_task_policy *p)
+{
+    if (!f->policy_known)
+        cel__consumer_ack_early(w, f); /* resolves the worker's defaults first */
+    f->begun = true;
+    f->time_limit = p->time_limit;
+    f->reject_on_worker_lost = p->reject_on_worker_lost;
+    if (p->acks_late && f->acked) {
+        /* Cannot happen while parent and children share the registry; an
+         * ack cannot be taken back, so say so. */
+        cel__inflight_learn_ids(f);
+        CEL_ERROR(COMP, "Task %s[%s] is acks_late but was acked as it started",
+                  f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?");
+    }
+    f->acks_late = p->acks_late;
+    cel__consumer_ack_early(w, f); /* an early-ack task under a late-ack worker: now */
+}
+
+void cel__consumer_on_time_limit(cel_worker *w, struct cel_inflight *f, double limit)
+{
+    cel__inflight_learn_ids(f);
+    CEL_ERROR(COMP, "Hard time limit (%gs) exceeded for %s[%s]", limit,
+              f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?");
+    /* Celery stores TimeLimitExceeded(limit): exc_message is [limit], a
+     * number, and acks (acks_on_failure_or_timeout). */
+    struct cel_settle_item it = {.op = f->acked ? CEL_SETTLE_RELEASE : CEL_SETTLE_ACK,
+                                 .state = CEL_STATE_FAILURE};
+    if (f->task_id) {
+        json_t *exc = cel__exception_new("TimeLimitExceeded", "billiard.exceptions", NULL);
+        if (exc)
+            json_object_set_new(exc, "exc_message", json_pack("[f]", limit));
+        it.task_id = strdup(f->task_id);
+        it.meta = exc_meta(f, "FAILURE", exc);
+        it.meta_len = it.meta ? strlen(it.meta) : 0;
+    }
+    finish(w, f, &it);
+}
+
+void cel__consumer_on_state(cel_worker *w, struct cel_inflight *f, const char *state,
+                            const char *meta, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return; /* a progress update is not worth failing the task for */
+    memcpy(copy, meta, len);
+    copy[len] = '\0';
+    cel__consumer_store_state(w, f, cel_state_parse(state), copy, len);
+}
+
+int cel__consumer_add_followup(struct cel_inflight *f, const struct cel_frame_publish *pub)
+{
+    struct cel_followup *u = calloc(1, sizeof *u);
+    if (!u)
+        return -1;
+    u->queue = strdup(pub->queue);
+    u->priority = pub->priority;
+    u->due_us = pub->due_us;
+    u->task_id = strdup(pub->task_id);
+    u->len = pub->len;
+    u->body = malloc(pub->len + 1);
+    if (!u->queue || !u->task_id || !u->body) {
+        free(u->queue);
+        free(u->task_id);
+        free(u->body);
+        free(u);
+        return -1;
+    }
+    memcpy(u->body, pub->body, pub->len);
+    u->body[pub->len] = '\0';
+    struct cel_followup **tail = &f->followups;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = u;
+    return 0;
 }

@@ -56,6 +56,13 @@ struct cel_inflight {
     bool started_written;             /* STARTED state stored */
     struct cel_inflight *prev, *next; /* the worker's held list */
     struct cel_inflight *ready_next;  /* waiting for the pool */
+    /* Its policy: the worker's when it starts, then what its child
+     * announced in a BEGIN frame (issue 7, pool_prefork.c). */
+    bool policy_known;          /* acks_late resolved (cel__consumer_ack_early) */
+    bool begun;                 /* a BEGIN arrived */
+    bool acks_late;             /* never acked before its result is stored */
+    bool reject_on_worker_lost; /* requeued, not failed, when its child dies */
+    double time_limit;          /* hard limit, seconds; 0: none */
 };
 
 /* The held list and the queue of messages waiting for a pool slot. */

@@ -16,8 +16,17 @@
  *
  * A child's death is learnt from SIGCHLD (through the loop), after the
  * results it managed to write have been read: its running task fails
- * with WorkerLostError, the tasks queued behind it go back to the broker,
- * and a new child takes its slot.
+ * with WorkerLostError (or goes back to its queue with
+ * reject_on_worker_lost, consumer.c), the tasks queued behind it go back
+ * to the broker, and a new child takes its slot.
+ *
+ * Hard time limits: a running task's limit is the worker's, or what its
+ * child announced in a BEGIN frame. One timer, armed for the earliest
+ * deadline of the tasks running now, SIGKILLs a child past it; its task
+ * fails with TimeLimitExceeded when the death is reaped. A child whose
+ * resident memory passed worker_max_memory_per_child after a task, or
+ * that ran worker_max_tasks_per_child tasks, retires: it finishes what it
+ * has and is replaced.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +43,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "worker/frame.h"
+#include "worker/limits.h"
 #include "worker/worker_internal.h"
 
 #define COMP "worker"
@@ -61,6 +71,9 @@ struct child {
     size_t qbytes;
     unsigned tasks_sent, tasks_done;
     bool retiring; /* takes no more tasks (recycling, shutdown) */
+    /* Frame seq of the task it was killed for at its hard limit (0: none),
+     * until it is reaped. */
+    uint64_t killed_seq;
 };
 
 struct prefork {
@@ -70,6 +83,9 @@ struct prefork {
     int next_number;
     uv_signal_t sigchld;
     uv_timer_t respawn;
+    uv_timer_t limits;     /* the earliest hard-limit deadline */
+    int64_t armed_us;      /* the deadline it is armed for; 0: stopped */
+    int open_handles;      /* closed handles free the pool at 0 */
     int64_t next_spawn_ms; /* after a failed fork */
     bool stopping, cold;
 };
@@ -204,6 +220,16 @@ static int on_result(struct child *c, const struct cel_frame *fr, int64_t now)
     cel__execution_release(&ex);
     if (w->max_tasks_per_child && c->tasks_done >= w->max_tasks_per_child)
         c->retiring = true;
+    if (w->max_memory_kib && !c->retiring) {
+        long rss = cel__limit_rss_kib(c->pid);
+        if (rss > w->max_memory_kib) {
+            CEL_WARN(COMP,
+                     "child %d (pid %d) exceeded the memory limit (%ld KiB > %ld KiB); "
+                     "replacing it",
+                     c->number, (int)c->pid, rss, w->max_memory_kib);
+            c->retiring = true;
+        }
+    }
     return 0;
 }
 
@@ -214,12 +240,7 @@ static int on_state(struct child *c, const struct cel_frame *fr)
     struct cel_frame_state st;
     if (!f || fr->seq != f->seq || cel__frame_parse_state(fr, &st) != 0)
         return -1;
-    char *meta = malloc(st.meta_len + 1);
-    if (!meta)
-        return 0; /* a progress update is not worth the child */
-    memcpy(meta, st.meta, st.meta_len);
-    meta[st.meta_len] = '\0';
-    cel__consumer_store_state(c->pool->base.w, f, cel_state_parse(st.state), meta, st.meta_len);
+    cel__consumer_on_state(c->pool->base.w, f, st.state, st.meta, st.meta_len);
     return 0;
 }
 
@@ -230,28 +251,23 @@ static int on_publish(struct child *c, const struct cel_frame *fr)
     struct cel_frame_publish pub;
     if (!f || fr->seq != f->seq || cel__frame_parse_publish(fr, &pub) != 0)
         return -1;
-    struct cel_followup *u = calloc(1, sizeof *u);
-    if (!u)
+    return cel__consumer_add_followup(f, &pub);
+}
+
+/* The running task's policy, sent before its body runs (BEGIN). */
+static int on_begin(struct child *c, const struct cel_frame *fr)
+{
+    struct cel_inflight *f = head(c);
+    struct cel_frame_begin b;
+    if (!f || fr->seq != f->seq || cel__frame_parse_begin(fr, &b) != 0)
         return -1;
-    u->queue = strdup(pub.queue);
-    u->priority = pub.priority;
-    u->due_us = pub.due_us;
-    u->task_id = strdup(pub.task_id);
-    u->len = pub.len;
-    u->body = malloc(pub.len + 1);
-    if (!u->queue || !u->task_id || !u->body) {
-        free(u->queue);
-        free(u->task_id);
-        free(u->body);
-        free(u);
-        return -1;
-    }
-    memcpy(u->body, pub.body, pub.len);
-    u->body[pub.len] = '\0';
-    struct cel_followup **tail = &f->followups;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = u;
+    const struct cel_task_policy p = {.time_limit = b.time_limit,
+                                      .soft_time_limit = b.soft_time_limit,
+                                      .acks_late = (b.flags & CEL_BEGIN_ACKS_LATE) != 0,
+                                      .reject_on_worker_lost =
+                                          (b.flags & CEL_BEGIN_REJECT_ON_WORKER_LOST) != 0,
+                                      .track_started = (b.flags & CEL_BEGIN_TRACK_STARTED) != 0};
+    cel__consumer_on_begin(c->pool->base.w, f, &p);
     return 0;
 }
 
@@ -278,10 +294,8 @@ static int read_child(struct child *c)
         int rc = fr.type == CEL_FRAME_RESULT    ? on_result(c, &fr, now)
                  : fr.type == CEL_FRAME_STATE   ? on_state(c, &fr)
                  : fr.type == CEL_FRAME_PUBLISH ? on_publish(c, &fr)
-                 /* TEMPORARY (h-retry): read but not acted on until the
-                  * hard-limit work's handler replaces this line */
-                 : fr.type == CEL_FRAME_BEGIN ? 0
-                                              : -1;
+                 : fr.type == CEL_FRAME_BEGIN   ? on_begin(c, &fr)
+                                                : -1;
         if (rc != 0)
             return -1;
     }
@@ -348,11 +362,19 @@ static void child_exited(struct prefork *p, struct child *c, int status)
     cel__framebuf_release(&c->in);
     cel__framebuf_release(&c->out);
     struct cel_inflight *running = pop_head(c);
+    uint64_t killed_seq = c->killed_seq;
+    c->killed_seq = 0;
     /* Tasks queued behind the running one never started: give them back. */
     struct cel_inflight *f;
     while ((f = pop_head(c)))
         cel__consumer_requeue(w, f);
-    if (running) {
+    if (running && killed_seq && running->seq == killed_seq) {
+        cel__consumer_on_time_limit(w, running, running->time_limit);
+    } else if (running && killed_seq && !running->acked) {
+        /* The task it was killed for answered just in time; the one that
+         * followed it did nothing wrong. */
+        cel__consumer_requeue(w, running);
+    } else if (running) {
         char msg[200];
         cel__consumer_on_lost(w, running, exit_text(status, msg, sizeof msg));
     } else {
@@ -376,6 +398,79 @@ static void on_sigchld(uv_signal_t *h, int signum)
 static void on_respawn(uv_timer_t *t)
 {
     (void)t; /* wakes the loop: the turn's dispatch retries the spawn */
+}
+
+/* ---- hard time limits ---------------------------------------------------- */
+
+static int64_t child_deadline(const struct child *c)
+{
+    const struct cel_inflight *f = head(c);
+    if (!f || c->killed_seq || c->pid <= 0)
+        return 0;
+    return cel__limit_deadline_us(f->started_us, f->time_limit);
+}
+
+static void on_limits(uv_timer_t *t);
+
+/* Arms the timer for the earliest deadline of the running tasks (a scan
+ * of the children at the end of each loop turn: they are few). */
+static void arm_limits(struct prefork *p)
+{
+    int64_t earliest = 0;
+    for (int i = 0; i < p->n; i++) {
+        int64_t d = child_deadline(&p->children[i]);
+        earliest = cel__limit_earliest((int64_t[]){earliest, d}, 2);
+    }
+    if (earliest == p->armed_us)
+        return;
+    p->armed_us = earliest;
+    if (!earliest) {
+        uv_timer_stop(&p->limits);
+        return;
+    }
+    uv_update_time(&p->base.w->loop);
+    uv_timer_start(&p->limits, on_limits, cel__limit_timeout_ms(earliest, cel__mono_us()), 0);
+}
+
+static void child_failed(struct child *c, const char *why);
+static int read_child(struct child *c);
+
+static void kill_at_limit(struct child *c, int64_t now)
+{
+    struct cel_inflight *f = head(c);
+    int64_t late_us = now - cel__limit_deadline_us(f->started_us, f->time_limit);
+    c->killed_seq = f->seq;
+    c->retiring = true;
+    kill(c->pid, SIGKILL);
+    set_events(c, 0);
+    /* The figure bench/time_limit_bench.sh reads. */
+    CEL_INFO(COMP, "child %d (pid %d) killed at the hard time limit, %.1f ms after the deadline",
+             c->number, (int)c->pid, (double)late_us / 1000.0);
+}
+
+static void on_limits(uv_timer_t *t)
+{
+    struct prefork *p = t->data;
+    p->armed_us = 0;
+    for (int i = 0; i < p->n; i++) {
+        struct child *c = &p->children[i];
+        int64_t d = child_deadline(c);
+        if (!d || d > cel__mono_us())
+            continue;
+        /* A result already waiting in the socket wins over the kill. */
+        if (c->fd >= 0) {
+            int r = read_child(c);
+            if (r < 0) {
+                child_failed(c, "sent a corrupt frame");
+                continue;
+            }
+        }
+        d = child_deadline(c);
+        int64_t now = cel__mono_us();
+        if (d && d <= now)
+            kill_at_limit(c, now);
+    }
+    arm_limits(p);
 }
 
 /*
@@ -475,6 +570,7 @@ static void prefork_dispatch(struct cel_pool *base)
         if (c->retiring && c->qlen == 0 && c->fd >= 0)
             close_fd(c);
     }
+    arm_limits(p);
 }
 
 static bool prefork_busy(const struct cel_pool *base)
@@ -542,6 +638,9 @@ static int prefork_start(cel_worker *w, struct cel_pool **out)
     uv_signal_start(&p->sigchld, on_sigchld, SIGCHLD);
     uv_timer_init(&w->loop, &p->respawn);
     p->respawn.data = p;
+    uv_timer_init(&w->loop, &p->limits);
+    p->limits.data = p;
+    p->open_handles = 3; /* sigchld, respawn, limits */
     *out = &p->base;
     for (int i = 0; i < p->n; i++) {
         int rc = spawn(p, &p->children[i]);
@@ -554,7 +653,7 @@ static int prefork_start(cel_worker *w, struct cel_pool **out)
 static void free_closed(uv_handle_t *h)
 {
     struct prefork *p = h->data;
-    if (h == (uv_handle_t *)&p->respawn) {
+    if (--p->open_handles == 0) {
         free(p->children);
         free(p);
     }
@@ -580,7 +679,8 @@ static void prefork_free(struct cel_pool *base)
         cel__framebuf_release(&c->out);
     }
     uv_signal_stop(&p->sigchld);
-    uv_close((uv_handle_t *)&p->sigchld, NULL);
+    uv_close((uv_handle_t *)&p->sigchld, free_closed);
+    uv_close((uv_handle_t *)&p->limits, free_closed);
     uv_close((uv_handle_t *)&p->respawn, free_closed);
 }
 

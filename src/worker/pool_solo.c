@@ -7,10 +7,17 @@
  * task that crashes takes the worker with it; the message comes back
  * with its delivery count raised, and the delivery limit (filters.c)
  * ends the cycle.
+ *
+ * What a running task sends the parent (its policy, states, follow-up
+ * publishes) goes through the same consumer.c calls as a prefork child's
+ * frames. No hard time limit is enforced here, as in Celery's solo pool:
+ * the only process to kill is the worker itself. The soft limit works
+ * (the task polls it).
  */
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "celeriac/error.h"
 #include "core/clock.h"
 #include "worker/worker_internal.h"
@@ -24,6 +31,38 @@ struct solo {
 static void on_more(uv_idle_t *h)
 {
     (void)h; /* the turn callback does the work */
+}
+
+/* The running task's way to the parent: itself, in this process. */
+struct solo_io {
+    cel_worker *w;
+    struct cel_inflight *f;
+};
+
+static int io_begin(void *ud, const struct cel_task_policy *p)
+{
+    struct solo_io *s = ud;
+    if (p->time_limit > 0)
+        CEL_DEBUG("worker", "hard time limit %gs not enforced under the solo pool", p->time_limit);
+    cel__consumer_on_begin(s->w, s->f, p);
+    /* An early ack it asked for reaches the broker before the body runs:
+     * a crash in the task must not bring it back. */
+    cel__settler_flush(s->w->settler);
+    return 0;
+}
+
+static int io_state(void *ud, const char *state, const char *meta, size_t len)
+{
+    struct solo_io *s = ud;
+    cel__consumer_on_state(s->w, s->f, state, meta, len);
+    cel__settler_flush(s->w->settler);
+    return 0;
+}
+
+static int io_publish(void *ud, const struct cel_frame_publish *p)
+{
+    struct solo_io *s = ud;
+    return cel__consumer_add_followup(s->f, p);
 }
 
 static void solo_dispatch(struct cel_pool *base)
@@ -40,7 +79,10 @@ static void solo_dispatch(struct cel_pool *base)
          * crash in this task loses nothing already settled. */
         cel__settler_flush(w->settler);
         struct cel_execution ex;
-        cel__execute(&w->exec_env, NULL, f->d.body, f->d.len, &ex);
+        struct solo_io sio = {.w = w, .f = f};
+        const struct cel_exec_io io = {
+            .ud = &sio, .begin = io_begin, .state = io_state, .publish = io_publish};
+        cel__execute(&w->exec_env, &io, f->d.body, f->d.len, &ex);
         int64_t ran = cel__mono_us() - f->started_us;
         w->runtime_ewma_us += (ran - w->runtime_ewma_us) / 8;
         f->slot = -1;

@@ -110,6 +110,17 @@ static int configure(cel_worker *w)
                                         .hostname = w->hostname,
                                         .acks_late = w->acks_late,
                                         .track_started = w->track_started};
+    /* issue 7: time limits, worker failures, recycling by memory */
+    w->exec_env.time_limit = cel_config_get_double(w->cfg, "task_time_limit");
+    w->exec_env.soft_time_limit = cel_config_get_double(w->cfg, "task_soft_time_limit");
+    int64_t poison = cel_config_get_int(w->cfg, "task_poison_limit");
+    w->poison_limit = poison > 0 ? (unsigned)poison : 0;
+    int64_t mem = cel_config_get_int(w->cfg, "worker_max_memory_per_child");
+    w->max_memory_kib = mem > 0 ? (long)mem : 0;
+    w->acks_late_overridden = false;
+    for (size_t i = 0; !w->acks_late && i < cel_registry_count(w->reg); i++)
+        if (cel_registry_at(w->reg, i)->acks_late == CEL_TRI_ON)
+            w->acks_late_overridden = true;
     int rc = cel__rate_limits_configure(w);
     return rc == CEL_OK ? parse_queues(w) : rc;
 }

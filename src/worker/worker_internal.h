@@ -69,6 +69,10 @@ struct cel_worker {
     bool acks_late;
     struct cel_exec_env exec_env; /* what every task run starts from (execute.h) */
     struct cel_revokes *revokes;  /* revoke.c; NULL when the transport has none */
+    /* issue 7: worker failures and recycling */
+    unsigned poison_limit;     /* task_poison_limit: deliveries that killed a child; 0: none */
+    long max_memory_kib;       /* worker_max_memory_per_child; 0: none */
+    bool acks_late_overridden; /* acks_late is off but some task's definition says on */
 
     /* running */
     uv_loop_t loop;
@@ -128,6 +132,17 @@ void cel__consumer_store_state(cel_worker *w, struct cel_inflight *f, cel_state 
 /* Settles f without running it (a revoke): REVOKED with Celery's
  * TaskRevokedError(reason) is stored and the message acked. */
 void cel__consumer_revoked(cel_worker *w, struct cel_inflight *f, const char *reason);
+/* ---- consumer.c, issue 7: what a running task tells the parent ---- */
+/* Its policy (BEGIN frame, or the solo pool's begin hook): arms its hard
+ * limit, and acks it now if it is not acks_late. */
+void cel__consumer_on_begin(cel_worker *w, struct cel_inflight *f, const struct cel_task_policy *p);
+/* Its process was killed at its hard limit: FAILURE, TimeLimitExceeded. */
+void cel__consumer_on_time_limit(cel_worker *w, struct cel_inflight *f, double limit);
+/* Stores a state it reports (copies meta). */
+void cel__consumer_on_state(cel_worker *w, struct cel_inflight *f, const char *state,
+                            const char *meta, size_t len);
+/* A message it asks to publish with its ack (copied). 0 or -1 (memory). */
+int cel__consumer_add_followup(struct cel_inflight *f, const struct cel_frame_publish *pub);
 
 /* ---- filters.c ---- */
 enum cel_filter_verdict {

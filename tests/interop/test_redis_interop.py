@@ -132,6 +132,27 @@ class PythonClientCeleriacWorker(InteropCase):
             self.call("tasks.fail", kwargs={"message": "by kw"})
         self.assertTrue(self.worker.alive())
 
+    def test_time_limit_from_python(self):
+        # Issue 7: apply_async(time_limit=1) sends timelimit [1, null]; the
+        # celeriac child announces it in its BEGIN frame, the parent kills
+        # the busy loop at 1 s and stores Celery's TimeLimitExceeded, which
+        # a Python client raises as billiard's own exception.
+        from billiard.exceptions import TimeLimitExceeded
+        started = time.monotonic()
+        r = self.app.send_task("tasks.spin", (30,), time_limit=1)
+        with self.assertRaises(TimeLimitExceeded) as cm:
+            r.get(timeout=15)
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(cm.exception.args, (1.0,))
+        self.assertEqual(r.state, "FAILURE")
+        self.assertEqual(self.meta(r.id)["result"], {"exc_type": "TimeLimitExceeded",
+                                                     "exc_message": [1.0],
+                                                     "exc_module": "billiard.exceptions"})
+        self.worker.wait_log(r"Hard time limit \(1s\) exceeded for tasks\.spin\[" + r.id)
+        # The next task runs on a fresh child.
+        self.assertEqual(self.call("tasks.add", (2, 3)), 5)
+        self.assertTrue(self.worker.alive())
+
     def test_unknown_task(self):
         r = self.app.send_task("tasks.does_not_exist", (1,))
         with self.assertRaises(NotRegistered):

@@ -15,6 +15,13 @@
  *                    appends "<monotonic finish time in µs> <pid>" to
  *                    $CEL_TEST_STAMP_FILE; a malformed rate makes the
  *                    worker refuse to start (the rate-limit tests)
+ *   test.crash_requeue()  the same, defined with reject_on_worker_lost
+ *   test.spin([s])   records when the variable is set, then busy-loops in
+ *                    C for s seconds (forever without one); returns s
+ *   test.spin_limited, test.spin_early, test.spin_late: test.spin defined
+ *                    with time_limit = 1, acks_late off, acks_late on
+ *   test.alloc(mib)  allocates and touches mib MiB it never frees (a
+ *                    leak the child keeps); returns the child's pid
  *
  * The record file lives outside whatever the test breaks (a full disk, a
  * stopped store), and each line is one write() with O_APPEND, so lines
@@ -141,11 +148,68 @@ static int add_limited(cel_registry *reg)
     return cel_registry_add(reg, &def);
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Burns CPU without a system call in the loop: only a signal stops it. */
+static int spin(cel_task *t, void *ud)
+{
+    (void)ud;
+    if (getenv("CEL_TEST_RECORD_FILE"))
+        record_run(t);
+    double seconds = -1;
+    if (cel_task_argc(t) > 0 && cel_task_arg_double(t, 0, &seconds) != CEL_OK)
+        return cel_task_fail_args(t);
+    double end = now_s() + seconds;
+    volatile uint64_t n = 0;
+    while (seconds < 0 || now_s() < end)
+        for (int i = 0; i < 1000000; i++)
+            n++;
+    return cel_task_return_double(t, seconds);
+}
+
+/* What test.alloc leaked, for the child's lifetime. */
+static char *volatile kept_blocks[64];
+static size_t kept_count;
+
+static int alloc(cel_task *t, void *ud)
+{
+    (void)ud;
+    int64_t mib;
+    if (cel_task_arg_int(t, 0, &mib) != CEL_OK || mib < 0 || mib > 4096)
+        return cel_task_fail_args(t);
+    size_t n = (size_t)mib << 20;
+    char *p = malloc(n);
+    if (!p && n)
+        return cel_task_fail(t, "MemoryError", NULL, "out of memory");
+    memset(p, 0x5a, n); /* resident, not only reserved */
+    /* Kept where the compiler cannot prove it unused (it would drop an
+     * allocation nobody reads, and the memset with it). */
+    kept_blocks[kept_count++ % 64] = p;
+    return cel_task_return_int(t, (int64_t)getpid());
+}
+
+struct task_opts {
+    double time_limit;
+    int acks_late, reject_on_worker_lost;
+};
+
 /* The one place that knows cel_task_def's layout. */
+static int add_task_with(cel_registry *reg, const char *name, cel_task_fn fn, struct task_opts o)
+{
+    cel_task_def def = CEL_TASK_DEF_INIT(.name = name, .fn = fn, .time_limit = o.time_limit,
+                                         .acks_late = o.acks_late,
+                                         .reject_on_worker_lost = o.reject_on_worker_lost);
+    return cel_registry_add(reg, &def);
+}
+
 static int add_task(cel_registry *reg, const char *name, cel_task_fn fn)
 {
-    cel_task_def def = CEL_TASK_DEF_INIT(.name = name, .fn = fn);
-    return cel_registry_add(reg, &def);
+    return add_task_with(reg, name, fn, (struct task_opts){0});
 }
 
 CEL_MODULE_INIT(reg)
@@ -161,5 +225,21 @@ CEL_MODULE_INIT(reg)
         rc = add_task(reg, "test.sleep", sleep_task);
     if (rc == CEL_OK)
         rc = add_limited(reg);
+    /* issue 7: time limits, worker failures, per-task acks, recycling */
+    if (rc == CEL_OK)
+        rc = add_task_with(reg, "test.crash_requeue", crash,
+                           (struct task_opts){.reject_on_worker_lost = CEL_TRI_ON});
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.spin", spin);
+    if (rc == CEL_OK)
+        rc = add_task_with(reg, "test.spin_limited", spin, (struct task_opts){.time_limit = 1});
+    if (rc == CEL_OK)
+        rc = add_task_with(reg, "test.spin_early", spin,
+                           (struct task_opts){.acks_late = CEL_TRI_OFF});
+    if (rc == CEL_OK)
+        rc =
+            add_task_with(reg, "test.spin_late", spin, (struct task_opts){.acks_late = CEL_TRI_ON});
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.alloc", alloc);
     return rc;
 }

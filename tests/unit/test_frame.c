@@ -9,15 +9,22 @@
 #include "testing.h"
 #include "worker/frame.h"
 
+/* The next frame in b, which must be of `type` for task `seq`. */
+static struct cel_frame next_frame(struct cel_buf *b, uint8_t type, uint64_t seq)
+{
+    struct cel_frame f;
+    ASSERT_EQ(cel__framebuf_next(b, &f), 1);
+    ASSERT_EQ(f.type, type);
+    ASSERT_EQ(f.seq, seq);
+    return f;
+}
+
 static void test_state_round_trip(void)
 {
     struct cel_buf b = {0};
     const char meta[] = "{\"status\": \"PROGRESS\", \"result\": {\"done\": 3}}";
     ASSERT_EQ(cel__frame_append_state(&b, 7, "PROGRESS", meta, strlen(meta)), 0);
-    struct cel_frame f;
-    ASSERT_EQ(cel__framebuf_next(&b, &f), 1);
-    ASSERT_EQ(f.type, CEL_FRAME_STATE);
-    ASSERT_EQ(f.seq, 7u);
+    struct cel_frame f = next_frame(&b, CEL_FRAME_STATE, 7);
     struct cel_frame_state st;
     ASSERT_EQ(cel__frame_parse_state(&f, &st), 0);
     ASSERT_STREQ(st.state, "PROGRESS");
@@ -113,6 +120,111 @@ static void test_malformed_payloads(void)
     ASSERT_EQ(cel__frame_parse_state(&task, &st), -1);
 }
 
+/* issue 7: the BEGIN frame carries a task's limits and policy flags to
+ * the parent; the limits survive the trip exactly. */
+static void test_begin_round_trip(void)
+{
+    struct cel_buf b = {0};
+    const struct cel_frame_begin in = {
+        .time_limit = 1.25,
+        .soft_time_limit = 0.1,
+        .flags = CEL_BEGIN_ACKS_LATE | CEL_BEGIN_REJECT_ON_WORKER_LOST | CEL_BEGIN_TRACK_STARTED};
+    ASSERT_EQ(cel__frame_append_begin(&b, 42, &in), 0);
+    struct cel_frame f = next_frame(&b, CEL_FRAME_BEGIN, 42);
+    struct cel_frame_begin out;
+    ASSERT_EQ(cel__frame_parse_begin(&f, &out), 0);
+    ASSERT(out.time_limit == 1.25);
+    ASSERT(out.soft_time_limit == 0.1);
+    ASSERT_EQ(out.flags, in.flags);
+    /* No limits, no flags. */
+    const struct cel_frame_begin none = {0};
+    ASSERT_EQ(cel__frame_append_begin(&b, 43, &none), 0);
+    f = next_frame(&b, CEL_FRAME_BEGIN, 43);
+    ASSERT_EQ(cel__frame_parse_begin(&f, &out), 0);
+    ASSERT(out.time_limit == 0 && out.soft_time_limit == 0 && out.flags == 0);
+    cel__framebuf_release(&b);
+}
+
+static void test_begin_malformed(void)
+{
+    static const struct {
+        const char *payload;
+        size_t len;
+    } bad[] = {
+        {"", 0},
+        {"1\0"
+         "2\0",
+         4}, /* no flags */
+        {"1\0"
+         "2\0"
+         "1",
+         5}, /* unterminated */
+        {"1\0"
+         "2\0"
+         "1\0"
+         "x\0",
+         8}, /* a field too many */
+        {"-1\0"
+         "0\0"
+         "0\0",
+         7}, /* negative limit */
+        {"nan\0"
+         "0\0"
+         "0\0",
+         8},
+        {"inf\0"
+         "0\0"
+         "0\0",
+         8},
+        {"1e99\0"
+         "0\0"
+         "0\0",
+         9}, /* beyond a year */
+        {"1x\0"
+         "0\0"
+         "0\0",
+         7},
+        {"1\0"
+         "0\0"
+         "8\0",
+         6}, /* unknown flag */
+        {"1\0"
+         "0\0"
+         "-1\0",
+         7},
+        {"\0"
+         "0\0"
+         "0\0",
+         5}, /* empty limit */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct cel_frame f = {
+            .type = CEL_FRAME_BEGIN, .payload = bad[i].payload, .len = (uint32_t)bad[i].len};
+        struct cel_frame_begin out;
+        if (cel__frame_parse_begin(&f, &out) != -1)
+            cel_test_fail(__FILE__, __LINE__, "bad BEGIN payload %zu was accepted", i);
+    }
+    /* A well-formed payload in a frame of another type is refused. */
+    struct cel_frame state = {.type = CEL_FRAME_STATE,
+                              .payload = "1\0"
+                                         "0\0"
+                                         "0\0",
+                              .len = 6};
+    struct cel_frame_begin out;
+    ASSERT_EQ(cel__frame_parse_begin(&state, &out), -1);
+    /* The decoder knows the type, and no type past it. */
+    unsigned char hdr[CEL_FRAME_HEADER + 6] = {6, 0, 0, 0, CEL_FRAME_BEGIN};
+    memcpy(hdr + CEL_FRAME_HEADER,
+           "1\0"
+           "0\0"
+           "0\0",
+           6);
+    struct cel_frame g;
+    ASSERT(cel__frame_decode(hdr, sizeof hdr, &g) > 0);
+    hdr[4] = CEL_FRAME_BEGIN + 1;
+    ASSERT_EQ(cel__frame_decode(hdr, sizeof hdr, &g), -1);
+}
+
 /* The parent's end of a child socket is non-blocking: a flush of more
  * than the socket holds returns 1 with bytes pending instead of waiting
  * for a child that is itself busy writing (the large-payload deadlock). */
@@ -157,6 +269,8 @@ int main(void)
     TEST_RUN(test_state_round_trip);
     TEST_RUN(test_publish_round_trip);
     TEST_RUN(test_malformed_payloads);
+    TEST_RUN(test_begin_round_trip);
+    TEST_RUN(test_begin_malformed);
     TEST_RUN(test_flush_never_blocks);
     return 0;
 }
