@@ -9,6 +9,9 @@
  *   test.echo(s)     returns s itself: the payload travels both ways
  *   test.crash()     records like test.record when the variable is set
  *                    (so a test counts deliveries), then abort()s
+ *   test.walltime()  returns the wall clock when it started, in µs since
+ *                    the epoch: a test compares it with a countdown's due
+ *                    time
  *
  * The record file lives outside whatever the test breaks (a full disk, a
  * stopped store), and each line is one write() with O_APPEND, so lines
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <celeriac/error.h>
@@ -88,6 +92,14 @@ static int crash(cel_task *t, void *ud)
     abort();
 }
 
+static int walltime(cel_task *t, void *ud)
+{
+    (void)ud;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return cel_task_return_int(t, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
 /* The one place that knows cel_task_def's layout. */
 static int add_task(cel_registry *reg, const char *name, cel_task_fn fn)
 {
@@ -104,5 +116,7 @@ CEL_MODULE_INIT(reg)
         rc = add_task(reg, "test.echo", echo);
     if (rc == CEL_OK)
         rc = add_task(reg, "test.crash", crash);
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.walltime", walltime);
     return rc;
 }
