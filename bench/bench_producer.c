@@ -48,6 +48,9 @@ static int configure(cel_config *cfg)
     const char *bdb = getenv("BENCH_BROKER_DB");
     const char *rdb = getenv("BENCH_RESULT_DB");
     char url[512];
+    const char *whole = getenv("BENCH_BROKER_URL"); /* any transport, results in it too */
+    if (whole)
+        return cel_config_set(cfg, "broker_url", whole, "env") == CEL_OK ? 0 : -1;
     if (!base)
         base = "redis://127.0.0.1:6391";
     snprintf(url, sizeof url, "%s/%s", base, bdb ? bdb : "0");
@@ -64,6 +67,9 @@ static int enqueue(cel_client *c, const char *mode, long n)
     bool ir = strcmp(mode, "send_task_ir") == 0 || strcmp(mode, "delay_ir") == 0;
     const char *task = ir ? "bench.incr" : "bench.noop";
     cel_send_options opts = CEL_SEND_OPTIONS_INIT(.ignore_result = ir);
+    const char *cd = getenv("BENCH_COUNTDOWN"); /* delayed tasks: bench/delayed_rss.sh */
+    if (cd)
+        opts.countdown = atof(cd);
 
     double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     double t0 = clock_s(CLOCK_MONOTONIC);

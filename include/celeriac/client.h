@@ -60,6 +60,19 @@ typedef struct cel_send_options {
     double countdown;     /* seconds from now; 0: run now */
     int has_priority;     /* non-zero: priority is set */
     int ignore_result;    /* non-zero: the worker stores no result */
+    /* celeriac 0.3: Celery's per-call options. Times are doubles in
+     * seconds; wall-clock times are Unix seconds (UTC), e.g.
+     * time(NULL) + 3600.0. Zero means "not set" for each. */
+    double eta;             /* run no earlier than this wall time; not with countdown */
+    double expires;         /* seconds from now after which the task is not run */
+    double expires_at;      /* the same as a wall time; not with expires */
+    double time_limit;      /* hard limit of the run (header timelimit[0]) */
+    double soft_time_limit; /* soft limit (header timelimit[1]) */
+    double retry_backoff;   /* base of exponential retry delays, seconds (header
+                               celeriac_retry_backoff) */
+    int max_retries;        /* retries allowed; used when has_max_retries (header
+                               celeriac_max_retries; 0: never retry) */
+    int has_max_retries;    /* non-zero: max_retries is set */
 } cel_send_options;
 
 /* Designated initialisers for the fields to set; the rest are zero. */
@@ -77,7 +90,12 @@ CEL_API int cel_client_connect(cel_client *c);
 CEL_API const char *cel_client_errmsg(const cel_client *c);
 
 /*
- * Publishes one task. `args_json` is a JSON array ("[2, 3]"; NULL: "[]"),
+ * Publishes one task.
+ * A countdown or eta travels as Celery's `eta` header, so any Celery
+ * worker on the queue honours it. On Redis the message goes straight to
+ * its queue (a celeriac worker that gets it early parks it broker-side);
+ * on SQLite, which only celeriac workers read, it is also stored with its
+ * due time so no worker sees it early. `args_json` is a JSON array ("[2, 3]"; NULL: "[]"),
  * `kwargs_json` a JSON object (NULL: "{}"). `opts` may be NULL (all
  * defaults); CEL_EINVAL when it was not made with CEL_SEND_OPTIONS_INIT
  * or sets fields this library does not know. When

@@ -41,6 +41,11 @@
 #define CEL_BROKER_CAP_TRANSACTIONS (1u << 3) /* begin/commit group operations atomically */
 #define CEL_BROKER_CAP_DEADLETTER   (1u << 4) /* reject without requeue keeps the message */
 #define CEL_BROKER_CAP_SHARED_FILE  (1u << 5) /* results may live in the same store */
+/* Only celeriac consumes this transport, so a client may publish a
+ * countdown with a due time (the delayed store is private to celeriac).
+ * Without it a client publishes the task ready, with only Celery's eta
+ * header, so a Python worker on the queue sees and honours it. */
+#define CEL_BROKER_CAP_PRIVATE_DELAY (1u << 6)
 
 /* One reserved message. Owned by the caller of fetch(); release with
  * cel__delivery_release(). */
@@ -121,6 +126,9 @@ struct cel_broker_ops {
     int (*extend)(struct cel_broker *b, const struct cel_delivery *const *ds, size_t n,
                   int64_t lease_ms);
 
+    /* Both count the queue's delayed messages (countdown, eta, retry)
+     * with its ready ones; purge removes them too (and leaves reserved
+     * messages alone). */
     int (*purge)(struct cel_broker *b, const char *queue, size_t *removed);
     int (*length)(struct cel_broker *b, const char *queue, size_t *len);
 
@@ -189,6 +197,12 @@ struct cel_broker_ops {
      * and in-process stores, the machine's.
      */
     int (*rate_acquire)(struct cel_broker *b, const char *name, double per_sec, int64_t *wait_us);
+
+    /* Optional (NULL: callers fall back to reject() with requeue): gives a
+     * reserved message back to its queue, deliverable again from wall
+     * time due_us, its delivery count kept (the next delivery counts one
+     * more), so a message handed back and forth stays bounded. */
+    int (*requeue_at)(struct cel_broker *b, const struct cel_delivery *d, int64_t due_us);
 };
 
 /* Common head of every transport handle; transports embed it first. */

@@ -355,16 +355,17 @@ static int mb_ack(struct cel_broker *base, const struct cel_delivery *d)
     return CEL_OK;
 }
 
-static int mb_reject(struct cel_broker *base, const struct cel_delivery *d, bool requeue,
-                     const char *reason)
+static int reject_at(struct cel_broker *base, const struct cel_delivery *d, bool requeue,
+                     const char *reason, int64_t due_us)
 {
     struct mem_store *s = ((struct mem_broker *)base)->store;
     int rc = CEL_OK;
     pthread_mutex_lock(&s->mu);
     ptrdiff_t i = find_msg(s, d->tag);
     if (i >= 0 && requeue) {
+        int64_t now = cel__wall_us();
         s->msgs.v[i].reserved = false;
-        s->msgs.v[i].visible_at = cel__wall_us();
+        s->msgs.v[i].visible_at = due_us > now ? due_us : now;
         signal_all(s);
     } else if (i >= 0) {
         struct mem_msg m = s->msgs.v[i];
@@ -378,6 +379,17 @@ static int mb_reject(struct cel_broker *base, const struct cel_delivery *d, bool
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+static int mb_reject(struct cel_broker *base, const struct cel_delivery *d, bool requeue,
+                     const char *reason)
+{
+    return reject_at(base, d, requeue, reason, 0);
+}
+
+static int mb_requeue_at(struct cel_broker *base, const struct cel_delivery *d, int64_t due_us)
+{
+    return reject_at(base, d, true, NULL, due_us);
 }
 
 static int mb_extend(struct cel_broker *base, const struct cel_delivery *const *ds, size_t n,
@@ -673,7 +685,7 @@ const struct cel_broker_ops cel__broker_memory = {
     .default_lease_ms = DEFAULT_LEASE_MS,
     .scheme = "memory",
     .caps = CEL_BROKER_CAP_DELAYED | CEL_BROKER_CAP_PRIORITY | CEL_BROKER_CAP_VISIBILITY |
-            CEL_BROKER_CAP_DEADLETTER,
+            CEL_BROKER_CAP_DEADLETTER | CEL_BROKER_CAP_PRIVATE_DELAY,
     .open = mb_open,
     .close = mb_close,
     .publish = mb_publish,
@@ -682,6 +694,7 @@ const struct cel_broker_ops cel__broker_memory = {
     .fetch = mb_fetch,
     .ack = mb_ack,
     .reject = mb_reject,
+    .requeue_at = mb_requeue_at,
     .extend = mb_extend,
     .purge = mb_purge,
     .length = mb_length,

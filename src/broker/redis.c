@@ -182,14 +182,12 @@ static int rb_publish(struct cel_broker *base, const char *queue, int priority, 
     int rc = add_binding(b, q, queue);
     if (rc == CEL_OK && due_us > cel__wall_us()) {
         /* Parked in our delayed set until due; see redis_keys.h. */
-        json_t *m =
-            json_pack("{s:s, s:s, s:i, s:s%}", "k", key, "q", queue, "p", priority, "m", body, len);
-        char *member = m ? json_dumps(m, JSON_COMPACT) : NULL;
-        json_decref(m);
+        bool bad;
+        char *member = cel__redis_delayed_member(key, queue, priority, body, len, &bad);
         char score[32];
         snprintf(score, sizeof score, "%lld", (long long)(due_us / 1000));
         const char *argv[] = {"ZADD", CEL_REDIS_KEY_DELAYED, score, member};
-        if (!m)
+        if (bad)
             rc = cel__err(&base->err, CEL_EINVAL, "message for queue '%s' is not valid UTF-8",
                           queue);
         else if (!member || cel__redis_cmds_addv(q, 4, argv) != CEL_OK)
@@ -303,15 +301,20 @@ static int rb_ack(struct cel_broker *base, const struct cel_delivery *d)
     return rc;
 }
 
-static int rb_reject(struct cel_broker *base, const struct cel_delivery *d, bool requeue,
-                     const char *reason)
+/* Gives a reserved message back: to the front of its queue (due_us 0),
+ * parked until due_us, or to the dead letters (!requeue). */
+static int give_back(struct cel_broker *base, const struct cel_delivery *d, bool requeue,
+                     const char *reason, int64_t due_us)
 {
     struct redis_broker *b = (struct redis_broker *)base;
     if (!d->tag_str || !d->queue)
         return cel__err(&base->err, CEL_EINVAL, "delivery has no redis delivery tag");
     struct cel_redis_cmds q = {0};
     int rc;
-    if (requeue) {
+    if (requeue && due_us) {
+        rc = cel__redis_add_restore_at(&q, b->main_shas[CEL_REDIS_SCRIPT_RESTORE_AT], tag_of(d),
+                                       d->queue, d->body, d->len, due_us);
+    } else if (requeue) {
         rc = cel__redis_add_restore(&q, b->main_shas[CEL_REDIS_SCRIPT_RESTORE], tag_of(d), d->queue,
                                     d->body, d->len, "1e300");
     } else {
@@ -324,9 +327,20 @@ static int rb_reject(struct cel_broker *base, const struct cel_delivery *d, bool
     else if (rc == CEL_ENOMEM)
         oom(b);
     else
-        cel__err(&base->err, rc, "queue name too long");
+        cel__err(&base->err, rc, "queue name too long or message not UTF-8");
     cel__redis_cmds_release(&q);
     return rc;
+}
+
+static int rb_reject(struct cel_broker *base, const struct cel_delivery *d, bool requeue,
+                     const char *reason)
+{
+    return give_back(base, d, requeue, reason, 0);
+}
+
+static int rb_requeue_at(struct cel_broker *base, const struct cel_delivery *d, int64_t due_us)
+{
+    return give_back(base, d, true, NULL, due_us > 0 ? due_us : 1);
 }
 
 static int rb_extend(struct cel_broker *base, const struct cel_delivery *const *ds, size_t n,
@@ -386,6 +400,47 @@ static int add_band_cmds(struct cel_redis_cmds *q, const char *cmd, const char *
     return CEL_OK;
 }
 
+/*
+ * Adds the DELAYED script over `queue`'s members of celeriac.delayed:
+ * counted, and removed when `remove`. The members are compact JSON
+ * written by cel__redis_delayed_member(), so the queue field is
+ * '"q":' + the queue as jansson dumps it + ','.
+ */
+static int add_delayed_cmd(struct redis_broker *b, struct cel_redis_cmds *q, const char *queue,
+                           bool remove)
+{
+    json_t *name = json_string(queue);
+    char *text = name ? json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(name);
+    if (!text)
+        return CEL_EINVAL;
+    size_t n = strlen(text) + 6;
+    char *field = malloc(n);
+    int rc = CEL_ENOMEM;
+    if (field) {
+        snprintf(field, n, "\"q\":%s,", text);
+        const char *argv[] = {"EVALSHA", b->main_shas[CEL_REDIS_SCRIPT_DELAYED],
+                              "1",       CEL_REDIS_KEY_DELAYED,
+                              field,     remove ? "1" : "0"};
+        rc = cel__redis_cmds_addv(q, 6, argv);
+    }
+    free(field);
+    free(text);
+    return rc;
+}
+
+/* Integer replies [from, from + n) summed. */
+static size_t sum_ints(redisReply *const *rs, size_t from, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = from; i < from + n; i++)
+        if (rs[i]->type == REDIS_REPLY_INTEGER && rs[i]->integer > 0)
+            total += (size_t)rs[i]->integer;
+    return total;
+}
+
+/* The ready lists and the queue's delayed members go together: a purge
+ * that left countdown tasks behind would run them later, unasked. */
 static int rb_purge(struct cel_broker *base, const char *queue, size_t *removed)
 {
     struct redis_broker *b = (struct redis_broker *)base;
@@ -399,6 +454,8 @@ static int rb_purge(struct cel_broker *base, const char *queue, size_t *removed)
     if (rc == CEL_OK)
         rc = add_band_cmds(&q, "DEL", queue);
     if (rc == CEL_OK)
+        rc = add_delayed_cmd(b, &q, queue, true);
+    if (rc == CEL_OK)
         rc = cel__redis_cmds_addv(&q, 1, exec);
     redisReply **rs = NULL;
     if (rc == CEL_OK)
@@ -408,10 +465,10 @@ static int rb_purge(struct cel_broker *base, const char *queue, size_t *removed)
     if (rc == CEL_OK) {
         const redisReply *ex = rs[q.n - 1];
         size_t total = 0;
-        for (size_t i = 0;
-             ex->type == REDIS_REPLY_ARRAY && i < CEL_REDIS_NBANDS && i < ex->elements; i++)
-            if (ex->element[i]->type == REDIS_REPLY_INTEGER)
-                total += (size_t)ex->element[i]->integer;
+        if (ex->type == REDIS_REPLY_ARRAY && ex->elements == 2 * CEL_REDIS_NBANDS + 1) {
+            total = sum_ints(ex->element, 0, CEL_REDIS_NBANDS);
+            total += sum_ints(ex->element, 2 * CEL_REDIS_NBANDS, 1);
+        }
         if (removed)
             *removed = total;
     }
@@ -426,14 +483,15 @@ static int rb_length(struct cel_broker *base, const char *queue, size_t *len)
     *len = 0;
     struct cel_redis_cmds q = {0};
     int rc = add_band_cmds(&q, "LLEN", queue);
+    if (rc == CEL_OK)
+        rc = add_delayed_cmd(b, &q, queue, false);
     redisReply **rs = NULL;
     if (rc == CEL_OK)
         rc = cel__redis_broker_run(b, &q, &rs);
     else
         rc = cel__err(&base->err, rc, "cannot read length of queue '%s'", queue);
-    for (size_t i = 0; rc == CEL_OK && i < q.n; i++)
-        if (rs[i]->type == REDIS_REPLY_INTEGER)
-            *len += (size_t)rs[i]->integer;
+    if (rc == CEL_OK)
+        *len = sum_ints(rs, 0, q.n);
     cel__redis_replies_free(rs, q.n);
     cel__redis_cmds_release(&q);
     return rc;
@@ -531,6 +589,7 @@ const struct cel_broker_ops cel__broker_redis = {
     .fetch = rb_fetch,
     .ack = rb_ack,
     .reject = rb_reject,
+    .requeue_at = rb_requeue_at,
     .extend = rb_extend,
     .purge = rb_purge,
     .length = rb_length,

@@ -10,6 +10,7 @@
  * celeriac.deliveries.
  */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,16 +49,29 @@ static char *mark_redelivered(const char *env, size_t len, int *priority)
     return out;
 }
 
+/* The restored envelope (*marked, caller frees; NULL: send env as it
+ * is) and the list key of its priority band. CEL_EINVAL when the queue
+ * name is too long. */
+static int restored(const char *queue, const char *env, size_t len, char **marked, int *priority,
+                    char key[CEL_REDIS_KEY_MAX])
+{
+    *marked = mark_redelivered(env, len, priority);
+    if (!cel__redis_band_key(queue, cel__redis_band_of(*priority), key, CEL_REDIS_KEY_MAX)) {
+        free(*marked);
+        *marked = NULL;
+        return CEL_EINVAL;
+    }
+    return CEL_OK;
+}
+
 int cel__redis_add_restore(struct cel_redis_cmds *q, const char *sha, const char *tag,
                            const char *queue, const char *env, size_t len, const char *max_score)
 {
     int priority = 0;
-    char *marked = mark_redelivered(env, len, &priority);
+    char *marked;
     char key[CEL_REDIS_KEY_MAX];
-    if (!cel__redis_band_key(queue, cel__redis_band_of(priority), key, sizeof key)) {
-        free(marked);
+    if (restored(queue, env, len, &marked, &priority, key) != CEL_OK)
         return CEL_EINVAL;
-    }
     const char *argv[] = {"EVALSHA",
                           sha,
                           "4",
@@ -75,6 +89,48 @@ int cel__redis_add_restore(struct cel_redis_cmds *q, const char *sha, const char
         lens[8] = len;
     int rc = cel__redis_cmds_add(q, 10, argv, lens);
     free(marked);
+    return rc;
+}
+
+char *cel__redis_delayed_member(const char *key, const char *queue, int priority, const char *body,
+                                size_t len, bool *bad_utf8)
+{
+    json_t *m =
+        json_pack("{s:s, s:s, s:i, s:s%}", "k", key, "q", queue, "p", priority, "m", body, len);
+    *bad_utf8 = !m;
+    char *member = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    return member;
+}
+
+int cel__redis_add_restore_at(struct cel_redis_cmds *q, const char *sha, const char *tag,
+                              const char *queue, const char *env, size_t len, int64_t due_us)
+{
+    int priority = 0;
+    char *marked;
+    char key[CEL_REDIS_KEY_MAX];
+    if (restored(queue, env, len, &marked, &priority, key) != CEL_OK)
+        return CEL_EINVAL;
+    bool bad;
+    char *member = cel__redis_delayed_member(key, queue, priority, marked ? marked : env,
+                                             marked ? strlen(marked) : len, &bad);
+    free(marked);
+    if (!member)
+        return bad ? CEL_EINVAL : CEL_ENOMEM;
+    char score[32];
+    snprintf(score, sizeof score, "%lld", (long long)(due_us / 1000));
+    const char *argv[] = {"EVALSHA",
+                          sha,
+                          "4",
+                          CEL_REDIS_KEY_UNACKED,
+                          CEL_REDIS_KEY_UNACKED_INDEX,
+                          CEL_REDIS_KEY_DELAYED,
+                          CEL_REDIS_KEY_DELIVERIES,
+                          tag,
+                          member,
+                          score};
+    int rc = cel__redis_cmds_addv(q, 10, argv);
+    free(member);
     return rc;
 }
 

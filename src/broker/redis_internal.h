@@ -114,6 +114,19 @@ int cel__redis_broker_run(struct redis_broker *b, const struct cel_redis_cmds *q
 int cel__redis_add_restore(struct cel_redis_cmds *q, const char *sha, const char *tag,
                            const char *queue, const char *env, size_t len, const char *max_score);
 
+/* The member of celeriac.delayed for `body` due on list `key` of `queue`
+ * (redis_keys.h); caller frees. NULL when body is not UTF-8 or out of
+ * memory (*bad_utf8 tells which). */
+char *cel__redis_delayed_member(const char *key, const char *queue, int priority, const char *body,
+                                size_t len, bool *bad_utf8);
+
+/* Appends to q the restore of `tag` into celeriac.delayed, due at due_us
+ * (RESTORE_AT script, by `sha`): the restore of cel__redis_add_restore(),
+ * counted the same way, but parked until then. CEL_EINVAL when the queue
+ * name is too long or the envelope not UTF-8, CEL_ENOMEM. */
+int cel__redis_add_restore_at(struct cel_redis_cmds *q, const char *sha, const char *tag,
+                              const char *queue, const char *env, size_t len, int64_t due_us);
+
 /* Appends to q the dead-lettering of `tag` as one MULTI/EXEC: its record
  * (with the message bytes as they are, base64 when not UTF-8) pushed on
  * celeriac.dead_letters, its unacked entries and delivery count removed.

@@ -131,6 +131,33 @@ static const char lua_restore[] = "local s = redis.call('ZSCORE', KEYS[2], ARGV[
                                   "end\n"
                                   "return 0\n";
 
+/* Walks the set a slice at a time (a whole 100k-member set would be
+ * copied into Lua's memory at once); removed members shift the rest
+ * left, so the index advances only past what stays. */
+static const char lua_delayed[] =
+    "local n, i = 0, 0\n"
+    "while true do\n"
+    "  local ms = redis.call('ZRANGE', KEYS[1], i, i + 999)\n"
+    "  if #ms == 0 then break end\n"
+    "  local gone = 0\n"
+    "  for _, m in ipairs(ms) do\n"
+    "    if string.find(m, ARGV[1], 1, true) then\n"
+    "      n = n + 1\n"
+    "      if ARGV[2] == '1' then redis.call('ZREM', KEYS[1], m); gone = gone + 1 end\n"
+    "    end\n"
+    "  end\n"
+    "  i = i + #ms - gone\n"
+    "end\n"
+    "return n\n";
+
+static const char lua_restore_at[] = "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+                                     "if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then\n"
+                                     "  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])\n"
+                                     "  redis.call('HINCRBY', KEYS[4], ARGV[1], 1)\n"
+                                     "  return 1\n"
+                                     "end\n"
+                                     "return 0\n";
+
 static const char lua_unlock[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
                                  "  return redis.call('DEL', KEYS[1])\n"
                                  "end\n"
@@ -159,7 +186,12 @@ static const char lua_rate[] =
     "return math.max(1, math.ceil((1 - tokens) * 1e6 / rate))\n";
 
 const char *const cel__redis_broker_scripts[CEL_REDIS_NSCRIPTS + 1] = {
-    [CEL_REDIS_SCRIPT_POP] = lua_pop,         [CEL_REDIS_SCRIPT_MOVE] = lua_move,
-    [CEL_REDIS_SCRIPT_RESTORE] = lua_restore, [CEL_REDIS_SCRIPT_UNLOCK] = lua_unlock,
-    [CEL_REDIS_SCRIPT_RATE] = lua_rate,       [CEL_REDIS_NSCRIPTS] = NULL,
+    [CEL_REDIS_SCRIPT_POP] = lua_pop,
+    [CEL_REDIS_SCRIPT_MOVE] = lua_move,
+    [CEL_REDIS_SCRIPT_RESTORE] = lua_restore,
+    [CEL_REDIS_SCRIPT_UNLOCK] = lua_unlock,
+    [CEL_REDIS_SCRIPT_RATE] = lua_rate,
+    [CEL_REDIS_SCRIPT_DELAYED] = lua_delayed,
+    [CEL_REDIS_SCRIPT_RESTORE_AT] = lua_restore_at,
+    [CEL_REDIS_NSCRIPTS] = NULL,
 };

@@ -47,6 +47,18 @@ enum cel_redis_script {
      * Returns 0 when taken, else the µs until a token is due (nothing
      * written). The key expires once it would be full again anyway. */
     CEL_REDIS_SCRIPT_RATE,
+    /* DELAYED: counts the members of KEYS[1] (celeriac.delayed) that
+     * contain ARGV[1] (the member's queue field, '"q":"<queue>",', which
+     * can occur nowhere else in a member: every quote inside the values
+     * is escaped) and removes them when ARGV[2] is "1". O(members). */
+    CEL_REDIS_SCRIPT_DELAYED,
+    /* RESTORE_AT: RESTORE into the delayed set instead of the list: tag
+     * ARGV[1] leaves KEYS[1] (unacked) and KEYS[2] (unacked_index),
+     * member ARGV[2] joins KEYS[3] (celeriac.delayed) scored ARGV[3] (ms),
+     * and the restore is counted in KEYS[4] (celeriac.deliveries), which
+     * still counts when the member is moved and popped again (same tag).
+     * Returns 1 when restored, 0 when someone acked or restored it. */
+    CEL_REDIS_SCRIPT_RESTORE_AT,
     CEL_REDIS_NSCRIPTS
 };
 

@@ -470,6 +470,14 @@ static int sb_reject(struct cel_broker *base, const struct cel_delivery *d, bool
     return write_op(b, false, dead_letter, &a);
 }
 
+/* The row keeps its delivery_count; the next claim adds one. */
+static int sb_requeue_at(struct cel_broker *base, const struct cel_delivery *d, int64_t due_us)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    int64_t now = cel__wall_us();
+    return write_one(b, sql_requeue, d->tag, due_us > now ? due_us : now, "cannot requeue");
+}
+
 struct extend_args {
     const struct cel_delivery *const *ds;
     size_t n;
@@ -947,7 +955,8 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .default_lease_ms = DEFAULT_LEASE_MS,
     .scheme = "sqlite",
     .caps = CEL_BROKER_CAP_DELAYED | CEL_BROKER_CAP_PRIORITY | CEL_BROKER_CAP_VISIBILITY |
-            CEL_BROKER_CAP_TRANSACTIONS | CEL_BROKER_CAP_DEADLETTER | CEL_BROKER_CAP_SHARED_FILE,
+            CEL_BROKER_CAP_TRANSACTIONS | CEL_BROKER_CAP_DEADLETTER | CEL_BROKER_CAP_SHARED_FILE |
+            CEL_BROKER_CAP_PRIVATE_DELAY,
     .open = sb_open,
     .close = sb_close,
     .publish = sb_publish,
@@ -956,6 +965,7 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .fetch = sb_fetch,
     .ack = sb_ack,
     .reject = sb_reject,
+    .requeue_at = sb_requeue_at,
     .extend = sb_extend,
     .purge = sb_purge,
     .length = sb_length,

@@ -7,8 +7,16 @@
  * Every transport copies the bytes before publish() returns (Redis into
  * its command buffer, batched or not; SQLite into the row; memory into
  * its own message), so the buffer is free for the next send even inside
- * a batch. Countdowns become a due time on the broker side (DESIGN.md 4):
- * the worker never holds future tasks in memory.
+ * a batch.
+ *
+ * A countdown or eta is Celery's `eta` header, so whichever Celery worker
+ * takes the message honours it. Only on a transport that celeriac alone
+ * reads (CEL_BROKER_CAP_PRIVATE_DELAY: SQLite, memory) is it also
+ * published with a due time, which saves the worker a round trip; on
+ * Redis it goes straight to its queue, where a Python worker finds it
+ * too, and a celeriac worker that receives it early parks it in the
+ * broker's delayed set (DESIGN.md 4). Either way no worker holds future
+ * tasks in memory.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -35,8 +43,8 @@
 
 _Static_assert(offsetof(cel_send_options, struct_size) == 0, "struct_size comes first");
 _Static_assert(CEL_NO_PADDING(cel_send_options, sizeof(unsigned) + sizeof(int) +
-                                                    2 * sizeof(const char *) + sizeof(double) +
-                                                    2 * sizeof(int)),
+                                                    2 * sizeof(const char *) + 7 * sizeof(double) +
+                                                    4 * sizeof(int)),
                "cel_send_options must have no padding (sized_struct.h)");
 
 cel_client *cel_client_new(const cel_config *cfg)
@@ -136,6 +144,45 @@ static int need_connection(cel_client *c)
     return CEL_OK;
 }
 
+/* Each time is a finite number >= 0, and each is given one way only. */
+static int check_times(cel_client *c, const cel_send_options *o)
+{
+    const struct {
+        double v;
+        const char *name;
+    } t[] = {{o->countdown, "countdown"},
+             {o->eta, "eta"},
+             {o->expires, "expires"},
+             {o->expires_at, "expires_at"},
+             {o->time_limit, "time_limit"},
+             {o->soft_time_limit, "soft_time_limit"},
+             {o->retry_backoff, "retry_backoff"}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!(t[i].v >= 0 && t[i].v < 1e12)) /* also NaN */
+            return cel__err(&c->err, CEL_EINVAL, "%s must be a number of seconds >= 0", t[i].name);
+    if (o->countdown > 0 && o->eta > 0)
+        return cel__err(&c->err, CEL_EINVAL, "give countdown or eta, not both");
+    if (o->expires > 0 && o->expires_at > 0)
+        return cel__err(&c->err, CEL_EINVAL, "give expires or expires_at, not both");
+    if (o->has_max_retries && o->max_retries < 0)
+        return cel__err(&c->err, CEL_EINVAL, "max_retries must not be negative");
+    return CEL_OK;
+}
+
+/* Wall-clock µs of the eta and expiry headers, as Celery's apply_async
+ * computes them from countdown/eta and expires. */
+static void set_times(struct cel_task_spec *spec, const cel_send_options *o, int64_t now_us)
+{
+    if (o->countdown > 0)
+        spec->eta_us = now_us + (int64_t)(o->countdown * 1e6);
+    else if (o->eta > 0)
+        spec->eta_us = (int64_t)(o->eta * 1e6);
+    if (o->expires > 0)
+        spec->expires_us = now_us + (int64_t)(o->expires * 1e6);
+    else if (o->expires_at > 0)
+        spec->expires_us = (int64_t)(o->expires_at * 1e6);
+}
+
 int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
                     const char *kwargs_json, const cel_send_options *opts, cel_result **out)
 {
@@ -163,8 +210,9 @@ int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
     opts = &o;
     if (opts->has_priority && (opts->priority < 0 || opts->priority > 9))
         return cel__err(&c->err, CEL_EINVAL, "priority %d is out of range 0..9", opts->priority);
-    if (opts->countdown < 0)
-        return cel__err(&c->err, CEL_EINVAL, "countdown must not be negative");
+    rc = check_times(c, opts);
+    if (rc != CEL_OK)
+        return rc;
 
     struct cel_task_spec spec = {0};
     spec.task = task_name;
@@ -174,8 +222,15 @@ int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
     spec.queue = opts->queue && *opts->queue ? opts->queue : default_queue(c);
     spec.priority = opts->has_priority ? opts->priority : 0;
     spec.ignore_result = opts->ignore_result;
-    if (opts->countdown > 0)
-        spec.eta_us = cel__wall_us() + (int64_t)(opts->countdown * 1e6);
+    set_times(&spec, opts, cel__wall_us());
+    spec.time_limit = opts->time_limit;
+    spec.soft_time_limit = opts->soft_time_limit;
+    spec.has_max_retries = opts->has_max_retries != 0;
+    spec.max_retries = opts->max_retries;
+    spec.retry_backoff = opts->retry_backoff;
+    /* See the top of the file: the due time only where celeriac alone
+     * consumes; elsewhere the eta header is the whole story. */
+    int64_t due_us = c->broker->ops->caps & CEL_BROKER_CAP_PRIVATE_DELAY ? spec.eta_us : 0;
 
     /* One buffer per client, reused: a send allocates nothing once the
      * buffer has grown to the size of its messages. */
@@ -187,7 +242,7 @@ int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
                         why[0] ? why : cel_strerror(rc));
     const char *task_id = opts->task_id ? opts->task_id : id;
 
-    rc = c->broker->ops->publish(c->broker, spec.queue, spec.priority, spec.eta_us, task_id,
+    rc = c->broker->ops->publish(c->broker, spec.queue, spec.priority, due_us, task_id,
                                  cel__buf_bytes(&c->send_buf), cel__buf_size(&c->send_buf));
     /* A rare huge message should not pin its memory for the client's life. */
     if (c->send_buf.cap > SEND_BUF_KEEP)

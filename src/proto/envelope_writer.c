@@ -596,6 +596,8 @@ static int check_spec(const struct cel_task_spec *spec, bool want_id, char *err,
         return cel__errf(err, errlen, CEL_EINVAL, "retries must be >= 0");
     if (spec->time_limit < 0 || spec->soft_time_limit < 0)
         return cel__errf(err, errlen, CEL_EINVAL, "time limits must be >= 0");
+    if ((spec->has_max_retries && spec->max_retries < 0) || spec->retry_backoff < 0)
+        return cel__errf(err, errlen, CEL_EINVAL, "max_retries and retry_backoff must be >= 0");
     if (spec->embed && !json_is_object(spec->embed))
         return cel__errf(err, errlen, CEL_EINVAL, "embed must be a JSON object");
     return CEL_OK;
@@ -649,9 +651,20 @@ static bool put_rest(struct writer *w, const struct cel_task_spec *s, const char
         put_str(w, o, n);
     }
     if (s->ignore_result)
-        PUT_LIT(w, ", \"ignore_result\": true}, ");
+        PUT_LIT(w, ", \"ignore_result\": true");
     else
-        PUT_LIT(w, ", \"ignore_result\": false}, ");
+        PUT_LIT(w, ", \"ignore_result\": false");
+    /* Ours come last, and only when set: a message without them is
+     * byte-identical to what it always was. */
+    if (s->has_max_retries) {
+        PUT_LIT(w, ", \"celeriac_max_retries\": ");
+        cel__buf_append_int(w->b, s->max_retries);
+    }
+    if (s->retry_backoff > 0) {
+        PUT_LIT(w, ", \"celeriac_retry_backoff\": ");
+        put_limit_or_null(w, s->retry_backoff);
+    }
+    PUT_LIT(w, "}, ");
 
     char tag[CEL_UUID_STRLEN + 1];
     cel__uuid4(tag);

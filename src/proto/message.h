@@ -145,6 +145,12 @@ struct cel_task_spec {
     const char *origin;   /* NULL: "gen<pid>@<hostname>" */
     const char *reply_to; /* NULL: "" */
     const char *lang;     /* NULL: "c" */
+    /* celeriac's own headers, which Python workers pass through untouched:
+     * celeriac_max_retries (when has_max_retries) and
+     * celeriac_retry_backoff (seconds, when > 0). */
+    int max_retries;
+    bool has_max_retries;
+    double retry_backoff;
 };
 
 /*

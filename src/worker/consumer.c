@@ -17,9 +17,17 @@
 #include "core/json_util.h"
 #include "core/log.h"
 #include "proto/message.h"
+#include "worker/suggest.h"
 #include "worker/worker_internal.h"
 
 #define COMP "worker"
+
+/* An unregistered task comes back after this, so that while it waits
+ * another worker, not this one again, is likely to take it. */
+#define CEL_UNREGISTERED_BACKOFF_US (1000 * 1000)
+/* Deliveries before an unregistered task is dead-lettered when
+ * task_delivery_limit is 0 (off): it still must not circle forever. */
+#define CEL_UNREGISTERED_DELIVERIES 5
 
 size_t cel__consumer_window(const cel_worker *w)
 {
@@ -122,6 +130,59 @@ void cel__consumer_on_report(void *ud, struct cel_settle_report *r)
     cel__settle_report_free(r);
 }
 
+/*
+ * A task this worker does not have. On a queue shared with workers that
+ * do (Python workers, celeriac workers with other modules) that is
+ * normal traffic, not the caller's failure: the message goes back to the
+ * queue, due again in a moment so another worker can take it, and its
+ * delivery count grows with each pass. When it has been delivered
+ * task_delivery_limit times and no worker took it, nobody has it: it is
+ * dead-lettered and its client gets NotRegistered (the meta that
+ * execute.c built). Said once per name, not per message.
+ */
+static void unregistered(cel_worker *w, struct cel_inflight *f, struct cel_execution *ex,
+                         struct cel_settle_item *it)
+{
+    cel__inflight_learn_ids(f);
+    const char *name = f->task_name ? f->task_name : "?";
+    unsigned limit = w->delivery_limit ? w->delivery_limit : CEL_UNREGISTERED_DELIVERIES;
+    bool last = f->d.delivery_count >= (int)limit;
+    if (cel__unregistered_first_seen(name)) {
+        const char *near = cel__suggest_task(w->reg, name);
+        char hint[300] = "";
+        if (near)
+            snprintf(hint, sizeof hint, " (did you mean '%.250s'?)", near);
+        CEL_WARN(COMP,
+                 "Received unregistered task of type '%s'%s: giving it back to its queue for a "
+                 "worker that has it; it is dead-lettered with NotRegistered after %u deliveries. "
+                 "Separate queues for tasks this worker lacks avoid the round trips. id=%s",
+                 name, hint, limit, f->task_id ? f->task_id : "?");
+    }
+    if (f->acked) {
+        /* Acked before it ran (task_acks_late off): there is no message
+         * left to give back, so its client is told. */
+        CEL_ERROR(COMP,
+                  "Task %s[%s] is not registered here and was acked early: storing "
+                  "NotRegistered",
+                  name, f->task_id ? f->task_id : "?");
+        it->op = CEL_SETTLE_RELEASE;
+    } else if (last) {
+        CEL_ERROR(COMP,
+                  "Task %s[%s] delivered %d times and no worker has it: NotRegistered, "
+                  "kept in the dead-letter store",
+                  name, f->task_id ? f->task_id : "?", f->d.delivery_count);
+        it->op = CEL_SETTLE_DEAD_LETTER;
+        it->reason = strdup(ex->reason[0] ? ex->reason : "unregistered task");
+    } else {
+        free(it->task_id);
+        free(it->meta);
+        it->task_id = it->meta = NULL;
+        it->meta_len = 0;
+        it->op = CEL_SETTLE_REQUEUE;
+        it->due_us = cel__wall_us() + CEL_UNREGISTERED_BACKOFF_US;
+    }
+}
+
 void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_execution *ex)
 {
     struct cel_settle_item it = {
@@ -131,8 +192,10 @@ void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_
     case CEL_OUTCOME_RESULT:
         it.op = f->acked ? CEL_SETTLE_RELEASE : CEL_SETTLE_ACK;
         break;
-    case CEL_OUTCOME_MALFORMED:
     case CEL_OUTCOME_UNREGISTERED:
+        unregistered(w, f, ex, &it);
+        break;
+    case CEL_OUTCOME_MALFORMED:
         /* Kept for an operator (a deploy may have missed the task, a
          * producer may be broken); the stored failure tells the client. */
         if (f->acked) {

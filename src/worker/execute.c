@@ -258,10 +258,10 @@ void cel__execute(const struct cel_exec_env *env, const struct cel_exec_io *io,
     if (!def) {
         out->outcome = CEL_OUTCOME_UNREGISTERED;
         snprintf(out->reason, sizeof out->reason, "unregistered task '%s'", m.task);
-        CEL_ERROR("worker",
-                  "Received unregistered task of type '%s'. The message has been kept in the "
-                  "dead-letter store. id=%s",
-                  m.task, m.id);
+        /* The parent decides what becomes of it and says so once per
+         * name (consumer.c); a line per message would flood the log of a
+         * queue shared with Python workers. */
+        CEL_DEBUG("worker", "Task %s[%s] is not registered here", m.task, m.id);
         set_exception(out, &m, CEL_STATE_FAILURE, "NotRegistered", "celery.exceptions", m.task);
     } else if (m.expires_us && m.expires_us < now) {
         CEL_INFO("worker", "Discarding revoked task: %s[%s] (expired)", m.task, m.id);

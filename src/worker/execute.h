@@ -17,8 +17,10 @@
  *    InvalidTaskError, NotRegistered, ValueError, TypeError: see
  *    cel_fault_kind in proto/message.h), so its client is not left
  *    waiting.
- *  - UNREGISTERED: no such task here; dead-letter it, store the
- *    NotRegistered failure in `meta`.
+ *  - UNREGISTERED: no such task here; `meta` holds the NotRegistered
+ *    failure, which the parent stores only when it gives up on the
+ *    message (consumer.c: it goes back to its queue for another worker
+ *    until its delivery limit).
  *  - DEFER: the message has an ETA in the future (Python clients put it
  *    in a header); the parent parks it on the broker until `eta_us`.
  */

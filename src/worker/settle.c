@@ -211,6 +211,8 @@ static int broker_op(struct cel_settler *s, struct cel_settle_item *it)
     case CEL_SETTLE_EARLY_ACK:
         return bo->ack(s->b, d);
     case CEL_SETTLE_REQUEUE:
+        if (it->due_us && bo->requeue_at)
+            return bo->requeue_at(s->b, d, it->due_us);
         return bo->reject(s->b, d, true, NULL);
     case CEL_SETTLE_DEAD_LETTER:
         return bo->reject(s->b, d, false, it->reason ? it->reason : "rejected");

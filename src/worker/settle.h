@@ -53,7 +53,7 @@ struct cel_settle_item {
     char *meta; /* owned */
     size_t meta_len;
     char *reason;   /* DEAD_LETTER; owned, may be NULL */
-    int64_t due_us; /* REPARK */
+    int64_t due_us; /* REPARK; REQUEUE: not before (0: now) */
     int priority;   /* REPARK */
     /* store thread only */
     bool result_done, broker_done;

@@ -22,6 +22,9 @@
  *                    with time_limit = 1, acks_late off, acks_late on
  *   test.alloc(mib)  allocates and touches mib MiB it never frees (a
  *                    leak the child keeps); returns the child's pid
+ *   test.walltime()  returns the wall clock when it started, in µs since
+ *                    the epoch: a test compares it with a countdown's due
+ *                    time
  *
  * The record file lives outside whatever the test breaks (a full disk, a
  * stopped store), and each line is one write() with O_APPEND, so lines
@@ -198,6 +201,14 @@ struct task_opts {
     int acks_late, reject_on_worker_lost;
 };
 
+static int walltime(cel_task *t, void *ud)
+{
+    (void)ud;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return cel_task_return_int(t, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
 /* The one place that knows cel_task_def's layout. */
 static int add_task_with(cel_registry *reg, const char *name, cel_task_fn fn, struct task_opts o)
 {
@@ -241,5 +252,7 @@ CEL_MODULE_INIT(reg)
             add_task_with(reg, "test.spin_late", spin, (struct task_opts){.acks_late = CEL_TRI_ON});
     if (rc == CEL_OK)
         rc = add_task(reg, "test.alloc", alloc);
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.walltime", walltime);
     return rc;
 }

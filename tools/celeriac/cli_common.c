@@ -448,6 +448,43 @@ bool cli_parse_seconds(const char *text, double *out)
     return true;
 }
 
+bool cli_parse_time(const char *text, double *out)
+{
+    if (!text || !*text)
+        return false;
+    struct tm tm = {0};
+    const char *p = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p)
+        p = strptime(text, "%Y-%m-%d %H:%M:%S", &tm);
+    if (!p)
+        return false;
+    double frac = 0;
+    if (*p == '.') {
+        char *end;
+        frac = strtod(p, &end); /* ".25" reads as 0.25 */
+        if (end == p + 1)
+            return false;
+        p = end;
+    }
+    long offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int hh, mm, used = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &used) != 2 || used != 5 || hh > 23 || mm > 59)
+            return false;
+        offset = (*p == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
+        p += 6;
+    }
+    if (*p)
+        return false;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return false;
+    *out = (double)t + frac - (double)offset;
+    return *out >= 0;
+}
+
 size_t cli_split_list(const char *list, char *buf, size_t buflen, const char **names, size_t max)
 {
     size_t n = 0, at = 0;

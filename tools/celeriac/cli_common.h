@@ -95,6 +95,10 @@ int cli_client_open(const struct cli *cli, cel_client **out);
 
 /* Parses seconds ("30", "1.5"); false when malformed or negative. */
 bool cli_parse_seconds(const char *text, double *out);
+/* An ISO 8601 time as Celery writes and reads it ("2026-12-02T10:00:00",
+ * optional ".ffffff", then "Z", "+HH:MM", "-HH:MM" or nothing for UTC;
+ * a space may stand for the T) into Unix seconds. */
+bool cli_parse_time(const char *text, double *out);
 
 /* Queue names of a comma-separated list, trimmed, at most `max`. Returns
  * the count; names are written into `buf` NUL-separated. */

@@ -21,7 +21,16 @@ enum {
     OPT_IGNORE_RESULT,
     OPT_WAIT,
     OPT_TIMEOUT,
+    OPT_ETA,
+    OPT_EXPIRES,
+    OPT_TIME_LIMIT,
+    OPT_SOFT_TIME_LIMIT,
+    OPT_MAX_RETRIES,
+    OPT_RETRY_BACKOFF,
 };
+
+/* --retry-backoff without a value: Celery's retry_backoff=True. */
+#define DEFAULT_RETRY_BACKOFF 1.0
 
 static const struct cli_opt call_opts[] = {
     {"args", required_argument, 'a', "JSON", "positional arguments as a JSON array"},
@@ -30,6 +39,18 @@ static const struct cli_opt call_opts[] = {
      "one keyword argument, VALUE as JSON or else a string (repeatable)"},
     {"queue", required_argument, 'q', "NAME", "queue to send to (default: task_default_queue)"},
     {"countdown", required_argument, OPT_COUNTDOWN, "SECONDS", "run no earlier than this from now"},
+    {"eta", required_argument, OPT_ETA, "ISO",
+     "run no earlier than this time (ISO 8601, e.g. 2026-12-02T10:00:00Z; UTC when no offset)"},
+    {"expires", required_argument, OPT_EXPIRES, "S|ISO",
+     "do not run the task after this many seconds from now, or after this time (state REVOKED)"},
+    {"time-limit", required_argument, OPT_TIME_LIMIT, "SECONDS",
+     "hard time limit of the run (overrides the task's and the worker's)"},
+    {"soft-time-limit", required_argument, OPT_SOFT_TIME_LIMIT, "SECONDS",
+     "soft time limit of the run (the task is told and may clean up)"},
+    {"max-retries", required_argument, OPT_MAX_RETRIES, "N",
+     "retries allowed for this call (0: none; overrides the task's)"},
+    {"retry-backoff", optional_argument, OPT_RETRY_BACKOFF, NULL,
+     "retry with exponential delays starting at --retry-backoff=SECONDS (default 1)"},
     {"priority", required_argument, OPT_PRIORITY, "N", "message priority 0..9"},
     {"task-id", required_argument, OPT_TASK_ID, "ID", "use this task id instead of a new UUID"},
     {"ignore-result", no_argument, OPT_IGNORE_RESULT, NULL, "the worker stores no result"},
@@ -102,6 +123,49 @@ static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
     case OPT_COUNTDOWN:
         if (!cli_parse_seconds(arg, &ca->send.countdown)) {
             cli_error(cli, "--countdown expects seconds, got '%s'", arg);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    case OPT_ETA:
+        if (!cli_parse_time(arg, &ca->send.eta)) {
+            cli_error(cli, "--eta expects an ISO 8601 time (2026-12-02T10:00:00Z), got '%s'", arg);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    case OPT_EXPIRES:
+        ca->send.expires = ca->send.expires_at = 0; /* the last one given wins */
+        if (!cli_parse_seconds(arg, &ca->send.expires) &&
+            !cli_parse_time(arg, &ca->send.expires_at)) {
+            cli_error(cli, "--expires expects seconds or an ISO 8601 time, got '%s'", arg);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    case OPT_TIME_LIMIT:
+    case OPT_SOFT_TIME_LIMIT: {
+        bool hard = val == OPT_TIME_LIMIT;
+        if (!cli_parse_seconds(arg, hard ? &ca->send.time_limit : &ca->send.soft_time_limit)) {
+            cli_error(cli, "--%s expects seconds, got '%s'",
+                      hard ? "time-limit" : "soft-time-limit", arg);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    }
+    case OPT_MAX_RETRIES: {
+        char *end;
+        long n = strtol(arg, &end, 10);
+        if (!*arg || *end || n < 0 || n > 1000000) {
+            cli_error(cli, "--max-retries expects an integer >= 0, got '%s'", arg);
+            return CLI_EXIT_USAGE;
+        }
+        ca->send.max_retries = (int)n;
+        ca->send.has_max_retries = true;
+        return 0;
+    }
+    case OPT_RETRY_BACKOFF:
+        ca->send.retry_backoff = DEFAULT_RETRY_BACKOFF;
+        if (arg &&
+            (!cli_parse_seconds(arg, &ca->send.retry_backoff) || ca->send.retry_backoff <= 0)) {
+            cli_error(cli, "--retry-backoff expects seconds > 0, got '%s'", arg);
             return CLI_EXIT_USAGE;
         }
         return 0;
