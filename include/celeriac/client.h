@@ -183,7 +183,7 @@ CEL_API const char *cel_result_exc_message(const cel_result *r);
 CEL_API const char *cel_result_traceback(const cel_result *r);
 /* The whole stored meta document (Celery's celery-task-meta format). */
 CEL_API const char *cel_result_meta_json(const cel_result *r);
-/* --- retries (issue 7) ---------------------------------------------------
+/* --- retries ---------------------------------------------------
  * The `retries` header of the run that stored the current state: 0 for
  * the first run, n for the n-th retry. celeriac workers store it once a
  * task has retried (RETRY states, and the outcome of a retried run), as

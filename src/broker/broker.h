@@ -185,7 +185,7 @@ struct cel_broker_ops {
     int (*revoke_list)(struct cel_broker *b, struct cel_revoke_entry **out, size_t *n);
 
     /*
-     * ---- rate limits (issue 7) ----
+     * ---- rate limits ----
      * Optional (NULL: the transport keeps no shared buckets, and a worker
      * refuses --rate-limit-scope global on it). Takes one token from the
      * bucket `name`, shared by every process using this broker: capacity

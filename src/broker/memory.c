@@ -64,7 +64,7 @@ struct mem_store {
     struct cel_fanout_sub *subs;      /* live fan-out subscriptions */
     struct cel_revoke_entry *revoked; /* unordered; expired ones dropped on add */
     size_t nrevoked, caprevoked;
-    struct mem_rate *rates; /* rate-limit buckets (issue 7) */
+    struct mem_rate *rates; /* rate-limit buckets */
     struct mem_store *next;
 };
 
@@ -650,7 +650,7 @@ static int mb_revoke_list(struct cel_broker *base, struct cel_revoke_entry **out
     return CEL_OK;
 }
 
-/* ---- rate limits (issue 7) ------------------------------------------------
+/* ---- rate limits ------------------------------------------------
  * Every handle of the store shares its buckets, so two workers embedded
  * in one process share a global limit as two processes do on a file. */
 static int mb_rate_acquire(struct cel_broker *base, const char *name, double per_sec,

@@ -42,7 +42,7 @@ struct sqlite_broker {
     struct cel_sqldb *db;
     struct cel_sqlwake wake;
     int64_t fanout_pruned_us; /* last age pruning by this handle (monotonic) */
-    bool rate_table;          /* rate_buckets exists (rate limits, issue 7) */
+    bool rate_table;          /* rate_buckets exists (rate limits) */
 };
 
 /*
@@ -882,7 +882,7 @@ static int sb_revoke_list(struct cel_broker *base, struct cel_revoke_entry **out
     return CEL_OK;
 }
 
-/* ---- rate limits (issue 7) ----------------------------------------------
+/* ---- rate limits ----------------------------------------------
  *
  * One row per task name, holding the bucket as of its last grant. The
  * table is created on first use rather than in the schema script: only

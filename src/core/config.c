@@ -88,14 +88,14 @@ static const struct cel__config_option options[] = {
     {"worker_revokes_max", CEL__CFG_INT, "50000", 0, 10000000, NULL, 0, 0, NULL,
      "Most revokes kept (Celery's REVOKES_MAX); beyond it the ones expiring first are dropped. "
      "0 means no bound."},
-    /* ---- rate limits (issue 7) ---- */
+    /* ---- rate limits ---- */
     {"worker_rate_limit_scope", CEL__CFG_ENUM, "local", 0, 0, rate_scope_choices, 0, 0,
      "rate-limit-scope",
      "Where a task's rate_limit (\"10/s\", \"100/m\", \"1000/h\") holds: local, per worker as in "
      "Celery (two workers run twice the rate), or global, one limit across every worker of the "
      "broker, kept by the broker (a SQLite row, a Redis script); global costs a broker round trip "
      "per rate-limited task."},
-    /* ---- issue 7: time limits, worker failures, recycling ---- */
+    /* ---- time limits, worker failures, recycling ---- */
     {"task_time_limit", CEL__CFG_DURATION, "0", 0, DURATION_MAX, NULL, 0, 0, "time-limit",
      "Hard time limit of every task, seconds (a task's definition or a call's timelimit "
      "overrides it): the child process running a task past it is killed and replaced, and the "

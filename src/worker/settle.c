@@ -68,7 +68,7 @@ struct cel_settler {
     atomic_bool failing;
     atomic_size_t backlog;
 
-    /* rate-limit token requests (issue 7): queued under mu, served by the
+    /* rate-limit token requests: queued under mu, served by the
      * store thread */
     struct rate_req *rate_in;
     size_t nrate_in, caprate_in;
@@ -388,7 +388,7 @@ static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_set
     s->work.n = keep;
 }
 
-/* ---- rate limits (issue 7) ------------------------------------------- */
+/* ---- rate limits ------------------------------------------- */
 
 static void wake(struct cel_settler *s);
 

@@ -139,7 +139,7 @@ void cel__settler_stop(struct cel_settler *s, int64_t deadline_ms);
 bool cel__settler_done(struct cel_settler *s);
 
 /*
- * ---- rate limits (issue 7) ----
+ * ---- rate limits ----
  * Asks the broker for one token of the global bucket `name` (the
  * transport's rate_acquire); the answer comes back in a later report's
  * `rates`, tagged with `key`. `name` is borrowed until then. The thread

@@ -110,7 +110,7 @@ static int configure(cel_worker *w)
                                         .hostname = w->hostname,
                                         .acks_late = w->acks_late,
                                         .track_started = w->track_started};
-    /* issue 7: time limits, worker failures, recycling by memory */
+    /* time limits, worker failures, recycling by memory */
     w->exec_env.time_limit = cel_config_get_double(w->cfg, "task_time_limit");
     w->exec_env.soft_time_limit = cel_config_get_double(w->cfg, "task_soft_time_limit");
     int64_t poison = cel_config_get_int(w->cfg, "task_poison_limit");

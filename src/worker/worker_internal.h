@@ -69,7 +69,7 @@ struct cel_worker {
     bool acks_late;
     struct cel_exec_env exec_env; /* what every task run starts from (execute.h) */
     struct cel_revokes *revokes;  /* revoke.c; NULL when the transport has none */
-    /* issue 7: worker failures and recycling */
+    /* worker failures and recycling */
     unsigned poison_limit;     /* task_poison_limit: deliveries that killed a child; 0: none */
     long max_memory_kib;       /* worker_max_memory_per_child; 0: none */
     bool acks_late_overridden; /* acks_late is off but some task's definition says on */
@@ -93,7 +93,7 @@ struct cel_worker {
     int64_t runtime_ewma_us; /* recent task run time; starts "long" */
     bool exiting;            /* the loop is winding down */
 
-    /* ---- rate limits (issue 7, rate_limit.c) ---- */
+    /* ---- rate limits (rate_limit.c) ---- */
     struct cel_rate_limits *rate; /* NULL when no registered task has a rate limit */
 };
 
@@ -132,7 +132,7 @@ void cel__consumer_store_state(cel_worker *w, struct cel_inflight *f, cel_state 
 /* Settles f without running it (a revoke): REVOKED with Celery's
  * TaskRevokedError(reason) is stored and the message acked. */
 void cel__consumer_revoked(cel_worker *w, struct cel_inflight *f, const char *reason);
-/* ---- consumer.c, issue 7: what a running task tells the parent ---- */
+/* ---- consumer.c: what a running task tells the parent ---- */
 /* Its policy (BEGIN frame, or the solo pool's begin hook): arms its hard
  * limit, and acks it now if it is not acks_late. */
 void cel__consumer_on_begin(cel_worker *w, struct cel_inflight *f, const struct cel_task_policy *p);
@@ -166,7 +166,7 @@ bool cel__revoke_has(cel_worker *w, const char *task_id);
  * death is a REVOKED, not a WorkerLostError); forgets it. */
 bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f);
 
-/* ---- rate_limit.c (issue 7) ---- */
+/* ---- rate_limit.c ---- */
 struct cel_rate_limits;
 /* Reads the registry's rate limits and the scope; CEL_ECONFIG naming the
  * task for a malformed rate. */

@@ -236,7 +236,7 @@ CEL_MODULE_INIT(reg)
         rc = add_task(reg, "test.sleep", sleep_task);
     if (rc == CEL_OK)
         rc = add_limited(reg);
-    /* issue 7: time limits, worker failures, per-task acks, recycling */
+    /* time limits, worker failures, per-task acks, recycling */
     if (rc == CEL_OK)
         rc = add_task_with(reg, "test.crash_requeue", crash,
                            (struct task_opts){.reject_on_worker_lost = CEL_TRI_ON});
