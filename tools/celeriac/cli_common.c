@@ -28,19 +28,6 @@ static bool table_option(size_t i, cel_config_option_info *o)
     return cel_config_option_at(i, o) == CEL_OK;
 }
 
-static bool offers(const struct cli_cmd *cmd, const cel_config_option_info *o)
-{
-    if (!o->short_flag && !o->long_flag)
-        return false;
-    /* Worker tuning flags mean nothing to `call`; the log level and the
-     * broker/backend URLs mean something to every command. */
-    if (cmd->worker_flags)
-        return true;
-    if (strncmp(o->key, "worker_", 7) != 0)
-        return true;
-    return o->short_flag == 'l';
-}
-
 static bool local_uses_short(const struct cli_cmd *cmd, char c)
 {
     for (size_t i = 0; i < cmd->nopts; i++)
@@ -55,6 +42,24 @@ static bool local_uses_long(const struct cli_cmd *cmd, const char *name)
         if (strcmp(cmd->opts[i].name, name) == 0)
             return true;
     return false;
+}
+
+static bool offers(const struct cli_cmd *cmd, const cel_config_option_info *o)
+{
+    if (!o->short_flag && !o->long_flag)
+        return false;
+    /* A command's own flag of the same name wins (call --time-limit is
+     * the call's limit, not the worker's): the row is not offered. */
+    if ((!o->long_flag || local_uses_long(cmd, o->long_flag)) &&
+        (!o->short_flag || local_uses_short(cmd, (char)o->short_flag)))
+        return false;
+    /* Worker tuning flags mean nothing to `call`; the log level and the
+     * broker/backend URLs mean something to every command. */
+    if (cmd->worker_flags)
+        return true;
+    if (strncmp(o->key, "worker_", 7) != 0)
+        return true;
+    return o->short_flag == 'l';
 }
 
 #define HELP_INDENT 33
