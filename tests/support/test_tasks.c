@@ -16,6 +16,8 @@
  *                    $CEL_TEST_STAMP_FILE; a malformed rate makes the
  *                    worker refuse to start (the rate-limit tests)
  *   test.crash_requeue()  the same, defined with reject_on_worker_lost
+ *   test.segv()      reads through a NULL pointer: SIGSEGV (its function
+ *                    is exported, so a crash report can name it)
  *   test.spin([s])   records when the variable is set, then busy-loops in
  *                    C for s seconds (forever without one); returns s
  *   test.spin_limited, test.spin_early, test.spin_late: test.spin defined
@@ -103,6 +105,18 @@ static int crash(cel_task *t, void *ud)
     if (getenv("CEL_TEST_RECORD_FILE"))
         record_run(t);
     abort();
+}
+
+/* Exported, unlike the other tasks: a crash report names functions
+ * through dladdr, which sees a module's dynamic symbols only. UBSan's
+ * null check would end the process itself, before the fault. */
+int cel_test_segv_task(cel_task *t, void *ud);
+__attribute__((noinline, no_sanitize("null"))) int cel_test_segv_task(cel_task *t, void *ud)
+{
+    (void)t;
+    (void)ud;
+    int *volatile p = NULL;
+    return *p;
 }
 
 static int sleep_task(cel_task *t, void *ud)
@@ -241,5 +255,8 @@ CEL_MODULE_INIT(reg)
             add_task_with(reg, "test.spin_late", spin, (struct task_opts){.acks_late = CEL_TRI_ON});
     if (rc == CEL_OK)
         rc = add_task(reg, "test.alloc", alloc);
+    /* issue 7: a crash's native backtrace */
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.segv", cel_test_segv_task);
     return rc;
 }
