@@ -51,6 +51,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     __builtin_trap();
                 cel__framebuf_release(&o);
             }
+            /* issue 7: a CRASH frame re-encodes to the same bytes. */
+            struct cel_frame_crash cr;
+            if (cel__frame_parse_crash(&f, &cr) == 0) {
+                static char o[CEL_CRASH_FRAME_MAX];
+                size_t n = cel__frame_encode_crash(o, sizeof o, f.seq, cr.signo, cr.text, cr.len);
+                if (n != CEL_FRAME_HEADER + f.len ||
+                    memcmp(o + CEL_FRAME_HEADER, f.payload, f.len) != 0)
+                    __builtin_trap();
+            }
             if (cel__frame_parse_publish(&f, &pub) == 0) {
                 struct cel_buf o = {0};
                 struct cel_frame g;

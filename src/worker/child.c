@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "worker/crash.h"
 #include "worker/execute.h"
 #include "worker/frame.h"
 #include "worker/pool.h"
@@ -65,6 +66,7 @@ void cel__child_main(const struct cel_exec_env *env, int fd)
     struct child_io cio = {.fd = fd, .out = &out};
     const struct cel_exec_io io = {
         .ud = &cio, .begin = io_begin, .state = io_state, .publish = io_publish};
+    cel__crash_install(fd); /* issue 7: a fatal signal reports its backtrace */
     for (;;) {
         long got = cel__framebuf_fill(&in, fd);
         if (got == 0)
@@ -81,7 +83,9 @@ void cel__child_main(const struct cel_exec_env *env, int fd)
                 _exit(3);
             struct cel_execution ex;
             cio.seq = f.seq;
+            cel__crash_set_task(f.seq);
             cel__execute(env, &io, f.payload, f.len, &ex);
+            cel__crash_set_task(0);
             int rc = cel__execution_to_frame(&ex, f.seq, &out);
             cel__execution_release(&ex);
             if (rc != 0)

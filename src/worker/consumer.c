@@ -17,6 +17,7 @@
 #include "core/json_util.h"
 #include "core/log.h"
 #include "proto/message.h"
+#include "worker/crash.h"
 #include "worker/suggest.h"
 #include "worker/worker_internal.h"
 
@@ -68,11 +69,13 @@ static void finish(cel_worker *w, struct cel_inflight *f, struct cel_settle_item
     }
 }
 
-/* The stored form of an exception the worker raises itself. */
-static char *exc_meta(const struct cel_inflight *f, const char *status, json_t *exc)
+/* The stored form of an exception the worker raises itself; traceback
+ * may be NULL. */
+static char *exc_meta(const struct cel_inflight *f, const char *status, json_t *exc,
+                      const char *traceback)
 {
-    json_t *meta = cel__result_meta_new(f->task_id, status, exc, NULL, f->group_id, f->parent_id,
-                                        cel__wall_us());
+    json_t *meta = cel__result_meta_new(f->task_id, status, exc, traceback, f->group_id,
+                                        f->parent_id, cel__wall_us());
     char *text = meta ? cel__json_dump(meta) : NULL;
     json_decref(meta);
     return text;
@@ -80,25 +83,31 @@ static char *exc_meta(const struct cel_inflight *f, const char *status, json_t *
 
 /* A meta the worker builds itself (worker lost, delivery limit, ...). */
 static char *exception_meta(const struct cel_inflight *f, const char *status, const char *type,
-                            const char *module, const char *message)
+                            const char *module, const char *message, const char *traceback)
 {
-    return exc_meta(f, status, cel__exception_new(type, module, message));
+    return exc_meta(f, status, cel__exception_new(type, module, message), traceback);
 }
 
 /* Ends f (ack, or forget when acked early) with `state` and an exception
- * the worker reports itself. The ids must be known. */
+ * the worker reports itself (traceback: NULL or the text to store). The
+ * ids must be known. */
 static void settle_with_exception(cel_worker *w, struct cel_inflight *f, cel_state state,
-                                  const char *type, const char *module, const char *message)
+                                  const char *type, const char *module, const char *message,
+                                  const char *traceback)
 {
     struct cel_settle_item it = {.op = f->acked ? CEL_SETTLE_RELEASE : CEL_SETTLE_ACK,
                                  .state = state};
     if (f->task_id) {
         it.task_id = strdup(f->task_id);
-        it.meta = exception_meta(f, cel_state_name(state), type, module, message);
+        it.meta = exception_meta(f, cel_state_name(state), type, module, message, traceback);
         it.meta_len = it.meta ? strlen(it.meta) : 0;
     }
     finish(w, f, &it);
 }
+
+static void dead_letter(cel_worker *w, struct cel_inflight *f, const char *reason,
+                        const char *exc_type, const char *exc_module, const char *message,
+                        const char *traceback);
 
 static void accept_message(cel_worker *w, struct cel_inflight *f)
 {
@@ -234,6 +243,12 @@ void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *wh
         cel__consumer_requeue(w, f);
         return;
     }
+    /* issue 7: a child that died of a fatal signal sent its native
+     * backtrace first (crash.h): it becomes the stored traceback. */
+    char *tb = f->crash_text ? cel__crash_traceback(f->task_name ? f->task_name : "?", f->pid,
+                                                    f->crash_signal, f->crash_text, f->crash_len,
+                                                    "WorkerLostError", why)
+                             : NULL;
     /* ---- issue 7: reject_on_worker_lost, bounded by task_poison_limit ----
      * A task that asks for it goes back to its queue (unless it was acked
      * before it ran: then there is nothing to give back). The delivery
@@ -248,34 +263,45 @@ void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *wh
                      why, f->d.delivery_count, w->poison_limit);
             CEL_ERROR(COMP, "Task %s[%s] %s; kept in the dead-letter store",
                       f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?", reason);
-            cel__consumer_dead_letter(w, f, reason, "WorkerLostError", "billiard.exceptions", why);
+            dead_letter(w, f, reason, "WorkerLostError", "billiard.exceptions", why, tb);
         } else {
             CEL_WARN(COMP, "Task %s[%s] requeued (reject_on_worker_lost), delivery %d of %u",
                      f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?",
                      f->d.delivery_count, w->poison_limit);
             cel__consumer_requeue(w, f);
         }
+        free(tb);
         return;
     }
     /* ---- end issue 7 ---- */
-    settle_with_exception(w, f, CEL_STATE_FAILURE, "WorkerLostError", "billiard.exceptions", why);
+    settle_with_exception(w, f, CEL_STATE_FAILURE, "WorkerLostError", "billiard.exceptions", why,
+                          tb);
+    free(tb);
 }
 
 void cel__consumer_revoked(cel_worker *w, struct cel_inflight *f, const char *reason)
 {
     cel__inflight_learn_ids(f);
-    settle_with_exception(w, f, CEL_STATE_REVOKED, "TaskRevokedError", "celery.exceptions", reason);
+    settle_with_exception(w, f, CEL_STATE_REVOKED, "TaskRevokedError", "celery.exceptions", reason,
+                          NULL);
 }
 
 void cel__consumer_dead_letter(cel_worker *w, struct cel_inflight *f, const char *reason,
                                const char *exc_type, const char *exc_module, const char *message)
+{
+    dead_letter(w, f, reason, exc_type, exc_module, message, NULL);
+}
+
+static void dead_letter(cel_worker *w, struct cel_inflight *f, const char *reason,
+                        const char *exc_type, const char *exc_module, const char *message,
+                        const char *traceback)
 {
     cel__inflight_learn_ids(f);
     struct cel_settle_item it = {
         .op = CEL_SETTLE_DEAD_LETTER, .state = CEL_STATE_FAILURE, .reason = strdup(reason)};
     if (f->task_id) {
         it.task_id = strdup(f->task_id);
-        it.meta = exception_meta(f, "FAILURE", exc_type, exc_module, message);
+        it.meta = exception_meta(f, "FAILURE", exc_type, exc_module, message, traceback);
         it.meta_len = it.meta ? strlen(it.meta) : 0;
     }
     finish(w, f, &it);
@@ -407,7 +433,7 @@ void cel__consumer_on_time_limit(cel_worker *w, struct cel_inflight *f, double l
         if (exc)
             json_object_set_new(exc, "exc_message", json_pack("[f]", limit));
         it.task_id = strdup(f->task_id);
-        it.meta = exc_meta(f, "FAILURE", exc);
+        it.meta = exc_meta(f, "FAILURE", exc, NULL);
         it.meta_len = it.meta ? strlen(it.meta) : 0;
     }
     finish(w, f, &it);

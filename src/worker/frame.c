@@ -27,7 +27,7 @@ long cel__frame_decode(const unsigned char *buf, size_t n, struct cel_frame *f)
     uint16_t reserved;
     memcpy(&len, buf, 4);
     memcpy(&reserved, buf + 6, 2);
-    if (buf[4] < CEL_FRAME_TASK || buf[4] > CEL_FRAME_BEGIN || reserved != 0 || len > CEL_FRAME_MAX)
+    if (buf[4] < CEL_FRAME_TASK || buf[4] > CEL_FRAME_CRASH || reserved != 0 || len > CEL_FRAME_MAX)
         return -1;
     if (n - CEL_FRAME_HEADER < len)
         return 0;
@@ -237,5 +237,50 @@ int cel__frame_parse_begin(const struct cel_frame *f, struct cel_frame_begin *ou
     if (e == flags || *e || fl > 7)
         return -1;
     out->flags = (unsigned)fl;
+    return 0;
+}
+
+/* ---- issue 7: the CRASH frame ---- */
+
+size_t cel__frame_encode_crash(char *out, size_t cap, uint64_t seq, int signo, const char *text,
+                               size_t len)
+{
+    if (signo < 1 || signo > 64 || len > CEL_CRASH_TEXT_MAX || (len && memchr(text, '\0', len)))
+        return 0;
+    char num[3];
+    size_t digits = 0;
+    if (signo >= 10)
+        num[digits++] = (char)('0' + signo / 10);
+    num[digits++] = (char)('0' + signo % 10);
+    num[digits++] = '\0';
+    size_t payload = digits + len;
+    if (cap < CEL_FRAME_HEADER + payload)
+        return 0;
+    cel__frame_header((unsigned char *)out, CEL_FRAME_CRASH, 0, seq, (uint32_t)payload);
+    memcpy(out + CEL_FRAME_HEADER, num, digits);
+    /* memmove: the child's handler formats the text in place. */
+    if (len)
+        memmove(out + CEL_FRAME_HEADER + digits, text, len);
+    return CEL_FRAME_HEADER + payload;
+}
+
+int cel__frame_parse_crash(const struct cel_frame *f, struct cel_frame_crash *out)
+{
+    const char *p = f->payload, *end = f->payload + f->len;
+    if (f->type != CEL_FRAME_CRASH)
+        return -1;
+    const char *num = next_field(&p, end);
+    size_t digits = num ? strlen(num) : 0;
+    /* Exactly what the encoder writes: 1-2 digits, no sign, no leading 0. */
+    if (!num || digits < 1 || digits > 2 || num[0] < '1' || num[0] > '9' ||
+        (digits == 2 && (num[1] < '0' || num[1] > '9')))
+        return -1;
+    int signo = digits == 2 ? (num[0] - '0') * 10 + (num[1] - '0') : num[0] - '0';
+    size_t len = (size_t)(end - p);
+    if (signo > 64 || len > CEL_CRASH_TEXT_MAX || (len && memchr(p, '\0', len)))
+        return -1;
+    out->signo = signo;
+    out->text = p;
+    out->len = len;
     return 0;
 }

@@ -21,6 +21,9 @@
  *    task id NUL envelope), so a follow-up (a callback, the next link of
  *    a chain, a retry) exists exactly when the task is acked.
  *
+ *  - CRASH: the child is dying of a fatal signal (crash.h) while it runs
+ *    that task (payload: signal number NUL backtrace text).
+ *
  * The decoder is a pure function over a byte buffer (fuzzed by
  * fuzz/fuzz_frame.c): it never trusts `len` beyond CEL_FRAME_MAX.
  */
@@ -41,6 +44,7 @@ enum cel_frame_type {
     CEL_FRAME_STATE = 3,
     CEL_FRAME_PUBLISH = 4,
     CEL_FRAME_BEGIN = 5, /* child -> parent: the policy of the task it starts */
+    CEL_FRAME_CRASH = 6, /* child -> parent: it dies of a signal (crash.h) */
 };
 
 struct cel_frame {
@@ -120,5 +124,31 @@ int cel__frame_append_publish(struct cel_buf *b, uint64_t seq, const struct cel_
 /* Reads them back: 0, or -1 when the payload does not have that shape. */
 int cel__frame_parse_state(const struct cel_frame *f, struct cel_frame_state *out);
 int cel__frame_parse_publish(const struct cel_frame *f, struct cel_frame_publish *out);
+
+/* ---- issue 7: the CRASH frame (crash.h) ---- */
+/* Bounds of its text, so a crash report never weighs on the parent. */
+#define CEL_CRASH_TEXT_MAX 16384u
+/* Signal number (up to 2 digits), NUL. */
+#define CEL_CRASH_FRAME_MAX (CEL_FRAME_HEADER + 3 + CEL_CRASH_TEXT_MAX)
+
+/* The payload of a CRASH frame, borrowed from the frame. */
+struct cel_frame_crash {
+    int signo;        /* 1..64 */
+    const char *text; /* no NUL inside; not NUL-terminated */
+    size_t len;       /* <= CEL_CRASH_TEXT_MAX */
+};
+
+/*
+ * Writes a whole CRASH frame into out[0..cap) and returns its length, or
+ * 0 when it does not fit or the fields cannot be sent (a signal out of
+ * range, text over the bound or holding a NUL). Async-signal-safe: no
+ * allocation, no stdio, so the child's fatal-signal handler calls it.
+ * `text` may lie inside `out` itself, at out + CEL_FRAME_HEADER + 3 or
+ * later (the handler formats it there and the frame is built around it).
+ */
+size_t cel__frame_encode_crash(char *out, size_t cap, uint64_t seq, int signo, const char *text,
+                               size_t len);
+/* Reads it back: 0, or -1 when the payload does not have that shape. */
+int cel__frame_parse_crash(const struct cel_frame *f, struct cel_frame_crash *out);
 
 #endif

@@ -31,6 +31,7 @@ void cel__inflight_free(struct cel_inflight *f)
     free(f->task_name);
     free(f->group_id);
     free(f->parent_id);
+    free(f->crash_text);
     free(f);
 }
 

@@ -63,6 +63,12 @@ struct cel_inflight {
     bool acks_late;             /* never acked before its result is stored */
     bool reject_on_worker_lost; /* requeued, not failed, when its child dies */
     double time_limit;          /* hard limit, seconds; 0: none */
+    /* issue 7: what its child sent as it died of a signal (CRASH frame,
+     * crash.h), for the stored traceback: signal number, native frames
+     * (malloc'ed, not NUL-terminated: crash_len bytes). */
+    int crash_signal;
+    char *crash_text;
+    size_t crash_len;
 };
 
 /* The held list and the queue of messages waiting for a pool slot. */

@@ -271,6 +271,27 @@ static int on_begin(struct child *c, const struct cel_frame *fr)
     return 0;
 }
 
+/* ---- issue 7: the running task's child is dying of a signal (CRASH) ----
+ * Kept for cel__consumer_on_lost, which stores it as the traceback once
+ * the death is reaped (child_exited reads the socket first). */
+static int on_crash(struct child *c, const struct cel_frame *fr)
+{
+    struct cel_inflight *f = head(c);
+    struct cel_frame_crash cr;
+    if (!f || fr->seq != f->seq || cel__frame_parse_crash(fr, &cr) != 0)
+        return -1;
+    char *text = malloc(cr.len + 1);
+    if (!text)
+        return 0; /* the task still fails with WorkerLostError, without frames */
+    memcpy(text, cr.text, cr.len);
+    text[cr.len] = '\0';
+    free(f->crash_text);
+    f->crash_text = text;
+    f->crash_len = cr.len;
+    f->crash_signal = cr.signo;
+    return 0;
+}
+
 /* Reads and acts on what the child sent. Returns -1 when the stream is
  * corrupt, 0 at EOF, 1 otherwise. */
 static int read_child(struct child *c)
@@ -295,6 +316,7 @@ static int read_child(struct child *c)
                  : fr.type == CEL_FRAME_STATE   ? on_state(c, &fr)
                  : fr.type == CEL_FRAME_PUBLISH ? on_publish(c, &fr)
                  : fr.type == CEL_FRAME_BEGIN   ? on_begin(c, &fr)
+                 : fr.type == CEL_FRAME_CRASH   ? on_crash(c, &fr)
                                                 : -1;
         if (rc != 0)
             return -1;
@@ -356,7 +378,15 @@ static const char *exit_text(int status, char *buf, size_t len)
 static void child_exited(struct prefork *p, struct child *c, int status)
 {
     cel_worker *w = p->base.w;
-    if (c->fd >= 0 && read_child(c) < 0)
+    /* Everything it wrote before dying is read first: its last results,
+     * and the CRASH frame a fatal signal sends just before the death
+     * (issue 7). read_child stops at EOF; a few more rounds cover a
+     * socket holding more than one round reads, bounded in case the
+     * socket outlived it in a process it forked. */
+    int drained = 1;
+    for (int i = 0; i < 16 && c->fd >= 0 && drained == 1; i++)
+        drained = read_child(c);
+    if (drained < 0)
         CEL_ERROR(COMP, "child %d left a corrupt frame behind", c->number);
     close_fd(c);
     cel__framebuf_release(&c->in);

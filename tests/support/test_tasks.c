@@ -16,6 +16,8 @@
  *                    $CEL_TEST_STAMP_FILE; a malformed rate makes the
  *                    worker refuse to start (the rate-limit tests)
  *   test.crash_requeue()  the same, defined with reject_on_worker_lost
+ *   test.segv()      reads through a NULL pointer: SIGSEGV (its function
+ *                    is exported, so a crash report can name it)
  *   test.spin([s])   records when the variable is set, then busy-loops in
  *                    C for s seconds (forever without one); returns s
  *   test.spin_limited, test.spin_early, test.spin_late: test.spin defined
@@ -106,6 +108,18 @@ static int crash(cel_task *t, void *ud)
     if (getenv("CEL_TEST_RECORD_FILE"))
         record_run(t);
     abort();
+}
+
+/* Exported, unlike the other tasks: a crash report names functions
+ * through dladdr, which sees a module's dynamic symbols only. UBSan's
+ * null check would end the process itself, before the fault. */
+int cel_test_segv_task(cel_task *t, void *ud);
+__attribute__((noinline, no_sanitize("null"))) int cel_test_segv_task(cel_task *t, void *ud)
+{
+    (void)t;
+    (void)ud;
+    int *volatile p = NULL;
+    return *p;
 }
 
 static int sleep_task(cel_task *t, void *ud)
@@ -254,5 +268,7 @@ CEL_MODULE_INIT(reg)
         rc = add_task(reg, "test.alloc", alloc);
     if (rc == CEL_OK)
         rc = add_task(reg, "test.walltime", walltime);
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.segv", cel_test_segv_task);
     return rc;
 }

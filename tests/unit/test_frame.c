@@ -1,5 +1,6 @@
-/* test_frame.c - parent/child frames: STATE and PUBLISH payloads, and a
- * non-blocking flush that never waits for a peer that does not read. */
+/* test_frame.c - parent/child frames: STATE, PUBLISH, BEGIN and CRASH
+ * payloads, and a non-blocking flush that never waits for a peer that
+ * does not read. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -221,8 +222,83 @@ static void test_begin_malformed(void)
            6);
     struct cel_frame g;
     ASSERT(cel__frame_decode(hdr, sizeof hdr, &g) > 0);
-    hdr[4] = CEL_FRAME_BEGIN + 1;
+    hdr[4] = CEL_FRAME_CRASH + 1;
     ASSERT_EQ(cel__frame_decode(hdr, sizeof hdr, &g), -1);
+}
+
+/* ---- issue 7: the CRASH frame a dying child sends (crash.h) ---- */
+
+static void test_crash_round_trip(void)
+{
+    static char buf[CEL_CRASH_FRAME_MAX];
+    const char text[] = "  File \"libx.so\", offset 0x11c5, in task_fn+0xe\n";
+    size_t n = cel__frame_encode_crash(buf, sizeof buf, 9, 11, text, strlen(text));
+    ASSERT_EQ(n, CEL_FRAME_HEADER + 3 + strlen(text));
+    struct cel_frame f;
+    ASSERT_EQ(cel__frame_decode((const unsigned char *)buf, n, &f), (long)n);
+    ASSERT_EQ(f.type, CEL_FRAME_CRASH);
+    ASSERT_EQ(f.seq, 9u);
+    struct cel_frame_crash cr;
+    ASSERT_EQ(cel__frame_parse_crash(&f, &cr), 0);
+    ASSERT_EQ(cr.signo, 11);
+    ASSERT_EQ(cr.len, strlen(text));
+    ASSERT(memcmp(cr.text, text, cr.len) == 0);
+    /* A one-digit signal, no frames. */
+    n = cel__frame_encode_crash(buf, sizeof buf, 10, 6, "", 0);
+    ASSERT_EQ(cel__frame_decode((const unsigned char *)buf, n, &f), (long)n);
+    ASSERT_EQ(cel__frame_parse_crash(&f, &cr), 0);
+    ASSERT(cr.signo == 6 && cr.len == 0);
+    /* Built in place, as the handler does: the text already sits in the
+     * buffer past the header, and the whole bound fits. */
+    memset(buf + CEL_FRAME_HEADER + 3, 'x', CEL_CRASH_TEXT_MAX);
+    n = cel__frame_encode_crash(buf, sizeof buf, 11, 7, buf + CEL_FRAME_HEADER + 3,
+                                CEL_CRASH_TEXT_MAX);
+    ASSERT_EQ(n, sizeof buf - 1);
+    ASSERT_EQ(cel__frame_decode((const unsigned char *)buf, n, &f), (long)n);
+    ASSERT_EQ(cel__frame_parse_crash(&f, &cr), 0);
+    ASSERT(cr.signo == 7 && cr.len == CEL_CRASH_TEXT_MAX);
+    ASSERT(cr.text[0] == 'x' && cr.text[cr.len - 1] == 'x');
+}
+
+static void test_crash_refused(void)
+{
+    static char buf[CEL_CRASH_FRAME_MAX + 16];
+    /* The encoder sends nothing the decoder would refuse. */
+    ASSERT_EQ(cel__frame_encode_crash(buf, sizeof buf, 1, 0, "", 0), 0u);
+    ASSERT_EQ(cel__frame_encode_crash(buf, sizeof buf, 1, 65, "", 0), 0u);
+    ASSERT_EQ(cel__frame_encode_crash(buf, sizeof buf, 1, 11, "a\0b", 3), 0u);
+    ASSERT_EQ(cel__frame_encode_crash(buf, sizeof buf, 1, 11, buf, CEL_CRASH_TEXT_MAX + 1), 0u);
+    ASSERT_EQ(cel__frame_encode_crash(buf, CEL_FRAME_HEADER + 3, 1, 11, "ab", 2), 0u);
+
+    static const struct {
+        const char *payload;
+        size_t len;
+    } bad[] = {
+        {"", 0},      /* no signal */
+        {"11", 2},    /* unterminated */
+        {"\0x", 2},   /* empty signal */
+        {"0\0", 2},   /* not a signal */
+        {"65\0", 3},  /* past the last one */
+        {"011\0", 4}, /* not how the encoder writes it */
+        {"+6\0", 3},  {"6 \0", 3}, {"123\0", 4}, {"11\0a\0b", 6}, /* a NUL in the text */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct cel_frame f = {
+            .type = CEL_FRAME_CRASH, .payload = bad[i].payload, .len = (uint32_t)bad[i].len};
+        struct cel_frame_crash out;
+        if (cel__frame_parse_crash(&f, &out) != -1)
+            cel_test_fail(__FILE__, __LINE__, "bad CRASH payload %zu was accepted", i);
+    }
+    /* Text over the bound. */
+    memcpy(buf, "11", 3);
+    memset(buf + 3, 'x', CEL_CRASH_TEXT_MAX + 1);
+    struct cel_frame big = {
+        .type = CEL_FRAME_CRASH, .payload = buf, .len = (uint32_t)(3 + CEL_CRASH_TEXT_MAX + 1)};
+    struct cel_frame_crash out;
+    ASSERT_EQ(cel__frame_parse_crash(&big, &out), -1);
+    /* A well-formed payload in a frame of another type. */
+    struct cel_frame state = {.type = CEL_FRAME_STATE, .payload = "11\0x", .len = 4};
+    ASSERT_EQ(cel__frame_parse_crash(&state, &out), -1);
 }
 
 /* The parent's end of a child socket is non-blocking: a flush of more
@@ -271,6 +347,8 @@ int main(void)
     TEST_RUN(test_malformed_payloads);
     TEST_RUN(test_begin_round_trip);
     TEST_RUN(test_begin_malformed);
+    TEST_RUN(test_crash_round_trip);
+    TEST_RUN(test_crash_refused);
     TEST_RUN(test_flush_never_blocks);
     return 0;
 }
