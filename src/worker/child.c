@@ -66,7 +66,7 @@ void cel__child_main(const struct cel_exec_env *env, int fd)
     struct child_io cio = {.fd = fd, .out = &out};
     const struct cel_exec_io io = {
         .ud = &cio, .begin = io_begin, .state = io_state, .publish = io_publish};
-    cel__crash_install(fd); /* issue 7: a fatal signal reports its backtrace */
+    cel__crash_install(fd); /* a fatal signal reports its backtrace */
     for (;;) {
         long got = cel__framebuf_fill(&in, fd);
         if (got == 0)

@@ -243,13 +243,13 @@ void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *wh
         cel__consumer_requeue(w, f);
         return;
     }
-    /* issue 7: a child that died of a fatal signal sent its native
+    /* A child that died of a fatal signal sent its native
      * backtrace first (crash.h): it becomes the stored traceback. */
     char *tb = f->crash_text ? cel__crash_traceback(f->task_name ? f->task_name : "?", f->pid,
                                                     f->crash_signal, f->crash_text, f->crash_len,
                                                     "WorkerLostError", why)
                              : NULL;
-    /* ---- issue 7: reject_on_worker_lost, bounded by task_poison_limit ----
+    /* ---- reject_on_worker_lost, bounded by task_poison_limit ----
      * A task that asks for it goes back to its queue (unless it was acked
      * before it ran: then there is nothing to give back). The delivery
      * counter bounds it: the delivery that killed the child is counted,
@@ -273,7 +273,6 @@ void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *wh
         free(tb);
         return;
     }
-    /* ---- end issue 7 ---- */
     settle_with_exception(w, f, CEL_STATE_FAILURE, "WorkerLostError", "billiard.exceptions", why,
                           tb);
     free(tb);
@@ -399,7 +398,7 @@ void cel__consumer_write_started(cel_worker *w)
     }
 }
 
-/* ---- issue 7: the running task's policy, hard limits, what it sends ---- */
+/* ---- the running task's policy, hard limits, what it sends ---- */
 
 void cel__consumer_on_begin(cel_worker *w, struct cel_inflight *f, const struct cel_task_policy *p)
 {

@@ -1,7 +1,7 @@
 /*
  * crash.h - a prefork child that dies of a fatal signal while it runs a
- * task tells its parent where (issue 7: "for a crash, the signal and a
- * native backtrace of the child").
+ * task tells its parent where: the signal and a native backtrace of the
+ * child.
  *
  * Child side: handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT,
  * run on an alternate stack (a stack overflow is caught too), capture

@@ -240,7 +240,7 @@ int cel__frame_parse_begin(const struct cel_frame *f, struct cel_frame_begin *ou
     return 0;
 }
 
-/* ---- issue 7: the CRASH frame ---- */
+/* ---- the CRASH frame ---- */
 
 size_t cel__frame_encode_crash(char *out, size_t cap, uint64_t seq, int signo, const char *text,
                                size_t len)

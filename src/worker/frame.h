@@ -125,7 +125,7 @@ int cel__frame_append_publish(struct cel_buf *b, uint64_t seq, const struct cel_
 int cel__frame_parse_state(const struct cel_frame *f, struct cel_frame_state *out);
 int cel__frame_parse_publish(const struct cel_frame *f, struct cel_frame_publish *out);
 
-/* ---- issue 7: the CRASH frame (crash.h) ---- */
+/* ---- the CRASH frame (crash.h) ---- */
 /* Bounds of its text, so a crash report never weighs on the parent. */
 #define CEL_CRASH_TEXT_MAX 16384u
 /* Signal number (up to 2 digits), NUL. */

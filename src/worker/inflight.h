@@ -57,13 +57,13 @@ struct cel_inflight {
     struct cel_inflight *prev, *next; /* the worker's held list */
     struct cel_inflight *ready_next;  /* waiting for the pool */
     /* Its policy: the worker's when it starts, then what its child
-     * announced in a BEGIN frame (issue 7, pool_prefork.c). */
+     * announced in a BEGIN frame (pool_prefork.c). */
     bool policy_known;          /* acks_late resolved (cel__consumer_ack_early) */
     bool begun;                 /* a BEGIN arrived */
     bool acks_late;             /* never acked before its result is stored */
     bool reject_on_worker_lost; /* requeued, not failed, when its child dies */
     double time_limit;          /* hard limit, seconds; 0: none */
-    /* issue 7: what its child sent as it died of a signal (CRASH frame,
+    /* What its child sent as it died of a signal (CRASH frame,
      * crash.h), for the stored traceback: signal number, native frames
      * (malloc'ed, not NUL-terminated: crash_len bytes). */
     int crash_signal;

@@ -271,7 +271,7 @@ static int on_begin(struct child *c, const struct cel_frame *fr)
     return 0;
 }
 
-/* ---- issue 7: the running task's child is dying of a signal (CRASH) ----
+/* ---- the running task's child is dying of a signal (CRASH) ----
  * Kept for cel__consumer_on_lost, which stores it as the traceback once
  * the death is reaped (child_exited reads the socket first). */
 static int on_crash(struct child *c, const struct cel_frame *fr)
@@ -380,7 +380,7 @@ static void child_exited(struct prefork *p, struct child *c, int status)
     cel_worker *w = p->base.w;
     /* Everything it wrote before dying is read first: its last results,
      * and the CRASH frame a fatal signal sends just before the death
-     * (issue 7). read_child stops at EOF; a few more rounds cover a
+     * read_child stops at EOF; a few more rounds cover a
      * socket holding more than one round reads, bounded in case the
      * socket outlived it in a process it forked. */
     int drained = 1;
