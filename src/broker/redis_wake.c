@@ -56,6 +56,10 @@ void cel__redis_wake_for(struct redis_broker *b, int64_t due_ms)
     long long wake_at = atomic_load(&b->io_wake_at_ms);
     if (wake_at == 0 || due_ms >= wake_at)
         return; /* awake (takes the hint before it blocks), or looks in time */
+    /* Claim the wake-up: a burst of parks sends one token, the others
+     * find the thread "awake" and leave it their hints. */
+    if (!atomic_compare_exchange_strong(&b->io_wake_at_ms, &wake_at, 0))
+        return; /* it woke meanwhile, or another park claimed it */
     if (atomic_load(&b->io_in_brpop))
         push_token(b);
     else
