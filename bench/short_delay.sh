@@ -21,18 +21,11 @@ countdown=${2:-0.5}
 port=${PORT:-6393}
 url="redis://127.0.0.1:$port/0"
 tmp=$(mktemp -d)
-redis_pid=
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$tmp/redis.pid" --logfile "$tmp/redis.log"
 worker_pid=
-cleanup() {
-    [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null || true
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-redis-server --port "$port" --save '' --appendonly no --daemonize no >"$tmp/redis.log" 2>&1 &
-redis_pid=$!
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
+trap 'kill $worker_pid "$(cat "$tmp/redis.pid")" 2>/dev/null; rm -rf "$tmp"' EXIT
+until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
 "$build/celeriac" worker -A "$build/examples/libtasks.so" -b "$url" -c 2 -l warning \
     >"$tmp/worker.log" 2>&1 &
 worker_pid=$!
