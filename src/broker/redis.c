@@ -60,6 +60,12 @@ static int rb_open(const struct cel_url *url, const cel_config *cfg, struct cel_
     b->efd = b->kick = -1;
     pthread_mutex_init(&b->mu, NULL);
     atomic_init(&b->stop, false);
+    atomic_init(&b->wake_hint_ms, 0);
+    atomic_init(&b->io_wake_at_ms, 0);
+    atomic_init(&b->io_in_brpop, false);
+    char id[CEL_UUID_STRLEN + 1];
+    cel__uuid4(id);
+    snprintf(b->wake_key, sizeof b->wake_key, CEL_REDIS_KEY_WAKE_PREFIX "%s", id);
     int rc = cel__redis_target_init(&b->target, url, err);
     if (rc == CEL_OK) {
         double vt = cfg ? cel_config_get_double(cfg, "broker_visibility_timeout") : 0;
@@ -180,7 +186,9 @@ static int rb_publish(struct cel_broker *base, const char *queue, int priority, 
     if (!cel__redis_band_key(queue, cel__redis_band_of(priority), key, sizeof key))
         return cel__err(&base->err, CEL_EINVAL, "queue name too long");
     int rc = add_binding(b, q, queue);
+    int64_t park_ms = 0;
     if (rc == CEL_OK && due_us > cel__wall_us()) {
+        park_ms = due_us / 1000;
         /* Parked in our delayed set until due; see redis_keys.h. */
         bool bad;
         char *member = cel__redis_delayed_member(key, queue, priority, body, len, &bad);
@@ -201,6 +209,10 @@ static int rb_publish(struct cel_broker *base, const char *queue, int priority, 
     }
     if (rc == CEL_OK && !b->batching)
         rc = cel__redis_broker_run(b, q, NULL);
+    if (rc == CEL_OK && park_ms && !b->batching)
+        cel__redis_wake_for(b, park_ms);
+    else if (rc == CEL_OK && park_ms && (!b->batch_due_ms || park_ms < b->batch_due_ms))
+        b->batch_due_ms = park_ms; /* told once the batch is written */
     cel__redis_cmds_release(&local);
     return rc;
 }
@@ -211,6 +223,7 @@ static int rb_begin(struct cel_broker *base)
     if (b->batching)
         return cel__err(&base->err, CEL_ESTATE, "a batch is already open");
     b->batching = true;
+    b->batch_due_ms = 0;
     cel__redis_cmds_reset(&b->batch);
     return CEL_OK;
 }
@@ -253,6 +266,9 @@ static int rb_commit(struct cel_broker *base)
         rc = oom(b);
     if (rc == CEL_OK)
         rc = cel__redis_broker_run(b, &b->batch, NULL);
+    if (rc == CEL_OK && b->batch_due_ms)
+        cel__redis_wake_for(b, b->batch_due_ms);
+    b->batch_due_ms = 0;
     cel__redis_cmds_reset(&b->batch);
     for (size_t i = 0; i < b->nacks; i++)
         free(b->acks[i]);
@@ -328,6 +344,8 @@ static int give_back(struct cel_broker *base, const struct cel_delivery *d, bool
         oom(b);
     else
         cel__err(&base->err, rc, "queue name too long or message not UTF-8");
+    if (rc == CEL_OK && requeue && due_us)
+        cel__redis_wake_for(b, due_us / 1000);
     cel__redis_cmds_release(&q);
     return rc;
 }

@@ -10,8 +10,10 @@
  * tells the worker's poll loop. The thread never holds more than the
  * window the consumer had free at its last fetch(). Every 10 s it also
  * runs kombu's visibility sweep (kombu itself does so about every 100 s),
- * at least every second it moves due delayed messages to their queues,
- * and it reconnects by itself after a lost connection.
+ * at least every second it moves due delayed messages to their queues
+ * (and at the due time of the earliest one it knows of: redis_wake.c
+ * tells it of those its own handle parks), and it reconnects by itself
+ * after a lost connection.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -505,6 +507,9 @@ static int io_brpop(struct io_state *s, size_t room, int64_t timeout_ms)
     for (int band = 0; band < CEL_REDIS_NBANDS; band++)
         for (size_t k = 0; k < s->nq; k++)
             s->argv[argc++] = s->keys[s->order[k]][band];
+    /* Last: a message waiting in a queue is served first; the token then
+     * ends the next BRPOP at once, which only costs a round trip. */
+    s->argv[argc++] = s->b->wake_key;
     char t[32];
     snprintf(t, sizeof t, "%.3f", (double)timeout_ms / 1000.0);
     s->argv[argc++] = t;
@@ -519,7 +524,10 @@ static int io_brpop(struct io_state *s, size_t room, int64_t timeout_ms)
     if (rc != CEL_OK)
         return rc;
     const redisReply *r = rs[0];
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        strcmp(r->element[0]->str, s->b->wake_key) == 0) {
+        /* A wake-up token, never a message: io_main() takes the hint. */
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         const char *key = r->element[0]->str;
         size_t qi = s->nq;
         for (size_t k = 0; k < s->nq && qi == s->nq; k++)
@@ -573,6 +581,9 @@ static void *io_main(void *arg)
                 continue;
         }
         int rc = CEL_OK;
+        int64_t hint = cel__redis_wake_take(b);
+        if (hint && (!s->next_due_wall_ms || hint < s->next_due_wall_ms))
+            s->next_due_wall_ms = hint;
         if (s->bound_gen != b->io.generation) {
             rc = io_bind(s);
             if (rc == CEL_OK)
@@ -600,17 +611,19 @@ static void *io_main(void *arg)
                 timeout = until < 10 ? 10 : until;
         }
         size_t room = io_room(b);
-        if (room == 0) {
-            /* The consumer's window is full: wait for fetch() (kick). */
-            io_wait(b, -1, (int)timeout);
-            continue;
-        }
         /* Under load one script call refills the window; BRPOP (a round
          * trip more) only once the queues ran dry. */
-        if (s->busy)
+        if (room && s->busy) {
             io_pop(s, room);
+            continue;
+        }
+        if (!cel__redis_wake_arm(b, cel__wall_us() / 1000 + timeout, room > 0))
+            continue; /* a park due sooner arrived meanwhile */
+        if (room == 0)
+            io_wait(b, -1, (int)timeout); /* window full: wait for fetch() (kick) */
         else
             io_brpop(s, room, timeout);
+        cel__redis_wake_awake(b);
     }
     cel__fork_guard_leave();
     /* A message popped but not recorded goes back in close(). */

@@ -8,6 +8,8 @@
  *   redis_envelope.c  what the transport writes back about a message:
  *                     kombu's restore
  *   redis_fanout.c    fan-out publish/subscribe (kombu's pub/sub layout)
+ *   redis_wake.c      waking the I/O thread early for a message this
+ *                     handle parks in celeriac.delayed
  *   redis_keys.h      the key layout; redis_scripts.{c,h} the Lua scripts
  *
  * Threads: the caller (the handle's owner) uses `main`; the I/O thread
@@ -27,6 +29,7 @@
 #include "broker/redis_keys.h"
 #include "broker/redis_scripts.h"
 #include "core/clock.h"
+#include "core/uuid.h"
 #include "store/redis_conn.h"
 
 #define CEL_REDIS_COMP "broker.redis"
@@ -68,7 +71,19 @@ struct redis_broker {
     char *orphan, *orphan_queue; /* popped, not recorded, left by the thread */
     int64_t tag_seq;
     int efd;  /* wakeup_fd(): messages on the ready list */
-    int kick; /* wakes the I/O thread: room freed, or stop */
+    int kick; /* wakes the I/O thread: room freed, a park, or stop */
+
+    /* Early wake-up (redis_wake.c). The I/O thread only learns due times
+     * from its periodic check of celeriac.delayed; a park by this handle
+     * due before the thread's next look tells it directly. Lock-free: the
+     * parker stores the hint then reads io_wake_at_ms, the thread stores
+     * io_wake_at_ms then reads the hint, so one of them always sees the
+     * other (all seq_cst). */
+    char wake_key[sizeof CEL_REDIS_KEY_WAKE_PREFIX + CEL_UUID_STRLEN]; /* set at open */
+    atomic_llong wake_hint_ms;  /* earliest due (wall ms) parked here, not yet taken; 0: none */
+    atomic_llong io_wake_at_ms; /* wall ms the blocked I/O thread looks next; 0: awake */
+    atomic_bool io_in_brpop;    /* ...blocked in BRPOP (else in io_wait) */
+    int64_t batch_due_ms;       /* caller's thread: earliest park in the open batch, 0: none */
 
     /* I/O thread only. */
     struct cel_redis io;
@@ -140,6 +155,24 @@ int cel__redis_add_dead_letter(struct cel_redis_cmds *q, const char *queue, cons
  * strings (caller frees). CEL_EPROTO when rec is not of that layout. */
 int cel__redis_split_record(const char *rec, size_t len, const char **env, size_t *envlen,
                             char **exchange, char **routing_key);
+
+/* Parker side of the early wake-up, on the caller's thread after a park
+ * due at due_ms (wall) succeeded: records it for the I/O thread and, when
+ * the thread waits beyond it, wakes it (kick, or a token on wake_key when
+ * it is in BRPOP, which the eventfd cannot interrupt). Costs one atomic
+ * when the handle does not consume or the thread looks earlier anyway.
+ * Never fails: the message is parked; at worst it runs at the periodic
+ * check, as one parked by another process does. */
+void cel__redis_wake_for(struct redis_broker *b, int64_t due_ms);
+/* I/O thread side: takes the earliest due parked since the last call
+ * (wall ms), 0 when none. */
+int64_t cel__redis_wake_take(struct redis_broker *b);
+/* I/O thread side, just before it blocks until wake_at_ms (wall) in BRPOP
+ * (`brpop`) or io_wait(): publishes that and returns false when a hint
+ * due before then arrived meanwhile (do not block: loop and take it).
+ * cel__redis_wake_awake() after the wait. */
+bool cel__redis_wake_arm(struct redis_broker *b, int64_t wake_at_ms, bool brpop);
+void cel__redis_wake_awake(struct redis_broker *b);
 
 /* Starts the I/O thread consuming `queues` (copied); see redis_consumer.c. */
 int cel__redis_consumer_start(struct redis_broker *b, const char *const *queues, size_t nqueues);

@@ -23,7 +23,10 @@
  *                          ms; member {"k": list key, "q": queue,
  *                          "p": priority, "m": envelope text}. Consumers
  *                          move due members to their list with a Lua
- *                          script at least every second. Delayed tasks
+ *                          script at least every second, and at the
+ *                          due time of the earliest member they know of
+ *                          (seen at that check, or parked by their own
+ *                          handle: celeriac.wake.<id>). Delayed tasks
  *                          therefore never sit in a worker's memory or in
  *                          `unacked`, where kombu's sweep would duplicate
  *                          them (kombu #337).
@@ -44,6 +47,14 @@
  *                          Python worker then acked leaves its field
  *                          behind (kombu does not know the hash; our sweep
  *                          drops fields of messages it finds acked).
+ *   celeriac.wake.<id>     list, one per consuming handle (random id):
+ *                          the I/O thread's BRPOP also waits on it, and
+ *                          the handle pushes a token there when it parked
+ *                          a message due before the thread would wake
+ *                          (redis_wake.c). Tokens are discarded, never
+ *                          messages; the key is in no binding, never a
+ *                          queue, and expires a few seconds after the
+ *                          last push, so a crashed worker leaves nothing.
  *
  * Pure helpers only: no I/O, nothing to link.
  */
@@ -63,6 +74,9 @@
 #define CEL_REDIS_KEY_REVOKED        "celeriac.revoked"
 #define CEL_REDIS_KEY_REVOKED_SIGNAL "celeriac.revoked.signal"
 #define CEL_REDIS_KEY_DELIVERIES     "celeriac.deliveries"
+/* + a random id: a consumer's wake-up list (above). */
+#define CEL_REDIS_KEY_WAKE_PREFIX "celeriac.wake."
+#define CEL_REDIS_WAKE_TTL_MS     "5000"
 /* + task name: a global rate-limit bucket (redis_scripts.h, RATE). */
 #define CEL_REDIS_KEY_RATE_PREFIX "celeriac.rate."
 

@@ -403,6 +403,80 @@ static void test_delayed(void)
     cel_test_redis_stop(&srv);
 }
 
+/* Polls until the consumer's I/O thread is blocked in BRPOP on the
+ * server, so that a park lands at the start of its one-second wait. */
+static void wait_in_brpop(redisContext *c)
+{
+    for (int i = 0; i < 500; i++) {
+        redisReply *r = cel_test_redis_cmd(c, "CLIENT LIST");
+        bool blocked = r->type == REDIS_REPLY_STRING && strstr(r->str, "flags=b ") &&
+                       strstr(r->str, "cmd=brpop");
+        freeReplyObject(r);
+        if (blocked)
+            return;
+        cel_test_sleep_ms(2);
+    }
+    ASSERT(!"the consumer never blocked in BRPOP");
+}
+
+/* Wall ms from `from` until one delivery arrives (it is acked). */
+static int64_t fetched_after(struct cel_broker *b, int64_t from_ms)
+{
+    struct cel_delivery d;
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    int64_t took = cel__wall_us() / 1000 - from_ms;
+    ASSERT_OK(b->ops->ack(b, &d));
+    cel__delivery_release(&d);
+    return took;
+}
+
+/* A message this handle parks due sooner than its consumer's next look
+ * (the periodic check, 1 s) runs at its due time: the park wakes the
+ * I/O thread out of BRPOP through the handle's wake-up list. */
+static void test_own_park_wakes_consumer(void)
+{
+    setup();
+    struct cel_broker *b = open_broker();
+    redisContext *c = raw();
+    struct cel_delivery d;
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 50), 0); /* starts the consumer */
+    char id[37];
+
+    /* publish() with a due time. */
+    wait_in_brpop(c);
+    int64_t t0 = cel__wall_us() / 1000;
+    free(publish(b, "celery", 0, (t0 + 300) * 1000, id));
+    int64_t took = fetched_after(b, t0);
+    ASSERT(took >= 280);
+    ASSERT(took <= 400);
+
+    /* requeue_at() of a fetched message. */
+    free(publish(b, "celery", 0, 0, id));
+    ASSERT_EQ(fetch_wait(b, celery_q, 1, &d, 1, 60000, 3000), 1);
+    struct cel_delivery none;
+    size_t n = 9;
+    ASSERT_OK(b->ops->fetch(b, celery_q, 1, 1, 60000, &none, &n, NULL)); /* window open again */
+    ASSERT_EQ(n, 0);
+    wait_in_brpop(c);
+    t0 = cel__wall_us() / 1000;
+    ASSERT_OK(b->ops->requeue_at(b, &d, (t0 + 300) * 1000));
+    cel__delivery_release(&d);
+    took = fetched_after(b, t0);
+    ASSERT(took >= 280);
+    ASSERT(took <= 400);
+
+    /* The tokens were taken, and never delivered as messages (the
+     * fetches above got exactly the two envelopes); no key is left. */
+    redisReply *r = cel_test_redis_cmd(c, "KEYS celeriac.wake.*");
+    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+    ASSERT_EQ(r->elements, 0);
+    freeReplyObject(r);
+    ASSERT_EQ(cel_test_redis_int(c, "HLEN unacked"), 0);
+    redisFree(c);
+    cel__broker_close(b);
+    cel_test_redis_stop(&srv);
+}
+
 static void test_purge_length_and_close_gives_back(void)
 {
     setup();
@@ -841,6 +915,7 @@ int main(void)
     TEST_RUN(test_reject_requeue_and_dead_letter);
     TEST_RUN(test_visibility_sweep_after_kill);
     TEST_RUN(test_delayed);
+    TEST_RUN(test_own_park_wakes_consumer);
     TEST_RUN(test_purge_length_and_close_gives_back);
     TEST_RUN(test_delivery_count);
     TEST_RUN(test_bad_input);
