@@ -16,7 +16,9 @@
 #include "core/clock.h"
 #include "core/json_util.h"
 #include "core/log.h"
+#include "core/uuid.h"
 #include "proto/message.h"
+#include "proto/resend.h"
 #include "worker/crash.h"
 #include "worker/suggest.h"
 #include "worker/worker_internal.h"
@@ -139,12 +141,43 @@ void cel__consumer_on_report(void *ud, struct cel_settle_report *r)
     cel__settle_report_free(r);
 }
 
+/* Sends an unregistered task again (see below): a copy due in a moment,
+ * published with the ack of this delivery; without a readable message
+ * (or memory), the broker's own requeue, which keeps the delivery count. */
+static void give_back(struct cel_inflight *f, const struct cel_message *m, json_int_t seen,
+                      struct cel_settle_item *it)
+{
+    int64_t due = cel__wall_us() + CEL_UNREGISTERED_BACKOFF_US;
+    char tag[CEL_UUID_STRLEN + 1];
+    cel__uuid4(tag);
+    size_t len = 0;
+    char *copy =
+        m && m->id ? cel__message_resend(m, tag, json_pack("{s:I}", "celeriac_passes", seen), &len)
+                   : NULL;
+    const struct cel_frame_publish pub = {.queue = f->d.queue,
+                                          .priority = m ? m->priority : 0,
+                                          .due_us = due,
+                                          .task_id = m ? m->id : NULL,
+                                          .body = copy,
+                                          .len = len};
+    if (copy && f->d.queue && cel__consumer_add_followup(f, &pub) == 0) {
+        it->op = CEL_SETTLE_ACK;
+    } else {
+        it->op = CEL_SETTLE_REQUEUE;
+        it->due_us = due;
+    }
+    free(copy);
+}
+
 /*
  * A task this worker does not have. On a queue shared with workers that
  * do (Python workers, celeriac workers with other modules) that is
- * normal traffic, not the caller's failure: the message goes back to the
- * queue, due again in a moment so another worker can take it, and its
- * delivery count grows with each pass. When it has been delivered
+ * normal traffic, not the caller's failure: the message is acked and sent
+ * again, due in a moment so another worker can take it. The copy counts
+ * the deliveries so far in its `celeriac_passes` header (Python ignores
+ * it) and starts with a fresh delivery count, so the worker that has the
+ * task does not mistake the passes for a message that kept killing
+ * workers (task_delivery_limit). When it has been delivered
  * task_delivery_limit times and no worker took it, nobody has it: it is
  * dead-lettered and its client gets NotRegistered (the meta that
  * execute.c built). Said once per name, not per message.
@@ -155,7 +188,17 @@ static void unregistered(cel_worker *w, struct cel_inflight *f, struct cel_execu
     cel__inflight_learn_ids(f);
     const char *name = f->task_name ? f->task_name : "?";
     unsigned limit = w->delivery_limit ? w->delivery_limit : CEL_UNREGISTERED_DELIVERIES;
-    bool last = f->d.delivery_count >= (int)limit;
+    struct cel_message m;
+    const struct cel_message_limits headers_only = {.headers_only = true};
+    char err[128];
+    bool parsed = cel__message_parse(f->d.body, f->d.len, &headers_only, &m, err, sizeof err) == 0;
+    json_t *passes_h =
+        parsed ? json_object_get(json_object_get(m.root, "headers"), "celeriac_passes") : NULL;
+    json_int_t passes = json_is_integer(passes_h) && json_integer_value(passes_h) > 0
+                            ? json_integer_value(passes_h)
+                            : 0;
+    json_int_t seen = passes + f->d.delivery_count;
+    bool last = seen >= (json_int_t)limit;
     if (cel__unregistered_first_seen(name)) {
         const char *near = cel__suggest_task(w->reg, name);
         char hint[300] = "";
@@ -179,7 +222,7 @@ static void unregistered(cel_worker *w, struct cel_inflight *f, struct cel_execu
         CEL_ERROR(COMP,
                   "Task %s[%s] delivered %d times and no worker has it: NotRegistered, "
                   "kept in the dead-letter store",
-                  name, f->task_id ? f->task_id : "?", f->d.delivery_count);
+                  name, f->task_id ? f->task_id : "?", (int)seen);
         it->op = CEL_SETTLE_DEAD_LETTER;
         it->reason = strdup(ex->reason[0] ? ex->reason : "unregistered task");
     } else {
@@ -187,9 +230,10 @@ static void unregistered(cel_worker *w, struct cel_inflight *f, struct cel_execu
         free(it->meta);
         it->task_id = it->meta = NULL;
         it->meta_len = 0;
-        it->op = CEL_SETTLE_REQUEUE;
-        it->due_us = cel__wall_us() + CEL_UNREGISTERED_BACKOFF_US;
+        give_back(f, parsed ? &m : NULL, seen, it);
     }
+    if (parsed)
+        cel__message_release(&m);
 }
 
 void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_execution *ex)

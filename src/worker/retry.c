@@ -13,6 +13,7 @@
 #include "core/json_util.h"
 #include "core/log.h"
 #include "core/uuid.h"
+#include "proto/resend.h"
 #include "worker/task_context.h"
 
 static const json_t *header(const struct cel_message *m, const char *name)
@@ -60,26 +61,10 @@ double cel__retry_delay(const cel_task_def *def, const struct cel_message *m, do
 char *cel__retry_envelope(const struct cel_message *m, int64_t eta_us, const char *delivery_tag,
                           size_t *len)
 {
-    if (!m->root || !json_is_object(json_object_get(m->root, "headers")))
-        return NULL;
-    json_t *root = json_deep_copy(m->root);
-    json_t *headers = json_object_get(root, "headers");
-    json_t *props = json_object_get(root, "properties");
     char eta[48];
     cel__iso8601(eta_us, true, eta, sizeof eta);
-    bool ok = headers && json_object_set_new(headers, "retries",
-                                             json_integer((json_int_t)m->retries + 1)) == 0;
-    ok = ok && json_object_set_new(headers, "eta", json_string(eta)) == 0;
-    json_object_del(headers, "redelivered");
-    if (json_is_object(props)) {
-        ok = ok && json_object_set_new(props, "delivery_tag", json_string(delivery_tag)) == 0;
-        json_object_del(json_object_get(props, "delivery_info"), "redelivered");
-    }
-    char *text = ok ? cel__json_dump(root) : NULL;
-    json_decref(root);
-    if (text && len)
-        *len = strlen(text);
-    return text;
+    json_t *set = json_pack("{s:I, s:s}", "retries", (json_int_t)m->retries + 1, "eta", eta);
+    return set ? cel__message_resend(m, delivery_tag, set, len) : NULL;
 }
 
 /* Python shows args as a tuple repr; the argsrepr header has it when a

@@ -11,6 +11,7 @@
 #include "core/json_util.h"
 #include "proto/envelope_writer.h"
 #include "proto/message.h"
+#include "proto/resend.h"
 
 #include "testing.h"
 
@@ -778,6 +779,48 @@ static void test_message_corpus(void)
     ASSERT(broken >= 10 && valid >= 5);
 }
 
+/* A message sent again keeps everything but the headers it is told to
+ * set, its delivery tag and the marks of the old delivery. */
+static void test_resend(void)
+{
+    struct cel_task_spec s = {.task = "tasks.add", .id = "id-r", .args_json = "[1]", .retries = 2};
+    char *out = NULL, err[256];
+    size_t outlen = 0;
+    ASSERT_OK(cel__message_build(&s, &out, &outlen, NULL, err, sizeof err));
+    json_t *root = json_loads(out, 0, NULL);
+    json_object_set_new(json_object_get(root, "headers"), "redelivered", json_true());
+    json_object_set_new(json_object_get(json_object_get(root, "properties"), "delivery_info"),
+                        "redelivered", json_true());
+    char *marked = cel__json_dump(root);
+    json_decref(root);
+    struct cel_message m;
+    ASSERT_OK(cel__message_parse(marked, strlen(marked), NULL, &m, err, sizeof err));
+    size_t len = 0;
+    char *again = cel__message_resend(&m, "tag-2", json_pack("{s:i}", "celeriac_passes", 4), &len);
+    ASSERT(again != NULL);
+    ASSERT_EQ(len, strlen(again));
+    struct cel_message n;
+    ASSERT_OK(cel__message_parse(again, len, NULL, &n, err, sizeof err));
+    json_t *h = json_object_get(n.root, "headers");
+    json_t *p = json_object_get(n.root, "properties");
+    ASSERT_EQ(json_integer_value(json_object_get(h, "celeriac_passes")), 4);
+    ASSERT(json_object_get(h, "redelivered") == NULL);
+    ASSERT(json_object_get(json_object_get(p, "delivery_info"), "redelivered") == NULL);
+    ASSERT_STREQ(json_string_value(json_object_get(p, "delivery_tag")), "tag-2");
+    ASSERT_STREQ(n.id, "id-r");
+    ASSERT_EQ(n.retries, 2);
+    ASSERT_STREQ(json_string_value(json_object_get(n.root, "body")),
+                 json_string_value(json_object_get(m.root, "body")));
+    cel__message_release(&n);
+    free(again);
+    /* no headers object: refused, and the headers given are not leaked */
+    json_object_del(m.root, "headers");
+    ASSERT(cel__message_resend(&m, "t", json_pack("{s:i}", "x", 1), NULL) == NULL);
+    cel__message_release(&m);
+    free(marked);
+    free(out);
+}
+
 int main(void)
 {
     TEST_RUN(test_golden_add_delay_fields);
@@ -795,5 +838,6 @@ int main(void)
     TEST_RUN(test_json_depth);
     TEST_RUN(test_message_corpus);
     TEST_RUN(test_exception_and_result_meta);
+    TEST_RUN(test_resend);
     return 0;
 }
