@@ -90,11 +90,31 @@ bool cel__policy_differs(const struct cel_task_policy *p, const struct cel_exec_
  *  - state: store a state now (STATE frame).
  *  - publish: a message to publish with this task's ack (PUBLISH frame).
  */
+/* A chord header member that finished: the store thread joins it after
+ * its result is stored and, when it completes the chord, publishes the
+ * body with the header's results (or stores ChordError on the body). */
+struct cel_chord_join {
+    const char *group_id;
+    int group_index; /* -1: none (Celery's null: ordered last) */
+    const char *task_id;
+    const char *root_id;
+    const char *body; /* the chord body signature, JSON */
+    size_t body_len;
+    const char *entry; /* Celery's join entry [1, id, state, value], JSON */
+    size_t entry_len;
+};
+
 struct cel_exec_io {
     void *ud;
     int (*begin)(void *ud, const struct cel_task_policy *p);
     int (*state)(void *ud, const char *state, const char *meta, size_t len);
     int (*publish)(void *ud, const struct cel_frame_publish *p);
+    /* Workflows (canvas): with this task's ack, in the order called, and
+     * before the publishes that follow: record a chord's size (Redis:
+     * celery-taskset-meta-<gid>.s) ... */
+    int (*chord_size)(void *ud, const char *group_id, int size);
+    /* ... and join this chord header member. */
+    int (*chord_join)(void *ud, const struct cel_chord_join *j);
 };
 
 /* Never fails on bad input; *out must be released. `io` may be NULL (unit
