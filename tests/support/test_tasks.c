@@ -237,6 +237,20 @@ static int add_task(cel_registry *reg, const char *name, cel_task_fn fn)
     return add_task_with(reg, name, fn, (struct task_opts){0});
 }
 
+/* Replaces itself with tasks.add(x, 100) (Celery's Task.replace): its
+ * chain continues from the replacement's result. */
+static int replace_add(cel_task *t, void *ud)
+{
+    (void)ud;
+    int64_t x;
+    if (cel_task_arg_int(t, 0, &x) != CEL_OK)
+        return cel_task_fail_args(t);
+    char sig[128];
+    snprintf(sig, sizeof sig, "{\"task\": \"tasks.add\", \"args\": [%lld, 100]}", (long long)x);
+    int rc = cel_task_replace_json(t, sig);
+    return rc == CEL_OK ? cel_task_return_int(t, -1) /* ignored */ : rc;
+}
+
 CEL_MODULE_INIT(reg)
 {
     int rc = add_task(reg, "test.record", record);
@@ -270,5 +284,7 @@ CEL_MODULE_INIT(reg)
         rc = add_task(reg, "test.walltime", walltime);
     if (rc == CEL_OK)
         rc = add_task(reg, "test.segv", cel_test_segv_task);
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.replace_add", replace_add);
     return rc;
 }
