@@ -806,9 +806,16 @@ static int set_result(struct planner *P, const json_t *frozen)
 {
     struct cel_canvas_plan *out = P->out;
     snprintf(out->result_id, sizeof out->result_id, "%s", result_id(frozen, 0));
-    if (kind_of(frozen) != K_GROUP && kind_of(frozen) != K_CHUNKS)
+    /* A chain's value is its last step's, and that step may be a group
+     * (chain(a, group(b, c)) gives the list of b's and c's results). */
+    const json_t *last = frozen;
+    for (int depth = 0; kind_of(last) == K_CHAIN && depth <= CANVAS_MAX_DEPTH; depth++) {
+        json_t *steps = members_of(last, "tasks");
+        last = json_array_get(steps, json_array_size(steps) - 1);
+    }
+    if (kind_of(last) != K_GROUP && kind_of(last) != K_CHUNKS)
         return CEL_OK;
-    json_t *tasks = members_of(frozen, "tasks");
+    json_t *tasks = members_of(last, "tasks");
     out->is_group = true;
     out->nmembers = json_array_size(tasks);
     out->member_ids = calloc(out->nmembers ? out->nmembers : 1, sizeof *out->member_ids);

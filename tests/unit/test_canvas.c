@@ -213,6 +213,25 @@ static void test_group(void)
     cel__canvas_plan_release(&p);
 }
 
+/* A chain's value is its last step's: a trailing group's members. */
+static void test_chain_ending_in_group(void)
+{
+    static const char sig[] = "{\"task\": \"celery.chain\", \"kwargs\": {\"tasks\": [" ADD_ID(
+        "[1, 1]", "a") ", "
+                       "{\"task\": \"celery.group\", \"kwargs\": {\"tasks\": [" ADD_ID(
+                           "[1]", "b") ", " ADD_ID("[2]",
+                                                   "c") "]}, \"subtask_type\": \"group\"}]}, "
+                                                        "\"subtask_type\": \"chain\"}";
+    struct cel_canvas_plan p;
+    plan(sig, NULL, NULL, &p);
+    ASSERT_EQ(p.nmsgs, 1); /* only the first link goes out now */
+    ASSERT(p.is_group);
+    ASSERT_EQ(p.nmembers, 2);
+    ASSERT_STREQ(p.member_ids[0], "b");
+    ASSERT_STREQ(p.member_ids[1], "c");
+    cel__canvas_plan_release(&p);
+}
+
 /* 7.4: header members carry group, group_index and embed.chord (the body
  * with its pre-assigned id); the size is recorded. */
 static void test_chord(void)
@@ -599,6 +618,7 @@ int main(void)
     TEST_RUN(test_plain_options);
     TEST_RUN(test_chain);
     TEST_RUN(test_group);
+    TEST_RUN(test_chain_ending_in_group);
     TEST_RUN(test_chord);
     TEST_RUN(test_chain_with_group);
     TEST_RUN(test_nesting);
