@@ -107,13 +107,13 @@ def make_app(broker=None, backend=None, visibility_timeout=None):
         return s
 
     @app.task(name="test.stamp")
-    def stamp(label, *rest):
+    def stamp(label, seconds=0.05):
         # Appends "<label> <start µs> <end µs>" (wall clock) to
-        # $CEL_TEST_STAMP_FILE after a short sleep, and returns label.
+        # $CEL_TEST_TREE_FILE, sleeping `seconds` in between; returns label.
         start = time.time()
-        time.sleep(float(os.environ.get("CEL_TEST_STAMP_SLEEP", "0.05")))
+        time.sleep(seconds)
         end = time.time()
-        with open(os.environ["CEL_TEST_STAMP_FILE"], "a") as f:
+        with open(os.environ["CEL_TEST_TREE_FILE"], "a") as f:
             f.write(f"{label} {int(start * 1e6)} {int(end * 1e6)}\n")
         return label
 
