@@ -60,6 +60,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     memcmp(o + CEL_FRAME_HEADER, f.payload, f.len) != 0)
                     __builtin_trap();
             }
+            /* issue 8: chord frames re-encode to the same bytes. */
+            const char *gid;
+            int csize;
+            struct cel_chord_join cj;
+            if (cel__frame_parse_chord_size(&f, &gid, &csize) == 0 ||
+                cel__frame_parse_chord_join(&f, &cj) == 0) {
+                struct cel_buf o = {0};
+                int rc = f.type == CEL_FRAME_CHORD_SIZE
+                             ? cel__frame_append_chord_size(&o, f.seq, gid, csize)
+                             : cel__frame_append_chord_join(&o, f.seq, &cj);
+                if (rc != 0 || o.len != CEL_FRAME_HEADER + f.len ||
+                    memcmp(o.data + CEL_FRAME_HEADER, f.payload, f.len) != 0)
+                    __builtin_trap();
+                cel__framebuf_release(&o);
+            }
             if (cel__frame_parse_publish(&f, &pub) == 0) {
                 struct cel_buf o = {0};
                 struct cel_frame g;

@@ -12,6 +12,7 @@
 #include "celeriac/task.h"
 #include "celeriac/value.h"
 #include "celeriac/client.h"
+#include "celeriac/canvas.h"
 #include "celeriac/worker.h"
 
 #endif

@@ -76,6 +76,30 @@ struct cel_backend_ops {
      * task's message is, so a waiting client can say that no worker took
      * it. It may scan the queue: call it to explain a wait, not per poll. */
     int (*find_message)(struct cel_backend *bk, const char *task_id, struct cel_task_message *out);
+
+    /* ---- chords (Celery's native join, reference/celery-protocol.md 7.4) ----
+     * Optional (NULL: this store cannot join chords). Keys live `ttl_s`
+     * seconds (0: forever), refreshed by every join as Celery does.
+     *
+     * chord_size records how many header members the chord `group_id`
+     * waits for (Redis: SETEX celery-taskset-meta-<gid>.s).
+     *
+     * chord_join adds member `index` (-1: Celery's null group_index, ordered
+     * last) with its entry [1, task_id, state, value] (JSON text) and says
+     * whether this join completed the chord: the members counted equal the
+     * recorded size (plus .t), checked atomically with the add, so of
+     * distinct members exactly one completes it. On a success the keys
+     * are deleted then, so a later join of the same chord (a retried
+     * write, a duplicate delivery) finds no size and completes nothing;
+     * when an entry is FAILURE or REVOKED they are kept until they expire,
+     * as Celery leaves them (joining again then reports the same failure,
+     * which stores the same ChordError). Joining the same entry twice
+     * counts once. On completion *entries_json (caller-owned, free()) is
+     * the JSON array of every entry ordered by index (then by entry
+     * text, as a Redis sorted set orders equal scores). */
+    int (*chord_size)(struct cel_backend *bk, const char *group_id, int size, int64_t ttl_s);
+    int (*chord_join)(struct cel_backend *bk, const char *group_id, int index, const char *entry,
+                      size_t len, int64_t ttl_s, bool *complete, char **entries_json);
 };
 
 struct cel_backend {
@@ -99,6 +123,11 @@ int cel__backend_wait(struct cel_backend *bk, const char *task_id, int64_t timeo
 /* Whether a meta document's status is ready (SUCCESS, FAILURE, REVOKED):
  * only those end a wait (Celery's clients once stopped on STARTED). */
 bool cel__meta_is_ready(const char *meta, size_t len);
+
+/* Whether a chord's entries (chord_join's *entries_json) hold a member
+ * that failed (FAILURE or REVOKED): the first such entry's index, else -1
+ * (-2 when the text is not an array of entries). */
+int cel__chord_failed_entry(const char *entries_json, size_t len);
 
 extern const struct cel_backend_ops cel__backend_sqlite;
 extern const struct cel_backend_ops cel__backend_memory;

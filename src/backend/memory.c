@@ -6,6 +6,10 @@
  * applies the same guard as the sqlite store and signals every handle's
  * eventfd on each store. It does not see the memory broker's queue, so a
  * reserved task reads as PENDING, not RECEIVED.
+ *
+ * Chords live in a second table: group id -> {"s": size, "exp": expiry,
+ * "j": {entry text: index}}; keying the joins by their text counts a
+ * repeated join once, as Redis' ZADD does.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -26,6 +30,7 @@ struct mem_results {
     int refs;
     pthread_mutex_t mu;
     json_t *table;
+    json_t *chords;
     struct mem_backend *handles;
     struct mem_results *next;
 };
@@ -62,9 +67,12 @@ static int mk_open(const struct cel_url *url, const cel_config *cfg, struct cel_
         r = r->next;
     if (!r) {
         r = calloc(1, sizeof *r);
-        if (!r || !(r->name = strdup(name)) || !(r->table = json_object())) {
-            if (r)
+        if (!r || !(r->name = strdup(name)) || !(r->table = json_object()) ||
+            !(r->chords = json_object())) {
+            if (r) {
                 free(r->name);
+                json_decref(r->table);
+            }
             free(r);
             pthread_mutex_unlock(&results_mu);
             close(h->efd);
@@ -109,6 +117,7 @@ static void mk_close(struct cel_backend *base)
             }
         }
         json_decref(r->table);
+        json_decref(r->chords);
         pthread_mutex_destroy(&r->mu);
         free(r->name);
         free(r);
@@ -213,6 +222,124 @@ static void mk_drain_wakeup(struct cel_backend *base)
     (void)n;
 }
 
+/* ---- chords ---- */
+
+/* The chord's record, created when absent or expired; NULL: no memory. */
+static json_t *chord_record(struct mem_results *r, const char *gid, int64_t now)
+{
+    json_t *c = json_object_get(r->chords, gid);
+    json_t *exp = json_object_get(c, "exp");
+    if (c && !(json_is_integer(exp) && json_integer_value(exp) <= now))
+        return c;
+    c = json_pack("{s:n, s:n, s:{}}", "s", "exp", "j");
+    if (!c || json_object_set_new(r->chords, gid, c) != 0)
+        return NULL;
+    return c;
+}
+
+static void chord_touch(json_t *c, int64_t now, int64_t ttl_s)
+{
+    json_object_set_new(c, "exp", ttl_s > 0 ? json_integer(now + ttl_s * 1000000) : json_null());
+}
+
+static int mk_chord_size(struct cel_backend *base, const char *gid, int size, int64_t ttl_s)
+{
+    struct mem_results *r = ((struct mem_backend *)base)->res;
+    int64_t now = cel__wall_us();
+    pthread_mutex_lock(&r->mu);
+    json_t *c = chord_record(r, gid, now);
+    int rc = c && json_object_set_new(c, "s", json_integer(size)) == 0
+                 ? CEL_OK
+                 : cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    if (c)
+        chord_touch(c, now, ttl_s);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+struct scored {
+    long long score; /* -1: Celery's null index, last */
+    const char *text;
+};
+
+static int by_score(const void *a, const void *b)
+{
+    const struct scored *x = a, *y = b;
+    unsigned long long sx = (unsigned long long)x->score, sy = (unsigned long long)y->score;
+    if (sx != sy) /* -1 as unsigned is the largest: +inf */
+        return sx < sy ? -1 : 1;
+    return strcmp(x->text, y->text);
+}
+
+/* The joins of `j` as one JSON array ordered by index; NULL: no memory. */
+static char *ordered_entries(json_t *j)
+{
+    size_t n = json_object_size(j), i = 0, total = 2;
+    struct scored *v = malloc((n ? n : 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    const char *key;
+    json_t *val;
+    json_object_foreach(j, key, val)
+    {
+        v[i++] = (struct scored){json_integer_value(val), key};
+        total += strlen(key) + 1;
+    }
+    qsort(v, n, sizeof *v, by_score);
+    char *out = malloc(total);
+    if (out) {
+        char *p = out;
+        *p++ = '[';
+        for (i = 0; i < n; i++) {
+            if (i)
+                *p++ = ',';
+            size_t k = strlen(v[i].text);
+            memcpy(p, v[i].text, k);
+            p += k;
+        }
+        *p++ = ']';
+        *p = '\0';
+    }
+    free(v);
+    return out;
+}
+
+static int mk_chord_join(struct cel_backend *base, const char *gid, int index, const char *entry,
+                         size_t len, int64_t ttl_s, bool *complete, char **entries_json)
+{
+    struct mem_results *r = ((struct mem_backend *)base)->res;
+    *complete = false;
+    *entries_json = NULL;
+    char *text = strndup(entry, len);
+    if (!text)
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    int64_t now = cel__wall_us();
+    int rc = CEL_OK;
+    pthread_mutex_lock(&r->mu);
+    json_t *c = chord_record(r, gid, now);
+    json_t *j = json_object_get(c, "j");
+    if (!c || json_object_set_new(j, text, json_integer(index < 0 ? -1 : index)) != 0) {
+        rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    } else {
+        chord_touch(c, now, ttl_s);
+        json_t *size = json_object_get(c, "s");
+        if (json_is_integer(size) && (json_int_t)json_object_size(j) == json_integer_value(size)) {
+            *entries_json = ordered_entries(j);
+            if (!*entries_json) {
+                rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+            } else {
+                *complete = true;
+                /* A failed chord's joins stay until they expire (Celery). */
+                if (cel__chord_failed_entry(*entries_json, strlen(*entries_json)) == -1)
+                    json_object_del(r->chords, gid);
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    free(text);
+    return rc;
+}
+
 const struct cel_backend_ops cel__backend_memory = {
     .abi = CEL_BACKEND_ABI,
     .scheme = "memory",
@@ -226,4 +353,6 @@ const struct cel_backend_ops cel__backend_memory = {
     .commit = NULL,
     .wakeup_fd = mk_wakeup_fd,
     .drain_wakeup = mk_drain_wakeup,
+    .chord_size = mk_chord_size,
+    .chord_join = mk_chord_join,
 };

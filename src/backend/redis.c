@@ -19,6 +19,16 @@
  * in between is not missed), then waits for a published ready state. It
  * GETs again every 500 ms in case a message was lost (a reconnect, or a
  * writer that does not PUBLISH).
+ *
+ * Chords join exactly as Celery 5.2's on_chord_part_return (protocol
+ * 7.4): celery-taskset-meta-<gid>.s holds the size (SETEX + PUBLISH, as
+ * Celery's generic set), each member runs one MULTI/EXEC of ZADD .j /
+ * ZCOUNT .j / GET .t / GET .s / EXPIRE x3 (redis-py's pipeline is a
+ * transaction, which is what makes one member alone see the full count),
+ * and the member that sees ZCOUNT == .s + .t reads ZRANGE .j and, unless
+ * a member failed, DELs .j .t .s. The read and the delete are separate
+ * round trips: a pipeline resent after a lost connection must not DEL
+ * before the ZRANGE it resends.
  */
 #include <jansson.h>
 #include <poll.h>
@@ -28,6 +38,7 @@
 
 #include "backend/backend.h"
 #include "store/redis_conn.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/json_util.h"
 #include "core/log.h"
@@ -39,6 +50,7 @@
 #define BATCH_MAX     500                  /* stores per script call */
 #define META_MAX      (512u * 1024 * 1024) /* Redis' string limit, as Celery checks */
 #define SUB_BUDGET_MS 2000
+#define TASKSET       "celery-taskset-meta-"
 
 /* KEYS: meta keys; ARGV: ttl, status, meta for each key. Returns 1 (stored)
  * or 0 (kept the existing ready state) per key. */
@@ -286,6 +298,160 @@ static int command(struct redis_backend *bk, int argc, const char *const *argv, 
     return rc;
 }
 
+/* ---- chords ---- */
+
+/* celery-taskset-meta-<gid><suffix>; NULL: no memory. */
+static char *taskset_key(const char *gid, const char *suffix)
+{
+    size_t n = strlen(TASKSET) + strlen(gid) + strlen(suffix) + 1;
+    char *k = malloc(n);
+    if (k)
+        snprintf(k, n, TASKSET "%s%s", gid, suffix);
+    return k;
+}
+
+static int rk_chord_size(struct cel_backend *base, const char *gid, int size, int64_t ttl_s)
+{
+    struct redis_backend *bk = (struct redis_backend *)base;
+    char *key = taskset_key(gid, ".s");
+    if (!key)
+        return oom(bk);
+    char num[16], ttl[24];
+    snprintf(num, sizeof num, "%d", size);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_s);
+    struct cel_redis_cmds q = {0};
+    const char *setex[] = {"SETEX", key, ttl, num}, *set[] = {"SET", key, num};
+    const char *pub[] = {"PUBLISH", key, num};
+    int rc = (ttl_s > 0 ? cel__redis_cmds_addv(&q, 4, setex) : cel__redis_cmds_addv(&q, 3, set)) ==
+                         CEL_OK &&
+                     cel__redis_cmds_addv(&q, 3, pub) == CEL_OK
+                 ? CEL_OK
+                 : oom(bk);
+    redisReply **rs = NULL;
+    if (rc == CEL_OK)
+        rc = cel__redis_exec(&bk->main, &q, &rs, OP_BUDGET_MS, &bk->base.err);
+    const redisReply *e = rc == CEL_OK ? cel__redis_first_error(rs, q.n) : NULL;
+    if (e)
+        rc = cel__err(&base->err, CEL_EBACKEND, "redis %s: %s", bk->target.display, e->str);
+    if (rs)
+        cel__redis_replies_free(rs, q.n);
+    cel__redis_cmds_release(&q);
+    free(key);
+    return rc;
+}
+
+/* An integer from a GET reply (nil: 0); -1 when it is not one. */
+static long long reply_int(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_NIL)
+        return 0;
+    if (r->type != REDIS_REPLY_STRING)
+        return -1;
+    char *end;
+    long long v = strtoll(r->str, &end, 10);
+    return end == r->str || *end ? -1 : v;
+}
+
+/* ZRANGE .j 0 -1 as one JSON array. */
+static int chord_entries(struct redis_backend *bk, const char *jkey, char **out)
+{
+    const char *argv[] = {"ZRANGE", jkey, "0", "-1"};
+    redisReply *r = NULL;
+    int rc = command(bk, 4, argv, &r);
+    if (rc != CEL_OK)
+        return rc;
+    struct cel_buf b = {0};
+    rc = cel__buf_append(&b, "[", 1);
+    for (size_t i = 0; rc == CEL_OK && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        if (i)
+            rc = cel__buf_append(&b, ",", 1);
+        if (rc == CEL_OK)
+            rc = cel__buf_append(&b, r->element[i]->str, r->element[i]->len);
+    }
+    if (rc == CEL_OK)
+        rc = cel__buf_append(&b, "]", 1);
+    freeReplyObject(r);
+    *out = rc == CEL_OK ? cel__buf_take(&b, NULL) : NULL;
+    cel__buf_release(&b);
+    return *out ? CEL_OK : oom(bk);
+}
+
+static int rk_chord_join(struct cel_backend *base, const char *gid, int index, const char *entry,
+                         size_t len, int64_t ttl_s, bool *complete, char **entries_json)
+{
+    struct redis_backend *bk = (struct redis_backend *)base;
+    *complete = false;
+    *entries_json = NULL;
+    char *j = taskset_key(gid, ".j"), *t = taskset_key(gid, ".t"), *sk = taskset_key(gid, ".s");
+    char score[16], ttl[24];
+    snprintf(score, sizeof score, index < 0 ? "+inf" : "%d", index);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_s);
+    struct cel_redis_cmds q = {0};
+    int rc = j && t && sk ? CEL_OK : CEL_ENOMEM;
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    const char *zadd[] = {"ZADD", j, score, entry};
+    const size_t zlens[] = {4, strlen(j ? j : ""), strlen(score), len};
+    const char *zcount[] = {"ZCOUNT", j, "-inf", "+inf"};
+    const char *gett[] = {"GET", t}, *gets[] = {"GET", sk};
+    const char *exp[3][3] = {{"EXPIRE", j, ttl}, {"EXPIRE", t, ttl}, {"EXPIRE", sk, ttl}};
+    if (rc == CEL_OK)
+        rc = cel__redis_cmds_addv(&q, 1, multi);
+    if (rc == CEL_OK)
+        rc = cel__redis_cmds_add(&q, 4, zadd, zlens);
+    if (rc == CEL_OK)
+        rc = cel__redis_cmds_addv(&q, 4, zcount);
+    if (rc == CEL_OK)
+        rc = cel__redis_cmds_addv(&q, 2, gett);
+    if (rc == CEL_OK)
+        rc = cel__redis_cmds_addv(&q, 2, gets);
+    for (int i = 0; rc == CEL_OK && ttl_s > 0 && i < 3; i++)
+        rc = cel__redis_cmds_addv(&q, 3, exp[i]);
+    if (rc == CEL_OK)
+        rc = cel__redis_cmds_addv(&q, 1, exec);
+    redisReply **rs = NULL;
+    if (rc != CEL_OK)
+        rc = oom(bk);
+    else
+        rc = cel__redis_exec(&bk->main, &q, &rs, OP_BUDGET_MS, &bk->base.err);
+    const redisReply *x = rc == CEL_OK ? rs[q.n - 1] : NULL;
+    const redisReply *e = rc == CEL_OK ? cel__redis_first_error(rs, q.n) : NULL;
+    if (e)
+        rc = cel__err(&base->err, CEL_EBACKEND, "redis %s: %s", bk->target.display, e->str);
+    else if (rc == CEL_OK && (x->type != REDIS_REPLY_ARRAY || x->elements < 4 ||
+                              x->element[1]->type != REDIS_REPLY_INTEGER))
+        rc = cel__err(&base->err, CEL_EBACKEND, "redis %s: the chord join was not run",
+                      bk->target.display);
+    if (rc == CEL_OK && x->element[3]->type != REDIS_REPLY_NIL) {
+        /* Celery: total = int(.s) + int(.t or 0); complete when equal. */
+        long long size = reply_int(x->element[3]), extra = reply_int(x->element[2]);
+        if (size < 0 || extra < 0)
+            rc = cel__err(&base->err, CEL_EBACKEND, "redis %s: %s or %s is not a number",
+                          bk->target.display, sk, t);
+        else if (x->element[1]->integer == size + extra)
+            *complete = true;
+    }
+    if (rs)
+        cel__redis_replies_free(rs, q.n);
+    cel__redis_cmds_release(&q);
+    if (rc == CEL_OK && *complete)
+        rc = chord_entries(bk, j, entries_json);
+    if (rc == CEL_OK && *complete &&
+        cel__chord_failed_entry(*entries_json, strlen(*entries_json)) == -1) {
+        const char *del[] = {"DEL", j, t, sk};
+        redisReply *r = NULL;
+        rc = command(bk, 4, del, &r);
+        if (r)
+            freeReplyObject(r);
+    }
+    if (rc != CEL_OK) {
+        *complete = false;
+        free(*entries_json);
+        *entries_json = NULL;
+    }
+    free(j), free(t), free(sk);
+    return rc;
+}
+
 static int rk_get(struct cel_backend *base, const char *task_id, char **meta_json)
 {
     struct redis_backend *bk = (struct redis_backend *)base;
@@ -530,4 +696,6 @@ const struct cel_backend_ops cel__backend_redis = {
     .wakeup_fd = NULL,
     .drain_wakeup = NULL,
     .wait = rk_wait,
+    .chord_size = rk_chord_size,
+    .chord_join = rk_chord_join,
 };

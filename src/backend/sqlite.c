@@ -6,6 +6,14 @@
  * puts results and acks in one transaction. Because the messages table is
  * right there, get() can tell "reserved by a worker" (RECEIVED) from
  * "still queued" (PENDING) without the worker storing anything.
+ *
+ * Chords (backend.h): chord_sizes holds a chord's size, chord_joins one
+ * row per distinct entry (UNIQUE, so a repeated join counts once), and a
+ * join is one transaction: add, count, compare, and on completion read
+ * the entries and delete the chord, so two workers cannot both complete
+ * it. Rows expire for the collector only: a chord is counted whole, since
+ * refreshing every row's expiry on each join (Celery's EXPIRE of the .j
+ * key) would cost O(size) per join.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -13,6 +21,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/json_util.h"
 #include "core/log.h"
@@ -59,6 +68,24 @@ static const char sql_queue_consumed[] =
 static const char sql_forget[] = "DELETE FROM results WHERE task_id = ?1";
 static const char sql_gc[] =
     "DELETE FROM results WHERE expires_at IS NOT NULL AND expires_at <= ?1";
+static const char sql_gc_sizes[] =
+    "DELETE FROM chord_sizes WHERE expires_at IS NOT NULL AND expires_at <= ?1";
+static const char sql_gc_joins[] =
+    "DELETE FROM chord_joins WHERE expires_at IS NOT NULL AND expires_at <= ?1"
+    " AND group_id NOT IN (SELECT group_id FROM chord_sizes)";
+static const char sql_chord_size[] =
+    "INSERT INTO chord_sizes (group_id, size, expires_at) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (group_id) DO UPDATE SET size = excluded.size, expires_at = excluded.expires_at";
+static const char sql_chord_add[] =
+    "INSERT INTO chord_joins (group_id, idx, entry, expires_at) VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT (group_id, idx, entry) DO UPDATE SET expires_at = excluded.expires_at";
+static const char sql_chord_touch[] =
+    "UPDATE chord_sizes SET expires_at = ?2 WHERE group_id = ?1 RETURNING size,"
+    " (SELECT count(*) FROM chord_joins WHERE group_id = ?1)";
+static const char sql_chord_entries[] =
+    "SELECT entry FROM chord_joins WHERE group_id = ?1 ORDER BY idx, entry";
+static const char sql_chord_del_joins[] = "DELETE FROM chord_joins WHERE group_id = ?1";
+static const char sql_chord_del_size[] = "DELETE FROM chord_sizes WHERE group_id = ?1";
 
 static int sk_open(const struct cel_url *url, const cel_config *cfg, struct cel_backend **out,
                    struct cel_errbuf *err)
@@ -129,6 +156,18 @@ static int gc_expired(struct sqlite_backend *bk, int64_t now)
     int n = sqlite3_changes(bk->db->conn);
     if (n > 0)
         CEL_DEBUG("backend.sqlite", "deleted %d expired results", n);
+    const char *const chords[] = {sql_gc_sizes, sql_gc_joins};
+    for (size_t i = 0; i < 2; i++) {
+        st = cel__sqldb_prepare(bk->db, chords[i], &bk->base.err);
+        if (!st)
+            return CEL_EBACKEND;
+        sqlite3_bind_int64(st, 1, now);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return cel__sqldb_fail(bk->db, &bk->base.err, CEL_EBACKEND,
+                                   "cannot delete expired chords");
+    }
     return CEL_OK;
 }
 
@@ -308,6 +347,157 @@ static int sk_forget(struct cel_backend *base, const char *task_id)
     return rc;
 }
 
+/* ---- chords ---- */
+
+/* Index order with Celery's null (-1) last, as Redis scores it +inf. */
+static int64_t chord_score(int index)
+{
+    return index < 0 ? INT64_MAX : index;
+}
+
+static void bind_expiry(sqlite3_stmt *st, int col, int64_t ttl_s)
+{
+    if (ttl_s > 0)
+        sqlite3_bind_int64(st, col, cel__wall_us() + ttl_s * 1000000);
+    else
+        sqlite3_bind_null(st, col);
+}
+
+/* Runs a prepared statement that returns no rows. */
+static int step_done(struct sqlite_backend *bk, sqlite3_stmt *st, const char *what)
+{
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return cel__sqldb_fail(bk->db, &bk->base.err, src == SQLITE_BUSY ? CEL_EBUSY : CEL_EBACKEND,
+                               what);
+    return CEL_OK;
+}
+
+static int sk_chord_size(struct cel_backend *base, const char *gid, int size, int64_t ttl_s)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    int rc = cel__sqldb_lock(&bk->db, &base->err);
+    if (rc)
+        return rc;
+    bool owned;
+    rc = cel__sqldb_write_begin(bk->db, true, &owned, &base->err);
+    if (rc == CEL_OK) {
+        sqlite3_stmt *st = cel__sqldb_prepare(bk->db, sql_chord_size, &base->err);
+        if (!st) {
+            rc = CEL_EBACKEND;
+        } else {
+            sqlite3_bind_text(st, 1, gid, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 2, size);
+            bind_expiry(st, 3, ttl_s);
+            rc = step_done(bk, st, "cannot record a chord size");
+        }
+        rc = cel__sqldb_write_end(bk->db, owned, rc, &base->err);
+    }
+    cel__sqldb_unlock(bk->db);
+    return rc;
+}
+
+/* The entries of a complete chord as one JSON array, index order. */
+static int chord_entries(struct sqlite_backend *bk, const char *gid, char **out)
+{
+    sqlite3_stmt *st = cel__sqldb_prepare(bk->db, sql_chord_entries, &bk->base.err);
+    if (!st)
+        return CEL_EBACKEND;
+    sqlite3_bind_text(st, 1, gid, -1, SQLITE_STATIC);
+    struct cel_buf b = {0};
+    int rc = cel__buf_append(&b, "[", 1);
+    int src;
+    bool first = true;
+    while (rc == CEL_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!first)
+            rc = cel__buf_append(&b, ",", 1);
+        first = false;
+        if (rc == CEL_OK)
+            rc = cel__buf_append(&b, (const char *)sqlite3_column_text(st, 0),
+                                 (size_t)sqlite3_column_bytes(st, 0));
+    }
+    if (rc == CEL_OK && src != SQLITE_DONE)
+        rc = cel__sqldb_fail(bk->db, &bk->base.err, CEL_EBACKEND, "cannot read a chord");
+    sqlite3_reset(st);
+    if (rc == CEL_OK)
+        rc = cel__buf_append(&b, "]", 1);
+    if (rc != CEL_OK) {
+        cel__buf_release(&b);
+        return rc == CEL_ENOMEM ? cel__err(&bk->base.err, rc, "out of memory") : rc;
+    }
+    *out = cel__buf_take(&b, NULL);
+    return *out ? CEL_OK : cel__err(&bk->base.err, CEL_ENOMEM, "out of memory");
+}
+
+/* Adds the entry and, when the chord is complete, reads it (and deletes
+ * it unless a member failed); the caller holds a write transaction. */
+static int chord_join_locked(struct sqlite_backend *bk, const char *gid, int index,
+                             const char *entry, size_t len, int64_t ttl_s, bool *complete,
+                             char **entries_json)
+{
+    sqlite3_stmt *st = cel__sqldb_prepare(bk->db, sql_chord_add, &bk->base.err);
+    if (!st)
+        return CEL_EBACKEND;
+    sqlite3_bind_text(st, 1, gid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, chord_score(index));
+    sqlite3_bind_text(st, 3, entry, (int)len, SQLITE_STATIC);
+    bind_expiry(st, 4, ttl_s);
+    int rc = step_done(bk, st, "cannot join a chord");
+    if (rc != CEL_OK)
+        return rc;
+    if (!(st = cel__sqldb_prepare(bk->db, sql_chord_touch, &bk->base.err)))
+        return CEL_EBACKEND;
+    sqlite3_bind_text(st, 1, gid, -1, SQLITE_STATIC);
+    bind_expiry(st, 2, ttl_s);
+    int src = sqlite3_step(st);
+    bool full = src == SQLITE_ROW && sqlite3_column_int64(st, 0) == sqlite3_column_int64(st, 1);
+    if (src == SQLITE_ROW)
+        src = sqlite3_step(st); /* RETURNING: the update is done at SQLITE_DONE */
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return cel__sqldb_fail(bk->db, &bk->base.err, CEL_EBACKEND, "cannot count a chord");
+    if (!full)
+        return CEL_OK;
+    if ((rc = chord_entries(bk, gid, entries_json)) != CEL_OK)
+        return rc;
+    *complete = true;
+    if (cel__chord_failed_entry(*entries_json, strlen(*entries_json)) != -1)
+        return CEL_OK; /* a failed chord stays until it expires, as in Celery */
+    const char *const dels[] = {sql_chord_del_joins, sql_chord_del_size};
+    for (size_t i = 0; rc == CEL_OK && i < 2; i++) {
+        if (!(st = cel__sqldb_prepare(bk->db, dels[i], &bk->base.err)))
+            return CEL_EBACKEND;
+        sqlite3_bind_text(st, 1, gid, -1, SQLITE_STATIC);
+        rc = step_done(bk, st, "cannot delete a complete chord");
+    }
+    return rc;
+}
+
+static int sk_chord_join(struct cel_backend *base, const char *gid, int index, const char *entry,
+                         size_t len, int64_t ttl_s, bool *complete, char **entries_json)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    *complete = false;
+    *entries_json = NULL;
+    int rc = cel__sqldb_lock(&bk->db, &base->err);
+    if (rc)
+        return rc;
+    bool owned;
+    rc = cel__sqldb_write_begin(bk->db, false, &owned, &base->err);
+    if (rc == CEL_OK) {
+        rc = chord_join_locked(bk, gid, index, entry, len, ttl_s, complete, entries_json);
+        rc = cel__sqldb_write_end(bk->db, owned, rc, &base->err);
+    }
+    cel__sqldb_unlock(bk->db);
+    if (rc != CEL_OK) {
+        *complete = false;
+        free(*entries_json);
+        *entries_json = NULL;
+    }
+    return rc;
+}
+
 static int sk_begin(struct cel_backend *base)
 {
     struct sqlite_backend *bk = (struct sqlite_backend *)base;
@@ -344,4 +534,6 @@ const struct cel_backend_ops cel__backend_sqlite = {
     .wakeup_fd = sk_wakeup_fd,
     .drain_wakeup = sk_drain_wakeup,
     .find_message = sk_find_message,
+    .chord_size = sk_chord_size,
+    .chord_join = sk_chord_join,
 };

@@ -43,9 +43,35 @@ struct cel_result {
      * can see queues (cel_result_unclaimed_queue()); owned. */
     char *unclaimed_queue;
     bool queue_consumed;
+
+    /* --- canvas (group_result.c): a group's members, in order; all owned.
+     * NULL for a task's result. */
+    char **members;
+    size_t nmembers;
 };
+
+/* "a, b, c" between `open` and `close`; NULL when out of memory. */
+char *cel__join_texts(char *const *parts, size_t n, const char *open, const char *close);
 
 /* A new PENDING handle for `task_id` on `c`; NULL when out of memory. */
 struct cel_result *cel__result_new(cel_client *c, const char *task_id);
+
+/* --- canvas (group_result.c) ------------------------------------------ */
+
+/* A PENDING group handle: id `group_id`, members ids[0..n) (copied). */
+struct cel_result *cel__result_new_group(cel_client *c, const char *group_id,
+                                         const char *const *ids, size_t n);
+/* cel_result_wait / refresh / forget for a group handle. */
+int cel__group_wait(struct cel_result *r, int64_t timeout_ms);
+int cel__group_refresh(struct cel_result *r);
+int cel__group_forget(struct cel_result *r);
+/* Moves the outcome fields (state, status, value, exception, unclaimed
+ * queue) of `src` into `dst`, leaving `src` PENDING; dst's meta is dropped
+ * (a group has none). */
+void cel__result_move_outcome(struct cel_result *dst, struct cel_result *src);
+/* Replaces the outcome of `r` with SUCCESS and `value_json` (stolen). */
+void cel__result_set_success(struct cel_result *r, char *value_json);
+/* Resets `r` to PENDING with a "null" value; CEL_ENOMEM when it cannot. */
+int cel__result_reset(struct cel_result *r);
 
 #endif

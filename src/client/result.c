@@ -55,9 +55,50 @@ void cel_result_free(cel_result *r)
         return;
     clear_outcome(r);
     clear_unclaimed(r);
+    /* --- canvas: group members */
+    for (size_t i = 0; i < r->nmembers; i++)
+        free(r->members[i]);
+    free(r->members);
+    /* --- end canvas */
     free(r->id);
     free(r);
 }
+
+/* --- canvas: what group_result.c needs of a result's outcome -------- */
+
+void cel__result_move_outcome(struct cel_result *dst, struct cel_result *src)
+{
+    clear_outcome(dst);
+    clear_unclaimed(dst);
+    dst->state = src->state;
+    dst->status = src->status;
+    dst->value_json = src->value_json;
+    dst->exc_type = src->exc_type;
+    dst->exc_message = src->exc_message;
+    dst->traceback = src->traceback;
+    dst->unclaimed_queue = src->unclaimed_queue;
+    dst->queue_consumed = src->queue_consumed;
+    free(src->meta_json);
+    src->meta_json = src->status = src->value_json = NULL;
+    src->exc_type = src->exc_message = src->traceback = src->unclaimed_queue = NULL;
+    src->state = CEL_STATE_PENDING;
+}
+
+void cel__result_set_success(struct cel_result *r, char *value_json)
+{
+    clear_outcome(r);
+    clear_unclaimed(r);
+    r->state = CEL_STATE_SUCCESS;
+    r->value_json = value_json;
+}
+
+int cel__result_reset(struct cel_result *r)
+{
+    clear_outcome(r);
+    r->value_json = strdup("null");
+    return r->value_json ? CEL_OK : cel__err(&r->client->err, CEL_ENOMEM, "out of memory");
+}
+/* --- end canvas */
 
 const char *cel_result_id(const cel_result *r)
 {
@@ -78,6 +119,29 @@ static char *item_text(const json_t *v)
     return cel__json_dump(v);
 }
 
+char *cel__join_texts(char *const *parts, size_t n, const char *open, const char *close)
+{
+    size_t total = strlen(open) + strlen(close) + 1;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(parts[i]) + 2;
+    char *out = malloc(total);
+    if (!out)
+        return NULL;
+    size_t at = strlen(open);
+    memcpy(out, open, at);
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            memcpy(out + at, ", ", 2);
+            at += 2;
+        }
+        size_t len = strlen(parts[i]);
+        memcpy(out + at, parts[i], len);
+        at += len;
+    }
+    strcpy(out + at, close);
+    return out;
+}
+
 /*
  * Python's str(exc) for exc.args == exc_message: no args give "", one
  * gives str(arg); with several we join the items with ", " (Python shows
@@ -89,41 +153,18 @@ static char *exc_message_text(const json_t *msg)
         return strdup("");
     if (!json_is_array(msg))
         return item_text(msg);
-    size_t total = 1, i;
+    size_t i;
     json_t *v;
     char **parts = calloc(json_array_size(msg) + 1, sizeof *parts);
     if (!parts)
         return NULL;
-    json_array_foreach(msg, i, v)
-    {
-        parts[i] = item_text(v);
-        if (!parts[i])
-            goto fail;
-        total += strlen(parts[i]) + 2;
-    }
-    char *out = malloc(total);
-    if (!out)
-        goto fail;
-    size_t at = 0;
-    for (i = 0; i < json_array_size(msg); i++) {
-        if (i) {
-            memcpy(out + at, ", ", 2);
-            at += 2;
-        }
-        size_t n = strlen(parts[i]);
-        memcpy(out + at, parts[i], n);
-        at += n;
-    }
-    out[at] = '\0';
+    bool complete = true;
+    json_array_foreach(msg, i, v) if (complete && !(parts[i] = item_text(v))) complete = false;
+    char *out = complete ? cel__join_texts(parts, json_array_size(msg), "", "") : NULL;
     for (i = 0; parts[i]; i++)
         free(parts[i]);
     free(parts);
     return out;
-fail:
-    for (i = 0; parts[i]; i++)
-        free(parts[i]);
-    free(parts);
-    return NULL;
 }
 
 /* Takes ownership of `meta_json` and fills the outcome fields from it. */
@@ -193,6 +234,8 @@ int cel_result_refresh(cel_result *r)
     int rc = need_backend(r);
     if (rc != CEL_OK)
         return rc;
+    if (r->members) /* --- canvas */
+        return cel__group_refresh(r);
     struct cel_backend *bk = r->client->backend;
     char *meta = NULL;
     rc = bk->ops->get(bk, r->id, &meta);
@@ -238,6 +281,8 @@ int cel_result_wait(cel_result *r, int64_t timeout_ms)
     int rc = need_backend(r);
     if (rc != CEL_OK)
         return rc;
+    if (r->members) /* --- canvas */
+        return cel__group_wait(r, timeout_ms);
     struct cel_backend *bk = r->client->backend;
     char *meta = NULL;
     rc = cel__backend_wait(bk, r->id, timeout_ms, &meta);
@@ -327,6 +372,8 @@ int cel_result_forget(cel_result *r)
     int rc = need_backend(r);
     if (rc != CEL_OK)
         return rc;
+    if (r->members) /* --- canvas */
+        return cel__group_forget(r);
     struct cel_backend *bk = r->client->backend;
     rc = bk->ops->forget(bk, r->id);
     if (rc != CEL_OK && rc != CEL_ENOTFOUND)

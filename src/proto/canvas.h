@@ -47,6 +47,10 @@ struct cel_canvas_ctx {
     const json_t *chord; /* body signature */
     const char *group_id;
     int group_index; /* -1: none */
+    /* The id the workflow's last task takes (its result is the
+     * workflow's: a replaced task gives its own); NULL: its own. */
+    const char *task_id;
+    int priority; /* of every message whose signature sets none; 0: default */
 };
 
 /* One message to publish. */

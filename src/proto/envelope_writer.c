@@ -623,7 +623,12 @@ static bool put_rest(struct writer *w, const struct cel_task_spec *s, const char
     put_time_or_null(w, s->expires_us);
     PUT_LIT(w, ", \"group\": ");
     put_str_or_null(w, s->group_id);
-    PUT_LIT(w, ", \"group_index\": null, \"retries\": ");
+    PUT_LIT(w, ", \"group_index\": ");
+    if (s->has_group_index)
+        cel__buf_append_int(w->b, s->group_index);
+    else
+        PUT_LIT(w, "null");
+    PUT_LIT(w, ", \"retries\": ");
     cel__buf_append_int(w->b, s->retries);
     PUT_LIT(w, ", \"timelimit\": [");
     put_limit_or_null(w, s->time_limit);

@@ -151,6 +151,10 @@ struct cel_task_spec {
     int max_retries;
     bool has_max_retries;
     double retry_backoff;
+    /* The group_index header (a chord header member's position); null
+     * unless has_group_index. */
+    int group_index;
+    bool has_group_index;
 };
 
 /*

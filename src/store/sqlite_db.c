@@ -14,9 +14,10 @@
 #include "core/log.h"
 
 /*
- * Schema, version 3 (PRAGMA user_version). Every statement is CREATE ...
+ * Schema, version 4 (PRAGMA user_version). Every statement is CREATE ...
  * IF NOT EXISTS, so running the whole script on an older file is the
- * migration (1 -> 2 added the fanout table, 2 -> 3 the revoked table).
+ * migration (1 -> 2 added the fanout table, 2 -> 3 the revoked table,
+ * 3 -> 4 the chord tables).
  *
  * messages: one row per queued envelope. visible_at (wall µs) is the one
  * time column: the ETA of a delayed message, the lease deadline of a
@@ -38,6 +39,10 @@
  *
  * revoked: task ids no worker may run, until expires_at (wall µs); read
  * whole by workers at start and every few seconds (src/worker/revoke.c).
+ *
+ * chord_sizes / chord_joins: Celery's chord join (celery-taskset-meta-
+ * <gid>.s and .j on Redis, src/backend/sqlite.c): a chord's size and one
+ * row per distinct header entry, each expiring on its own.
  */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS messages ("
@@ -80,7 +85,17 @@ static const char schema_sql[] =
     " expires_at INTEGER NOT NULL,"
     " terminate INTEGER NOT NULL DEFAULT 0,"
     " signal INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS revoked_expires ON revoked (expires_at);";
+    "CREATE INDEX IF NOT EXISTS revoked_expires ON revoked (expires_at);"
+    "CREATE TABLE IF NOT EXISTS chord_sizes ("
+    " group_id TEXT PRIMARY KEY,"
+    " size INTEGER NOT NULL,"
+    " expires_at INTEGER) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS chord_joins ("
+    " group_id TEXT NOT NULL,"
+    " idx INTEGER NOT NULL,"
+    " entry TEXT NOT NULL,"
+    " expires_at INTEGER,"
+    " UNIQUE (group_id, idx, entry));";
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "worker/execute.h"
+
 void cel__frame_header(unsigned char out[CEL_FRAME_HEADER], uint8_t type, uint8_t status,
                        uint64_t seq, uint32_t len)
 {
@@ -27,7 +29,8 @@ long cel__frame_decode(const unsigned char *buf, size_t n, struct cel_frame *f)
     uint16_t reserved;
     memcpy(&len, buf, 4);
     memcpy(&reserved, buf + 6, 2);
-    if (buf[4] < CEL_FRAME_TASK || buf[4] > CEL_FRAME_CRASH || reserved != 0 || len > CEL_FRAME_MAX)
+    if (buf[4] < CEL_FRAME_TASK || buf[4] > CEL_FRAME_TYPE_LAST || reserved != 0 ||
+        len > CEL_FRAME_MAX)
         return -1;
     if (n - CEL_FRAME_HEADER < len)
         return 0;
@@ -237,6 +240,96 @@ int cel__frame_parse_begin(const struct cel_frame *f, struct cel_frame_begin *ou
     if (e == flags || *e || fl > 7)
         return -1;
     out->flags = (unsigned)fl;
+    return 0;
+}
+
+/* ---- chords ---- */
+
+/* A decimal as the encoder writes it: optional '-', digits, no leading
+ * zero, within [lo, INT32_MAX]. */
+static int parse_int_field(const char *s, long lo, int *out)
+{
+    const char *d = *s == '-' ? s + 1 : s;
+    if (!*d || (d[0] == '0' && (d[1] || d != s)) || strspn(d, "0123456789") != strlen(d) ||
+        strlen(d) > 10)
+        return -1;
+    long long v = strtoll(s, NULL, 10);
+    if (v < lo || v > INT32_MAX)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int cel__frame_append_chord_size(struct cel_buf *b, uint64_t seq, const char *group_id, int size)
+{
+    char num[16];
+    snprintf(num, sizeof num, "%d", size);
+    if (!*group_id || size < 0)
+        return -1;
+    const char *fields[] = {group_id, num};
+    return append_fields(b, CEL_FRAME_CHORD_SIZE, seq, fields, 2, NULL, 0);
+}
+
+int cel__frame_parse_chord_size(const struct cel_frame *f, const char **group_id, int *size)
+{
+    const char *p = f->payload, *end = f->payload + f->len;
+    if (f->type != CEL_FRAME_CHORD_SIZE)
+        return -1;
+    const char *gid = next_field(&p, end), *num = next_field(&p, end);
+    if (!gid || !num || p != end || !*gid || parse_int_field(num, 0, size) != 0)
+        return -1;
+    *group_id = gid;
+    return 0;
+}
+
+int cel__frame_append_chord_join(struct cel_buf *b, uint64_t seq, const struct cel_chord_join *j)
+{
+    char index[16], blen[24];
+    snprintf(index, sizeof index, "%d", j->group_index < 0 ? -1 : j->group_index);
+    snprintf(blen, sizeof blen, "%zu", j->body_len);
+    if (!j->group_id || !*j->group_id || !j->task_id || !*j->task_id || !j->entry_len ||
+        !j->body_len || j->body_len > CEL_FRAME_MAX || j->body_len + j->entry_len > CEL_FRAME_MAX ||
+        memchr(j->body, '\0', j->body_len) || memchr(j->entry, '\0', j->entry_len))
+        return -1;
+    const char *fields[] = {j->group_id, index, j->task_id, j->root_id ? j->root_id : "", blen};
+    /* The body and the entry follow the fields back to back. */
+    size_t start = b->len;
+    if (append_fields(b, CEL_FRAME_CHORD_JOIN, seq, fields, 5, j->body, j->body_len) != 0)
+        return -1;
+    uint32_t len;
+    memcpy(&len, b->data + start, 4);
+    if (len + j->entry_len > CEL_FRAME_MAX || reserve(b, j->entry_len) != 0) {
+        b->len = start;
+        return -1;
+    }
+    memcpy(b->data + b->len, j->entry, j->entry_len);
+    b->len += j->entry_len;
+    len += (uint32_t)j->entry_len;
+    memcpy(b->data + start, &len, 4);
+    return 0;
+}
+
+int cel__frame_parse_chord_join(const struct cel_frame *f, struct cel_chord_join *out)
+{
+    const char *p = f->payload, *end = f->payload + f->len;
+    if (f->type != CEL_FRAME_CHORD_JOIN)
+        return -1;
+    const char *gid = next_field(&p, end), *index = next_field(&p, end);
+    const char *id = next_field(&p, end), *root = next_field(&p, end);
+    const char *blen = next_field(&p, end);
+    int body_len;
+    if (!gid || !index || !id || !root || !blen || !*gid || !*id ||
+        parse_int_field(index, -1, &out->group_index) != 0 ||
+        parse_int_field(blen, 1, &body_len) != 0 || (size_t)body_len >= (size_t)(end - p) ||
+        memchr(p, '\0', (size_t)(end - p)))
+        return -1;
+    out->group_id = gid;
+    out->task_id = id;
+    out->root_id = *root ? root : NULL;
+    out->body = p;
+    out->body_len = (size_t)body_len;
+    out->entry = p + body_len;
+    out->entry_len = (size_t)(end - p) - (size_t)body_len;
     return 0;
 }
 

@@ -21,6 +21,10 @@
  *    task id NUL envelope), so a follow-up (a callback, the next link of
  *    a chain, a retry) exists exactly when the task is acked.
  *
+ *  - CHORD_SIZE / CHORD_JOIN: a chord's size to record, and a chord
+ *    header member to join, when the task is settled, in order with its
+ *    PUBLISH frames (execute.h: cel_exec_io chord_size / chord_join).
+ *
  *  - CRASH: the child is dying of a fatal signal (crash.h) while it runs
  *    that task (payload: signal number NUL backtrace text).
  *
@@ -43,9 +47,12 @@ enum cel_frame_type {
     CEL_FRAME_RESULT = 2,
     CEL_FRAME_STATE = 3,
     CEL_FRAME_PUBLISH = 4,
-    CEL_FRAME_BEGIN = 5, /* child -> parent: the policy of the task it starts */
-    CEL_FRAME_CRASH = 6, /* child -> parent: it dies of a signal (crash.h) */
+    CEL_FRAME_BEGIN = 5,      /* child -> parent: the policy of the task it starts */
+    CEL_FRAME_CRASH = 6,      /* child -> parent: it dies of a signal (crash.h) */
+    CEL_FRAME_CHORD_SIZE = 7, /* child -> parent: group id NUL size */
+    CEL_FRAME_CHORD_JOIN = 8, /* child -> parent: a chord header member to join */
 };
+#define CEL_FRAME_TYPE_LAST CEL_FRAME_CHORD_JOIN
 
 struct cel_frame {
     uint8_t type;
@@ -124,6 +131,19 @@ int cel__frame_append_publish(struct cel_buf *b, uint64_t seq, const struct cel_
 /* Reads them back: 0, or -1 when the payload does not have that shape. */
 int cel__frame_parse_state(const struct cel_frame *f, struct cel_frame_state *out);
 int cel__frame_parse_publish(const struct cel_frame *f, struct cel_frame_publish *out);
+
+/* ---- chords (execute.h) ---- */
+/* CHORD_SIZE: group id NUL size (decimal, >= 0). The group id is
+ * borrowed from the frame. */
+int cel__frame_append_chord_size(struct cel_buf *b, uint64_t seq, const char *group_id, int size);
+int cel__frame_parse_chord_size(const struct cel_frame *f, const char **group_id, int *size);
+/* CHORD_JOIN: group id NUL index NUL task id NUL root id NUL body length
+ * NUL, then the body signature and the join entry back to back. Index
+ * -1 is Celery's null; an empty root id reads back as NULL. Strings are
+ * borrowed from the frame; body and entry are not NUL-terminated. */
+struct cel_chord_join;
+int cel__frame_append_chord_join(struct cel_buf *b, uint64_t seq, const struct cel_chord_join *j);
+int cel__frame_parse_chord_join(const struct cel_frame *f, struct cel_chord_join *out);
 
 /* ---- the CRASH frame (crash.h) ---- */
 /* Bounds of its text, so a crash report never weighs on the parent. */

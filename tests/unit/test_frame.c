@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "testing.h"
+#include "worker/execute.h"
 #include "worker/frame.h"
 
 /* The next frame in b, which must be of `type` for task `seq`. */
@@ -121,6 +122,122 @@ static void test_malformed_payloads(void)
     ASSERT_EQ(cel__frame_parse_state(&task, &st), -1);
 }
 
+/* issue 8: a chord's size and a header member's join reach the parent
+ * whole, and the decoder refuses what the encoder never writes. */
+static void test_chord_round_trip(void)
+{
+    struct cel_buf b = {0};
+    ASSERT_EQ(cel__frame_append_chord_size(&b, 4, "g-1", 1000), 0);
+    const char body[] = "{\"task\": \"tsum\", \"args\": []}";
+    const char entry[] = "[1, \"t-2\", \"SUCCESS\", 4]";
+    struct cel_chord_join in = {.group_id = "g-1",
+                                .group_index = 2,
+                                .task_id = "t-2",
+                                .root_id = "r-0",
+                                .body = body,
+                                .body_len = strlen(body),
+                                .entry = entry,
+                                .entry_len = strlen(entry)};
+    ASSERT_EQ(cel__frame_append_chord_join(&b, 4, &in), 0);
+    in.group_index = -1;
+    in.root_id = NULL;
+    ASSERT_EQ(cel__frame_append_chord_join(&b, 4, &in), 0);
+
+    struct cel_frame f;
+    const char *gid;
+    int size;
+    ASSERT_EQ(cel__framebuf_next(&b, &f), 1);
+    ASSERT_EQ(f.type, CEL_FRAME_CHORD_SIZE);
+    ASSERT_EQ(cel__frame_parse_chord_size(&f, &gid, &size), 0);
+    ASSERT_STREQ(gid, "g-1");
+    ASSERT_EQ(size, 1000);
+    struct cel_chord_join out;
+    ASSERT_EQ(cel__framebuf_next(&b, &f), 1);
+    ASSERT_EQ(f.seq, 4);
+    ASSERT_EQ(cel__frame_parse_chord_join(&f, &out), 0);
+    ASSERT_STREQ(out.group_id, "g-1");
+    ASSERT_EQ(out.group_index, 2);
+    ASSERT_STREQ(out.task_id, "t-2");
+    ASSERT_STREQ(out.root_id, "r-0");
+    ASSERT(out.body_len == strlen(body) && memcmp(out.body, body, out.body_len) == 0);
+    ASSERT(out.entry_len == strlen(entry) && memcmp(out.entry, entry, out.entry_len) == 0);
+    ASSERT_EQ(cel__frame_parse_chord_size(&f, &gid, &size), -1); /* wrong type */
+    ASSERT_EQ(cel__framebuf_next(&b, &f), 1);
+    ASSERT_EQ(cel__frame_parse_chord_join(&f, &out), 0);
+    ASSERT_EQ(out.group_index, -1);
+    ASSERT(out.root_id == NULL);
+    cel__framebuf_release(&b);
+
+    /* Not sent: no group, a negative size, an empty body or entry. */
+    ASSERT_EQ(cel__frame_append_chord_size(&b, 1, "", 3), -1);
+    ASSERT_EQ(cel__frame_append_chord_size(&b, 1, "g", -1), -1);
+    in.entry_len = 0;
+    ASSERT_EQ(cel__frame_append_chord_join(&b, 1, &in), -1);
+    cel__framebuf_release(&b);
+
+    static const struct {
+        uint8_t type;
+        const char *payload;
+        size_t len;
+    } bad[] = {
+        {CEL_FRAME_CHORD_SIZE,
+         "g\0"
+         "3",
+         3}, /* size unterminated */
+        {CEL_FRAME_CHORD_SIZE,
+         "\0"
+         "3\0",
+         3},                                  /* no group */
+        {CEL_FRAME_CHORD_SIZE, "g\0-3\0", 5}, /* negative */
+        {CEL_FRAME_CHORD_SIZE,
+         "g\0"
+         "03\0",
+         5}, /* leading zero */
+        {CEL_FRAME_CHORD_SIZE,
+         "g\0"
+         "3\0x",
+         5}, /* trailing bytes */
+        {CEL_FRAME_CHORD_JOIN,
+         "g\0"
+         "0\0t\0r\0"
+         "2\0{}",
+         12}, /* no entry after the body */
+        {CEL_FRAME_CHORD_JOIN,
+         "g\0"
+         "-2\0t\0r\0"
+         "2\0{}[1]",
+         16}, /* index below -1 */
+        {CEL_FRAME_CHORD_JOIN,
+         "g\0"
+         "-0\0t\0r\0"
+         "2\0{}[1]",
+         16}, /* -0 */
+        {CEL_FRAME_CHORD_JOIN,
+         "g\0"
+         "0\0\0r\0"
+         "2\0{}[1]",
+         14}, /* no task id */
+        {CEL_FRAME_CHORD_JOIN,
+         "g\0"
+         "0\0t\0r\0"
+         "99\0{}[1]",
+         16}, /* body past the end */
+        {CEL_FRAME_CHORD_JOIN,
+         "g\0"
+         "0\0t\0r\0"
+         "2\0{}[\0]",
+         16}, /* NUL in the entry */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct cel_frame g = {
+            .type = bad[i].type, .payload = bad[i].payload, .len = (uint32_t)bad[i].len};
+        int rc = g.type == CEL_FRAME_CHORD_SIZE ? cel__frame_parse_chord_size(&g, &gid, &size)
+                                                : cel__frame_parse_chord_join(&g, &out);
+        if (rc != -1)
+            cel_test_fail(__FILE__, __LINE__, "bad chord payload %zu was accepted", i);
+    }
+}
+
 /* issue 7: the BEGIN frame carries a task's limits and policy flags to
  * the parent; the limits survive the trip exactly. */
 static void test_begin_round_trip(void)
@@ -222,7 +339,7 @@ static void test_begin_malformed(void)
            6);
     struct cel_frame g;
     ASSERT(cel__frame_decode(hdr, sizeof hdr, &g) > 0);
-    hdr[4] = CEL_FRAME_CRASH + 1;
+    hdr[4] = CEL_FRAME_TYPE_LAST + 1;
     ASSERT_EQ(cel__frame_decode(hdr, sizeof hdr, &g), -1);
 }
 
@@ -345,6 +462,7 @@ int main(void)
     TEST_RUN(test_state_round_trip);
     TEST_RUN(test_publish_round_trip);
     TEST_RUN(test_malformed_payloads);
+    TEST_RUN(test_chord_round_trip);
     TEST_RUN(test_begin_round_trip);
     TEST_RUN(test_begin_malformed);
     TEST_RUN(test_crash_round_trip);
