@@ -270,6 +270,30 @@ CEL_API int cel_task_update_state(cel_task *t, const char *state, const char *me
  * returns a failure is recorded with Celery's SoftTimeLimitExceeded. */
 CEL_API bool cel_task_soft_limit_reached(const cel_task *t);
 
+/* --- workflows from inside a task (Celery's canvas) ------------------------ */
+
+/*
+ * Sends a signature or workflow given as Celery's signature JSON
+ * ({"task", "args", "kwargs", "options", "subtask_type"}; chains, groups
+ * and chords as Python serialises them) with this task as parent and its
+ * root as root; it goes out with this task's ack. The id whose result is
+ * the workflow's value (a chain's last task, a chord's body, a group's
+ * id) is written to id_out when not NULL. CEL_EINVAL for a signature that
+ * cannot be planned, CEL_EIO when the worker cannot publish.
+ */
+CEL_API int cel_task_send_json(cel_task *t, const char *sig_json, char id_out[37]);
+
+/*
+ * Celery's Task.replace: the workflow `sig_json` takes this task's place.
+ * Its last task gets this task's id (so this task's result becomes the
+ * replacement's), and this task's callbacks, errbacks, the rest of its
+ * chain and its chord membership move to it; a group is first made a
+ * chord whose body returns the group's results. This run then stores no
+ * result and hands nothing on; whatever the task returns afterwards is
+ * ignored. Returns as cel_task_send_json.
+ */
+CEL_API int cel_task_replace_json(cel_task *t, const char *sig_json);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #include "core/json_util.h"
 #include "core/log.h"
 #include "proto/message.h"
+#include "worker/canvas_run.h"
 #include "worker/task_context.h"
 
 /* An ETA this close is not worth a round trip through the broker. */
@@ -194,6 +195,7 @@ static void run(const struct cel_exec_env *env, const struct cel_exec_io *io,
     cel__task_init(&t, m, env->hostname);
     t.io = io;
     t.def = def;
+    t.reg = env->reg;
     resolve_policy(env, def, m, &t.policy);
     if (io && io->begin && cel__policy_differs(&t.policy, env))
         io->begin(io->ud, &t.policy);
@@ -208,7 +210,20 @@ static void run(const struct cel_exec_env *env, const struct cel_exec_io *io,
         soft_limit_failure(&t);
     struct meta_extra x = {.retries = m->retries > 0 ? m->retries : -1};
 
-    if (t.retrying) {
+    /* What the run hands on goes out before its result is stored, as
+     * Celery publishes the next link before storing; a retried or
+     * replaced run hands nothing on. */
+    if (!t.retrying && !t.replaced) {
+        cel__canvas_after_run(&t, !t.failed);
+        x.children = t.children;
+        t.children = NULL;
+    }
+
+    if (t.replaced) {
+        /* Celery's Ignore: the replacement stores this id's result. */
+        out->state = CEL_STATE_SUCCESS;
+        CEL_INFO("worker", "Task %s[%s] replaced in %.6fs", m->task, m->id, runtime);
+    } else if (t.retrying) {
         outcome_retry(&t, m, ignore, out);
     } else if (!t.failed) {
         out->state = CEL_STATE_SUCCESS;
@@ -234,6 +249,8 @@ static void run(const struct cel_exec_env *env, const struct cel_exec_io *io,
             free(tb);
         }
     }
+    if (ignore) /* no meta took the children */
+        json_decref(x.children);
     cel__task_release(&t);
 }
 
@@ -255,6 +272,8 @@ void cel__execute(const struct cel_exec_env *env, const struct cel_exec_io *io,
     out->task_id = strdup(m.id);
     int64_t now = cel__wall_us();
     const cel_task_def *def = cel_registry_find(reg, m.task);
+    if (!def)
+        def = cel__canvas_builtin(m.task);
     if (!def) {
         out->outcome = CEL_OUTCOME_UNREGISTERED;
         snprintf(out->reason, sizeof out->reason, "unregistered task '%s'", m.task);

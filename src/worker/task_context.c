@@ -48,6 +48,7 @@ void cel__task_release(struct cel_task *t)
     free(t->headers_json);
     free(t->properties_json);
     json_decref(t->result);
+    json_decref(t->children);
     clear_failure(t);
     free(t->retry_exc_type);
     free(t->retry_exc_module);

@@ -44,6 +44,15 @@ struct cel_task {
 
     char arg_error[256]; /* why the last accessor failed, for cel_task_fail_args() */
 
+    /* Workflows (canvas_run.c): the registry the built-in map/starmap
+     * look tasks up in (borrowed); the result tuples of the messages this
+     * run sent (Celery's children, owned; NULL: none); set by
+     * cel_task_replace_json: this run stores nothing and hands nothing
+     * on, the replacement does. */
+    const cel_registry *reg;
+    json_t *children;
+    bool replaced;
+
     /* task_request.c caches */
     char *headers_json;    /* lazily dumped; owned */
     char *properties_json; /* lazily dumped; owned */
