@@ -60,12 +60,29 @@ static int io_publish(void *ud, const struct cel_frame_publish *p)
     return cel__frame_append_publish(c->out, c->seq, p);
 }
 
+/* Chord frames are buffered like publishes: they matter with the RESULT. */
+static int io_chord_size(void *ud, const char *group_id, int size)
+{
+    struct child_io *c = ud;
+    return cel__frame_append_chord_size(c->out, c->seq, group_id, size);
+}
+
+static int io_chord_join(void *ud, const struct cel_chord_join *j)
+{
+    struct child_io *c = ud;
+    return cel__frame_append_chord_join(c->out, c->seq, j);
+}
+
 void cel__child_main(const struct cel_exec_env *env, int fd)
 {
     struct cel_buf in = {0}, out = {0};
     struct child_io cio = {.fd = fd, .out = &out};
-    const struct cel_exec_io io = {
-        .ud = &cio, .begin = io_begin, .state = io_state, .publish = io_publish};
+    const struct cel_exec_io io = {.ud = &cio,
+                                   .begin = io_begin,
+                                   .state = io_state,
+                                   .publish = io_publish,
+                                   .chord_size = io_chord_size,
+                                   .chord_join = io_chord_join};
     cel__crash_install(fd); /* a fatal signal reports its backtrace */
     for (;;) {
         long got = cel__framebuf_fill(&in, fd);

@@ -493,29 +493,73 @@ void cel__consumer_on_state(cel_worker *w, struct cel_inflight *f, const char *s
     cel__consumer_store_state(w, f, cel_state_parse(state), copy, len);
 }
 
-int cel__consumer_add_followup(struct cel_inflight *f, const struct cel_frame_publish *pub)
+/* Copies `len` bytes as a NUL-terminated string; NULL when out of memory. */
+static char *copy_bytes(const char *p, size_t len)
 {
-    struct cel_followup *u = calloc(1, sizeof *u);
-    if (!u)
-        return -1;
-    u->queue = strdup(pub->queue);
-    u->priority = pub->priority;
-    u->due_us = pub->due_us;
-    u->task_id = strdup(pub->task_id);
-    u->len = pub->len;
-    u->body = malloc(pub->len + 1);
-    if (!u->queue || !u->task_id || !u->body) {
-        free(u->queue);
-        free(u->task_id);
-        free(u->body);
-        free(u);
+    char *c = malloc(len + 1);
+    if (c) {
+        if (len)
+            memcpy(c, p, len);
+        c[len] = '\0';
+    }
+    return c;
+}
+
+/* Appends u to f's follow-ups (oldest first), or frees it when one of
+ * its copies failed (`ok` false). */
+static int append_followup(struct cel_inflight *f, struct cel_followup *u, bool ok)
+{
+    if (!ok) {
+        cel__followup_free(u);
         return -1;
     }
-    memcpy(u->body, pub->body, pub->len);
-    u->body[pub->len] = '\0';
     struct cel_followup **tail = &f->followups;
     while (*tail)
         tail = &(*tail)->next;
     *tail = u;
     return 0;
+}
+
+int cel__consumer_add_followup(struct cel_inflight *f, const struct cel_frame_publish *pub)
+{
+    struct cel_followup *u = calloc(1, sizeof *u);
+    if (!u)
+        return -1;
+    u->kind = CEL_FOLLOWUP_PUBLISH;
+    u->queue = strdup(pub->queue);
+    u->priority = pub->priority;
+    u->due_us = pub->due_us;
+    u->task_id = strdup(pub->task_id);
+    u->len = pub->len;
+    u->body = copy_bytes(pub->body, pub->len);
+    return append_followup(f, u, u->queue && u->task_id && u->body);
+}
+
+int cel__consumer_add_chord_size(struct cel_inflight *f, const char *group_id, int size)
+{
+    struct cel_followup *u = calloc(1, sizeof *u);
+    if (!u)
+        return -1;
+    u->kind = CEL_FOLLOWUP_CHORD_SIZE;
+    u->group_id = strdup(group_id);
+    u->size = size;
+    return append_followup(f, u, u->group_id != NULL);
+}
+
+int cel__consumer_add_chord_join(struct cel_inflight *f, const struct cel_chord_join *j)
+{
+    struct cel_followup *u = calloc(1, sizeof *u);
+    if (!u)
+        return -1;
+    u->kind = CEL_FOLLOWUP_CHORD_JOIN;
+    u->group_id = strdup(j->group_id);
+    u->group_index = j->group_index < 0 ? -1 : j->group_index;
+    u->task_id = strdup(j->task_id);
+    u->root_id = j->root_id ? strdup(j->root_id) : NULL;
+    u->body = copy_bytes(j->body, j->body_len);
+    u->len = j->body_len;
+    u->entry = copy_bytes(j->entry, j->entry_len);
+    u->entry_len = j->entry_len;
+    return append_followup(
+        f, u, u->group_id && u->task_id && (u->root_id || !j->root_id) && u->body && u->entry);
 }

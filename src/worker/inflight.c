@@ -14,6 +14,20 @@ struct cel_inflight *cel__inflight_new(void)
     return f;
 }
 
+void cel__followup_free(struct cel_followup *u)
+{
+    if (!u)
+        return;
+    free(u->queue);
+    free(u->task_id);
+    free(u->body);
+    free(u->group_id);
+    free(u->root_id);
+    free(u->entry);
+    free(u->completed);
+    free(u);
+}
+
 void cel__inflight_free(struct cel_inflight *f)
 {
     if (!f)
@@ -22,10 +36,7 @@ void cel__inflight_free(struct cel_inflight *f)
     while (f->followups) {
         struct cel_followup *u = f->followups;
         f->followups = u->next;
-        free(u->queue);
-        free(u->task_id);
-        free(u->body);
-        free(u);
+        cel__followup_free(u);
     }
     free(f->task_id);
     free(f->task_name);

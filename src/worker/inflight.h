@@ -21,16 +21,36 @@
 
 #include "broker/broker.h"
 
-/* A message a task asked to publish when it is settled (PUBLISH frame):
- * it goes out in the same transaction as the task's ack. */
+/* What a task asked to happen when it is settled, in the order it asked
+ * (PUBLISH, CHORD_SIZE and CHORD_JOIN frames, execute.h): each goes out
+ * after its result is stored and before its ack (settle.c). */
+enum cel_followup_kind {
+    CEL_FOLLOWUP_PUBLISH = 0, /* a message: queue, priority, due_us, task_id, body */
+    CEL_FOLLOWUP_CHORD_SIZE,  /* group_id, size */
+    CEL_FOLLOWUP_CHORD_JOIN,  /* group_id, group_index, task_id, root_id, body (the
+                               * chord body signature), entry */
+};
+
 struct cel_followup {
     struct cel_followup *next;
+    enum cel_followup_kind kind;
     char *queue;
     int priority;
     int64_t due_us;
     char *task_id;
     char *body;
     size_t len;
+    char *group_id;
+    int size;        /* CHORD_SIZE */
+    int group_index; /* CHORD_JOIN; -1: none */
+    char *root_id;   /* CHORD_JOIN; may be NULL */
+    char *entry;     /* CHORD_JOIN */
+    size_t entry_len;
+    /* Store thread only: the entries of the chord this join completed,
+     * kept until the item is settled, so a retried round trip publishes
+     * the body from them rather than joining again (the join consumed
+     * the chord on the store: joining again would complete nothing). */
+    char *completed;
 };
 
 struct cel_inflight {
@@ -81,6 +101,7 @@ struct cel_held {
 
 struct cel_inflight *cel__inflight_new(void);
 void cel__inflight_free(struct cel_inflight *f);
+void cel__followup_free(struct cel_followup *u);
 
 /* Reads the message headers once, when the loop needs the ids (a log
  * line, a state write, a failure it reports itself). The hot path never

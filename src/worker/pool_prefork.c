@@ -254,6 +254,27 @@ static int on_publish(struct child *c, const struct cel_frame *fr)
     return cel__consumer_add_followup(f, &pub);
 }
 
+/* A chord size to record, and a chord member to join, with the running
+ * task's ack, in order with its publishes (CHORD_SIZE, CHORD_JOIN). */
+static int on_chord_size(struct child *c, const struct cel_frame *fr)
+{
+    struct cel_inflight *f = head(c);
+    const char *gid;
+    int size;
+    if (!f || fr->seq != f->seq || cel__frame_parse_chord_size(fr, &gid, &size) != 0)
+        return -1;
+    return cel__consumer_add_chord_size(f, gid, size);
+}
+
+static int on_chord_join(struct child *c, const struct cel_frame *fr)
+{
+    struct cel_inflight *f = head(c);
+    struct cel_chord_join j;
+    if (!f || fr->seq != f->seq || cel__frame_parse_chord_join(fr, &j) != 0)
+        return -1;
+    return cel__consumer_add_chord_join(f, &j);
+}
+
 /* The running task's policy, sent before its body runs (BEGIN). */
 static int on_begin(struct child *c, const struct cel_frame *fr)
 {
@@ -312,12 +333,14 @@ static int read_child(struct child *c)
     struct cel_frame fr;
     int r;
     while ((r = cel__framebuf_next(&c->in, &fr)) == 1) {
-        int rc = fr.type == CEL_FRAME_RESULT    ? on_result(c, &fr, now)
-                 : fr.type == CEL_FRAME_STATE   ? on_state(c, &fr)
-                 : fr.type == CEL_FRAME_PUBLISH ? on_publish(c, &fr)
-                 : fr.type == CEL_FRAME_BEGIN   ? on_begin(c, &fr)
-                 : fr.type == CEL_FRAME_CRASH   ? on_crash(c, &fr)
-                                                : -1;
+        int rc = fr.type == CEL_FRAME_RESULT       ? on_result(c, &fr, now)
+                 : fr.type == CEL_FRAME_STATE      ? on_state(c, &fr)
+                 : fr.type == CEL_FRAME_PUBLISH    ? on_publish(c, &fr)
+                 : fr.type == CEL_FRAME_BEGIN      ? on_begin(c, &fr)
+                 : fr.type == CEL_FRAME_CRASH      ? on_crash(c, &fr)
+                 : fr.type == CEL_FRAME_CHORD_SIZE ? on_chord_size(c, &fr)
+                 : fr.type == CEL_FRAME_CHORD_JOIN ? on_chord_join(c, &fr)
+                                                   : -1;
         if (rc != 0)
             return -1;
     }

@@ -65,6 +65,18 @@ static int io_publish(void *ud, const struct cel_frame_publish *p)
     return cel__consumer_add_followup(s->f, p);
 }
 
+static int io_chord_size(void *ud, const char *group_id, int size)
+{
+    struct solo_io *s = ud;
+    return cel__consumer_add_chord_size(s->f, group_id, size);
+}
+
+static int io_chord_join(void *ud, const struct cel_chord_join *j)
+{
+    struct solo_io *s = ud;
+    return cel__consumer_add_chord_join(s->f, j);
+}
+
 static void solo_dispatch(struct cel_pool *base)
 {
     struct solo *p = (struct solo *)base;
@@ -80,8 +92,12 @@ static void solo_dispatch(struct cel_pool *base)
         cel__settler_flush(w->settler);
         struct cel_execution ex;
         struct solo_io sio = {.w = w, .f = f};
-        const struct cel_exec_io io = {
-            .ud = &sio, .begin = io_begin, .state = io_state, .publish = io_publish};
+        const struct cel_exec_io io = {.ud = &sio,
+                                       .begin = io_begin,
+                                       .state = io_state,
+                                       .publish = io_publish,
+                                       .chord_size = io_chord_size,
+                                       .chord_join = io_chord_join};
         cel__execute(&w->exec_env, &io, f->d.body, f->d.len, &ex);
         int64_t ran = cel__mono_us() - f->started_us;
         w->runtime_ewma_us += (ran - w->runtime_ewma_us) / 8;

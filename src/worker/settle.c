@@ -13,6 +13,7 @@
 #include "celeriac/error.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "worker/chord.h"
 
 #define COMP "worker"
 /* Messages asked for per fetch (one round trip). */
@@ -180,14 +181,98 @@ static bool has_result(const struct cel_settle_item *it)
     return it->task_id && it->meta;
 }
 
-/* Follow-ups go out before the ack in the same round trip; a retry after
- * a failed non-transactional write may publish one twice (at least once,
- * never lost). */
-static int publish_followups(struct cel_settler *s, const struct cel_inflight *f)
+/* Sends what a completed chord becomes (chord.h): the body's chord
+ * sizes then its messages, or the ChordError stored on the body. An
+ * outcome that can never be sent (a body that is not a signature) is
+ * logged and dropped rather than wedging every later ack behind it. */
+static int fire_chord(struct cel_settler *s, const struct cel_followup *u)
 {
-    for (const struct cel_followup *u = f ? f->followups : NULL; u; u = u->next) {
-        int rc =
-            s->b->ops->publish(s->b, u->queue, u->priority, u->due_us, u->task_id, u->body, u->len);
+    struct cel_chord_outcome out;
+    char why[256];
+    int rc = cel__chord_outcome(u->body, u->len, u->completed, u->task_id, u->root_id, &out, why,
+                                sizeof why);
+    if (rc != CEL_OK) {
+        CEL_ERROR(COMP, "chord %s completed by %s cannot go on: %s", u->group_id, u->task_id, why);
+        cel__chord_outcome_release(&out);
+        return rc == CEL_ENOMEM ? cel__err(&s->b->err, rc, "out of memory") : CEL_OK;
+    }
+    const struct cel_backend_ops *ko = s->k->ops;
+    const struct cel_broker_ops *bo = s->b->ops;
+    if (out.failed) {
+        rc = ko->store(s->k, out.body_id, CEL_STATE_FAILURE, out.meta, out.meta_len,
+                       s->cfg.result_ttl_s);
+        if (rc != CEL_OK)
+            rc = cel__err(&s->b->err, rc, "chord %s: %s", u->group_id, cel__backend_errmsg(s->k));
+    }
+    for (size_t i = 0; rc == CEL_OK && i < out.plan.nchords; i++) {
+        rc = ko->chord_size(s->k, out.plan.chords[i].id, out.plan.chords[i].size,
+                            s->cfg.result_ttl_s);
+        if (rc != CEL_OK)
+            rc = cel__err(&s->b->err, rc, "chord %s: %s", out.plan.chords[i].id,
+                          cel__backend_errmsg(s->k));
+    }
+    for (size_t i = 0; rc == CEL_OK && i < out.plan.nmsgs; i++) {
+        const struct cel_canvas_msg *m = &out.plan.msgs[i];
+        rc = bo->publish(s->b, m->queue, m->priority, m->due_us, m->id, m->body, m->len);
+    }
+    cel__chord_outcome_release(&out);
+    return rc;
+}
+
+/* Joins a chord header member. When the join completes the chord its
+ * entries are kept on the follow-up: a round trip that fails after it is
+ * retried whole, and the retry joins again (a transaction that rolled
+ * back undid the join; joining the same entry twice counts once) but
+ * falls back on the kept entries when the earlier join had landed and
+ * consumed the chord (Redis: DEL .s), so the body goes out exactly when
+ * the ack does. */
+static int join_chord(struct cel_settler *s, struct cel_followup *u)
+{
+    const struct cel_backend_ops *ko = s->k->ops;
+    bool complete = false;
+    char *entries = NULL;
+    int rc = ko->chord_join(s->k, u->group_id, u->group_index, u->entry, u->entry_len,
+                            s->cfg.result_ttl_s, &complete, &entries);
+    if (rc != CEL_OK)
+        return cel__err(&s->b->err, rc, "chord %s: %s", u->group_id, cel__backend_errmsg(s->k));
+    if (complete) {
+        free(u->completed);
+        u->completed = entries;
+    }
+    return u->completed ? fire_chord(s, u) : CEL_OK;
+}
+
+/* Follow-ups go out before the ack in the same round trip, in the order
+ * the task asked for them: chord sizes are recorded before the header
+ * messages that join them are published, joins come after the result
+ * is stored. A retry after a failed non-transactional write may publish
+ * one twice (at least once, never lost). */
+static int run_followups(struct cel_settler *s, struct cel_inflight *f)
+{
+    const struct cel_backend_ops *ko = s->k->ops;
+    for (struct cel_followup *u = f ? f->followups : NULL; u; u = u->next) {
+        int rc = CEL_OK;
+        if ((u->kind == CEL_FOLLOWUP_CHORD_SIZE || u->kind == CEL_FOLLOWUP_CHORD_JOIN) &&
+            (!ko->chord_size || !ko->chord_join)) {
+            CEL_ERROR(COMP, "the %s result store cannot join chords: chord %s is dropped",
+                      ko->scheme, u->group_id);
+            continue;
+        }
+        switch (u->kind) {
+        case CEL_FOLLOWUP_PUBLISH:
+            rc = s->b->ops->publish(s->b, u->queue, u->priority, u->due_us, u->task_id, u->body,
+                                    u->len);
+            break;
+        case CEL_FOLLOWUP_CHORD_SIZE:
+            rc = ko->chord_size(s->k, u->group_id, u->size, s->cfg.result_ttl_s);
+            if (rc != CEL_OK)
+                rc = cel__err(&s->b->err, rc, "chord %s: %s", u->group_id,
+                              cel__backend_errmsg(s->k));
+            break;
+        case CEL_FOLLOWUP_CHORD_JOIN:
+            rc = join_chord(s, u);
+            break;
+        }
         if (rc != CEL_OK)
             return rc;
     }
@@ -199,7 +284,7 @@ static int broker_op(struct cel_settler *s, struct cel_settle_item *it)
     const struct cel_broker_ops *bo = s->b->ops;
     struct cel_delivery *d = it->f ? &it->f->d : NULL;
     if (it->op == CEL_SETTLE_ACK || it->op == CEL_SETTLE_RELEASE) {
-        int rc = publish_followups(s, it->f);
+        int rc = run_followups(s, it->f);
         if (rc != CEL_OK)
             return rc;
     }

@@ -143,6 +143,10 @@ void cel__consumer_on_state(cel_worker *w, struct cel_inflight *f, const char *s
                             const char *meta, size_t len);
 /* A message it asks to publish with its ack (copied). 0 or -1 (memory). */
 int cel__consumer_add_followup(struct cel_inflight *f, const struct cel_frame_publish *pub);
+/* A chord size to record / a chord header member to join with its ack,
+ * in order with the publishes (copied). 0 or -1 (memory). */
+int cel__consumer_add_chord_size(struct cel_inflight *f, const char *group_id, int size);
+int cel__consumer_add_chord_join(struct cel_inflight *f, const struct cel_chord_join *j);
 
 /* ---- filters.c ---- */
 enum cel_filter_verdict {

@@ -7,6 +7,7 @@
  * The broker and the store are the in-process memory transport with some
  * of their ops swapped for wrappers that fail while a flag is set.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <uv.h>
@@ -16,8 +17,40 @@
 #include "core/clock.h"
 #include "testing.h"
 #include "worker/settle.h"
+#include "worker/worker_internal.h"
 
 static atomic_bool fail_store, fail_commit;
+static atomic_int fail_body_publish; /* publishes of body-1 to fail */
+
+/* What the store thread did, in order (chord tests). */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char events[64][64];
+static size_t nevents;
+
+static void note(const char *what, const char *id)
+{
+    pthread_mutex_lock(&log_mu);
+    if (nevents < 64)
+        snprintf(events[nevents++], sizeof events[0], "%s %s", what, id);
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* Position of an event in the log, -1 when absent; *count gets how many
+ * times it was logged. */
+static int event_at(const char *ev, int *count)
+{
+    int at = -1;
+    *count = 0;
+    pthread_mutex_lock(&log_mu);
+    for (size_t i = 0; i < nevents; i++)
+        if (strcmp(events[i], ev) == 0) {
+            if (at < 0)
+                at = (int)i;
+            (*count)++;
+        }
+    pthread_mutex_unlock(&log_mu);
+    return at;
+}
 static atomic_int acks, acks_before_result, commits_failed, error_logs;
 static struct cel_backend *real_backend; /* for the ack wrapper's check */
 static struct cel_backend_ops backend_ops;
@@ -28,6 +61,7 @@ static int failing_store(struct cel_backend *bk, const char *task_id, cel_state 
 {
     if (atomic_load(&fail_store))
         return cel__err(&bk->err, CEL_EDISCONNECTED, "result store is down (test)");
+    note("store", task_id);
     return cel__backend_memory.store(bk, task_id, state, meta, len, ttl_s);
 }
 
@@ -38,8 +72,28 @@ static int checking_ack(struct cel_broker *b, const struct cel_delivery *d)
     if (cel__backend_memory.get(real_backend, d->body, &meta) != CEL_OK)
         atomic_fetch_add(&acks_before_result, 1);
     free(meta);
+    note("ack", d->body);
     atomic_fetch_add(&acks, 1);
     return cel__broker_memory.ack(b, d);
+}
+
+static int logging_publish(struct cel_broker *b, const char *queue, int priority, int64_t due_us,
+                           const char *task_id, const char *body, size_t len)
+{
+    if (task_id && strcmp(task_id, "body-1") == 0 && atomic_load(&fail_body_publish) > 0) {
+        atomic_fetch_sub(&fail_body_publish, 1);
+        return cel__err(&b->err, CEL_EDISCONNECTED, "broker is down (test)");
+    }
+    note("publish", task_id ? task_id : "");
+    return cel__broker_memory.publish(b, queue, priority, due_us, task_id, body, len);
+}
+
+static int logging_join(struct cel_backend *bk, const char *gid, int index, const char *entry,
+                        size_t len, int64_t ttl_s, bool *complete, char **entries)
+{
+    int rc = cel__backend_memory.chord_join(bk, gid, index, entry, len, ttl_s, complete, entries);
+    note(*complete ? "join-complete" : "join", gid);
+    return rc;
 }
 
 static int begin_noop(struct cel_broker *b)
@@ -95,6 +149,8 @@ static void start(struct harness *h, const char *url, bool transactional, int64_
     atomic_store(&acks_before_result, 0);
     atomic_store(&commits_failed, 0);
     atomic_store(&error_logs, 0);
+    atomic_store(&fail_body_publish, 0);
+    nevents = 0;
     ASSERT_EQ(uv_loop_init(&h->loop), 0);
     struct cel_errbuf err = {{0}};
     struct cel_broker *b = NULL;
@@ -104,10 +160,12 @@ static void start(struct harness *h, const char *url, bool transactional, int64_
     ASSERT_OK(cel__backend_open(url, NULL, &k, &err));
     backend_ops = cel__backend_memory;
     backend_ops.store = failing_store;
+    backend_ops.chord_join = logging_join;
     k->ops = &backend_ops;
     real_backend = k;
     broker_ops = cel__broker_memory;
     broker_ops.ack = checking_ack;
+    broker_ops.publish = logging_publish;
     if (transactional) {
         broker_ops.caps |= CEL_BROKER_CAP_TRANSACTIONS;
         broker_ops.begin = begin_noop;
@@ -241,11 +299,114 @@ static void test_stop_settles_backlog(void)
     stop(&h);
 }
 
+/* issue 8: a chord whose two header members settle here. The first
+ * records the size and joins; the second completes the chord: its result
+ * is stored, then it joins, then the body goes out with both results in
+ * index order, then it is acked. The body's first publish fails: the
+ * retried round trip sends it once, from the entries the first join
+ * kept (that join consumed the chord), never a second time. */
+static const char chord_body[] =
+    "{\"task\": \"tsum\", \"args\": [], \"kwargs\": {}, \"options\": {\"task_id\": \"body-1\", "
+    "\"queue\": \"bodyq\"}, \"subtask_type\": null, \"immutable\": false}";
+
+static void add_join(struct cel_inflight *f, int index)
+{
+    char entry[64];
+    snprintf(entry, sizeof entry, "[1, \"%s\", \"SUCCESS\", %d]", f->d.body, 10 + index);
+    const struct cel_chord_join j = {.group_id = "g-1",
+                                     .group_index = index,
+                                     .task_id = f->d.body,
+                                     .root_id = "root-1",
+                                     .body = chord_body,
+                                     .body_len = strlen(chord_body),
+                                     .entry = entry,
+                                     .entry_len = strlen(entry)};
+    ASSERT_OK(cel__consumer_add_chord_join(f, &j));
+}
+
+static void test_chord_member_order(void)
+{
+    struct harness h;
+    start(&h, "memory://settle-chord", false, 60000);
+    publish(&h, 2);
+    cel__settler_set_room(h.s, 0, 2);
+    ASSERT(RUN_UNTIL(&h, h.nfetched == 2, 5000));
+    struct cel_inflight *first = h.fetched[0], *second = h.fetched[1];
+    /* The header is published by task-0, which records the size first
+     * (a client would; here the members settle in one worker). */
+    ASSERT_OK(cel__consumer_add_chord_size(first, "g-1", 2));
+    add_join(second, 1);
+    add_join(first, 0);
+    atomic_store(&fail_body_publish, 1);
+    push_result(&h, first);
+    ASSERT(RUN_UNTIL(&h, h.nfinished == 1, 5000));
+    push_result(&h, second);
+    ASSERT(RUN_UNTIL(&h, h.nfinished == 2, 8000));
+
+    int n, store = event_at("store task-1", &n), join = event_at("join-complete g-1", &n);
+    int joins_complete = n, pub = event_at("publish body-1", &n), pubs = n;
+    int ack = event_at("ack task-1", &n);
+    ASSERT(store >= 0 && store < join && join < pub && pub < ack);
+    ASSERT_EQ(joins_complete, 1); /* the retry's join finds the chord consumed */
+    ASSERT_EQ(pubs, 1);
+    ASSERT(event_at("ack task-0", &n) < join);
+
+    /* The body, with both results in index order, parent the completer. */
+    struct cel_delivery d[2];
+    size_t got = 0;
+    const char *const bq[] = {"bodyq"};
+    int64_t due = 0;
+    ASSERT_OK(h.b->ops->fetch(h.b, bq, 1, 2, 60000, d, &got, &due));
+    ASSERT_EQ(got, 1u);
+    ASSERT_CONTAINS(d[0].body, "\"argsrepr\": \"([10, 11],)\""); /* args [[10, 11]] */
+    ASSERT_CONTAINS(d[0].body, "\"parent_id\": \"task-1\"");
+    ASSERT_CONTAINS(d[0].body, "\"root_id\": \"root-1\"");
+    cel__delivery_release(&d[0]);
+    stop(&h);
+}
+
+/* A failed member: the body is not sent; ChordError is stored on it. */
+static void test_chord_failure_stored_on_body(void)
+{
+    struct harness h;
+    start(&h, "memory://settle-chord-fail", false, 60000);
+    publish(&h, 1);
+    cel__settler_set_room(h.s, 0, 1);
+    ASSERT(RUN_UNTIL(&h, h.nfetched == 1, 5000));
+    struct cel_inflight *f = h.fetched[0];
+    ASSERT_OK(cel__consumer_add_chord_size(f, "g-1", 1));
+    const char entry[] = "[1, \"task-0\", \"FAILURE\", {\"exc_type\": \"ValueError\", "
+                         "\"exc_message\": [\"x\"], \"exc_module\": \"builtins\"}]";
+    const struct cel_chord_join j = {.group_id = "g-1",
+                                     .group_index = 0,
+                                     .task_id = "task-0",
+                                     .body = chord_body,
+                                     .body_len = strlen(chord_body),
+                                     .entry = entry,
+                                     .entry_len = strlen(entry)};
+    ASSERT_OK(cel__consumer_add_chord_join(f, &j));
+    push_result(&h, f);
+    ASSERT(RUN_UNTIL(&h, h.nfinished == 1, 5000));
+    int n;
+    ASSERT_EQ(event_at("publish body-1", &n), -1);
+    ASSERT(event_at("store body-1", &n) < event_at("ack task-0", &n));
+    char *meta = NULL;
+    ASSERT_OK(cel__backend_memory.get(real_backend, "body-1", &meta));
+    ASSERT_CONTAINS(meta, "\"status\": \"FAILURE\"");
+    ASSERT_CONTAINS(meta, "\"exc_type\": \"ChordError\"");
+    ASSERT_CONTAINS(meta, "Dependency task-0 raised ValueError('x')");
+    ASSERT_CONTAINS(meta, "\"exc_module\": \"celery.exceptions\"");
+    free(meta);
+    stop(&h);
+}
+
 int main(void)
 {
     cel_set_log_handler(count_errors, NULL, CEL_LOG_WARNING);
     TEST_RUN(test_ack_waits_for_stored_result);
     TEST_RUN(test_rolled_back_claims_not_handed_out);
     TEST_RUN(test_stop_settles_backlog);
+    TEST_RUN(test_chord_member_order);
+    TEST_RUN(test_chord_failure_stored_on_body);
     return 0;
 }
