@@ -25,13 +25,19 @@ static int record_chords(cel_client *c, const struct cel_canvas_plan *p)
     if (!c->backend)
         return cel__err(&c->err, c->backend_rc ? c->backend_rc : CEL_ENORESULT,
                         "a chord needs a result backend to join its header");
-    /* GAP (h-chord): the backend op that records a chord's size
-     * (struct cel_backend_ops.chord_size) lands on branch h-chord; until
-     * it is merged, a workflow containing a chord is refused rather than
-     * sent with a body that would never fire. */
-    return cel__err(&c->err, CEL_ENOTSUP,
-                    "chords are not supported by this build yet (the result store cannot record "
-                    "a chord's size)");
+    struct cel_backend *bk = c->backend;
+    if (!bk->ops->chord_size)
+        return cel__err(&c->err, CEL_ENOTSUP, "the result backend '%s' cannot join chords",
+                        bk->ops->scheme);
+    /* The keys live as long as results do, as Celery's SETEX .s does. */
+    int64_t ttl_s = (int64_t)cel_config_get_double(c->cfg, "result_expires");
+    for (size_t i = 0; i < p->nchords; i++) {
+        int rc = bk->ops->chord_size(bk, p->chords[i].id, p->chords[i].size, ttl_s);
+        if (rc != CEL_OK)
+            return cel__err(&c->err, rc, "cannot record the size of chord '%s': %s",
+                            p->chords[i].id, cel__backend_errmsg(bk));
+    }
+    return CEL_OK;
 }
 
 /* Publishes the plan's messages; the caller holds the batch open. */

@@ -11,9 +11,18 @@
  *
  * Exit code 1 when the task failed or was revoked, so scripts can branch
  * on it as on `call --wait`.
+ *
+ * --tree walks the workflow from the task down, as Celery's
+ * AsyncResult.children graph: each task's children are the results its
+ * meta lists (the next link of a chain, callbacks, a chord header it
+ * started), a group's are its members:
+ *
+ *   0f6c...  SUCCESS  8
+ *   └── 5d1e...  SUCCESS  13
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli_common.h"
 
@@ -22,6 +31,7 @@ enum {
     OPT_TIMEOUT,
     OPT_JSON,
     OPT_TRACEBACK,
+    OPT_TREE,
 };
 
 static const struct cli_opt result_opts[] = {
@@ -31,19 +41,22 @@ static const struct cli_opt result_opts[] = {
     {"json", no_argument, OPT_JSON, NULL, "print the whole stored meta document as JSON"},
     {"traceback", no_argument, OPT_TRACEBACK, NULL,
      "also print the traceback of a failure or retry"},
+    {"tree", no_argument, OPT_TREE, NULL,
+     "print the tree of task states below the task: its children (chain links, callbacks, "
+     "chord headers) and group members (exit 1 if any failed)"},
 };
 
 const struct cli_cmd cli_result_cmd = {
     "result",
     "Show the state and result of a task.",
-    "ID [--wait] [--timeout SECONDS] [--json] [--traceback]",
+    "ID [--wait] [--timeout SECONDS] [--json] [--traceback] [--tree]",
     false,
     result_opts,
     sizeof result_opts / sizeof result_opts[0],
 };
 
 struct result_args {
-    bool wait, json, traceback, has_timeout;
+    bool wait, json, traceback, has_timeout, tree;
     double timeout;
 };
 
@@ -59,6 +72,9 @@ static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
         return 0;
     case OPT_TRACEBACK:
         ra->traceback = true;
+        return 0;
+    case OPT_TREE:
+        ra->tree = true;
         return 0;
     case OPT_TIMEOUT:
         if (!cli_parse_seconds(arg, &ra->timeout)) {
@@ -134,6 +150,103 @@ static int print_result(cel_result *r, const struct result_args *ra)
     return failed ? CLI_EXIT_TASK_FAILED : CLI_EXIT_OK;
 }
 
+/* --- --tree ---------------------------------------------------------- */
+
+/* Bounds on a tree: a chain of thousands of links or a cycle a buggy
+ * producer wrote must not print forever. */
+#define TREE_MAX_DEPTH 64
+#define TREE_MAX_NODES 2000
+/* Values longer than this are cut on a tree line. */
+#define TREE_VALUE_MAX 60
+
+struct tree {
+    const struct cli *cli;
+    cel_client *client;
+    int nodes;
+    bool any_failed;
+    bool cut; /* a bound was reached */
+};
+
+/* "<id>  <STATE>  <value or exception>", the value cut to fit a line. */
+static void print_node_line(cel_result *r)
+{
+    cel_state st = cel_result_state(r);
+    printf("%s  %s", cel_result_id(r), cel_result_state_name(r));
+    if (cel_result_exc_type(r)) {
+        printf("  %s: %s\n", cel_result_exc_type(r),
+               cel_result_exc_message(r) ? cel_result_exc_message(r) : "");
+        return;
+    }
+    if (st == CEL_STATE_PENDING) {
+        printf("\n");
+        return;
+    }
+    const char *v = cel_result_value_json(r);
+    if (strlen(v) > TREE_VALUE_MAX)
+        printf("  %.*s...\n", TREE_VALUE_MAX, v);
+    else
+        printf("  %s\n", v);
+}
+
+/* Prints `r` (owned: freed here) on a line after `prefix`+`branch`, then
+ * its children with the prefix extended like tree(1). */
+static int print_tree_node(struct tree *t, cel_result *r, const char *prefix, const char *branch,
+                           const char *stem, int depth)
+{
+    int rc = CEL_OK;
+    size_t n = cel_result_member_count(r);
+    bool group = n > 0;
+    printf("%s%s", prefix, branch);
+    if (group) {
+        printf("group %s (%zu members)\n", cel_result_id(r), n);
+    } else {
+        rc = cel_result_refresh(r);
+        if (rc != CEL_OK) {
+            printf("%s  (%s)\n", cel_result_id(r), cel_client_errmsg(t->client));
+            cel_result_free(r);
+            return rc;
+        }
+        print_node_line(r);
+        cel_state st = cel_result_state(r);
+        t->any_failed |= st == CEL_STATE_FAILURE || st == CEL_STATE_REVOKED;
+        n = cel_result_child_count(r);
+    }
+    char next[TREE_MAX_DEPTH * 8 + 8];
+    snprintf(next, sizeof next, "%s%s", prefix, stem);
+    if (n && (depth >= TREE_MAX_DEPTH || t->nodes >= TREE_MAX_NODES)) {
+        printf("%s└── ... (%zu more not shown)\n", next, n);
+        t->cut = true;
+        n = 0;
+    }
+    for (size_t i = 0; rc == CEL_OK && i < n; i++) {
+        cel_result *k = NULL;
+        rc = group ? cel_client_result(t->client, cel_result_member_id(r, i), &k)
+                   : cel_result_child(r, i, &k);
+        if (rc != CEL_OK)
+            break;
+        t->nodes++;
+        bool last = i + 1 == n;
+        rc = print_tree_node(t, k, next, last ? "└── " : "├── ", last ? "    " : "│   ", depth + 1);
+    }
+    cel_result_free(r);
+    return rc;
+}
+
+/* Prints the tree under `root` (owned); the exit code. */
+static int print_tree(const struct cli *cli, cel_client *client, cel_result *root)
+{
+    struct tree t = {cli, client, 1, false, false};
+    int rc = print_tree_node(&t, root, "", "", "", 0);
+    if (rc != CEL_OK) {
+        cli_error(cli, "%s", cel_client_errmsg(client));
+        return cli_exit_for(rc) == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_BROKER;
+    }
+    if (t.cut)
+        fprintf(stderr, "celeriac: the tree is cut at depth %d or %d tasks\n", TREE_MAX_DEPTH,
+                TREE_MAX_NODES);
+    return t.any_failed ? CLI_EXIT_TASK_FAILED : CLI_EXIT_OK;
+}
+
 int cli_cmd_result(int argc, char **argv)
 {
     struct cli cli = {0};
@@ -158,6 +271,10 @@ int cli_cmd_result(int argc, char **argv)
     }
     if (ra.has_timeout && !ra.wait) {
         cli_error(&cli, "--timeout only applies with --wait");
+        goto out;
+    }
+    if (ra.tree && ra.json) {
+        cli_error(&cli, "--tree and --json cannot be combined");
         goto out;
     }
     rc = cli_configure(&cli);
@@ -189,7 +306,12 @@ int cli_cmd_result(int argc, char **argv)
         rc = cli_exit_for(crc) == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_BROKER;
         goto out;
     }
-    rc = print_result(res, &ra);
+    if (ra.tree) {
+        rc = print_tree(&cli, client, res);
+        res = NULL; /* print_tree frees it */
+    } else {
+        rc = print_result(res, &ra);
+    }
 
 out:
     cel_result_free(res);
