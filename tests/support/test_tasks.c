@@ -32,6 +32,9 @@
  *                    seconds (default 0.05) in between; returns label: a
  *                    task tree's test checks each node started after its
  *                    parent ended
+ *   test.replace_add(x, y)  replaces itself with tasks.add(x, y) (the
+ *                    example module's; Celery's Task.replace): a chain
+ *                    continues after the replacement with its result
  *
  * The record file lives outside whatever the test breaks (a full disk, a
  * stopped store), and each line is one write() with O_APPEND, so lines
@@ -264,6 +267,17 @@ static int stamp(cel_task *t, void *ud)
     return cel_task_return_string(t, label);
 }
 
+static int replace_add(cel_task *t, void *ud)
+{
+    (void)ud;
+    char sig[256];
+    int n =
+        snprintf(sig, sizeof sig, "{\"task\": \"tasks.add\", \"args\": %s}", cel_task_args_json(t));
+    if (n < 0 || (size_t)n >= sizeof sig)
+        return cel_task_fail_args(t);
+    return cel_task_replace_json(t, sig);
+}
+
 /* The one place that knows cel_task_def's layout. */
 static int add_task_with(cel_registry *reg, const char *name, cel_task_fn fn, struct task_opts o)
 {
@@ -314,5 +328,7 @@ CEL_MODULE_INIT(reg)
     /* workflows (issue 8, h-interop) */
     if (rc == CEL_OK)
         rc = add_task(reg, "test.stamp", stamp);
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.replace_add", replace_add);
     return rc;
 }
