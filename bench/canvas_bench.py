@@ -166,10 +166,18 @@ def main():
     broker, backend = f"{a.redis}/0", f"{a.redis}/1"
     env = dict(os.environ, CEL_INTEROP_BROKER=broker, CEL_INTEROP_BACKEND=backend,
                PYTHONDONTWRITEBYTECODE="1")
+    # SIGTERM (canvas_bench.sh interrupted) unwinds through the finally
+    # below, so no worker outlives the run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rcli = redis.Redis.from_url(f"{a.redis}/0")
     rows = []
     for spec in a.worker:
         name, cmd = spec.split("=", 1)
+        # A worker left over from an interrupted run would reconnect to a
+        # new Redis on the same port and silently help: refuse to measure.
+        strays = [c for c in rcli.client_list() if c.get("cmd") in ("brpop", "blpop", "bzpopmin")]
+        if strays:
+            sys.exit(f"canvas_bench: another consumer is connected to {a.redis}: {strays}")
         rcli.flushall()
         app = celery_app.make_app(broker, backend)
         w = Worker(name, cmd, env, a.logdir)

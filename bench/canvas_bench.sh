@@ -31,7 +31,10 @@ done
 mkdir -p "$outdir"
 
 tmp=$(mktemp -d)
+driver=
 cleanup() {
+    # The driver stops its workers on SIGTERM; Redis goes after them.
+    [ -n "$driver" ] && kill "$driver" 2>/dev/null && wait "$driver" 2>/dev/null
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
     rm -rf "$tmp"
 }
@@ -52,5 +55,12 @@ case "${WORKERS:-both}" in
     *) set -- --worker "$celeriac" --worker "$python" "$@" ;;
 esac
 stamp=$(date +%Y%m%d-%H%M%S)
+# In the background so a signal reaches the trap (and the trap the
+# driver) while it runs.
 "$py" "$here/canvas_bench.py" --redis "$redis" --logdir "$tmp" \
-    --out "$outdir/canvas-$stamp.json" "$@"
+    --out "$outdir/canvas-$stamp.json" "$@" &
+driver=$!
+status=0
+wait "$driver" || status=$?
+driver=
+exit "$status"
