@@ -11,6 +11,7 @@ member leaves ChordError on the body's id).
 Run through ctest (`ctest -R interop_canvas`), which sets CEL_TEST_CLI,
 CEL_TEST_TASKS, CEL_TEST_TESTTASKS and CEL_TEST_LIB.
 """
+import json
 import os
 import re
 import time
@@ -241,6 +242,51 @@ class Chords(CanvasCase):
         wait_until(lambda: not self.rr.exists(f"celery-taskset-meta-{gid}.j"), 5,
                    what="the .j key to be deleted")
         self.assertTrue(py.alive())
+
+
+class CeleriacClientPythonWorker(InteropCase):
+    """`celeriac call --workflow` sends, a Python prefork worker runs: the
+    messages celeriac's planner writes (embed.chain reversed, group
+    headers, chord size before the header) are what Celery expects."""
+
+    def setUp(self):
+        super().setUp()
+        self.worker = self.start_python(concurrency=2)
+
+    def call_workflow(self, sig):
+        cp = self.celeriac("call", "--workflow", json.dumps(sig), "--wait", "--timeout", "30",
+                           "-b", self.broker_url, "--result-backend", self.backend_url)
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+        return json.loads(cp.stdout)
+
+    @staticmethod
+    def s(name, *args, immutable=False):
+        return {"task": name, "args": list(args), "kwargs": {}, "options": {},
+                "subtask_type": None, "immutable": immutable}
+
+    def test_chain(self):
+        sig = {"task": "celery.chain", "args": [], "options": {}, "subtask_type": "chain",
+               "kwargs": {"tasks": [self.s("tasks.add", 4, 4), self.s("tasks.add", 5)]},
+               "immutable": False}
+        self.assertEqual(self.call_workflow(sig), 13)
+        self.assertEqual(len(self.succeeded_ids(self.worker)), 2)
+
+    def test_group_in_order(self):
+        sig = {"task": "celery.group", "args": [], "options": {}, "subtask_type": "group",
+               "kwargs": {"tasks": [self.s("tasks.add", i, i) for i in range(20)]},
+               "immutable": False}
+        self.assertEqual(self.call_workflow(sig), [2 * i for i in range(20)])
+
+    def test_chord(self):
+        header = {"task": "celery.group", "args": [], "options": {}, "subtask_type": "group",
+                  "kwargs": {"tasks": [self.s("tasks.add", i, i) for i in range(20)]},
+                  "immutable": False}
+        sig = {"task": "celery.chord", "args": [], "options": {}, "subtask_type": "chord",
+               "kwargs": {"header": header, "body": self.s("tasks.echo"), "kwargs": {}},
+               "immutable": False}
+        # Python's own join (RedisBackend.on_chord_part_return) reads the
+        # size celeriac's client recorded.
+        self.assertEqual(self.call_workflow(sig), [[2 * i for i in range(20)]])
 
 
 if __name__ == "__main__":
