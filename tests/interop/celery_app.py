@@ -97,10 +97,10 @@ def make_app(broker=None, backend=None, visibility_timeout=None):
     # serve the same workflows and test_canvas_interop.py can be checked
     # against Celery itself (CEL_INTEROP_CANVAS_PEER=python).
     @app.task(name="test.replace_add", bind=True)
-    def replace_add(self, x, y):
+    def replace_add(self, x):
         # Task.replace: the chain and callbacks of this task continue
-        # after tasks.add(x, y), whose result becomes this task's.
-        raise self.replace(app.signature("tasks.add", args=(x, y)))
+        # after tasks.add(x, 100), whose result becomes this task's.
+        raise self.replace(app.signature("tasks.add", args=(x, 100)))
 
     @app.task(name="test.echo")
     def test_echo(s):

@@ -123,15 +123,15 @@ class Chains(CanvasCase):
         self.assertEqual(self.app.AsyncResult(imm_id).get(timeout=10), ["imm"])
 
     def test_replace_mid_chain(self):
-        # test.replace_add(x, y) replaces itself with tasks.add(x, y); the
+        # test.replace_add(x) replaces itself with tasks.add(x, 100); the
         # chain's next link must get the replacement's result.
-        r = chain(self.sig("tasks.add", 1, 2), self.sig("test.replace_add", 10),
+        r = chain(self.sig("tasks.add", 1, 2), self.sig("test.replace_add"),
                   self.sig("tasks.mul", 2)).apply_async()
-        self.assertEqual(r.get(timeout=20), 26)  # ((1 + 2) + 10) * 2
+        self.assertEqual(r.get(timeout=20), 206)  # ((1 + 2) + 100) * 2
         replaced = r.parent
         # Task.replace: the replaced task's own result becomes the
         # replacement's (Python stores it once the replacement finishes).
-        self.assertEqual(replaced.get(timeout=10), 13)
+        self.assertEqual(replaced.get(timeout=10), 103)
 
 
 class Groups(CanvasCase):

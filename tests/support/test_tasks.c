@@ -32,9 +32,6 @@
  *                    seconds (default 0.05) in between; returns label: a
  *                    task tree's test checks each node started after its
  *                    parent ended
- *   test.replace_add(x, y)  replaces itself with tasks.add(x, y) (the
- *                    example module's; Celery's Task.replace): a chain
- *                    continues after the replacement with its result
  *
  * The record file lives outside whatever the test breaks (a full disk, a
  * stopped store), and each line is one write() with O_APPEND, so lines
@@ -267,17 +264,6 @@ static int stamp(cel_task *t, void *ud)
     return cel_task_return_string(t, label);
 }
 
-static int replace_add(cel_task *t, void *ud)
-{
-    (void)ud;
-    char sig[256];
-    int n =
-        snprintf(sig, sizeof sig, "{\"task\": \"tasks.add\", \"args\": %s}", cel_task_args_json(t));
-    if (n < 0 || (size_t)n >= sizeof sig)
-        return cel_task_fail_args(t);
-    return cel_task_replace_json(t, sig);
-}
-
 /* The one place that knows cel_task_def's layout. */
 static int add_task_with(cel_registry *reg, const char *name, cel_task_fn fn, struct task_opts o)
 {
@@ -290,6 +276,20 @@ static int add_task_with(cel_registry *reg, const char *name, cel_task_fn fn, st
 static int add_task(cel_registry *reg, const char *name, cel_task_fn fn)
 {
     return add_task_with(reg, name, fn, (struct task_opts){0});
+}
+
+/* Replaces itself with tasks.add(x, 100) (Celery's Task.replace): its
+ * chain continues from the replacement's result. */
+static int replace_add(cel_task *t, void *ud)
+{
+    (void)ud;
+    int64_t x;
+    if (cel_task_arg_int(t, 0, &x) != CEL_OK)
+        return cel_task_fail_args(t);
+    char sig[128];
+    snprintf(sig, sizeof sig, "{\"task\": \"tasks.add\", \"args\": [%lld, 100]}", (long long)x);
+    int rc = cel_task_replace_json(t, sig);
+    return rc == CEL_OK ? cel_task_return_int(t, -1) /* ignored */ : rc;
 }
 
 CEL_MODULE_INIT(reg)

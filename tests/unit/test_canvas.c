@@ -59,7 +59,7 @@ static char *dump(const json_t *v)
 #define ADD(a) "{\"task\": \"t.add\", \"args\": " a ", \"kwargs\": {}, \"options\": {}}"
 #define ADD_ID(a, id)                                                                              \
     "{\"task\": \"t.add\", \"args\": " a ", \"kwargs\": {}, \"options\": {\"task_id\": \"" id "\"" \
-                                                                                              "}}"
+    "}}"
 
 static void test_plain_options(void)
 {
