@@ -156,7 +156,7 @@ const char *cel_sig_task_id(const cel_sig *s)
 
 /* --- options ------------------------------------------------------ */
 
-/* Sets (steals `v`) or, for NULL, removes options[key]. */
+/* Sets options[key] to `v` or, with `remove`, deletes it; steals `v` either way. */
 static int set_opt(cel_sig *s, const char *key, json_t *v, bool remove)
 {
     if (!s) {
@@ -165,6 +165,7 @@ static int set_opt(cel_sig *s, const char *key, json_t *v, bool remove)
     }
     json_t *o = json_object_get(s->j, "options");
     if (remove) {
+        json_decref(v);
         json_object_del(o, key);
         return CEL_OK;
     }
