@@ -92,6 +92,31 @@ def make_app(broker=None, backend=None, visibility_timeout=None):
     def pid():
         return os.getpid()
 
+    # ---- issue 8, workflows (h-interop): twins of the test module's
+    # canvas tasks (tests/support/test_tasks.c), so a Python worker can
+    # serve the same workflows and test_canvas_interop.py can be checked
+    # against Celery itself (CEL_INTEROP_CANVAS_PEER=python).
+    @app.task(name="test.replace_add", bind=True)
+    def replace_add(self, x):
+        # Task.replace: the chain and callbacks of this task continue
+        # after tasks.add(x, 100), whose result becomes this task's.
+        raise self.replace(app.signature("tasks.add", args=(x, 100)))
+
+    @app.task(name="test.echo")
+    def test_echo(s):
+        return s
+
+    @app.task(name="test.stamp")
+    def stamp(label, seconds=0.05):
+        # Appends "<label> <start µs> <end µs>" (wall clock) to
+        # $CEL_TEST_TREE_FILE, sleeping `seconds` in between; returns label.
+        start = time.time()
+        time.sleep(seconds)
+        end = time.time()
+        with open(os.environ["CEL_TEST_TREE_FILE"], "a") as f:
+            f.write(f"{label} {int(start * 1e6)} {int(end * 1e6)}\n")
+        return label
+
     return app
 
 

@@ -27,6 +27,11 @@
  *   test.walltime()  returns the wall clock when it started, in µs since
  *                    the epoch: a test compares it with a countdown's due
  *                    time
+ *   test.stamp(label[, s])  (workflows) appends "<label> <start µs> <end
+ *                    µs>" (wall clock) to $CEL_TEST_TREE_FILE, sleeping s
+ *                    seconds (default 0.05) in between; returns label: a
+ *                    task tree's test checks each node started after its
+ *                    parent ended
  *
  * The record file lives outside whatever the test breaks (a full disk, a
  * stopped store), and each line is one write() with O_APPEND, so lines
@@ -48,16 +53,15 @@
 #include <celeriac/error.h>
 #include <celeriac/task.h>
 
-/* Appends this run to the record file; CEL_OK, or a failure set on t. */
-static int record_run(cel_task *t)
+/* Appends one line (one write(), so concurrent children never
+ * interleave) to the file named by $var; CEL_OK, or a failure set on t. */
+static int append_line(cel_task *t, const char *var, const char *line, int n, size_t size)
 {
-    const char *path = getenv("CEL_TEST_RECORD_FILE");
+    const char *path = getenv(var);
     if (!path || !*path)
-        return cel_task_fail(t, "RuntimeError", NULL, "CEL_TEST_RECORD_FILE is not set");
-    char line[256];
-    int n = snprintf(line, sizeof line, "%s %d\n", cel_task_id(t), (int)getpid());
-    if (n < 0 || (size_t)n >= sizeof line)
-        return cel_task_fail(t, "RuntimeError", NULL, "task id too long to record");
+        return cel_task_failf(t, "RuntimeError", "%s is not set", var);
+    if (n < 0 || (size_t)n >= size)
+        return cel_task_fail(t, "RuntimeError", NULL, "line too long to record");
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return cel_task_failf(t, "OSError", "cannot open %s", path);
@@ -66,6 +70,14 @@ static int record_run(cel_task *t)
     if (w != n)
         return cel_task_failf(t, "OSError", "short write to %s", path);
     return CEL_OK;
+}
+
+/* Appends this run to the record file; CEL_OK, or a failure set on t. */
+static int record_run(cel_task *t)
+{
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s %d\n", cel_task_id(t), (int)getpid());
+    return append_line(t, "CEL_TEST_RECORD_FILE", line, n, sizeof line);
 }
 
 /* len(first positional string argument). */
@@ -223,6 +235,35 @@ static int walltime(cel_task *t, void *ud)
     return cel_task_return_int(t, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 }
 
+/* ---- workflows (issue 8, h-interop) ---- */
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int stamp(cel_task *t, void *ud)
+{
+    (void)ud;
+    const char *label;
+    double s = 0.05;
+    if (cel_task_arg_string(t, 0, &label, NULL) != CEL_OK ||
+        (cel_task_argc(t) > 1 && cel_task_arg_double(t, 1, &s) != CEL_OK) || s < 0 || s > 60)
+        return cel_task_fail_args(t);
+    int64_t start = wall_us();
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s %lld %lld\n", label, (long long)start,
+                     (long long)wall_us());
+    int rc = append_line(t, "CEL_TEST_TREE_FILE", line, n, sizeof line);
+    if (rc != CEL_OK)
+        return rc;
+    return cel_task_return_string(t, label);
+}
+
 /* The one place that knows cel_task_def's layout. */
 static int add_task_with(cel_registry *reg, const char *name, cel_task_fn fn, struct task_opts o)
 {
@@ -284,6 +325,9 @@ CEL_MODULE_INIT(reg)
         rc = add_task(reg, "test.walltime", walltime);
     if (rc == CEL_OK)
         rc = add_task(reg, "test.segv", cel_test_segv_task);
+    /* workflows (issue 8, h-interop) */
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.stamp", stamp);
     if (rc == CEL_OK)
         rc = add_task(reg, "test.replace_add", replace_add);
     return rc;
