@@ -50,7 +50,10 @@ class RetryInterop(InteropCase):
         seen = []
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            state, info = r.state, r.info
+            # One read: r.state and r.info are two reads, and the task may
+            # finish between them.
+            meta = r.backend.get_task_meta(r.id)
+            state, info = meta["status"], meta["result"]
             if state == "SUCCESS":
                 break
             if state == "PROGRESS":
