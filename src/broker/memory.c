@@ -27,6 +27,7 @@
 
 #include "broker/broker.h"
 #include "broker/fanout.h"
+#include "core/array.h"
 #include "core/clock.h"
 #include "core/rate.h"
 
@@ -104,14 +105,10 @@ static void msg_free(struct mem_msg *m)
 
 static int list_push(struct mem_list *l, const struct mem_msg *m)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        struct mem_msg *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CEL_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    struct mem_msg *v = cel__array_grow(l->v, &l->cap, l->n, sizeof *v, 64);
+    if (!v)
+        return CEL_ENOMEM;
+    l->v = v;
     l->v[l->n++] = *m;
     return CEL_OK;
 }
@@ -582,14 +579,11 @@ static int revoke_put(struct mem_store *s, const char *id, int64_t expires_us, b
         if (strcmp(s->revoked[i].task_id, id) == 0)
             e = &s->revoked[i];
     if (!e) {
-        if (s->nrevoked == s->caprevoked) {
-            size_t cap = s->caprevoked ? s->caprevoked * 2 : 16;
-            struct cel_revoke_entry *v = realloc(s->revoked, cap * sizeof *v);
-            if (!v)
-                return CEL_ENOMEM;
-            s->revoked = v;
-            s->caprevoked = cap;
-        }
+        struct cel_revoke_entry *v =
+            cel__array_grow(s->revoked, &s->caprevoked, s->nrevoked, sizeof *v, 16);
+        if (!v)
+            return CEL_ENOMEM;
+        s->revoked = v;
         char *copy = strdup(id);
         if (!copy)
             return CEL_ENOMEM;

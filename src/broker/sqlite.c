@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "core/array.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/rate.h"
@@ -849,15 +850,12 @@ static int sb_revoke_list(struct cel_broker *base, struct cel_revoke_entry **out
     size_t cap = 0;
     int src = SQLITE_DONE;
     while (rc == CEL_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct cel_revoke_entry *p = realloc(v, cap * sizeof *p);
-            if (!p) {
-                rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
-                break;
-            }
-            v = p;
+        struct cel_revoke_entry *grown = cel__array_grow(v, &cap, *n, sizeof *grown, 64);
+        if (!grown) {
+            rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+            break;
         }
+        v = grown;
         const char *id = (const char *)sqlite3_column_text(st, 0);
         struct cel_revoke_entry *e = &v[*n];
         e->task_id = strdup(id ? id : "");

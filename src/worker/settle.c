@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "celeriac/error.h"
+#include "core/array.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "worker/chord.h"
@@ -84,14 +85,10 @@ struct cel_settler {
 
 static int vec_push(struct item_vec *v, const struct cel_settle_item *it)
 {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        struct cel_settle_item *p = realloc(v->v, cap * sizeof *p);
-        if (!p)
-            return CEL_ENOMEM;
-        v->v = p;
-        v->cap = cap;
-    }
+    struct cel_settle_item *p = cel__array_grow(v->v, &v->cap, v->n, sizeof *p, 64);
+    if (!p)
+        return CEL_ENOMEM;
+    v->v = p;
     v->v[v->n++] = *it;
     return CEL_OK;
 }
@@ -128,14 +125,10 @@ static void item_release(struct cel_settle_item *it)
 
 static int ptr_push(struct cel_inflight ***v, size_t *n, size_t *cap, struct cel_inflight *f)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 64;
-        struct cel_inflight **p = realloc(*v, c * sizeof *p);
-        if (!p)
-            return CEL_ENOMEM;
-        *v = p;
-        *cap = c;
-    }
+    struct cel_inflight **p = cel__array_grow(*v, cap, *n, sizeof *p, 64);
+    if (!p)
+        return CEL_ENOMEM;
+    *v = p;
     (*v)[(*n)++] = f;
     return CEL_OK;
 }
@@ -479,14 +472,10 @@ static void wake(struct cel_settler *s);
 
 static int answer_push(struct cel_settle_report *r, const struct cel_rate_answer *a)
 {
-    if (r->nrates == r->caprates) {
-        size_t cap = r->caprates ? r->caprates * 2 : 16;
-        struct cel_rate_answer *p = realloc(r->rates, cap * sizeof *p);
-        if (!p)
-            return CEL_ENOMEM;
-        r->rates = p;
-        r->caprates = cap;
-    }
+    struct cel_rate_answer *p = cel__array_grow(r->rates, &r->caprates, r->nrates, sizeof *p, 16);
+    if (!p)
+        return CEL_ENOMEM;
+    r->rates = p;
     r->rates[r->nrates++] = *a;
     return CEL_OK;
 }
