@@ -86,6 +86,25 @@ struct cel_revoke_entry {
 
 void cel__revoke_entries_free(struct cel_revoke_entry *v, size_t n);
 
+/* A reply mailbox (mailbox_open). Each transport defines it. */
+struct cel_mailbox;
+
+/* One dead-lettered message as dead_list()/dead_get() read it back. */
+struct cel_dead_letter {
+    char *id;      /* the entry's id in the dead-letter store (not the task id) */
+    char *queue;   /* where it came from */
+    char *task_id; /* NULL when it could not be read */
+    char *reason;  /* why it was dead-lettered */
+    char *body;    /* the envelope as it was published */
+    size_t len;
+    unsigned delivery_count;
+    int64_t created_us; /* wall µs, when it was dead-lettered */
+};
+
+void cel__dead_letter_release(struct cel_dead_letter *d);
+void cel__dead_letters_free(struct cel_dead_letter *v, size_t n);
+void cel__strv_free(char **v, size_t n);
+
 struct cel_broker_ops {
     int abi;            /* CEL_BROKER_ABI */
     const char *scheme; /* "sqlite", "memory", ... */
@@ -203,6 +222,59 @@ struct cel_broker_ops {
      * time due_us, its delivery count kept (the next delivery counts one
      * more), so a message handed back and forth stays bounded. */
     int (*requeue_at)(struct cel_broker *b, const struct cel_delivery *d, int64_t due_us);
+
+    /*
+     * ---- mailboxes: replies to broadcast requests ----
+     * Optional (NULL: remote control can send but never hear replies).
+     * A mailbox is a private, short-lived queue a control client reads
+     * replies from; `name` is the reply routing key (Celery's `oid`).
+     * On Redis it is kombu's direct reply exchange: mailbox_open declares
+     * `<name>.reply.celery.pidbox` by SADD of its binding to
+     * `_kombu.binding.reply.celery.pidbox`; mailbox_send LPUSHes there only
+     * while that binding exists (a client gone leaves no list behind);
+     * mailbox_close SREMs the binding and DELs the lists. SQLite: rows in
+     * a mailbox table that mailbox_close deletes; memory: a list.
+     *
+     * mailbox_take waits up to timeout_ms (0: just looks) for the next
+     * envelope: CEL_OK with *env (caller frees, NUL-terminated) and *len,
+     * or CEL_ETIMEDOUT. A mailbox is used by one thread; it has its own
+     * connection and is independent of the broker handle after opening.
+     * mailbox_send uses the handle (any thread that owns the handle) and
+     * returns CEL_OK also when nobody is bound (the reply is dropped, as
+     * kombu does).
+     */
+    int (*mailbox_open)(struct cel_broker *b, const char *name, struct cel_mailbox **out);
+    int (*mailbox_take)(struct cel_mailbox *m, int64_t timeout_ms, char **env, size_t *len);
+    void (*mailbox_close)(struct cel_mailbox *m);
+    int (*mailbox_send)(struct cel_broker *b, const char *name, const char *env, size_t len);
+
+    /*
+     * ---- dead letters ----
+     * Optional (NULL with no CEL_BROKER_CAP_DEADLETTER). What reject()
+     * without requeue and the worker's dead-lettering kept, newest first.
+     * dead_list fills up to `max` entries starting after `offset` (caller
+     * frees with cel__dead_letters_free()); `queue` NULL lists all queues.
+     * dead_get reads one by its id (CEL_ENOTFOUND). dead_requeue puts the
+     * envelope back on its queue (delivery count reset) and removes the
+     * entry, atomically; dead_purge removes entries (`id` NULL: all of
+     * `queue`, or every entry when `queue` is NULL too) and says how many.
+     */
+    int (*dead_list)(struct cel_broker *b, const char *queue, size_t offset, size_t max,
+                     struct cel_dead_letter **out, size_t *n);
+    int (*dead_get)(struct cel_broker *b, const char *id, struct cel_dead_letter *out);
+    int (*dead_requeue)(struct cel_broker *b, const char *id);
+    int (*dead_purge)(struct cel_broker *b, const char *queue, const char *id, size_t *removed);
+
+    /*
+     * ---- paused queues ----
+     * Optional. A queue paused here is not consumed by any celeriac worker
+     * until resumed, including workers started later (the flag is stored
+     * on the broker side: SQLite a table, Redis the celeriac.paused set).
+     * Messages published meanwhile wait on the queue. queue_paused_list
+     * hands out the paused names (caller frees with cel__strv_free()).
+     */
+    int (*queue_pause)(struct cel_broker *b, const char *queue, bool paused);
+    int (*queue_paused_list)(struct cel_broker *b, char ***names, size_t *n);
 };
 
 /* Common head of every transport handle; transports embed it first. */

@@ -1,14 +1,14 @@
 /*
  * control.h - Celery's broadcast control messages ("pidbox",
  * reference/celery-protocol.md section 9), as far as revokes need them:
- * building a `revoke` request and reading one.
+ * building and reading requests (revoke has its own helpers) and replies.
  *
  * A request is a kombu envelope published on the celery.pidbox fan-out
  * exchange with an empty routing key; its body (base64) is
  * {"method", "arguments", "destination", "pattern", "matcher"} and, when
  * a reply is wanted, "ticket" and "reply_to". A revoke from
- * app.control.revoke() wants none, and celeriac never replies here (the
- * rest of remote control is another part).
+ * app.control.revoke() wants none. Replies go to the caller's mailbox
+ * (broker.h mailbox_send) as {node: value} with the request's ticket.
  */
 #ifndef CEL_PROTO_CONTROL_H
 #define CEL_PROTO_CONTROL_H
@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #define CEL_CONTROL_EXCHANGE "celery.pidbox"
 
@@ -49,6 +51,55 @@ int cel__control_revoke_envelope(const char *const *ids, size_t n, bool terminat
 int cel__control_parse_revoke(const char *env, size_t len, const char *node,
                               struct cel_control_revoke *r);
 void cel__control_revoke_release(struct cel_control_revoke *r);
+
+/*
+ * Any broadcast request, as read from the wire (section 9.2). Strings and
+ * `arguments` are owned by the struct; release with
+ * cel__control_request_release().
+ */
+struct cel_control_request {
+    char *method;
+    json_t *arguments;  /* object; {} when absent */
+    char *ticket;       /* NULL: a cast, no reply wanted */
+    char *reply_to;     /* reply_to.routing_key (the mailbox name); NULL with no ticket */
+    int64_t clock;      /* the sender's Lamport clock header; 0 when absent */
+    int64_t expires_us; /* wall µs from the expires header; 0: none */
+};
+
+/*
+ * Reads a broadcast envelope. CEL_OK with *r filled when it is addressed
+ * to `node` (the selection rule of section 9.2: destination list, else
+ * pattern + matcher glob/pcre, else everyone); CEL_ENOTFOUND when it is
+ * for other nodes; CEL_EPROTO when it cannot be read.
+ */
+int cel__control_parse_request(const char *env, size_t len, const char *node,
+                               struct cel_control_request *r);
+void cel__control_request_release(struct cel_control_request *r);
+
+/*
+ * Writes a request envelope for `method` with `arguments` (borrowed; NULL
+ * for {}) to *out (caller frees). destination: node names (n = 0: all).
+ * ticket/reply_to NULL make it a cast. timeout_s > 0 sets the expires
+ * header to now + timeout_s, as Celery's client does.
+ */
+int cel__control_request_envelope(const char *method, const json_t *arguments,
+                                  const char *const *destination, size_t ndest, const char *ticket,
+                                  const char *reply_to, double timeout_s, int64_t clock, char **out,
+                                  size_t *len);
+
+/*
+ * Writes the reply envelope {node: value} with headers {ticket, clock}
+ * for mailbox `reply_to` (section 9.3) to *out (caller frees). value is
+ * borrowed.
+ */
+int cel__control_reply_envelope(const char *node, const json_t *value, const char *ticket,
+                                const char *reply_to, int64_t clock, char **out, size_t *len);
+
+/* Reads a reply envelope: CEL_OK with *node (caller frees) and *value
+ * (caller decrefs), when its ticket header equals `ticket`; CEL_ENOTFOUND
+ * for another ticket; CEL_EPROTO when unreadable. */
+int cel__control_parse_reply(const char *env, size_t len, const char *ticket, char **node,
+                             json_t **value);
 
 /* A signal by Celery's names: "SIGTERM", "TERM", "term" or "15"; 0 when
  * it names none. */

@@ -49,6 +49,17 @@ struct cel_pool_ops {
      * tasks in the worker itself). The death is then reported as any
      * other (cel__consumer_on_lost) and the process replaced. */
     bool (*terminate)(struct cel_pool *p, struct cel_inflight *f, int signum);
+    /* Optional (NULL: a fixed size, e.g. solo). Runtime size for
+     * pool_grow / pool_shrink / autoscale: the number of processes wanted
+     * from now on (>= 1). Grows at once; shrinks by retiring idle
+     * processes first and busy ones after their current task, so nothing
+     * is lost or run twice. */
+    int (*resize)(struct cel_pool *p, int processes);
+    /* The number of processes wanted now (concurrency after resizes). */
+    int (*size)(const struct cel_pool *p);
+    /* The pids of its live processes into out[0..max); returns how many
+     * there are (may exceed max). Solo: the worker's own pid. */
+    size_t (*pids)(const struct cel_pool *p, int *out, size_t max);
 };
 
 extern const struct cel_pool_ops cel__pool_prefork;

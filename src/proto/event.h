@@ -1,0 +1,63 @@
+/*
+ * event.h - Celery's monitoring events (reference/celery-protocol.md
+ * section 8): building them, batching them, reading them back.
+ *
+ * An event is a JSON object with the common fields {type, hostname,
+ * utcoffset, pid, clock, timestamp} plus its type's fields (section 8.4).
+ * It travels in a kombu envelope on the `celeryev` fan-out exchange with
+ * the routing key of its type ('-' becomes '.': task-succeeded ->
+ * task.succeeded). A worker may batch task events: routing key
+ * `task.multi`, body a JSON array of event objects. Readers accept both.
+ *
+ * No I/O here: the worker's events thread and the client's receiver
+ * publish and subscribe with the broker's fan-out ops.
+ */
+#ifndef CEL_PROTO_EVENT_H
+#define CEL_PROTO_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define CEL_EVENT_EXCHANGE "celeryev"
+/* Celery's buffer limit for task.multi. */
+#define CEL_EVENT_BATCH_MAX 24
+
+/* A Lamport clock (section 8.6). Not thread-safe: one owner. */
+struct cel_lamport {
+    int64_t value;
+};
+/* Sending: increments and returns the new value. */
+int64_t cel__lamport_forward(struct cel_lamport *c);
+/* Receiving a message stamped `seen`: value = max(value, seen) + 1. */
+void cel__lamport_adjust(struct cel_lamport *c, int64_t seen);
+
+/*
+ * A new event object of `type` with the common fields set (timestamp from
+ * wall_us, utcoffset from the process's zone), to which the caller adds
+ * its type's fields. NULL when out of memory.
+ */
+json_t *cel__event_new(const char *type, const char *hostname, int pid, int64_t clock,
+                       int64_t wall_us);
+
+/* "task-succeeded" -> "task.succeeded" into buf (NUL-terminated). */
+void cel__event_routing_key(const char *type, char *buf, size_t len);
+
+/*
+ * The kombu envelope for one event (an object; routing key from its type)
+ * or a batch (an array; routing key "task.multi"), headers {hostname}.
+ * *out is the caller's to free; *rk (static) the routing key to publish
+ * with. CEL_ENOMEM, CEL_EINVAL (neither an object nor an array).
+ */
+int cel__event_envelope(const json_t *event_or_batch, const char *hostname, char **out, size_t *len,
+                        const char **rk);
+
+/*
+ * Reads an events envelope as received: CEL_OK with *events an array of
+ * event objects (one element for a single event; caller decrefs);
+ * CEL_EPROTO when unreadable.
+ */
+int cel__event_parse(const char *env, size_t len, json_t **events);
+
+#endif
