@@ -13,6 +13,8 @@
 #include "celeriac/value.h"
 #include "celeriac/client.h"
 #include "celeriac/canvas.h"
+#include "celeriac/dead_letters.h"
+#include "celeriac/control.h"
 #include "celeriac/worker.h"
 
 #endif

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/dead_letter.h"
 #include "broker/fanout.h"
 #include "core/array.h"
 #include "core/clock.h"
@@ -43,7 +44,8 @@ struct mem_msg {
     int64_t visible_at;
     bool reserved;
     int delivery_count;
-    char *reason; /* dead letters only */
+    char *reason;    /* dead letters only */
+    int64_t dead_at; /* dead letters only: wall µs */
 };
 
 struct mem_list {
@@ -367,6 +369,7 @@ static int reject_at(struct cel_broker *base, const struct cel_delivery *d, bool
     } else if (i >= 0) {
         struct mem_msg m = s->msgs.v[i];
         m.reason = strdup(reason ? reason : "rejected");
+        m.dead_at = cel__wall_us();
         if (!m.reason || list_push(&s->dead, &m) != CEL_OK) {
             free(m.reason);
             rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
@@ -647,6 +650,147 @@ static int mb_revoke_list(struct cel_broker *base, struct cel_revoke_entry **out
 /* ---- rate limits ------------------------------------------------
  * Every handle of the store shares its buckets, so two workers embedded
  * in one process share a global limit as two processes do on a file. */
+/* ---- dead letters: s->dead in the order kept, listed newest first; an
+ * entry's id is its message id ---- */
+
+static ptrdiff_t find_dead(const struct mem_store *s, const char *id)
+{
+    char *end = NULL;
+    long long v = id ? strtoll(id, &end, 10) : -1;
+    if (!id || !*id || *end)
+        return -1;
+    for (size_t i = 0; i < s->dead.n; i++)
+        if (s->dead.v[i].id == v)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+static int dead_copy(const struct mem_msg *m, struct cel_dead_letter *d)
+{
+    memset(d, 0, sizeof *d);
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)m->id);
+    d->id = strdup(id);
+    d->queue = strdup(m->queue);
+    d->task_id = m->task_id ? strdup(m->task_id) : NULL;
+    d->reason = strdup(m->reason ? m->reason : "");
+    d->body = malloc(m->len + 1);
+    if (d->body) {
+        memcpy(d->body, m->body, m->len);
+        d->body[m->len] = '\0';
+    }
+    d->len = m->len;
+    d->delivery_count = (unsigned)m->delivery_count;
+    d->created_us = m->dead_at;
+    if (!d->id || !d->queue || (m->task_id && !d->task_id) || !d->reason || !d->body) {
+        cel__dead_letter_release(d);
+        return CEL_ENOMEM;
+    }
+    return CEL_OK;
+}
+
+static int mb_dead_list(struct cel_broker *base, const char *queue, size_t offset, size_t max,
+                        struct cel_dead_letter **out, size_t *n)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    struct cel_dead_letter *v = NULL;
+    size_t cap = 0, got = 0;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&s->mu);
+    for (size_t k = s->dead.n; k-- > 0 && got < max;) {
+        const struct mem_msg *m = &s->dead.v[k];
+        if (queue && strcmp(queue, m->queue) != 0)
+            continue;
+        if (offset) {
+            offset--;
+            continue;
+        }
+        struct cel_dead_letter *grown = cel__array_grow(v, &cap, got, sizeof *grown, 16);
+        if (!grown) {
+            rc = CEL_ENOMEM;
+            break;
+        }
+        v = grown;
+        if ((rc = dead_copy(m, &v[got])) != CEL_OK)
+            break;
+        got++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc != CEL_OK) {
+        cel__dead_letters_free(v, got);
+        *out = NULL;
+        *n = 0;
+        return cel__err(&base->err, rc, "out of memory");
+    }
+    *out = v;
+    *n = got;
+    return CEL_OK;
+}
+
+static int mb_dead_get(struct cel_broker *base, const char *id, struct cel_dead_letter *out)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->mu);
+    ptrdiff_t i = find_dead(s, id);
+    int rc = i < 0 ? CEL_ENOTFOUND : dead_copy(&s->dead.v[i], out);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == CEL_ENOTFOUND)
+        return cel__err(&base->err, rc, "no dead letter %s", id ? id : "(null)");
+    return rc ? cel__err(&base->err, rc, "out of memory") : CEL_OK;
+}
+
+static int mb_dead_requeue(struct cel_broker *base, const char *id)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&s->mu);
+    ptrdiff_t i = find_dead(s, id);
+    if (i < 0) {
+        rc = CEL_ENOTFOUND;
+    } else {
+        struct mem_msg m = s->dead.v[i];
+        m.reason = NULL;
+        m.id = s->next_id++; /* msgs stays in id order */
+        m.reserved = false;
+        m.delivery_count = 0;
+        m.visible_at = cel__wall_us();
+        rc = list_push(&s->msgs, &m);
+        if (rc == CEL_OK) {
+            free(s->dead.v[i].reason);
+            remove_at(&s->dead, (size_t)i);
+            signal_all(s);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc == CEL_ENOTFOUND)
+        return cel__err(&base->err, rc, "no dead letter %s", id ? id : "(null)");
+    return rc ? cel__err(&base->err, rc, "out of memory") : CEL_OK;
+}
+
+static int mb_dead_purge(struct cel_broker *base, const char *queue, const char *id,
+                         size_t *removed)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    size_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    ptrdiff_t one = id ? find_dead(s, id) : -1;
+    for (size_t k = s->dead.n; k-- > 0;) {
+        bool match = id ? (ptrdiff_t)k == one : !queue || strcmp(queue, s->dead.v[k].queue) == 0;
+        if (match) {
+            msg_free(&s->dead.v[k]);
+            remove_at(&s->dead, k);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (removed)
+        *removed = n;
+    if (id && n == 0)
+        return cel__err(&base->err, CEL_ENOTFOUND, "no dead letter %s", id);
+    return CEL_OK;
+}
+
 static int mb_rate_acquire(struct cel_broker *base, const char *name, double per_sec,
                            int64_t *wait_us)
 {
@@ -702,4 +846,8 @@ const struct cel_broker_ops cel__broker_memory = {
     .revoke_add = mb_revoke_add,
     .revoke_list = mb_revoke_list,
     .rate_acquire = mb_rate_acquire,
+    .dead_list = mb_dead_list,
+    .dead_get = mb_dead_get,
+    .dead_requeue = mb_dead_requeue,
+    .dead_purge = mb_dead_purge,
 };

@@ -621,4 +621,8 @@ const struct cel_broker_ops cel__broker_redis = {
     .revoke_add = cel__redis_revoke_add,
     .revoke_list = cel__redis_revoke_list,
     .rate_acquire = rb_rate_acquire,
+    .dead_list = cel__redis_dead_list,
+    .dead_get = cel__redis_dead_get,
+    .dead_requeue = cel__redis_dead_requeue,
+    .dead_purge = cel__redis_dead_purge,
 };

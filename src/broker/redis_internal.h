@@ -195,4 +195,11 @@ int cel__redis_revoke_add(struct cel_broker *b, const char *const *ids, size_t n
                           int64_t expires_us, bool terminate, int signum, size_t keep_max);
 int cel__redis_revoke_list(struct cel_broker *b, struct cel_revoke_entry **out, size_t *n);
 
+/* redis_dead.c: the dead-letter ops (broker.h). */
+int cel__redis_dead_list(struct cel_broker *b, const char *queue, size_t offset, size_t max,
+                         struct cel_dead_letter **out, size_t *n);
+int cel__redis_dead_get(struct cel_broker *b, const char *id, struct cel_dead_letter *out);
+int cel__redis_dead_requeue(struct cel_broker *b, const char *id);
+int cel__redis_dead_purge(struct cel_broker *b, const char *queue, const char *id, size_t *removed);
+
 #endif

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/sqlite_dead.h"
 #include "core/array.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -948,6 +949,32 @@ static int sb_rate_acquire(struct cel_broker *base, const char *name, double per
     return write_op((struct sqlite_broker *)base, false, rate_take, &a);
 }
 
+static int sb_dead_list(struct cel_broker *base, const char *queue, size_t offset, size_t max,
+                        struct cel_dead_letter **out, size_t *n)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    return cel__sqlite_dead_list(&b->db, &base->err, queue, offset, max, out, n);
+}
+
+static int sb_dead_get(struct cel_broker *base, const char *id, struct cel_dead_letter *out)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    return cel__sqlite_dead_get(&b->db, &base->err, id, out);
+}
+
+static int sb_dead_requeue(struct cel_broker *base, const char *id)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    return cel__sqlite_dead_requeue(&b->db, &base->err, id);
+}
+
+static int sb_dead_purge(struct cel_broker *base, const char *queue, const char *id,
+                         size_t *removed)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    return cel__sqlite_dead_purge(&b->db, &base->err, queue, id, removed);
+}
+
 const struct cel_broker_ops cel__broker_sqlite = {
     .abi = CEL_BROKER_ABI,
     .default_lease_ms = DEFAULT_LEASE_MS,
@@ -977,4 +1004,8 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .revoke_add = sb_revoke_add,
     .revoke_list = sb_revoke_list,
     .rate_acquire = sb_rate_acquire,
+    .dead_list = sb_dead_list,
+    .dead_get = sb_dead_get,
+    .dead_requeue = sb_dead_requeue,
+    .dead_purge = sb_dead_purge,
 };

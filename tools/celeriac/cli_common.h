@@ -119,12 +119,14 @@ int cli_cmd_call(int argc, char **argv);
 int cli_cmd_result(int argc, char **argv);
 int cli_cmd_purge(int argc, char **argv);
 int cli_cmd_revoke(int argc, char **argv);
+int cli_cmd_dead_letters(int argc, char **argv);
 
 extern const struct cli_cmd cli_worker_cmd;
 extern const struct cli_cmd cli_call_cmd;
 extern const struct cli_cmd cli_result_cmd;
 extern const struct cli_cmd cli_purge_cmd;
 extern const struct cli_cmd cli_revoke_cmd;
+extern const struct cli_cmd cli_dead_letters_cmd;
 
 /* Full help of one subcommand on `out`. */
 void cli_print_help(const struct cli_cmd *cmd, FILE *out);

@@ -6,6 +6,7 @@
  *   celeriac result <id>
  *   celeriac purge -f
  *   celeriac revoke <id> --terminate
+ *   celeriac dead-letters list
  *
  * Options given before the subcommand name are passed to it, so
  * `celeriac -b URL call ...` works as in Celery.
@@ -22,7 +23,7 @@ static const struct {
 } commands[] = {
     {&cli_worker_cmd, cli_cmd_worker}, {&cli_call_cmd, cli_cmd_call},
     {&cli_result_cmd, cli_cmd_result}, {&cli_purge_cmd, cli_cmd_purge},
-    {&cli_revoke_cmd, cli_cmd_revoke},
+    {&cli_revoke_cmd, cli_cmd_revoke}, {&cli_dead_letters_cmd, cli_cmd_dead_letters},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -31,7 +32,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: celeriac [--version] [--help] COMMAND [OPTIONS] [ARGS]\n\n"
                  "A distributed task queue that speaks Celery's protocol.\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].cmd->name, commands[i].cmd->summary);
+        fprintf(out, "  %-12s %s\n", commands[i].cmd->name, commands[i].cmd->summary);
     fprintf(out, "\nRun 'celeriac COMMAND --help' for the options of a command.\n"
                  "Exit codes: 0 ok, 1 task failed, 2 usage or configuration error, 3 timeout,\n"
                  "4 broker or result backend error.\n");
