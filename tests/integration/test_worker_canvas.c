@@ -166,6 +166,34 @@ static void check_failing_chain(void)
     cel__canvas_plan_release(&p);
 }
 
+/* A chord whose header member fails: ChordError on the body, and the
+ * body's errback runs once with the body's id (test.record returns the
+ * length of its argument), sent by the worker that stored the failure. */
+static void check_chord_errback(void)
+{
+    const char *wf = "{\"task\": \"celery.chord\", \"kwargs\": {\"header\": {\"task\": "
+                     "\"celery.group\", \"kwargs\": {\"tasks\": [" ADD(
+                         "[1, 1]") ", {\"task\": \"tasks.fail\", \"args\": [\"x\"]}]}}, "
+                                   "\"body\": {\"task\": \"tasks.add\", \"args\": [1], "
+                                   "\"options\": {\"task_id\": \"chord-body\", "
+                                   "\"link_error\": [{\"task\": \"test.record\", "
+                                   "\"options\": {\"task_id\": \"eb-chord\"}}]}}}}";
+    cel_sig *sig = NULL;
+    char err[256];
+    if (cel_sig_from_json(wf, &sig, err, sizeof err) != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "workflow: %s", err);
+    ASSERT_OK(cel_client_apply(E.client, sig, NULL));
+    cel_sig_free(sig);
+    expect_value("eb-chord", "10"); /* len("chord-body") */
+    cel_result *body = wait_id("chord-body");
+    ASSERT_STREQ(cel_result_state_name(body), "FAILURE");
+    ASSERT_STREQ(cel_result_exc_type(body), "ChordError");
+    cel_result_free(body);
+    char *ids[] = {(char *)"eb-chord"};
+    struct cel_test_runs runs = cel_test_count_runs(RECORD_PATH, ids, 1);
+    ASSERT_EQ(runs.once, 1);
+}
+
 /* A group of 100 adds: each member's result, in order. */
 static void check_group(void)
 {
@@ -232,6 +260,7 @@ static void run_all(const char *name)
     check_chain();
     check_callbacks();
     check_failing_chain();
+    check_chord_errback();
     check_group();
     check_map_starmap();
     check_replace();

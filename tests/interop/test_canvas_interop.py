@@ -197,6 +197,23 @@ class Chords(CanvasCase):
         # The body never ran.
         self.assertEqual(self.ran(self.worker, "tasks.xsum", r.id), 0)
 
+    def test_failing_header_runs_body_errback(self):
+        # Celery 5.2.6 (backends/base.py chord_error_from_stack) sends the
+        # body's link_error errbacks, old-style: called with the body's id.
+        eb_id = "e0000000-0000-4000-8000-00000000eb02"
+        body_id = "b0000000-0000-4000-8000-000000000b0e"
+        errback = self.sig("test.echo").set(task_id=eb_id)
+        body = self.sig("tasks.xsum").set(task_id=body_id, link_error=[errback])
+        r = chord([self.sig("tasks.add", 1, 1), self.sig("tasks.fail", "x")], body).apply_async()
+        self.assertEqual(r.id, body_id)
+        eb = self.app.AsyncResult(eb_id)
+        self.assertEqual(eb.get(timeout=30), body_id)
+        with self.assertRaises(ChordError):
+            self.app.AsyncResult(body_id).get(timeout=5)
+        time.sleep(0.5)  # a second errback would have run by now
+        self.assertEqual(self.ran(self.worker, "test.echo", eb_id), 1)
+        self.assertEqual(self.ran(self.worker, "tasks.xsum", body_id), 0)
+
     def test_chain_in_group_in_chord(self):
         header = group(chain(self.sig("tasks.add", 1, 1), self.sig("tasks.add", 2)),
                        chain(self.sig("tasks.add", 3, 3), self.sig("tasks.mul", 2),
