@@ -166,6 +166,18 @@ static void check_failing_chain(void)
     cel__canvas_plan_release(&p);
 }
 
+/* Sends a workflow given as signature JSON through the client API (which
+ * records chord sizes, unlike send_sig). */
+static void apply_json(const char *wf)
+{
+    cel_sig *sig = NULL;
+    char err[256];
+    if (cel_sig_from_json(wf, &sig, err, sizeof err) != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "workflow: %s", err);
+    ASSERT_OK(cel_client_apply(E.client, sig, NULL));
+    cel_sig_free(sig);
+}
+
 /* A chord whose header member fails: ChordError on the body, and the
  * body's errback runs once with the body's id (test.record returns the
  * length of its argument), sent by the worker that stored the failure. */
@@ -178,12 +190,7 @@ static void check_chord_errback(void)
                                    "\"options\": {\"task_id\": \"chord-body\", "
                                    "\"link_error\": [{\"task\": \"test.record\", "
                                    "\"options\": {\"task_id\": \"eb-chord\"}}]}}}}";
-    cel_sig *sig = NULL;
-    char err[256];
-    if (cel_sig_from_json(wf, &sig, err, sizeof err) != CEL_OK)
-        cel_test_fail(__FILE__, __LINE__, "workflow: %s", err);
-    ASSERT_OK(cel_client_apply(E.client, sig, NULL));
-    cel_sig_free(sig);
+    apply_json(wf);
     expect_value("eb-chord", "10"); /* len("chord-body") */
     cel_result *body = wait_id("chord-body");
     ASSERT_STREQ(cel_result_state_name(body), "FAILURE");
@@ -209,12 +216,7 @@ static void check_chord_header_chain_ending_in_group(void)
                       "\"cg-c\"}}]}}]}}, " ADD("[0, 1]") ", " ADD(
                           "[0, 2]") "]}}, \"body\": {\"task\": \"tasks.echo\", \"options\": "
                                     "{\"task_id\": \"cg-body\"}}}}";
-    cel_sig *sig = NULL;
-    char err[256];
-    if (cel_sig_from_json(wf, &sig, err, sizeof err) != CEL_OK)
-        cel_test_fail(__FILE__, __LINE__, "workflow: %s", err);
-    ASSERT_OK(cel_client_apply(E.client, sig, NULL));
-    cel_sig_free(sig);
+    apply_json(wf);
     expect_value("cg-body", "[[12, 102, 1, 2]]");
 }
 
