@@ -186,6 +186,26 @@ CEL_API const char *cel_result_member_id(const cel_result *r, size_t i);
 CEL_API size_t cel_result_child_count(const cel_result *r);
 CEL_API int cel_result_child(const cel_result *r, size_t i, cel_result **out);
 
+/*
+ * Waits until `r` and every task below it are ready, within one timeout
+ * (milliseconds, negative: forever) for the whole tree. "Below" is what
+ * cel_result_child() and the members of a group reach, recursively: the
+ * next links of a chain, callbacks, chord headers and bodies a task
+ * recorded as children, group members. Ready is Celery's: SUCCESS,
+ * FAILURE or REVOKED. A failed node is ready and ends its branch: a chain
+ * link that failed never sent the rest of its chain, so the rest is not
+ * part of the tree and is not waited for.
+ *
+ * CEL_OK when the whole tree is ready, also when nodes in it failed: `r`
+ * then holds its own outcome (a group's as cel_result_refresh() gives
+ * it), and walking the tree with cel_result_child() / cel_client_result()
+ * and cel_result_refresh() reads final states only. CEL_ETIMEDOUT when
+ * some node was not ready in time; cel_client_errmsg() names it. Another
+ * code for a store error or a malformed children list. `r` stays the
+ * caller's; the walk keeps no handle after it returns.
+ */
+CEL_API int cel_result_wait_tree(cel_result *r, int64_t timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -676,11 +676,16 @@ static int emit_group(struct planner *P, json_t *sig, const json_t *prepend, con
         return group_to_chord(P, sig, prepend, eff, depth);
     json_t *tasks = members_of(sig, "tasks");
     /* Inside a chord (the last link of a header member), its members
-     * join that chord. */
-    const char *gid = eff->chord && eff->group_id ? eff->group_id : result_id(sig, 0);
+     * join that chord, at the place of the chain they end: Celery 5.2.6
+     * applies the group with its own options, so each member is sent
+     * with the chain's group_index, not its index in this group. */
+    bool in_chord = eff->chord && eff->group_id;
+    const char *gid = in_chord ? eff->group_id : result_id(sig, 0);
     for (size_t i = 0; i < json_array_size(tasks); i++) {
-        struct tail mt = {
-            .group_id = gid, .group_index = -1, .chord = eff->chord, .errbacks = eff->errbacks};
+        struct tail mt = {.group_id = gid,
+                          .group_index = in_chord ? eff->group_index : -1,
+                          .chord = eff->chord,
+                          .errbacks = eff->errbacks};
         int rc = emit(P, json_array_get(tasks, i), prepend, &mt, depth + 1);
         if (rc)
             return rc;

@@ -80,6 +80,48 @@ static int failure_meta(const json_t *entry, struct cel_chord_outcome *out, char
     return CEL_OK;
 }
 
+/*
+ * The body's errbacks (options.link_error), planned as Celery's
+ * chord_error_from_stack runs them: one group called with the body's id
+ * as its only argument (immutable errbacks keep their own), parent and
+ * root the body, since the fake request Celery builds for the body has
+ * no root of its own.
+ */
+static int plan_errbacks(const json_t *sig, struct cel_chord_outcome *out, char *err, size_t errlen)
+{
+    json_t *ebs = json_object_get(json_object_get(sig, "options"), "link_error");
+    if (json_is_object(ebs)) /* one signature instead of a list */
+        ebs = json_pack("[O]", ebs);
+    else if (json_is_array(ebs) && json_array_size(ebs))
+        json_incref(ebs);
+    else
+        return CEL_OK;
+    json_t *group =
+        ebs ? json_pack("{s:s, s:[], s:{s:O}, s:{}, s:s, s:b}", "task", "celery.group", "args",
+                        "kwargs", "tasks", ebs, "options", "subtask_type", "group", "immutable", 0)
+            : NULL;
+    json_t *id = json_string(out->body_id);
+    int rc;
+    if (group && id) {
+        const struct cel_canvas_ctx ctx = {
+            .parent_id = out->body_id, .root_id = out->body_id, .group_index = -1};
+        rc = cel__canvas_plan(group, id, &ctx, &out->plan, err, errlen);
+    } else {
+        snprintf(err, errlen, "out of memory");
+        rc = CEL_ENOMEM;
+    }
+    /* Errbacks that cannot be sent must not keep the failure from being
+     * stored: the caller says why they were dropped. */
+    if (rc != CEL_OK && rc != CEL_ENOMEM) {
+        snprintf(out->errbacks_dropped, sizeof out->errbacks_dropped, "%s", err);
+        rc = CEL_OK;
+    }
+    json_decref(ebs);
+    json_decref(group);
+    json_decref(id);
+    return rc;
+}
+
 int cel__chord_outcome(const char *body, size_t body_len, const char *entries,
                        const char *parent_id, const char *root_id, struct cel_chord_outcome *out,
                        char *err, size_t errlen)
@@ -117,6 +159,8 @@ int cel__chord_outcome(const char *body, size_t body_len, const char *entries,
                 rc = CEL_EINVAL;
             } else {
                 rc = failure_meta(e, out, err, errlen);
+                if (rc == CEL_OK)
+                    rc = plan_errbacks(sig, out, err, errlen);
             }
             break;
         }

@@ -3,7 +3,9 @@
  * 7.4): the messages of its body, sent with the header's results in
  * group_index order as the first argument, or, when a member failed or
  * was revoked, a FAILURE stored on the body's task id with Celery's
- * ChordError ("Dependency <id> raised ValueError('x')").
+ * ChordError ("Dependency <id> raised ValueError('x')") and the body's
+ * errbacks (its options.link_error) sent as one group called with the
+ * body's id, as Celery's chord_error_from_stack does.
  *
  * Pure: the store thread (settle.c) does the I/O.
  */
@@ -21,7 +23,11 @@ struct cel_chord_outcome {
     char body_id[64];
     char *meta;
     size_t meta_len;
-    /* !failed: what to send (chord sizes first, then messages) */
+    /* failed: why the body's errbacks could not be planned ("" when they
+     * were, or there are none); the failure is stored all the same */
+    char errbacks_dropped[256];
+    /* What to send (chord sizes first, then messages): the body when
+     * !failed, its errbacks when failed (published with the failure) */
     struct cel_canvas_plan plan;
 };
 

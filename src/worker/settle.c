@@ -191,6 +191,9 @@ static int fire_chord(struct cel_settler *s, const struct cel_followup *u)
     }
     const struct cel_backend_ops *ko = s->k->ops;
     const struct cel_broker_ops *bo = s->b->ops;
+    if (out.failed && out.errbacks_dropped[0])
+        CEL_ERROR(COMP, "chord %s: the errbacks of its body %s are dropped: %s", u->group_id,
+                  out.body_id, out.errbacks_dropped);
     if (out.failed) {
         rc = ko->store(s->k, out.body_id, CEL_STATE_FAILURE, out.meta, out.meta_len,
                        s->cfg.result_ttl_s);

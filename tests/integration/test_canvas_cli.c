@@ -209,6 +209,51 @@ static void cli_link_and_tree(void)
     free(err);
 }
 
+/* `result --tree --wait`: returns once the deepest link is done (no
+ * polling here: a first look must show every node SUCCESS), and with a
+ * short --timeout returns promptly with exit 3 and the tree so far. */
+static void cli_tree_wait(void)
+{
+    const char *chain[] = {"call", "--workflow",
+                           "{\"task\": \"celery.chain\", \"kwargs\": {\"tasks\": ["
+                           "{\"task\": \"tasks.add\", \"args\": [4, 4], \"options\": "
+                           "{\"task_id\": \"tw-root\"}},"
+                           "{\"task\": \"tasks.sleep\", \"args\": [0.3], \"immutable\": true},"
+                           "{\"task\": \"tasks.add\", \"args\": [1]}]}}",
+                           NULL};
+    char *out, *err;
+    ASSERT_EQ(cli(chain, &out, &err), 0);
+    free(out);
+    free(err);
+    const char *wait[] = {"result", "tw-root", "--tree", "--wait", "--timeout", "30", NULL};
+    ASSERT_EQ(cli(wait, &out, &err), 0);
+    ASSERT_CONTAINS(out, "tw-root  SUCCESS  8\n");
+    ASSERT_CONTAINS(out, "  SUCCESS  0.3\n");
+    ASSERT_CONTAINS(out, "  SUCCESS  1.3\n"); /* the last link: 0.3 + 1 */
+    ASSERT(!strstr(out, "PENDING"));
+    free(out);
+    free(err);
+
+    const char *slow[] = {"call", "--workflow",
+                          "{\"task\": \"celery.chain\", \"kwargs\": {\"tasks\": ["
+                          "{\"task\": \"tasks.add\", \"args\": [1, 1], \"options\": "
+                          "{\"task_id\": \"tt-root\"}},"
+                          "{\"task\": \"tasks.sleep\", \"args\": [2], \"immutable\": true}]}}",
+                          NULL};
+    ASSERT_EQ(cli(slow, &out, &err), 0);
+    free(out);
+    free(err);
+    const char *timeout[] = {"result", "tt-root", "--tree", "--wait", "--timeout", "0.5", NULL};
+    int64_t t0 = cel_test_now_ms();
+    ASSERT_EQ(cli(timeout, &out, &err), 3);
+    int64_t took = cel_test_now_ms() - t0;
+    ASSERT(took < 1800);
+    ASSERT_CONTAINS(err, "timed out");
+    ASSERT_CONTAINS(out, "tt-root  ");
+    free(out);
+    free(err);
+}
+
 static void run_all(void)
 {
     start_worker();
@@ -216,6 +261,7 @@ static void run_all(void)
     cli_group();
     chain_13();
     cli_link_and_tree();
+    cli_tree_wait();
     stop_worker();
 }
 

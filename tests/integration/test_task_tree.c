@@ -14,11 +14,18 @@
  *    parallel, not one after the other);
  * and the node results (waited for by their pre-assigned ids) are the
  * labels, so each node's own result was stored too.
+ *
+ * cel_result_wait_tree() on the root of the same tree returns only once
+ * every node has ended (all seven stamps are written, each before the
+ * return), returns at once for a chain cut short by a failure (its
+ * continuation never appears), and gives CEL_ETIMEDOUT on time while a
+ * deep node still runs.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <celeriac.h>
 
@@ -89,15 +96,25 @@ static void read_stamps(const char *path)
     free(text);
 }
 
-static void test_three_level_tree_sqlite(void)
+/* A worker (-c 4) on SQLite in the test directory, the stamps going to
+ * `tree_file`, and a client for it (*c, caller-owned). */
+static pid_t start_worker(char *tree_file, size_t size, cel_client **c)
 {
-    char url[4200], tree_file[4200];
+    char url[4200];
     snprintf(url, sizeof url, "sqlite:///%s/celeriac.db", cel_test_dir());
-    snprintf(tree_file, sizeof tree_file, "%s/" TREE_FILE, cel_test_dir());
+    snprintf(tree_file, size, "%s/" TREE_FILE, cel_test_dir());
     ASSERT_OK(setenv("CEL_TEST_TREE_FILE", tree_file, 1));
     const char *args[] = {"-b", url, "-c", "4", NULL};
     pid_t pid = cel_test_worker_start("w.log", args);
-    cel_client *c = cel_test_client(url, NULL);
+    *c = cel_test_client(url, NULL);
+    return pid;
+}
+
+static void test_three_level_tree_sqlite(void)
+{
+    char tree_file[4200];
+    cel_client *c;
+    pid_t pid = start_worker(tree_file, sizeof tree_file, &c);
 
     cel_sig *tree = subtree(0);
     if (cel_client_apply(c, tree, NULL) != CEL_OK)
@@ -137,8 +154,111 @@ static void test_three_level_tree_sqlite(void)
     ASSERT_EQ(cel_test_worker_stop(pid, SIGTERM, WAIT_MS), 0);
 }
 
+static int64_t wall_us_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* chain(first, fail (immutable), last): the failure ends the tree. */
+static void check_failed_branch(cel_client *c)
+{
+    cel_sig *steps[3] = {cel_sig_new("test.stamp", "[\"F0\", 0.05]", NULL),
+                         cel_sig_new("tasks.fail", "[\"boom\"]", NULL),
+                         cel_sig_new("test.stamp", "[\"F2\", 0.05]", NULL)};
+    ASSERT(steps[0] && steps[1] && steps[2]);
+    ASSERT_OK(cel_sig_set_task_id(steps[0], "7ee0f000-0000-4000-8000-000000000000"));
+    ASSERT_OK(cel_sig_set_task_id(steps[1], "7ee0f000-0000-4000-8000-000000000001"));
+    ASSERT_OK(cel_sig_set_immutable(steps[1], true));
+    cel_sig *chain = cel_chain(steps, 3);
+    ASSERT(chain != NULL);
+    ASSERT_OK(cel_client_apply(c, chain, NULL));
+    cel_sig_free(chain);
+    cel_result *root = NULL;
+    ASSERT_OK(cel_client_result(c, "7ee0f000-0000-4000-8000-000000000000", &root));
+    ASSERT_OK(cel_result_wait_tree(root, WAIT_MS));
+    ASSERT_STREQ(cel_result_state_name(root), "SUCCESS");
+    ASSERT_EQ(cel_result_child_count(root), 1);
+    cel_result *failed = NULL;
+    ASSERT_OK(cel_result_child(root, 0, &failed));
+    ASSERT_OK(cel_result_refresh(failed));
+    ASSERT_STREQ(cel_result_state_name(failed), "FAILURE");
+    ASSERT_EQ(cel_result_child_count(failed), 0);
+    cel_result_free(failed);
+    cel_result_free(root);
+}
+
+/* chain(T1, T2 sleeping 3 s): a 400 ms wait for the tree ends near
+ * 400 ms with CEL_ETIMEDOUT, naming what it waited for. */
+static void check_tree_timeout(cel_client *c)
+{
+    cel_sig *steps[2] = {cel_sig_new("test.stamp", "[\"T1\", 0.01]", NULL),
+                         cel_sig_new("test.stamp", "[\"T2\", 3]", NULL)};
+    ASSERT(steps[0] && steps[1]);
+    ASSERT_OK(cel_sig_set_task_id(steps[0], "7ee07000-0000-4000-8000-000000000000"));
+    ASSERT_OK(cel_sig_set_immutable(steps[1], true));
+    cel_sig *chain = cel_chain(steps, 2);
+    ASSERT(chain != NULL);
+    ASSERT_OK(cel_client_apply(c, chain, NULL));
+    cel_sig_free(chain);
+    cel_result *root = NULL;
+    ASSERT_OK(cel_client_result(c, "7ee07000-0000-4000-8000-000000000000", &root));
+    int64_t t0 = cel_test_now_ms();
+    ASSERT_EQ(cel_result_wait_tree(root, 400), CEL_ETIMEDOUT);
+    int64_t took = cel_test_now_ms() - t0;
+    fprintf(stderr, "   timed out after %lld ms: %s\n", (long long)took, cel_client_errmsg(c));
+    ASSERT(took >= 390 && took < 1500);
+    ASSERT_CONTAINS(cel_client_errmsg(c), "timed out");
+    cel_result_free(root);
+}
+
+static void test_wait_tree_sqlite(void)
+{
+    char tree_file[4200];
+    cel_client *c;
+    pid_t pid = start_worker(tree_file, sizeof tree_file, &c);
+    for (size_t i = 0; i < NN; i++)
+        N[i].runs = 0;
+
+    cel_sig *tree = subtree(0);
+    ASSERT_OK(cel_client_apply(c, tree, NULL));
+    cel_sig_free(tree);
+    cel_result *root = NULL;
+    ASSERT_OK(cel_client_result(c, N[0].id, &root));
+    if (cel_result_wait_tree(root, WAIT_MS) != CEL_OK) {
+        cel_test_worker_postmortem(pid, "w.log");
+        cel_test_fail(__FILE__, __LINE__, "wait_tree: %s", cel_client_errmsg(c));
+    }
+    int64_t returned_us = wall_us_now();
+    ASSERT_STREQ(cel_result_state_name(root), "SUCCESS");
+    cel_result_free(root);
+
+    /* Every node, the deepest included, ended before the wait returned:
+     * read the stamps now, without waiting any further. */
+    read_stamps(tree_file);
+    for (size_t i = 0; i < NN; i++) {
+        ASSERT_EQ(N[i].runs, 1);
+        ASSERT(N[i].end_us <= returned_us);
+        cel_result *r = NULL;
+        ASSERT_OK(cel_client_result(c, N[i].id, &r));
+        ASSERT_OK(cel_result_refresh(r));
+        ASSERT_STREQ(cel_result_state_name(r), "SUCCESS");
+        cel_result_free(r);
+    }
+    fprintf(stderr, "   returned %.1f ms after the last leaf C2b ended\n",
+            (double)(returned_us - N[6].end_us) / 1000.0);
+
+    check_failed_branch(c);
+    check_tree_timeout(c);
+
+    cel_client_free(c);
+    ASSERT_EQ(cel_test_worker_stop(pid, SIGTERM, WAIT_MS), 0);
+}
+
 int main(void)
 {
     TEST_RUN(test_three_level_tree_sqlite);
+    TEST_RUN(test_wait_tree_sqlite);
     return 0;
 }

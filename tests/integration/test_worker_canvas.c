@@ -166,6 +166,60 @@ static void check_failing_chain(void)
     cel__canvas_plan_release(&p);
 }
 
+/* Sends a workflow given as signature JSON through the client API (which
+ * records chord sizes, unlike send_sig). */
+static void apply_json(const char *wf)
+{
+    cel_sig *sig = NULL;
+    char err[256];
+    if (cel_sig_from_json(wf, &sig, err, sizeof err) != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "workflow: %s", err);
+    ASSERT_OK(cel_client_apply(E.client, sig, NULL));
+    cel_sig_free(sig);
+}
+
+/* A chord whose header member fails: ChordError on the body, and the
+ * body's errback runs once with the body's id (test.record returns the
+ * length of its argument), sent by the worker that stored the failure. */
+static void check_chord_errback(void)
+{
+    const char *wf = "{\"task\": \"celery.chord\", \"kwargs\": {\"header\": {\"task\": "
+                     "\"celery.group\", \"kwargs\": {\"tasks\": [" ADD(
+                         "[1, 1]") ", {\"task\": \"tasks.fail\", \"args\": [\"x\"]}]}}, "
+                                   "\"body\": {\"task\": \"tasks.add\", \"args\": [1], "
+                                   "\"options\": {\"task_id\": \"chord-body\", "
+                                   "\"link_error\": [{\"task\": \"test.record\", "
+                                   "\"options\": {\"task_id\": \"eb-chord\"}}]}}}}";
+    apply_json(wf);
+    expect_value("eb-chord", "10"); /* len("chord-body") */
+    cel_result *body = wait_id("chord-body");
+    ASSERT_STREQ(cel_result_state_name(body), "FAILURE");
+    ASSERT_STREQ(cel_result_exc_type(body), "ChordError");
+    cel_result_free(body);
+    char *ids[] = {(char *)"eb-chord"};
+    struct cel_test_runs runs = cel_test_count_runs(RECORD_PATH, ids, 1);
+    ASSERT_EQ(runs.once, 1);
+}
+
+/* chord([chain(add(1, 1), group(add(10), add(100))), add(0, 1), add(0, 2)],
+ * echo): the group's members join the chord at the chain's place, so the
+ * body runs once with the chain's results first (between the two, the
+ * join's tie-break on equal places: the entry text, here the ids). */
+static void check_chord_header_chain_ending_in_group(void)
+{
+    const char *wf =
+        "{\"task\": \"celery.chord\", \"kwargs\": {\"header\": {\"task\": \"celery.group\", "
+        "\"kwargs\": {\"tasks\": [{\"task\": \"celery.chain\", \"kwargs\": {\"tasks\": [" ADD(
+            "[1, 1]") ", {\"task\": \"celery.group\", \"kwargs\": {\"tasks\": [{\"task\": "
+                      "\"tasks.add\", \"args\": [10], \"options\": {\"task_id\": \"cg-b\"}}, "
+                      "{\"task\": \"tasks.add\", \"args\": [100], \"options\": {\"task_id\": "
+                      "\"cg-c\"}}]}}]}}, " ADD("[0, 1]") ", " ADD(
+                          "[0, 2]") "]}}, \"body\": {\"task\": \"tasks.echo\", \"options\": "
+                                    "{\"task_id\": \"cg-body\"}}}}";
+    apply_json(wf);
+    expect_value("cg-body", "[[12, 102, 1, 2]]");
+}
+
 /* A group of 100 adds: each member's result, in order. */
 static void check_group(void)
 {
@@ -232,6 +286,8 @@ static void run_all(const char *name)
     check_chain();
     check_callbacks();
     check_failing_chain();
+    check_chord_errback();
+    check_chord_header_chain_ending_in_group();
     check_group();
     check_map_starmap();
     check_replace();

@@ -197,6 +197,23 @@ class Chords(CanvasCase):
         # The body never ran.
         self.assertEqual(self.ran(self.worker, "tasks.xsum", r.id), 0)
 
+    def test_failing_header_runs_body_errback(self):
+        # Celery 5.2.6 (backends/base.py chord_error_from_stack) sends the
+        # body's link_error errbacks, old-style: called with the body's id.
+        eb_id = "e0000000-0000-4000-8000-00000000eb02"
+        body_id = "b0000000-0000-4000-8000-000000000b0e"
+        errback = self.sig("test.echo").set(task_id=eb_id)
+        body = self.sig("tasks.xsum").set(task_id=body_id, link_error=[errback])
+        r = chord([self.sig("tasks.add", 1, 1), self.sig("tasks.fail", "x")], body).apply_async()
+        self.assertEqual(r.id, body_id)
+        eb = self.app.AsyncResult(eb_id)
+        self.assertEqual(eb.get(timeout=30), body_id)
+        with self.assertRaises(ChordError):
+            self.app.AsyncResult(body_id).get(timeout=5)
+        time.sleep(0.5)  # a second errback would have run by now
+        self.assertEqual(self.ran(self.worker, "test.echo", eb_id), 1)
+        self.assertEqual(self.ran(self.worker, "tasks.xsum", body_id), 0)
+
     def test_chain_in_group_in_chord(self):
         header = group(chain(self.sig("tasks.add", 1, 1), self.sig("tasks.add", 2)),
                        chain(self.sig("tasks.add", 3, 3), self.sig("tasks.mul", 2),
@@ -204,6 +221,35 @@ class Chords(CanvasCase):
                        self.sig("tasks.add", 5, 5))
         r = chord(header, self.sig("tasks.echo")).apply_async()
         self.assertEqual(r.get(timeout=30), [[4, 13, 10]])
+
+    def test_chain_ending_in_group_in_chord_header(self):
+        # Celery 5.2.6 sends the trailing group's members with the chain's
+        # group_index and the header's group id, so their join entries
+        # sort at the chain's place among the header's results.
+        if os.environ.get("CEL_INTEROP_CANVAS_PEER") == "python":
+            # Celery 5.2.6's own worker, applying the trailing group,
+            # overwrites the chord size with the group's (canvas.py
+            # _apply_tasks set_chord_size): seen firing early with None
+            # for a member, or never.
+            self.skipTest("Celery 5.2.6 itself cannot run this chord reliably")
+        body_id = "b0000000-0000-4000-8000-000000000b0f"
+        # Python freezes b and c with group_index 0 and 1 in their own
+        # options; were those sent, they would sort among 1 and 2.
+        header = [self.sig("tasks.add", 0, 1), self.sig("tasks.add", 0, 2),
+                  self.sig("tasks.add", 0, 3),
+                  chain(self.sig("tasks.add", 1, 1),
+                        group(self.sig("tasks.add", 10), self.sig("tasks.add", 100)))]
+        r = chord(header, self.sig("tasks.echo").set(task_id=body_id)).apply_async()
+        (got,) = r.get(timeout=30)
+        # The flat join entries: the group's two results sit at the
+        # chain's place (between them, the join's tie-break on equal
+        # group_index decides, as in Celery's zset). A Python worker would
+        # nest them ([1, 2, 3, [12, 102]]) from the GroupResult the Python
+        # client saved for this header; celeriac does not read it.
+        self.assertEqual(got[:3], [1, 2, 3], got)
+        self.assertEqual(sorted(got[3:]), [12, 102], got)
+        time.sleep(0.5)  # a second firing would be logged by now
+        self.assertEqual(self.ran(self.worker, "tasks.echo", body_id), 1)
 
     def test_chain_containing_group_becomes_chord(self):
         # 7.5: a group in a chain is a chord; the worker expands the

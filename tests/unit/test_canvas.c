@@ -299,6 +299,96 @@ static void test_chord(void)
     cel__canvas_plan_release(&p);
 }
 
+/*
+ * chord([d, chain(a, group(b, c)), e], body), or with the chain first:
+ * what Celery 5.2.6 sends, captured from its own worker on Redis. The
+ * chain's first link carries the header's group id and the chain's
+ * group_index on the trailing group; the worker that ran it sends b and c
+ * with that same group id and the CHAIN's group_index (not 0 and 1, their
+ * places in the inner group), so their join entries sort at the chain's
+ * place among the header's results. The size counts b and c.
+ */
+static void check_group_ending_chain_in_chord(int chain_at)
+{
+    char members[3][512];
+    /* b and c as Python freezes them: their places in the inner group
+     * in their own options, which the sent messages do not carry. */
+    const char *chain = "{\"task\": \"celery.chain\", \"kwargs\": {\"tasks\": [" ADD_ID(
+        "[1, 1]", "a") ", {\"task\": \"celery.group\", \"kwargs\": {\"tasks\": ["
+                       "{\"task\": \"t.add\", \"args\": [10], \"options\": {\"task_id\": "
+                       "\"b\", \"group_index\": 0}}, {\"task\": \"t.add\", \"args\": [100], "
+                       "\"options\": {\"task_id\": \"c\", \"group_index\": 1}}]}, "
+                       "\"subtask_type\": \"group\"}]}, \"subtask_type\": \"chain\"}";
+    for (int i = 0, other = 0; i < 3; i++)
+        snprintf(members[i], sizeof members[i], "%s",
+                 i == chain_at ? chain
+                 : other++     ? ADD_ID("[5, 5]", "e")
+                               : ADD_ID("[4, 4]", "d"));
+    char sig[4096];
+    snprintf(sig, sizeof sig,
+             "{\"task\": \"celery.chord\", \"kwargs\": {\"header\": {\"task\": "
+             "\"celery.group\", \"kwargs\": {\"tasks\": [%s, %s, %s]}, \"options\": "
+             "{\"task_id\": \"GID\"}, \"subtask_type\": \"group\"}, \"body\": " ADD_ID(
+                 "[]", "BODY") "}, \"subtask_type\": \"chord\"}",
+             members[0], members[1], members[2]);
+    struct cel_canvas_plan p;
+    plan(sig, NULL, NULL, &p);
+    ASSERT_EQ(p.nchords, 1);
+    ASSERT_EQ(p.chords[0].size, 4); /* d, e, and the group's b and c */
+    ASSERT_EQ(p.nmsgs, 3);
+    struct cel_message a;
+    parse(&p.msgs[chain_at], &a);
+    ASSERT_STREQ(a.id, "a");
+    ASSERT(a.group_id == NULL); /* a is not a member: its chain's end is */
+    ASSERT(json_is_null(header(&a, "group_index")) || !header(&a, "group_index"));
+    json_t *g = json_array_get(json_object_get(a.embed, "chain"), 0);
+    ASSERT_STREQ(json_string_value(json_object_get(g, "task")), "celery.group");
+    ASSERT_JSON(json_object_get(json_object_get(g, "options"), "group_id"), "\"GID\"");
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(g, "options"), "group_index")),
+              chain_at);
+    for (int i = 0; i < 3; i++) {
+        if (i == chain_at)
+            continue;
+        struct cel_message m;
+        parse(&p.msgs[i], &m);
+        ASSERT_STREQ(m.group_id, "GID");
+        ASSERT_EQ(json_integer_value(header(&m, "group_index")), i);
+        cel__message_release(&m);
+    }
+
+    json_t *two = json_integer(2);
+    struct cel_canvas_plan f;
+    char err[256];
+    ASSERT_OK(cel__canvas_followups(&a, two, &f, err, sizeof err));
+    ASSERT_EQ(f.nchords, 0); /* the size was recorded with the header */
+    ASSERT_EQ(f.nmsgs, 2);
+    const char *ids[] = {"b", "c"}, *args[] = {"[2, 10]", "[2, 100]"};
+    for (size_t i = 0; i < 2; i++) {
+        struct cel_message m;
+        parse(&f.msgs[i], &m);
+        ASSERT_STREQ(m.id, ids[i]);
+        ASSERT_JSON(m.args, args[i]);
+        ASSERT_STREQ(m.group_id, "GID");
+        ASSERT(json_is_integer(header(&m, "group_index")));
+        ASSERT_EQ(json_integer_value(header(&m, "group_index")), chain_at);
+        ASSERT_STREQ(json_string_value(json_object_get(
+                         json_object_get(json_object_get(m.embed, "chord"), "options"), "task_id")),
+                     "BODY");
+        cel__message_release(&m);
+    }
+    cel__canvas_plan_release(&f);
+    json_decref(two);
+    cel__message_release(&a);
+    cel__canvas_plan_release(&p);
+}
+
+static void test_group_ending_chain_in_chord(void)
+{
+    check_group_ending_chain_in_chord(0);
+    check_group_ending_chain_in_chord(1);
+    check_group_ending_chain_in_chord(2);
+}
+
 /* 7.5: chain(add, group(mul, mul), tsum): add goes with a one-element
  * chain holding a celery.chord; reaching it sends the header members with
  * the result prepended, embed.chord = tsum, and the size. */
@@ -620,6 +710,7 @@ int main(void)
     TEST_RUN(test_group);
     TEST_RUN(test_chain_ending_in_group);
     TEST_RUN(test_chord);
+    TEST_RUN(test_group_ending_chain_in_chord);
     TEST_RUN(test_chain_with_group);
     TEST_RUN(test_nesting);
     TEST_RUN(test_followups);

@@ -19,6 +19,11 @@
  *
  *   0f6c...  SUCCESS  8
  *   └── 5d1e...  SUCCESS  13
+ *
+ * --tree --wait waits for the whole tree (cel_result_wait_tree): every
+ * task below the root ready, a failed one ending its branch, within one
+ * --timeout. On a timeout the tree is printed as it stands, and the exit
+ * code is 3.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +40,8 @@ enum {
 };
 
 static const struct cli_opt result_opts[] = {
-    {"wait", no_argument, OPT_WAIT, NULL, "wait until the task is ready"},
+    {"wait", no_argument, OPT_WAIT, NULL,
+     "wait until the task is ready (with --tree: until every task in the tree is)"},
     {"timeout", required_argument, OPT_TIMEOUT, "SECONDS",
      "how long --wait waits (default 30; exit 3 on timeout)"},
     {"json", no_argument, OPT_JSON, NULL, "print the whole stored meta document as JSON"},
@@ -291,7 +297,18 @@ int cli_cmd_result(int argc, char **argv)
     if (crc == CEL_OK)
         crc = cel_client_result(client, cli.pos[0], &res);
     if (crc == CEL_OK) {
-        if (ra.wait) {
+        if (ra.wait && ra.tree) {
+            double timeout = ra.has_timeout ? ra.timeout : 30.0;
+            crc = cel_result_wait_tree(res, (int64_t)(timeout * 1000));
+            if (crc == CEL_ETIMEDOUT) {
+                /* What is done so far is worth seeing next to the error. */
+                cli_error(&cli, "%s", cel_client_errmsg(client));
+                print_tree(&cli, client, res);
+                res = NULL; /* print_tree frees it */
+                rc = CLI_EXIT_TIMEOUT;
+                goto out;
+            }
+        } else if (ra.wait) {
             crc = cli_wait_result(&cli, res, ra.has_timeout ? ra.timeout : 30.0);
             if (crc == CEL_ETIMEDOUT) {
                 rc = CLI_EXIT_TIMEOUT;
