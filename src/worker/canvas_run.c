@@ -264,6 +264,14 @@ void cel__canvas_after_run(struct cel_task *t, bool succeeded)
     join_chord(t, succeeded);
 }
 
+int cel__canvas_publish_plan(struct cel_task *t, const struct cel_canvas_plan *p)
+{
+    int rc = publish_plan(t, p);
+    for (size_t i = 0; rc == CEL_OK && i < p->nmsgs; i++)
+        rc = add_child(t, json_pack("[[s, n], n]", p->msgs[i].id));
+    return rc;
+}
+
 /* ---- built-in tasks ---- */
 
 static bool immutable_sig(const json_t *sig)
@@ -417,6 +425,11 @@ static const cel_task_def BUILTINS[] = {
     CEL_TASK_DEF_INIT(.name = "celery.chord", .fn = builtin_expand, .userdata = (void *)"chord"),
     CEL_TASK_DEF_INIT(.name = "celery.accumulate", .fn = builtin_accumulate),
     CEL_TASK_DEF_INIT(.name = "celery.backend_cleanup", .fn = builtin_noop),
+    /* Celery's: polled until the header is ready, for as long as it takes
+     * unless the message says otherwise; its own result is not kept. */
+    CEL_TASK_DEF_INIT(.name = "celery.chord_unlock", .fn = cel__builtin_chord_unlock,
+                      .max_retries = CEL_RETRIES_UNLIMITED, .ignore_result = true,
+                      .default_retry_delay = 1.0),
 };
 
 const cel_task_def *cel__canvas_builtin(const char *name)
