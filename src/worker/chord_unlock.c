@@ -116,8 +116,8 @@ static int unlock(cel_task *t, struct cel_backend *bk, const char *gid, const js
     char why[256] = "out of memory";
     int rc = CEL_ENOMEM;
     if (body_text && entries_text) {
-        rc = cel__chord_outcome(body_text, strlen(body_text), entries_text, m->id, m->root_id, &out,
-                                why, sizeof why);
+        rc = cel__chord_outcome(body_text, strlen(body_text), entries_text, NULL, m->id, m->root_id,
+                                &out, why, sizeof why);
         if (rc != CEL_OK)
             cel__chord_outcome_release(&out);
     }

@@ -19,7 +19,7 @@ import re
 import unittest
 import uuid
 
-from celery import group
+from celery import chain, chord, group
 from celery.exceptions import ChordError
 
 from harness import InteropCase, wait_until
@@ -140,6 +140,76 @@ class SavedGroups(InteropCase):
                          [m.id for m in res.results])
         self.assertEqual(L.cel_result_wait(r, 15000), 0, L.cel_client_errmsg(self.cc.c))
         self.assertEqual(json.loads(L.cel_result_value_json(r)), [0, 10, 20, 30])
+
+
+class ComplexHeader(InteropCase):
+    """A chord whose header nests a group (a chain ending in one): Celery
+    saves the header's GroupResult and the body gets [[a, b], c]. Sent by
+    Python and by the C client, run by Python and by celeriac workers: the
+    body's value must be the same every way."""
+
+    def header(self):
+        s = self.app.signature
+        inner = chain(s("tasks.add", (1, 1)), group(s("tasks.echo"), s("tasks.echo", (5,))))
+        return group(inner, s("tasks.add", (4, 4)))
+
+    def canvas(self):
+        return chord(self.header(), self.app.signature("tasks.echo"))
+
+    def canvas_json(self):
+        # dict(chord) lists the header's tasks; the header as the group
+        # signature it is reads the same in both.
+        d = dict(self.canvas())
+        d["kwargs"]["header"] = dict(self.header())
+        return json.dumps(d)
+
+    # Celery's answer: echo(2) = [2], echo(2, 5) = [2, 5], add = 8.
+    WANT = [[[[2], [2, 5]], 8]]
+
+    def from_python(self):
+        return self.canvas().apply_async()
+
+    def from_c(self):
+        cc = self.c_client()
+        L = cc.lib
+        vp = ctypes.c_void_p
+        for name, res, args in [
+            ("cel_sig_from_json", ctypes.c_int,
+             [ctypes.c_char_p, ctypes.POINTER(vp), ctypes.c_char_p, ctypes.c_size_t]),
+            ("cel_sig_free", None, [vp]),
+            ("cel_client_apply", ctypes.c_int, [vp, vp, ctypes.POINTER(vp)]),
+        ]:
+            f = getattr(L, name)
+            f.restype, f.argtypes = res, args
+        sig = vp()
+        self.assertEqual(L.cel_sig_from_json(self.canvas_json().encode(),
+                                             ctypes.byref(sig), None, 0), 0)
+        r = vp()
+        self.assertEqual(L.cel_client_apply(cc.c, sig, ctypes.byref(r)), 0,
+                         L.cel_client_errmsg(cc.c))
+        L.cel_sig_free(sig)
+        body_id = L.cel_result_id(r).decode()
+        L.cel_result_free(r)
+        return self.app.AsyncResult(body_id)
+
+    def check(self, sent):
+        self.assertEqual(sent.get(timeout=30), self.WANT)
+
+    def test_python_to_python(self):
+        self.start_python(concurrency=2)
+        self.check(self.from_python())
+
+    def test_c_client_to_python_worker(self):
+        self.start_python(concurrency=2)
+        self.check(self.from_c())
+
+    def test_python_to_celeriac(self):
+        self.start_celeriac(concurrency=2)
+        self.check(self.from_python())
+
+    def test_c_client_to_celeriac(self):
+        self.start_celeriac(concurrency=2)
+        self.check(self.from_c())
 
 
 if __name__ == "__main__":
