@@ -5,13 +5,12 @@
  * A Python client whose backend cannot join chords sends it instead of
  * recording the chord's size: args [group_id, body signature], kwargs
  * {interval, max_retries, result: [header result tuples]}. It reads the
- * header's results; until all are ready it retries itself after
- * `interval` seconds (max_retries null: for ever); then it fails the body
- * with ChordError when a member failed (in member order, as Celery's
- * join(propagate=True) finds it) and sends the body's errbacks, or sends
- * the body with the list of results prepended. What the body becomes is
- * what the native join makes of the same entries (chord.c), so both
- * joins give the same ChordError text and the same body message.
+ * header's results (a member that is a group: each of its tasks'); until all are ready it retries
+ * itself after `interval` seconds (max_retries null: for ever); then it fails the body with
+ * ChordError when a member failed (in member order, as Celery's join(propagate=True) finds it) and
+ * sends the body's errbacks, or sends the body with the list of results prepended. What the body
+ * becomes is what the native join makes of the same entries (chord.c), so both joins give the same
+ * ChordError text and the same body message.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -54,23 +53,53 @@ static int member_entry(struct cel_backend *bk, const char *id, json_t **entry)
     return rc;
 }
 
-/* The entries of every member when all are ready; *entries NULL when one
- * is not. CEL_EINVAL when `tuples` is not a list of task result tuples. */
-static int header_entries(struct cel_backend *bk, const json_t *tuples, json_t **entries)
+/* Appends the entries of the tasks of tuple `t` (a task's, or a nested
+ * group's, member by member); *ready false at the first not ready. */
+static int collect(struct cel_backend *bk, const json_t *t, json_t *entries, bool *ready,
+                   bool *nested, int depth)
+{
+    const json_t *members = cel__result_tuple_members(t);
+    const char *id = cel__result_tuple_id(t);
+    if (!id || depth > CEL_MESSAGE_MAX_DEPTH)
+        return CEL_EINVAL;
+    if (members) {
+        *nested = true;
+        size_t i;
+        const json_t *m;
+        json_array_foreach(members, i, m)
+        {
+            int rc = collect(bk, m, entries, ready, nested, depth + 1);
+            if (rc != CEL_OK || !*ready)
+                return rc;
+        }
+        return CEL_OK;
+    }
+    json_t *e = NULL;
+    int rc = member_entry(bk, id, &e);
+    if (rc == CEL_OK && !e)
+        *ready = false;
+    if (rc == CEL_OK && e && json_array_append_new(entries, e))
+        rc = CEL_ENOMEM;
+    return rc;
+}
+
+/* The entries of every header task when all are ready; *entries NULL
+ * when one is not. *nested: a member is a group (the body then gets the
+ * results in the header's shape, as Celery's GroupResult.join() gives
+ * them). CEL_EINVAL when `tuples` is not a list of result tuples. */
+static int header_entries(struct cel_backend *bk, const json_t *tuples, json_t **entries,
+                          bool *nested)
 {
     *entries = json_array();
     if (!*entries)
         return CEL_ENOMEM;
+    bool ready = true;
     size_t i;
     const json_t *t;
     json_array_foreach(tuples, i, t)
     {
-        const char *id = cel__result_tuple_id(t);
-        json_t *e = NULL;
-        int rc = !id || cel__result_tuple_members(t) ? CEL_EINVAL : member_entry(bk, id, &e);
-        if (rc == CEL_OK && e && json_array_append_new(*entries, e))
-            rc = CEL_ENOMEM;
-        if (rc != CEL_OK || !e) {
+        int rc = collect(bk, t, *entries, &ready, nested, 0);
+        if (rc != CEL_OK || !ready) {
             json_decref(*entries);
             *entries = NULL;
             return rc;
@@ -108,21 +137,27 @@ static int send_errbacks(cel_task *t, const json_t *body, const char *body_id)
 
 /* All members are ready: the body goes out, or fails. */
 static int unlock(cel_task *t, struct cel_backend *bk, const char *gid, const json_t *body,
-                  const json_t *entries)
+                  const json_t *entries, bool nested)
 {
     const struct cel_message *m = t->msg;
     char *body_text = cel__json_dump(body), *entries_text = cel__json_dump(entries);
+    json_t *doc =
+        nested ? json_pack("{s:[[s, n], O]}", "result", gid, json_object_get(m->kwargs, "result"))
+               : NULL;
+    char *header = doc ? cel__json_dump(doc) : NULL;
+    json_decref(doc);
     struct cel_chord_outcome out;
     char why[256] = "out of memory";
     int rc = CEL_ENOMEM;
-    if (body_text && entries_text) {
-        rc = cel__chord_outcome(body_text, strlen(body_text), entries_text, NULL, m->id, m->root_id,
-                                &out, why, sizeof why);
+    if (body_text && entries_text && (header || !nested)) {
+        rc = cel__chord_outcome(body_text, strlen(body_text), entries_text, header, m->id,
+                                m->root_id, &out, why, sizeof why);
         if (rc != CEL_OK)
             cel__chord_outcome_release(&out);
     }
     free(body_text);
     free(entries_text);
+    free(header);
     if (rc != CEL_OK)
         return cel_task_fail(t, "ValueError", "builtins", why);
     if (out.failed) {
@@ -179,18 +214,17 @@ int cel__builtin_chord_unlock(cel_task *t, void *ud)
     if (!bk) /* the store may come back: Celery retries a failed ready() too */
         return cel_task_retry(t, -1, "BackendError", "celery.exceptions", err.msg);
     json_t *entries = NULL;
-    int rc = header_entries(bk, tuples, &entries);
+    bool nested = false;
+    int rc = header_entries(bk, tuples, &entries, &nested);
     if (rc == CEL_EINVAL)
-        return cel_task_fail(t, "TypeError", "builtins",
-                             "kwargs.result must list task result tuples (nested groups are "
-                             "not supported)");
+        return cel_task_fail(t, "TypeError", "builtins", "kwargs.result must list result tuples");
     if (rc == CEL_ENOMEM)
         return rc;
     if (rc != CEL_OK)
         return cel_task_retry(t, -1, "BackendError", "celery.exceptions", cel__backend_errmsg(bk));
     if (!entries)
         return retry_later(t);
-    rc = unlock(t, bk, gid, body, entries);
+    rc = unlock(t, bk, gid, body, entries, nested);
     json_decref(entries);
     return rc;
 }

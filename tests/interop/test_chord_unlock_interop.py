@@ -78,6 +78,18 @@ class ChordUnlock(InteropCase):
         self.assertEqual(self.app.AsyncResult(errback_id).get(timeout=15), [body_id])
         self.assertEqual(self.logged(r"Task tasks\.xsum\[%s\]" % body_id), 0)
 
+    def test_nested_group_member_keeps_its_shape(self):
+        # Celery's unlock joins a GroupResult of the tuples: a member that
+        # is a group gives a list.
+        inner = self.app.GroupResult(str(uuid.uuid4()),
+                                     [self.app.send_task("tasks.add", (1, 1)),
+                                      self.app.send_task("tasks.sleep", (0.5,))])
+        header = [inner, self.app.send_task("tasks.add", (4, 4))]
+        body_id = str(uuid.uuid4())
+        body = self.app.signature("tasks.echo", options={"task_id": body_id})
+        self.send_unlock(header, body)
+        self.assertEqual(self.app.AsyncResult(body_id).get(timeout=30), [[[2, 0.5], 8]])
+
     def test_max_retries_ends_the_wait(self):
         header = [self.app.send_task("tasks.sleep", (30,))]
         body_id = str(uuid.uuid4())
