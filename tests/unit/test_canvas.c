@@ -313,15 +313,15 @@ static void test_complex_header(void)
     struct cel_canvas_plan p;
     plan(
         "{\"task\": \"celery.chord\", \"kwargs\": {\"header\": {\"task\": \"celery.group\", "
-        "\"kwargs\": {\"tasks\": [{\"task\": \"celery.chain\", \"kwargs\": {\"tasks\": [" ADD("[1, "
-                                                                                              "1]") ", {\"task\": \"celery.group\", \"kwargs\": {\"tasks\": [" ECHO(
-            "E1") ", " ECHO("E2") "]}, \"subtask_type\": \"group\"}]}, \"subtask_type\": "
-                                  "\"chain\"}, {\"task\": "
-                                  "\"tasks.add\", \"args\": [4, 4], \"options\": {\"task_id\": "
-                                  "\"D\"}}]}, "
-                                  "\"options\": {\"task_id\": \"GID\"}, \"subtask_type\": "
-                                  "\"group\"}, \"body\": "
-                                  "{\"task\": \"tasks.echo\"}}, \"subtask_type\": \"chord\"}",
+        "\"kwargs\": {\"tasks\": [{\"task\": \"celery.chain\", \"kwargs\": {\"tasks\": [" ADD(
+            "[1, "
+            "1]") ", {\"task\": \"celery.group\", \"kwargs\": {\"tasks\": [" ECHO("E1") ", " ECHO("E2") "]}, \"subtask_type\": \"group\"}]}, \"subtask_type\": "
+                                                                                                        "\"chain\"}, {\"task\": "
+                                                                                                        "\"tasks.add\", \"args\": [4, 4], \"options\": {\"task_id\": "
+                                                                                                        "\"D\"}}]}, "
+                                                                                                        "\"options\": {\"task_id\": \"GID\"}, \"subtask_type\": "
+                                                                                                        "\"group\"}, \"body\": "
+                                                                                                        "{\"task\": \"tasks.echo\"}}, \"subtask_type\": \"chord\"}",
         NULL, NULL, &p);
     ASSERT_EQ(p.nchords, 1);
     ASSERT_EQ(p.chords[0].size, 3);
