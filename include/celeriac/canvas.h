@@ -178,6 +178,28 @@ CEL_API size_t cel_result_member_count(const cel_result *r);
 CEL_API const char *cel_result_member_id(const cel_result *r, size_t i);
 
 /*
+ * Saved group results (Celery's GroupResult.save() / restore() /
+ * delete()): the group's id and its members' ids, kept in the result
+ * store for result_expires seconds (Redis: celery-taskset-meta-<gid>, so
+ * Python's app.GroupResult.restore(gid) reads what cel_result_save()
+ * wrote, and cel_client_restore_group() reads what Python saved). Only
+ * the ids are saved: members' results stay where they are.
+ *
+ * cel_result_save() only reads `r`, which must be a group result
+ * (CEL_EINVAL otherwise). cel_client_restore_group() gives *out a new
+ * caller-owned group handle (cel_result_free()), not yet refreshed,
+ * that works with cel_result_wait / refresh / member_* like the one
+ * cel_client_apply() gives; CEL_ENOTFOUND when nothing is saved under
+ * `group_id`, CEL_ENOTSUP for a group whose members are groups
+ * themselves (a handle holds one level). cel_client_forget_group()
+ * deletes the saved group, not its members' results; none saved is not
+ * an error. All give CEL_ENOTSUP when the result store keeps no groups.
+ */
+CEL_API int cel_result_save(const cel_result *r);
+CEL_API int cel_client_restore_group(cel_client *c, const char *group_id, cel_result **out);
+CEL_API int cel_client_forget_group(cel_client *c, const char *group_id);
+
+/*
  * Children: the tasks a task sent (its meta's `children`: the next link
  * of a chain, callbacks, a chord header it started), as of the last
  * refresh or wait. cel_result_child() gives a new caller-owned handle,

@@ -100,6 +100,19 @@ struct cel_backend_ops {
     int (*chord_size)(struct cel_backend *bk, const char *group_id, int size, int64_t ttl_s);
     int (*chord_join)(struct cel_backend *bk, const char *group_id, int index, const char *entry,
                       size_t len, int64_t ttl_s, bool *complete, char **entries_json);
+
+    /* ---- group results (Celery's GroupResult.save(), protocol 6.7) ----
+     * Optional (NULL: this store keeps no group results). group_save
+     * stores `meta_json`, Celery's {"result": <group result tuple>}, for
+     * `group_id` for ttl_s seconds (0: forever), replacing any (Redis:
+     * SETEX celery-taskset-meta-<gid>, which Python's
+     * GroupResult.restore() reads). group_get reads it back
+     * (caller-owned, free(); CEL_ENOTFOUND when none); group_forget
+     * deletes it (none is not an error). */
+    int (*group_save)(struct cel_backend *bk, const char *group_id, const char *meta_json,
+                      size_t len, int64_t ttl_s);
+    int (*group_get)(struct cel_backend *bk, const char *group_id, char **meta_json);
+    int (*group_forget)(struct cel_backend *bk, const char *group_id);
 };
 
 struct cel_backend {

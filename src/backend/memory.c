@@ -9,7 +9,8 @@
  *
  * Chords live in a second table: group id -> {"s": size, "exp": expiry,
  * "j": {entry text: index}}; keying the joins by their text counts a
- * repeated join once, as Redis' ZADD does.
+ * repeated join once, as Redis' ZADD does. Saved group results
+ * (GroupResult.save()) live in a third.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -31,6 +32,7 @@ struct mem_results {
     pthread_mutex_t mu;
     json_t *table;
     json_t *chords;
+    json_t *groups; /* group id -> [null, meta, expires_at] (GroupResult.save()) */
     struct mem_backend *handles;
     struct mem_results *next;
 };
@@ -68,10 +70,11 @@ static int mk_open(const struct cel_url *url, const cel_config *cfg, struct cel_
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r || !(r->name = strdup(name)) || !(r->table = json_object()) ||
-            !(r->chords = json_object())) {
+            !(r->chords = json_object()) || !(r->groups = json_object())) {
             if (r) {
                 free(r->name);
                 json_decref(r->table);
+                json_decref(r->chords);
             }
             free(r);
             pthread_mutex_unlock(&results_mu);
@@ -118,6 +121,7 @@ static void mk_close(struct cel_backend *base)
         }
         json_decref(r->table);
         json_decref(r->chords);
+        json_decref(r->groups);
         pthread_mutex_destroy(&r->mu);
         free(r->name);
         free(r);
@@ -220,6 +224,53 @@ static void mk_drain_wakeup(struct cel_backend *base)
     uint64_t v;
     ssize_t n = read(((struct mem_backend *)base)->efd, &v, sizeof v);
     (void)n;
+}
+
+/* ---- group results ---- */
+
+static int mk_group_save(struct cel_backend *base, const char *gid, const char *meta_json,
+                         size_t len, int64_t ttl_s)
+{
+    struct mem_results *r = ((struct mem_backend *)base)->res;
+    json_t *entry =
+        json_pack("[n, s%, o]", meta_json, len,
+                  ttl_s > 0 ? json_integer(cel__wall_us() + ttl_s * 1000000) : json_null());
+    if (!entry)
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    pthread_mutex_lock(&r->mu);
+    int rc = json_object_set_new(r->groups, gid, entry) == 0
+                 ? CEL_OK
+                 : cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+static int mk_group_get(struct cel_backend *base, const char *gid, char **meta_json)
+{
+    struct mem_results *r = ((struct mem_backend *)base)->res;
+    *meta_json = NULL;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&r->mu);
+    json_t *entry = json_object_get(r->groups, gid);
+    if (entry && expired(entry, cel__wall_us())) {
+        json_object_del(r->groups, gid);
+        entry = NULL;
+    }
+    if (!entry)
+        rc = cel__err(&base->err, CEL_ENOTFOUND, "no saved group %s", gid);
+    else if (!(*meta_json = strdup(json_string_value(json_array_get(entry, 1)))))
+        rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+static int mk_group_forget(struct cel_backend *base, const char *gid)
+{
+    struct mem_results *r = ((struct mem_backend *)base)->res;
+    pthread_mutex_lock(&r->mu);
+    json_object_del(r->groups, gid);
+    pthread_mutex_unlock(&r->mu);
+    return CEL_OK;
 }
 
 /* ---- chords ---- */
@@ -355,4 +406,7 @@ const struct cel_backend_ops cel__backend_memory = {
     .drain_wakeup = mk_drain_wakeup,
     .chord_size = mk_chord_size,
     .chord_join = mk_chord_join,
+    .group_save = mk_group_save,
+    .group_get = mk_group_get,
+    .group_forget = mk_group_forget,
 };

@@ -310,21 +310,21 @@ static char *taskset_key(const char *gid, const char *suffix)
     return k;
 }
 
-static int rk_chord_size(struct cel_backend *base, const char *gid, int size, int64_t ttl_s)
+/* SET (SETEX when ttl_s > 0) and PUBLISH `key`, as Celery's RedisBackend.set()
+ * does for every key it writes. */
+static int set_and_publish(struct redis_backend *bk, const char *key, const char *value, size_t len,
+                           int64_t ttl_s)
 {
-    struct redis_backend *bk = (struct redis_backend *)base;
-    char *key = taskset_key(gid, ".s");
-    if (!key)
-        return oom(bk);
-    char num[16], ttl[24];
-    snprintf(num, sizeof num, "%d", size);
+    char ttl[24];
     snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_s);
+    const char *setex[] = {"SETEX", key, ttl, value}, *set[] = {"SET", key, value};
+    const char *pub[] = {"PUBLISH", key, value};
+    const size_t setex_lens[] = {5, strlen(key), strlen(ttl), len};
+    const size_t set_lens[] = {3, strlen(key), len}, pub_lens[] = {7, strlen(key), len};
     struct cel_redis_cmds q = {0};
-    const char *setex[] = {"SETEX", key, ttl, num}, *set[] = {"SET", key, num};
-    const char *pub[] = {"PUBLISH", key, num};
-    int rc = (ttl_s > 0 ? cel__redis_cmds_addv(&q, 4, setex) : cel__redis_cmds_addv(&q, 3, set)) ==
-                         CEL_OK &&
-                     cel__redis_cmds_addv(&q, 3, pub) == CEL_OK
+    int rc = (ttl_s > 0 ? cel__redis_cmds_add(&q, 4, setex, setex_lens)
+                        : cel__redis_cmds_add(&q, 3, set, set_lens)) == CEL_OK &&
+                     cel__redis_cmds_add(&q, 3, pub, pub_lens) == CEL_OK
                  ? CEL_OK
                  : oom(bk);
     redisReply **rs = NULL;
@@ -332,10 +332,22 @@ static int rk_chord_size(struct cel_backend *base, const char *gid, int size, in
         rc = cel__redis_exec(&bk->main, &q, &rs, OP_BUDGET_MS, &bk->base.err);
     const redisReply *e = rc == CEL_OK ? cel__redis_first_error(rs, q.n) : NULL;
     if (e)
-        rc = cel__err(&base->err, CEL_EBACKEND, "redis %s: %s", bk->target.display, e->str);
+        rc = cel__err(&bk->base.err, CEL_EBACKEND, "redis %s: %s", bk->target.display, e->str);
     if (rs)
         cel__redis_replies_free(rs, q.n);
     cel__redis_cmds_release(&q);
+    return rc;
+}
+
+static int rk_chord_size(struct cel_backend *base, const char *gid, int size, int64_t ttl_s)
+{
+    struct redis_backend *bk = (struct redis_backend *)base;
+    char *key = taskset_key(gid, ".s");
+    if (!key)
+        return oom(bk);
+    char num[16];
+    snprintf(num, sizeof num, "%d", size);
+    int rc = set_and_publish(bk, key, num, strlen(num), ttl_s);
     free(key);
     return rc;
 }
@@ -452,24 +464,20 @@ static int rk_chord_join(struct cel_backend *base, const char *gid, int index, c
     return rc;
 }
 
-static int rk_get(struct cel_backend *base, const char *task_id, char **meta_json)
+/* GET `key` into a caller-owned string; CEL_ENOTFOUND when absent. */
+static int get_key(struct redis_backend *bk, const char *key, char **out)
 {
-    struct redis_backend *bk = (struct redis_backend *)base;
-    *meta_json = NULL;
-    char *key = meta_key(task_id);
-    if (!key)
-        return oom(bk);
+    *out = NULL;
     const char *argv[] = {"GET", key};
     redisReply *r = NULL;
     int rc = command(bk, 2, argv, &r);
-    free(key);
     if (rc != CEL_OK)
         return rc;
     if (r->type == REDIS_REPLY_STRING) {
-        *meta_json = malloc(r->len + 1);
-        if (*meta_json) {
-            memcpy(*meta_json, r->str, r->len);
-            (*meta_json)[r->len] = '\0';
+        *out = malloc(r->len + 1);
+        if (*out) {
+            memcpy(*out, r->str, r->len);
+            (*out)[r->len] = '\0';
         } else {
             rc = oom(bk);
         }
@@ -480,18 +488,73 @@ static int rk_get(struct cel_backend *base, const char *task_id, char **meta_jso
     return rc;
 }
 
+static int del_key(struct redis_backend *bk, const char *key)
+{
+    const char *argv[] = {"DEL", key};
+    redisReply *r = NULL;
+    int rc = command(bk, 2, argv, &r);
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+static int rk_get(struct cel_backend *base, const char *task_id, char **meta_json)
+{
+    struct redis_backend *bk = (struct redis_backend *)base;
+    *meta_json = NULL;
+    char *key = meta_key(task_id);
+    if (!key)
+        return oom(bk);
+    int rc = get_key(bk, key, meta_json);
+    free(key);
+    return rc;
+}
+
 static int rk_forget(struct cel_backend *base, const char *task_id)
 {
     struct redis_backend *bk = (struct redis_backend *)base;
     char *key = meta_key(task_id);
     if (!key)
         return oom(bk);
-    const char *argv[] = {"DEL", key};
-    redisReply *r = NULL;
-    int rc = command(bk, 2, argv, &r);
+    int rc = del_key(bk, key);
     free(key);
-    if (r)
-        freeReplyObject(r);
+    return rc;
+}
+
+/* ---- group results: celery-taskset-meta-<gid>, as GroupResult.save() ---- */
+
+static int rk_group_save(struct cel_backend *base, const char *gid, const char *meta_json,
+                         size_t len, int64_t ttl_s)
+{
+    struct redis_backend *bk = (struct redis_backend *)base;
+    char *key = taskset_key(gid, "");
+    if (!key)
+        return oom(bk);
+    int rc = set_and_publish(bk, key, meta_json, len, ttl_s);
+    free(key);
+    return rc;
+}
+
+static int rk_group_get(struct cel_backend *base, const char *gid, char **meta_json)
+{
+    struct redis_backend *bk = (struct redis_backend *)base;
+    *meta_json = NULL;
+    char *key = taskset_key(gid, "");
+    if (!key)
+        return oom(bk);
+    int rc = get_key(bk, key, meta_json);
+    free(key);
+    return rc;
+}
+
+static int rk_group_forget(struct cel_backend *base, const char *gid)
+{
+    struct redis_backend *bk = (struct redis_backend *)base;
+    char *key = taskset_key(gid, "");
+    if (!key)
+        return oom(bk);
+    int rc = del_key(bk, key);
+    free(key);
     return rc;
 }
 
@@ -698,4 +761,7 @@ const struct cel_backend_ops cel__backend_redis = {
     .wait = rk_wait,
     .chord_size = rk_chord_size,
     .chord_join = rk_chord_join,
+    .group_save = rk_group_save,
+    .group_get = rk_group_get,
+    .group_forget = rk_group_forget,
 };

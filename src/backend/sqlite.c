@@ -7,6 +7,8 @@
  * right there, get() can tell "reserved by a worker" (RECEIVED) from
  * "still queued" (PENDING) without the worker storing anything.
  *
+ * Saved group results live in group_results (backend.h group_save).
+ *
  * Chords (backend.h): chord_sizes holds a chord's size, chord_joins one
  * row per distinct entry (UNIQUE, so a repeated join counts once), and a
  * join is one transaction: add, count, compare, and on completion read
@@ -86,6 +88,14 @@ static const char sql_chord_entries[] =
     "SELECT entry FROM chord_joins WHERE group_id = ?1 ORDER BY idx, entry";
 static const char sql_chord_del_joins[] = "DELETE FROM chord_joins WHERE group_id = ?1";
 static const char sql_chord_del_size[] = "DELETE FROM chord_sizes WHERE group_id = ?1";
+static const char sql_group_save[] =
+    "INSERT INTO group_results (group_id, meta, expires_at) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (group_id) DO UPDATE SET meta = excluded.meta, expires_at = excluded.expires_at";
+static const char sql_group_get[] = "SELECT meta FROM group_results WHERE group_id = ?1"
+                                    " AND (expires_at IS NULL OR expires_at > ?2)";
+static const char sql_group_forget[] = "DELETE FROM group_results WHERE group_id = ?1";
+static const char sql_gc_groups[] =
+    "DELETE FROM group_results WHERE expires_at IS NOT NULL AND expires_at <= ?1";
 
 static int sk_open(const struct cel_url *url, const cel_config *cfg, struct cel_backend **out,
                    struct cel_errbuf *err)
@@ -156,8 +166,8 @@ static int gc_expired(struct sqlite_backend *bk, int64_t now)
     int n = sqlite3_changes(bk->db->conn);
     if (n > 0)
         CEL_DEBUG("backend.sqlite", "deleted %d expired results", n);
-    const char *const chords[] = {sql_gc_sizes, sql_gc_joins};
-    for (size_t i = 0; i < 2; i++) {
+    const char *const chords[] = {sql_gc_sizes, sql_gc_joins, sql_gc_groups};
+    for (size_t i = 0; i < 3; i++) {
         st = cel__sqldb_prepare(bk->db, chords[i], &bk->base.err);
         if (!st)
             return CEL_EBACKEND;
@@ -223,6 +233,31 @@ static char *received_meta(const char *task_id)
     return s;
 }
 
+/* The text column of the one unexpired row `sql` finds for ?1 = key
+ * (?2 = now); CEL_ENOTFOUND (no message) when none. The caller holds
+ * the lock. */
+static int read_unexpired(struct sqlite_backend *bk, const char *sql, const char *key, char **out)
+{
+    struct cel_backend *base = &bk->base;
+    sqlite3_stmt *st = cel__sqldb_prepare(bk->db, sql, &base->err);
+    if (!st)
+        return CEL_EBACKEND;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cel__wall_us());
+    int rc, src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        *out = strdup(t ? t : "");
+        rc = *out ? CEL_OK : cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    } else if (src != SQLITE_DONE) {
+        rc = cel__sqldb_fail(bk->db, &base->err, CEL_EBACKEND, "cannot read a result");
+    } else {
+        rc = CEL_ENOTFOUND;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
 static int sk_get(struct cel_backend *base, const char *task_id, char **meta_json)
 {
     struct sqlite_backend *bk = (struct sqlite_backend *)base;
@@ -231,24 +266,9 @@ static int sk_get(struct cel_backend *base, const char *task_id, char **meta_jso
     if (rc)
         return rc;
     struct cel_sqldb *db = bk->db;
-    sqlite3_stmt *st = cel__sqldb_prepare(db, sql_get, &base->err);
-    if (!st) {
-        cel__sqldb_unlock(db);
-        return CEL_EBACKEND;
-    }
-    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, cel__wall_us());
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        const char *t = (const char *)sqlite3_column_text(st, 0);
-        *meta_json = strdup(t ? t : "");
-        rc = *meta_json ? CEL_OK : cel__err(&base->err, CEL_ENOMEM, "out of memory");
-    } else if (src != SQLITE_DONE) {
-        rc = cel__sqldb_fail(db, &base->err, CEL_EBACKEND, "cannot read a result");
-    } else {
-        rc = CEL_ENOTFOUND;
-    }
-    sqlite3_reset(st);
+    sqlite3_stmt *st;
+    int src;
+    rc = read_unexpired(bk, sql_get, task_id, meta_json);
     if (rc == CEL_ENOTFOUND) {
         st = cel__sqldb_prepare(db, sql_reserved, &base->err);
         if (!st) {
@@ -321,40 +341,6 @@ static int sk_find_message(struct cel_backend *base, const char *task_id,
     return rc;
 }
 
-static int sk_forget(struct cel_backend *base, const char *task_id)
-{
-    struct sqlite_backend *bk = (struct sqlite_backend *)base;
-    int rc = cel__sqldb_lock(&bk->db, &base->err);
-    if (rc)
-        return rc;
-    struct cel_sqldb *db = bk->db;
-    bool owned;
-    rc = cel__sqldb_write_begin(db, true, &owned, &base->err);
-    if (rc == CEL_OK) {
-        sqlite3_stmt *st = cel__sqldb_prepare(db, sql_forget, &base->err);
-        if (!st) {
-            rc = CEL_EBACKEND;
-        } else {
-            sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
-            int src = sqlite3_step(st);
-            sqlite3_reset(st);
-            if (src != SQLITE_DONE)
-                rc = cel__sqldb_fail(db, &base->err, CEL_EBACKEND, "cannot forget a result");
-        }
-        rc = cel__sqldb_write_end(db, owned, rc, &base->err);
-    }
-    cel__sqldb_unlock(db);
-    return rc;
-}
-
-/* ---- chords ---- */
-
-/* Index order with Celery's null (-1) last, as Redis scores it +inf. */
-static int64_t chord_score(int index)
-{
-    return index < 0 ? INT64_MAX : index;
-}
-
 static void bind_expiry(sqlite3_stmt *st, int col, int64_t ttl_s)
 {
     if (ttl_s > 0)
@@ -374,28 +360,72 @@ static int step_done(struct sqlite_backend *bk, sqlite3_stmt *st, const char *wh
     return CEL_OK;
 }
 
-static int sk_chord_size(struct cel_backend *base, const char *gid, int size, int64_t ttl_s)
+/* One write statement in its own transaction (or the caller's batch):
+ * ?1 the key, then ?2 `text` (or `num` when text is NULL and bind_num)
+ * and ?3 the expiry of ttl_s when the statement has them. */
+struct keyed_write {
+    const char *sql;
+    const char *key;
+    const char *text;
+    size_t len;
+    int num;
+    bool bind_num;
+    int64_t ttl_s;
+    const char *what; /* for the error message */
+};
+
+static int keyed_write(struct sqlite_backend *bk, const struct keyed_write *w)
 {
-    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    struct cel_backend *base = &bk->base;
     int rc = cel__sqldb_lock(&bk->db, &base->err);
     if (rc)
         return rc;
     bool owned;
     rc = cel__sqldb_write_begin(bk->db, true, &owned, &base->err);
     if (rc == CEL_OK) {
-        sqlite3_stmt *st = cel__sqldb_prepare(bk->db, sql_chord_size, &base->err);
+        sqlite3_stmt *st = cel__sqldb_prepare(bk->db, w->sql, &base->err);
         if (!st) {
             rc = CEL_EBACKEND;
         } else {
-            sqlite3_bind_text(st, 1, gid, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 2, size);
-            bind_expiry(st, 3, ttl_s);
-            rc = step_done(bk, st, "cannot record a chord size");
+            sqlite3_bind_text(st, 1, w->key, -1, SQLITE_STATIC);
+            if (w->text)
+                sqlite3_bind_text(st, 2, w->text, (int)w->len, SQLITE_STATIC);
+            else if (w->bind_num)
+                sqlite3_bind_int(st, 2, w->num);
+            if (sqlite3_bind_parameter_count(st) >= 3)
+                bind_expiry(st, 3, w->ttl_s);
+            rc = step_done(bk, st, w->what);
         }
         rc = cel__sqldb_write_end(bk->db, owned, rc, &base->err);
     }
     cel__sqldb_unlock(bk->db);
     return rc;
+}
+
+static int sk_forget(struct cel_backend *base, const char *task_id)
+{
+    const struct keyed_write w = {
+        .sql = sql_forget, .key = task_id, .what = "cannot forget a result"};
+    return keyed_write((struct sqlite_backend *)base, &w);
+}
+
+/* ---- chords ---- */
+
+/* Index order with Celery's null (-1) last, as Redis scores it +inf. */
+static int64_t chord_score(int index)
+{
+    return index < 0 ? INT64_MAX : index;
+}
+
+static int sk_chord_size(struct cel_backend *base, const char *gid, int size, int64_t ttl_s)
+{
+    const struct keyed_write w = {.sql = sql_chord_size,
+                                  .key = gid,
+                                  .num = size,
+                                  .bind_num = true,
+                                  .ttl_s = ttl_s,
+                                  .what = "cannot record a chord size"};
+    return keyed_write((struct sqlite_backend *)base, &w);
 }
 
 /* The entries of a complete chord as one JSON array, index order. */
@@ -498,6 +528,41 @@ static int sk_chord_join(struct cel_backend *base, const char *gid, int index, c
     return rc;
 }
 
+/* ---- group results ---- */
+
+static int sk_group_save(struct cel_backend *base, const char *gid, const char *meta_json,
+                         size_t len, int64_t ttl_s)
+{
+    const struct keyed_write w = {.sql = sql_group_save,
+                                  .key = gid,
+                                  .text = meta_json,
+                                  .len = len,
+                                  .ttl_s = ttl_s,
+                                  .what = "cannot save a group result"};
+    return keyed_write((struct sqlite_backend *)base, &w);
+}
+
+static int sk_group_forget(struct cel_backend *base, const char *gid)
+{
+    const struct keyed_write w = {
+        .sql = sql_group_forget, .key = gid, .what = "cannot forget a group result"};
+    return keyed_write((struct sqlite_backend *)base, &w);
+}
+
+static int sk_group_get(struct cel_backend *base, const char *gid, char **meta_json)
+{
+    struct sqlite_backend *bk = (struct sqlite_backend *)base;
+    *meta_json = NULL;
+    int rc = cel__sqldb_lock(&bk->db, &base->err);
+    if (rc)
+        return rc;
+    rc = read_unexpired(bk, sql_group_get, gid, meta_json);
+    if (rc == CEL_ENOTFOUND)
+        cel__err(&base->err, CEL_ENOTFOUND, "no saved group %s", gid);
+    cel__sqldb_unlock(bk->db);
+    return rc;
+}
+
 static int sk_begin(struct cel_backend *base)
 {
     struct sqlite_backend *bk = (struct sqlite_backend *)base;
@@ -536,4 +601,7 @@ const struct cel_backend_ops cel__backend_sqlite = {
     .find_message = sk_find_message,
     .chord_size = sk_chord_size,
     .chord_join = sk_chord_join,
+    .group_save = sk_group_save,
+    .group_get = sk_group_get,
+    .group_forget = sk_group_forget,
 };

@@ -32,6 +32,16 @@ static int record_chords(cel_client *c, const struct cel_canvas_plan *p)
     /* The keys live as long as results do, as Celery's SETEX .s does. */
     int64_t ttl_s = (int64_t)cel_config_get_double(c->cfg, "result_expires");
     for (size_t i = 0; i < p->nchords; i++) {
+        const struct cel_canvas_chord *ch = &p->chords[i];
+        /* A complex header is saved before anything can join it. Stores
+         * without saved groups join it flat. */
+        if (ch->saved_header && bk->ops->group_save) {
+            int rc =
+                bk->ops->group_save(bk, ch->id, ch->saved_header, strlen(ch->saved_header), ttl_s);
+            if (rc != CEL_OK)
+                return cel__err(&c->err, rc, "cannot save the header of chord '%s': %s", ch->id,
+                                cel__backend_errmsg(bk));
+        }
         int rc = bk->ops->chord_size(bk, p->chords[i].id, p->chords[i].size, ttl_s);
         if (rc != CEL_OK)
             return cel__err(&c->err, rc, "cannot record the size of chord '%s': %s",

@@ -53,6 +53,9 @@ struct cel_result {
 /* "a, b, c" between `open` and `close`; NULL when out of memory. */
 char *cel__join_texts(char *const *parts, size_t n, const char *open, const char *close);
 
+/* CEL_OK when `c` is connected to a result store, else the reason. */
+int cel__client_need_backend(cel_client *c);
+
 /* A new PENDING handle for `task_id` on `c`; NULL when out of memory. */
 struct cel_result *cel__result_new(cel_client *c, const char *task_id);
 

@@ -16,6 +16,7 @@
 #include "client/client_internal.h"
 #include "core/clock.h"
 #include "core/json_util.h"
+#include "proto/group_meta.h"
 
 struct cel_result *cel__result_new_group(cel_client *c, const char *group_id,
                                          const char *const *ids, size_t n)
@@ -153,6 +154,118 @@ int cel__group_forget(struct cel_result *r)
     return cel__result_reset(r);
 }
 
+/* --- saved groups (GroupResult.save / restore) ----------------------- */
+
+/* The store when it keeps group results; else NULL with the reason set. */
+static struct cel_backend *group_store(cel_client *c, int *rc)
+{
+    *rc = cel__client_need_backend(c);
+    if (*rc != CEL_OK)
+        return NULL;
+    struct cel_backend *bk = c->backend;
+    if (!bk->ops->group_save || !bk->ops->group_get || !bk->ops->group_forget) {
+        *rc = cel__err(&c->err, CEL_ENOTSUP, "the result backend '%s' keeps no group results",
+                       bk->ops->scheme);
+        return NULL;
+    }
+    return bk;
+}
+
+int cel_result_save(const cel_result *r)
+{
+    if (!r)
+        return CEL_EINVAL;
+    cel_client *c = r->client;
+    cel__err_clear(&c->err);
+    if (!r->members)
+        return cel__err(&c->err, CEL_EINVAL, "'%s' is not a group result", r->id);
+    int rc;
+    struct cel_backend *bk = group_store(c, &rc);
+    if (!bk)
+        return rc;
+    json_t *meta = cel__group_meta_new(r->id, (const char *const *)r->members, r->nmembers);
+    char *text = meta ? cel__json_dump(meta) : NULL;
+    json_decref(meta);
+    if (!text)
+        return cel__err(&c->err, CEL_ENOMEM, "out of memory");
+    int64_t ttl_s = (int64_t)cel_config_get_double(c->cfg, "result_expires");
+    rc = bk->ops->group_save(bk, r->id, text, strlen(text), ttl_s);
+    free(text);
+    if (rc != CEL_OK)
+        return cel__err(&c->err, rc, "cannot save group '%s': %s", r->id, cel__backend_errmsg(bk));
+    return CEL_OK;
+}
+
+/* A group handle from a saved document {"result": [[gid, _], [tuples]]}. */
+static int group_from_meta(cel_client *c, const char *gid, const char *text,
+                           struct cel_result **out)
+{
+    json_t *meta = cel__json_parse(text, strlen(text), CEL_JSON_MAX_DEPTH, NULL, 0);
+    json_t *members = cel__result_tuple_members(json_object_get(meta, "result"));
+    size_t n = json_array_size(members);
+    const char **ids = calloc(n ? n : 1, sizeof *ids);
+    int rc = ids ? CEL_OK : cel__err(&c->err, CEL_ENOMEM, "out of memory");
+    if (rc == CEL_OK && !members)
+        rc = cel__err(&c->err, CEL_EPROTO, "saved group '%s' is not a group result tuple", gid);
+    for (size_t i = 0; rc == CEL_OK && i < n; i++) {
+        const json_t *t = json_array_get(members, i);
+        ids[i] = cel__result_tuple_id(t);
+        if (!ids[i])
+            rc = cel__err(&c->err, CEL_EPROTO,
+                          "member %zu of saved group '%s' is not a result tuple", i, gid);
+        else if (cel__result_tuple_members(t))
+            rc = cel__err(&c->err, CEL_ENOTSUP,
+                          "member %zu of saved group '%s' is a group: nested groups cannot be "
+                          "restored",
+                          i, gid);
+    }
+    if (rc == CEL_OK && !(*out = cel__result_new_group(c, gid, ids, n)))
+        rc = cel__err(&c->err, CEL_ENOMEM, "out of memory");
+    free(ids);
+    json_decref(meta);
+    return rc;
+}
+
+int cel_client_restore_group(cel_client *c, const char *group_id, cel_result **out)
+{
+    if (!out)
+        return CEL_EINVAL;
+    *out = NULL;
+    if (!c || !group_id)
+        return CEL_EINVAL;
+    cel__err_clear(&c->err);
+    int rc;
+    struct cel_backend *bk = group_store(c, &rc);
+    if (!bk)
+        return rc;
+    char *text = NULL;
+    rc = bk->ops->group_get(bk, group_id, &text);
+    if (rc == CEL_ENOTFOUND)
+        return cel__err(&c->err, rc, "no group '%s' is saved", group_id);
+    if (rc != CEL_OK)
+        return cel__err(&c->err, rc, "cannot read group '%s': %s", group_id,
+                        cel__backend_errmsg(bk));
+    rc = group_from_meta(c, group_id, text, out);
+    free(text);
+    return rc;
+}
+
+int cel_client_forget_group(cel_client *c, const char *group_id)
+{
+    if (!c || !group_id)
+        return CEL_EINVAL;
+    cel__err_clear(&c->err);
+    int rc;
+    struct cel_backend *bk = group_store(c, &rc);
+    if (!bk)
+        return rc;
+    rc = bk->ops->group_forget(bk, group_id);
+    if (rc != CEL_OK && rc != CEL_ENOTFOUND)
+        return cel__err(&c->err, rc, "cannot forget group '%s': %s", group_id,
+                        cel__backend_errmsg(bk));
+    return CEL_OK;
+}
+
 /* --- children ------------------------------------------------------ */
 
 /* The meta's `children` list, parsed; NULL when there is none. */
@@ -179,13 +292,6 @@ size_t cel_result_child_count(const cel_result *r)
     return n;
 }
 
-/* The id of a result tuple: [[id, parent], members-or-null] (celery-protocol
- * 6.5). Borrowed from `t`. */
-static const char *tuple_id(const json_t *t)
-{
-    return cel__json_cstr(json_array_get(json_array_get(t, 0), 0));
-}
-
 int cel_result_child(const cel_result *r, size_t i, cel_result **out)
 {
     if (!out)
@@ -197,7 +303,7 @@ int cel_result_child(const cel_result *r, size_t i, cel_result **out)
     cel__err_clear(&c->err);
     json_t *ch = children_of(r);
     json_t *t = json_array_get(ch, i);
-    const char *id = tuple_id(t);
+    const char *id = cel__result_tuple_id(t);
     if (!id) {
         json_decref(ch);
         if (!t)
@@ -211,7 +317,7 @@ int cel_result_child(const cel_result *r, size_t i, cel_result **out)
         size_t n = json_array_size(members);
         const char **ids = calloc(n ? n : 1, sizeof *ids);
         for (size_t k = 0; ids && k < n; k++) {
-            ids[k] = tuple_id(json_array_get(members, k));
+            ids[k] = cel__result_tuple_id(json_array_get(members, k));
             if (!ids[k])
                 rc = cel__err(&c->err, CEL_EPROTO, "member %zu of group '%s' is not a result tuple",
                               k, id);

@@ -214,9 +214,8 @@ static int adopt_meta(struct cel_result *r, char *meta_json)
     return CEL_OK;
 }
 
-static int need_backend(struct cel_result *r)
+int cel__client_need_backend(cel_client *c)
 {
-    cel_client *c = r->client;
     if (!c->connected)
         return cel__err(&c->err, CEL_ESTATE, "client is not connected (call cel_client_connect)");
     if (!c->backend)
@@ -231,7 +230,7 @@ int cel_result_refresh(cel_result *r)
         return CEL_EINVAL;
     cel__err_clear(&r->client->err);
     clear_unclaimed(r);
-    int rc = need_backend(r);
+    int rc = cel__client_need_backend(r->client);
     if (rc != CEL_OK)
         return rc;
     if (r->members) /* --- canvas */
@@ -278,7 +277,7 @@ int cel_result_wait(cel_result *r, int64_t timeout_ms)
         return CEL_EINVAL;
     cel__err_clear(&r->client->err);
     clear_unclaimed(r);
-    int rc = need_backend(r);
+    int rc = cel__client_need_backend(r->client);
     if (rc != CEL_OK)
         return rc;
     if (r->members) /* --- canvas */
@@ -369,7 +368,7 @@ int cel_result_forget(cel_result *r)
     if (!r)
         return CEL_EINVAL;
     cel__err_clear(&r->client->err);
-    int rc = need_backend(r);
+    int rc = cel__client_need_backend(r->client);
     if (rc != CEL_OK)
         return rc;
     if (r->members) /* --- canvas */

@@ -355,9 +355,25 @@ static int freeze_chord(struct planner *P, json_t *sig, const char *id, int dept
         (rc = json_array_clear(json_object_get(sig, "args")) ? CEL_ENOMEM : CEL_OK) ||
         (rc = complete(P, body)))
         return rc;
-    if ((rc = freeze(P, body, id ? id : str_of(options_of(sig), "task_id"), depth + 1)))
+    if ((rc = freeze(P, body, id ? id : str_of(options_of(sig), "task_id"), depth + 1)) ||
+        (rc = freeze(P, header, NULL, depth + 1)))
         return rc;
-    return freeze(P, header, NULL, depth + 1);
+    /* A header member that is a chain ending in a group: Celery freezes
+     * that group with the chord's group id as its own id, so a Python
+     * worker that sends it joins it to this chord (and the saved header
+     * names it so). */
+    json_t *gid = json_object_get(options_of(header), "task_id");
+    json_t *tasks = members_of(header, "tasks");
+    for (size_t i = 0; i < json_array_size(tasks); i++) {
+        json_t *m = json_array_get(tasks, i);
+        if (kind_of(m) != K_CHAIN)
+            continue;
+        json_t *links = members_of(m, "tasks");
+        json_t *last = json_array_get(links, json_array_size(links) - 1);
+        if (kind_of(last) == K_GROUP && json_object_set(options_of(last), "task_id", gid))
+            return fail(P, CEL_ENOMEM, "out of memory");
+    }
+    return CEL_OK;
 }
 
 static int freeze(struct planner *P, json_t *sig, const char *id, int depth)
@@ -693,18 +709,82 @@ static int emit_group(struct planner *P, json_t *sig, const json_t *prepend, con
     return CEL_OK;
 }
 
-static int record_chord(struct planner *P, const char *gid, int size)
+/* Whether the result of `sig` is a group result (a group, or a chain
+ * ending in one). */
+static bool yields_group(const json_t *sig, int depth)
+{
+    if (depth > CANVAS_MAX_DEPTH)
+        return false;
+    switch (kind_of(sig)) {
+    case K_CHAIN: {
+        json_t *tasks = members_of(sig, "tasks");
+        return yields_group(json_array_get(tasks, json_array_size(tasks) - 1), depth + 1);
+    }
+    case K_GROUP:
+    case K_CHUNKS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The result tuple of a frozen `sig` (reference/celery-protocol.md 6.5);
+ * NULL when out of memory. */
+static json_t *result_tuple(const json_t *sig, int depth)
+{
+    if (depth > CANVAS_MAX_DEPTH)
+        return NULL;
+    const char *id = result_id(sig, 0);
+    if (kind_of(sig) == K_CHAIN) {
+        json_t *tasks = members_of(sig, "tasks");
+        return result_tuple(json_array_get(tasks, json_array_size(tasks) - 1), depth + 1);
+    }
+    if (!yields_group(sig, depth) || !id)
+        return json_pack("[[s?, n], n]", id);
+    json_t *members = json_array(), *tasks = members_of(sig, "tasks");
+    for (size_t i = 0; members && i < json_array_size(tasks); i++)
+        if (json_array_append_new(members, result_tuple(json_array_get(tasks, i), depth + 1)))
+            json_decref(members), members = NULL;
+    return members ? json_pack("[[s, n], o]", id, members) : NULL;
+}
+
+/* Celery's apply_chord saves the header's GroupResult when a member's
+ * result is itself a group (a "complex" header), so the join can give
+ * the body its results in that shape. The document to save, or NULL
+ * (*rc set on failure) when the header is simple. */
+static char *complex_header(struct planner *P, const json_t *header, int *rc)
+{
+    *rc = CEL_OK;
+    json_t *tasks = members_of(header, "tasks");
+    bool nested = false;
+    for (size_t i = 0; !nested && i < json_array_size(tasks); i++)
+        nested = yields_group(json_array_get(tasks, i), 0);
+    if (!nested)
+        return NULL;
+    json_t *tuple = result_tuple(header, 0);
+    json_t *doc = tuple ? json_pack("{s:o}", "result", tuple) : NULL;
+    char *text = doc ? cel__json_dump(doc) : NULL;
+    json_decref(doc);
+    if (!text)
+        *rc = fail(P, CEL_ENOMEM, "out of memory");
+    return text;
+}
+
+static int record_chord(struct planner *P, const char *gid, int size, char *saved_header)
 {
     struct cel_canvas_plan *out = P->out;
     if (out->nchords == P->cap_chords) {
         size_t cap = P->cap_chords ? P->cap_chords * 2 : 4;
         void *p = realloc(out->chords, cap * sizeof *out->chords);
-        if (!p)
+        if (!p) {
+            free(saved_header);
             return fail(P, CEL_ENOMEM, "out of memory");
+        }
         out->chords = p;
         P->cap_chords = cap;
     }
     snprintf(out->chords[out->nchords].id, sizeof out->chords[0].id, "%s", gid);
+    out->chords[out->nchords].saved_header = saved_header;
     out->chords[out->nchords++].size = size;
     return CEL_OK;
 }
@@ -743,7 +823,8 @@ static int emit_chord(struct planner *P, json_t *sig, const json_t *prepend, con
         return rc;
     }
     const char *gid = result_id(header, 0);
-    if ((rc = record_chord(P, gid, descend(header, 0))))
+    char *saved = complex_header(P, header, &rc);
+    if (rc || (rc = record_chord(P, gid, descend(header, 0), saved)))
         return rc;
     for (size_t i = 0; i < json_array_size(tasks); i++) {
         struct tail mt = {.group_id = gid, .group_index = (int)i, .chord = body};
@@ -866,6 +947,8 @@ void cel__canvas_plan_release(struct cel_canvas_plan *p)
         free(p->msgs[i].queue);
     }
     free(p->msgs);
+    for (size_t i = 0; i < p->nchords; i++)
+        free(p->chords[i].saved_header);
     free(p->chords);
     free(p->member_ids);
     plan_init(p);

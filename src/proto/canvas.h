@@ -68,6 +68,11 @@ struct cel_canvas_msg {
 struct cel_canvas_chord {
     char id[37]; /* the group id */
     int size;
+    /* When the header nests groups ("complex", as Celery's apply_chord
+     * calls it): the header's group result document {"result": <tuple>}
+     * to save first (Redis: celery-taskset-meta-<gid>), from which the
+     * join gives the body structured results. NULL: none. */
+    char *saved_header;
 };
 
 struct cel_canvas_plan {

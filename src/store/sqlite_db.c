@@ -14,10 +14,10 @@
 #include "core/log.h"
 
 /*
- * Schema, version 4 (PRAGMA user_version). Every statement is CREATE ...
+ * Schema, version 5 (PRAGMA user_version). Every statement is CREATE ...
  * IF NOT EXISTS, so running the whole script on an older file is the
  * migration (1 -> 2 added the fanout table, 2 -> 3 the revoked table,
- * 3 -> 4 the chord tables).
+ * 3 -> 4 the chord tables, 4 -> 5 group_results).
  *
  * messages: one row per queued envelope. visible_at (wall µs) is the one
  * time column: the ETA of a delayed message, the lease deadline of a
@@ -43,6 +43,11 @@
  * chord_sizes / chord_joins: Celery's chord join (celery-taskset-meta-
  * <gid>.s and .j on Redis, src/backend/sqlite.c): a chord's size and one
  * row per distinct header entry, each expiring on its own.
+ *
+ * group_results: saved group results (GroupResult.save(), celery-taskset-
+ * meta-<gid> on Redis): Celery's {"result": <group tuple>} per group id.
+ * A table of their own, not rows of results, because a group id is not a
+ * task id: a task with the same id must not overwrite it.
  */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS messages ("
@@ -95,7 +100,11 @@ static const char schema_sql[] =
     " idx INTEGER NOT NULL,"
     " entry TEXT NOT NULL,"
     " expires_at INTEGER,"
-    " UNIQUE (group_id, idx, entry));";
+    " UNIQUE (group_id, idx, entry));"
+    "CREATE TABLE IF NOT EXISTS group_results ("
+    " group_id TEXT PRIMARY KEY,"
+    " meta TEXT NOT NULL,"
+    " expires_at INTEGER) WITHOUT ROWID;";
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "proto/canvas.h"
 #include "proto/message.h"
+#include "worker/exec_backend.h"
 #include "worker/execute.h"
 #include "worker/task_context.h"
 
@@ -27,6 +28,26 @@ static int add_child(struct cel_task *t, json_t *tuple)
     return json_array_append_new(t->children, tuple) ? CEL_ENOMEM : CEL_OK;
 }
 
+/* A complex chord header (canvas.h saved_header), saved by this process
+ * itself: it is written before the chord's size and header messages,
+ * which wait for this task's ack, so no member can complete the chord
+ * before it exists. A save that outlives a run that then fails is
+ * harmless: nothing joins a chord whose header was never sent. */
+static int save_header(struct cel_task *t, const struct cel_canvas_chord *ch)
+{
+    struct cel_errbuf err = {0};
+    struct cel_backend *bk = cel__exec_backend(t->env, &err);
+    if (bk && !bk->ops->group_save)
+        return CEL_OK; /* this store joins it flat */
+    int rc = bk ? bk->ops->group_save(bk, ch->id, ch->saved_header, strlen(ch->saved_header),
+                                      t->env->result_ttl_s)
+                : CEL_ENORESULT;
+    if (rc != CEL_OK)
+        CEL_ERROR("worker", "Task %s[%s]: cannot save the header of chord %s: %s", t->msg->task,
+                  t->msg->id, ch->id, bk ? cel__backend_errmsg(bk) : err.msg);
+    return rc;
+}
+
 /* Chord sizes first, then the messages, all with this task's ack. */
 static int publish_plan(struct cel_task *t, const struct cel_canvas_plan *p)
 {
@@ -34,6 +55,8 @@ static int publish_plan(struct cel_task *t, const struct cel_canvas_plan *p)
     if (p->nmsgs && (!io || !io->publish))
         return CEL_EIO;
     for (size_t i = 0; i < p->nchords; i++) {
+        if (p->chords[i].saved_header && save_header(t, &p->chords[i]) != CEL_OK)
+            return CEL_EIO;
         if (!io->chord_size) {
             CEL_WARN("worker",
                      "Task %s[%s]: this worker cannot record chord sizes; chord %s "
@@ -264,6 +287,14 @@ void cel__canvas_after_run(struct cel_task *t, bool succeeded)
     join_chord(t, succeeded);
 }
 
+int cel__canvas_publish_plan(struct cel_task *t, const struct cel_canvas_plan *p)
+{
+    int rc = publish_plan(t, p);
+    for (size_t i = 0; rc == CEL_OK && i < p->nmsgs; i++)
+        rc = add_child(t, json_pack("[[s, n], n]", p->msgs[i].id));
+    return rc;
+}
+
 /* ---- built-in tasks ---- */
 
 static bool immutable_sig(const json_t *sig)
@@ -417,6 +448,11 @@ static const cel_task_def BUILTINS[] = {
     CEL_TASK_DEF_INIT(.name = "celery.chord", .fn = builtin_expand, .userdata = (void *)"chord"),
     CEL_TASK_DEF_INIT(.name = "celery.accumulate", .fn = builtin_accumulate),
     CEL_TASK_DEF_INIT(.name = "celery.backend_cleanup", .fn = builtin_noop),
+    /* Celery's: polled until the header is ready, for as long as it takes
+     * unless the message says otherwise; its own result is not kept. */
+    CEL_TASK_DEF_INIT(.name = "celery.chord_unlock", .fn = cel__builtin_chord_unlock,
+                      .max_retries = CEL_RETRIES_UNLIMITED, .ignore_result = true,
+                      .default_retry_delay = 1.0),
 };
 
 const cel_task_def *cel__canvas_builtin(const char *name)

@@ -19,7 +19,7 @@ struct cel_task;
 
 /* The built-in task of that name (celery.map, celery.starmap,
  * celery.chunks, celery.group, celery.chain, celery.chord,
- * celery.accumulate, celery.backend_cleanup), or NULL. They are looked up
+ * celery.accumulate, celery.backend_cleanup, celery.chord_unlock), or NULL. They are looked up
  * only when the registry has no task of that name, so they never show in
  * the banner or `registered`. */
 const cel_task_def *cel__canvas_builtin(const char *name);
@@ -32,5 +32,14 @@ const cel_task_def *cel__canvas_builtin(const char *name);
  * stands.
  */
 void cel__canvas_after_run(struct cel_task *t, bool succeeded);
+
+struct cel_canvas_plan;
+/* Publishes a plan (chord sizes, then messages) with this task's ack and
+ * records its messages among t->children. CEL_EIO when the worker did
+ * not take them. */
+int cel__canvas_publish_plan(struct cel_task *t, const struct cel_canvas_plan *p);
+
+/* celery.chord_unlock (chord_unlock.c). */
+int cel__builtin_chord_unlock(cel_task *t, void *ud);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "worker/crash.h"
+#include "worker/exec_backend.h"
 #include "worker/execute.h"
 #include "worker/frame.h"
 #include "worker/pool.h"
@@ -86,8 +87,10 @@ void cel__child_main(const struct cel_exec_env *env, int fd)
     cel__crash_install(fd); /* a fatal signal reports its backtrace */
     for (;;) {
         long got = cel__framebuf_fill(&in, fd);
-        if (got == 0)
+        if (got == 0) {
+            cel__exec_backend_close();
             _exit(0); /* the parent closed our socket: shutdown */
+        }
         if (got < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;

@@ -10,6 +10,8 @@
 #include "core/clock.h"
 #include "core/json_parse.h"
 #include "core/json_util.h"
+#include "core/log.h"
+#include "proto/group_meta.h"
 #include "proto/message.h"
 
 /* Python's repr() of one exception argument, near enough: strings in
@@ -122,7 +124,55 @@ static int plan_errbacks(const json_t *sig, struct cel_chord_outcome *out, char 
     return rc;
 }
 
-int cel__chord_outcome(const char *body, size_t body_len, const char *entries,
+/* The value of result tuple `t` as GroupResult.join() gives it: a task's
+ * value (looked up by id in `by_id`), a group's list of its members'.
+ * NULL when a task of it has no entry or out of memory. */
+static json_t *structured_value(const json_t *t, const json_t *by_id, int depth)
+{
+    const json_t *members = cel__result_tuple_members(t);
+    if (!members) {
+        const char *id = cel__result_tuple_id(t);
+        json_t *v = id ? json_object_get(by_id, id) : NULL;
+        return v ? json_incref(v) : NULL;
+    }
+    json_t *list = depth < CEL_MESSAGE_MAX_DEPTH ? json_array() : NULL;
+    size_t i;
+    const json_t *m;
+    json_array_foreach(members, i, m)
+    {
+        json_t *v = list ? structured_value(m, by_id, depth + 1) : NULL;
+        if (!v || json_array_append_new(list, v)) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+/* Celery's body arguments for a "complex" header (one with nested groups,
+ * saved by apply_chord): the saved header tuple's structure filled from
+ * the entries, so the body gets [[a, b], c], not [a, b, c]. NULL when
+ * `header` is not a group tuple or does not match the entries. */
+static json_t *structured_results(const char *header, const json_t *list)
+{
+    json_t *doc = cel__json_parse(header, strlen(header), CEL_MESSAGE_MAX_DEPTH, NULL, 0);
+    json_t *tuple = json_object_get(doc, "result");
+    json_t *by_id = json_object();
+    size_t i;
+    json_t *e;
+    json_array_foreach(by_id ? list : NULL, i, e)
+    {
+        const char *id = json_string_value(json_array_get(e, 1));
+        if (id)
+            json_object_set(by_id, id, json_array_get(e, 3));
+    }
+    json_t *v = cel__result_tuple_members(tuple) ? structured_value(tuple, by_id, 0) : NULL;
+    json_decref(by_id);
+    json_decref(doc);
+    return v;
+}
+
+int cel__chord_outcome(const char *body, size_t body_len, const char *entries, const char *header,
                        const char *parent_id, const char *root_id, struct cel_chord_outcome *out,
                        char *err, size_t errlen)
 {
@@ -168,6 +218,18 @@ int cel__chord_outcome(const char *body, size_t body_len, const char *entries,
             snprintf(err, errlen, "out of memory");
             rc = CEL_ENOMEM;
             break;
+        }
+    }
+    if (rc == CEL_OK && !out->failed && header) {
+        json_t *structured = structured_results(header, list);
+        if (structured) {
+            json_decref(results);
+            results = structured;
+        } else {
+            CEL_WARN("worker",
+                     "the saved header of chord body %s does not match its joins: "
+                     "the body gets the flat list",
+                     out->body_id);
         }
     }
     if (rc == CEL_OK && !out->failed) {

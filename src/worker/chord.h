@@ -33,12 +33,16 @@ struct cel_chord_outcome {
 
 /*
  * `body` is the chord body signature (JSON), `entries` the join's
- * entries ordered by index (backend.h chord_join), `parent_id` the
+ * entries ordered by index (backend.h chord_join), `header` (NULL: none)
+ * the header's saved group document, {"result": <group tuple>}, which
+ * Celery saves when the header nests groups: the body then gets the
+ * results in that structure ([[a, b], c], as GroupResult.join() gives
+ * them) instead of the flat list in entry order. `parent_id` the
  * member that completed the chord, `root_id` its root (may be NULL).
  * Returns 0, or CEL_EINVAL / CEL_EJSON / CEL_ENOMEM with why in err;
  * release *out with cel__chord_outcome_release either way.
  */
-int cel__chord_outcome(const char *body, size_t body_len, const char *entries,
+int cel__chord_outcome(const char *body, size_t body_len, const char *entries, const char *header,
                        const char *parent_id, const char *root_id, struct cel_chord_outcome *out,
                        char *err, size_t errlen);
 void cel__chord_outcome_release(struct cel_chord_outcome *out);

@@ -194,6 +194,7 @@ static void run(const struct cel_exec_env *env, const struct cel_exec_io *io,
     struct cel_task t;
     cel__task_init(&t, m, env->hostname);
     t.io = io;
+    t.env = env;
     t.def = def;
     t.reg = env->reg;
     resolve_policy(env, def, m, &t.policy);

@@ -61,6 +61,11 @@ struct cel_exec_env {
     double soft_time_limit; /* --soft-time-limit, seconds; 0: none */
     bool acks_late;         /* task_acks_late */
     bool track_started;     /* task_track_started */
+    /* For the built-ins that read results while they run
+     * (celery.chord_unlock, exec_backend.h): the worker's configuration
+     * (its result_backend) and result_expires. Borrowed; NULL: none. */
+    const cel_config *cfg;
+    int64_t result_ttl_s;
 };
 
 /*

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "celeriac/error.h"
 #include "core/clock.h"
+#include "worker/exec_backend.h"
 #include "worker/worker_internal.h"
 
 struct solo {
@@ -158,6 +159,7 @@ static void solo_closed(uv_handle_t *h)
 static void solo_free(struct cel_pool *base)
 {
     struct solo *p = (struct solo *)base;
+    cel__exec_backend_close(); /* tasks ran here: the handle is this process's */
     uv_close((uv_handle_t *)&p->more, solo_closed);
 }
 

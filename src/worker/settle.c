@@ -180,16 +180,26 @@ static bool has_result(const struct cel_settle_item *it)
  * logged and dropped rather than wedging every later ack behind it. */
 static int fire_chord(struct cel_settler *s, const struct cel_followup *u)
 {
+    const struct cel_backend_ops *ko = s->k->ops;
+    /* A header that nests groups was saved by whoever sent the chord
+     * (Celery's apply_chord): the body gets its results in that shape. */
+    char *header = NULL;
+    if (ko->group_get) {
+        int grc = ko->group_get(s->k, u->group_id, &header);
+        if (grc != CEL_OK && grc != CEL_ENOTFOUND)
+            return cel__err(&s->b->err, grc, "chord %s: %s", u->group_id,
+                            cel__backend_errmsg(s->k));
+    }
     struct cel_chord_outcome out;
     char why[256];
-    int rc = cel__chord_outcome(u->body, u->len, u->completed, u->task_id, u->root_id, &out, why,
-                                sizeof why);
+    int rc = cel__chord_outcome(u->body, u->len, u->completed, header, u->task_id, u->root_id, &out,
+                                why, sizeof why);
+    free(header);
     if (rc != CEL_OK) {
         CEL_ERROR(COMP, "chord %s completed by %s cannot go on: %s", u->group_id, u->task_id, why);
         cel__chord_outcome_release(&out);
         return rc == CEL_ENOMEM ? cel__err(&s->b->err, rc, "out of memory") : CEL_OK;
     }
-    const struct cel_backend_ops *ko = s->k->ops;
     const struct cel_broker_ops *bo = s->b->ops;
     if (out.failed && out.errbacks_dropped[0])
         CEL_ERROR(COMP, "chord %s: the errbacks of its body %s are dropped: %s", u->group_id,
@@ -201,8 +211,13 @@ static int fire_chord(struct cel_settler *s, const struct cel_followup *u)
             rc = cel__err(&s->b->err, rc, "chord %s: %s", u->group_id, cel__backend_errmsg(s->k));
     }
     for (size_t i = 0; rc == CEL_OK && i < out.plan.nchords; i++) {
-        rc = ko->chord_size(s->k, out.plan.chords[i].id, out.plan.chords[i].size,
-                            s->cfg.result_ttl_s);
+        const char *saved = out.plan.chords[i].saved_header;
+        if (saved && ko->group_save)
+            rc = ko->group_save(s->k, out.plan.chords[i].id, saved, strlen(saved),
+                                s->cfg.result_ttl_s);
+        if (rc == CEL_OK)
+            rc = ko->chord_size(s->k, out.plan.chords[i].id, out.plan.chords[i].size,
+                                s->cfg.result_ttl_s);
         if (rc != CEL_OK)
             rc = cel__err(&s->b->err, rc, "chord %s: %s", out.plan.chords[i].id,
                           cel__backend_errmsg(s->k));

@@ -18,14 +18,15 @@
 struct cel_exec_io;
 
 struct cel_task {
-    const struct cel_message *msg; /* borrowed */
-    const char *hostname;          /* borrowed */
-    const cel_task_def *def;       /* borrowed; NULL in unit tests that set none */
-    const struct cel_exec_io *io;  /* borrowed; NULL: states and publishes are dropped */
-    struct cel_task_policy policy; /* resolved by execute.c before the call */
-    int64_t started_mono_us;       /* when the task body was called */
-    char *args_json;               /* lazily dumped; owned */
-    char *kwargs_json;             /* lazily dumped; owned */
+    const struct cel_message *msg;  /* borrowed */
+    const char *hostname;           /* borrowed */
+    const cel_task_def *def;        /* borrowed; NULL in unit tests that set none */
+    const struct cel_exec_io *io;   /* borrowed; NULL: states and publishes are dropped */
+    const struct cel_exec_env *env; /* borrowed; NULL in unit tests that set none */
+    struct cel_task_policy policy;  /* resolved by execute.c before the call */
+    int64_t started_mono_us;        /* when the task body was called */
+    char *args_json;                /* lazily dumped; owned */
+    char *kwargs_json;              /* lazily dumped; owned */
 
     json_t *result; /* owned; NULL means null */
     bool failed;

@@ -109,7 +109,9 @@ static int configure(cel_worker *w)
     w->exec_env = (struct cel_exec_env){.reg = w->reg,
                                         .hostname = w->hostname,
                                         .acks_late = w->acks_late,
-                                        .track_started = w->track_started};
+                                        .track_started = w->track_started,
+                                        .cfg = w->cfg,
+                                        .result_ttl_s = w->result_ttl_s};
     /* time limits, worker failures, recycling by memory */
     w->exec_env.time_limit = cel_config_get_double(w->cfg, "task_time_limit");
     w->exec_env.soft_time_limit = cel_config_get_double(w->cfg, "task_soft_time_limit");

@@ -202,9 +202,9 @@ static void check_chord_errback(void)
 }
 
 /* chord([chain(add(1, 1), group(add(10), add(100))), add(0, 1), add(0, 2)],
- * echo): the group's members join the chord at the chain's place, so the
- * body runs once with the chain's results first (between the two, the
- * join's tie-break on equal places: the entry text, here the ids). */
+ * echo): the group's members join the chord at the chain's place, and
+ * the body runs once with them nested there, as Celery gives them (the
+ * header is saved because it nests a group). */
 static void check_chord_header_chain_ending_in_group(void)
 {
     const char *wf =
@@ -217,7 +217,7 @@ static void check_chord_header_chain_ending_in_group(void)
                           "[0, 2]") "]}}, \"body\": {\"task\": \"tasks.echo\", \"options\": "
                                     "{\"task_id\": \"cg-body\"}}}}";
     apply_json(wf);
-    expect_value("cg-body", "[[12, 102, 1, 2]]");
+    expect_value("cg-body", "[[[12, 102], 1, 2]]");
 }
 
 /* A group of 100 adds: each member's result, in order. */
@@ -280,6 +280,43 @@ static void check_replace(void)
     cel__canvas_plan_release(&p);
 }
 
+static void send_task(const char *name, const char *args, const char *kwargs, const char *id)
+{
+    cel_send_options o = CEL_SEND_OPTIONS_INIT(.task_id = id);
+    cel_result *r = NULL;
+    ASSERT_OK(cel_client_send(E.client, name, args, kwargs, &o, &r));
+    cel_result_free(r);
+}
+
+#define UNLOCK_KWARGS(h0, h1)                                                                      \
+    "{\"interval\": 0.1, \"max_retries\": null, \"result\": [[[\"" h0 "\", null], null], "         \
+    "[[\"" h1 "\", null], null]]}"
+
+/* celery.chord_unlock as a Python client without a native join sends
+ * it: the body goes out once the slow member is done, with both values;
+ * a failed member fails the body with ChordError instead. */
+static void check_chord_unlock(void)
+{
+    send_task("tasks.sleep", "[0.5]", NULL, "u-h1");
+    send_task("tasks.add", "[1, 2]", NULL, "u-h0");
+    send_task("celery.chord_unlock",
+              "[\"u-g\", {\"task\": \"tasks.xsum\", \"options\": {\"task_id\": \"u-body\"}}]",
+              UNLOCK_KWARGS("u-h0", "u-h1"), "u-unlock");
+    expect_value("u-body", "3.5");
+
+    send_task("tasks.fail", "[\"boom\"]", NULL, "u-f1");
+    send_task("tasks.add", "[1, 2]", NULL, "u-f0");
+    send_task("celery.chord_unlock",
+              "[\"u-gf\", {\"task\": \"tasks.xsum\", \"options\": {\"task_id\": "
+              "\"u-fbody\"}}]",
+              UNLOCK_KWARGS("u-f0", "u-f1"), "u-funlock");
+    cel_result *r = wait_id("u-fbody");
+    ASSERT_STREQ(cel_result_state_name(r), "FAILURE");
+    ASSERT_STREQ(cel_result_exc_type(r), "ChordError");
+    ASSERT_STREQ(cel_result_exc_message(r), "Dependency u-f1 raised ValueError('boom')");
+    cel_result_free(r);
+}
+
 static void run_all(const char *name)
 {
     env_up(name);
@@ -291,6 +328,7 @@ static void run_all(const char *name)
     check_group();
     check_map_starmap();
     check_replace();
+    check_chord_unlock();
     env_down();
 }
 

@@ -250,6 +250,7 @@ static void test_chord(void)
     ASSERT_EQ(p.nchords, 1);
     ASSERT_STREQ(p.chords[0].id, "GID");
     ASSERT_EQ(p.chords[0].size, 3);
+    ASSERT(p.chords[0].saved_header == NULL); /* a simple header is not saved */
     ASSERT_EQ(p.nmsgs, 3);
     ASSERT(!p.is_group);
     for (size_t i = 0; i < 3; i++) {
@@ -392,6 +393,34 @@ static void test_group_ending_chain_in_chord(void)
 /* 7.5: chain(add, group(mul, mul), tsum): add goes with a one-element
  * chain holding a celery.chord; reaching it sends the header members with
  * the result prepended, embed.chord = tsum, and the size. */
+#define ECHO(id) "{\"task\": \"tasks.echo\", \"options\": {\"task_id\": \"" id "\"}}"
+
+/* A header member that is a chain ending in a group makes the header
+ * "complex": the plan saves Celery's GroupResult document for it, the
+ * inner group taking the chord's id as Celery freezes it. */
+static void test_complex_header(void)
+{
+    struct cel_canvas_plan p;
+    plan(
+        "{\"task\": \"celery.chord\", \"kwargs\": {\"header\": {\"task\": \"celery.group\", "
+        "\"kwargs\": {\"tasks\": [{\"task\": \"celery.chain\", \"kwargs\": {\"tasks\": [" ADD(
+            "[1, "
+            "1]") ", {\"task\": \"celery.group\", \"kwargs\": {\"tasks\": [" ECHO("E1") ", " ECHO("E2") "]}, \"subtask_type\": \"group\"}]}, \"subtask_type\": "
+                                                                                                        "\"chain\"}, {\"task\": "
+                                                                                                        "\"tasks.add\", \"args\": [4, 4], \"options\": {\"task_id\": "
+                                                                                                        "\"D\"}}]}, "
+                                                                                                        "\"options\": {\"task_id\": \"GID\"}, \"subtask_type\": "
+                                                                                                        "\"group\"}, \"body\": "
+                                                                                                        "{\"task\": \"tasks.echo\"}}, \"subtask_type\": \"chord\"}",
+        NULL, NULL, &p);
+    ASSERT_EQ(p.nchords, 1);
+    ASSERT_EQ(p.chords[0].size, 3);
+    ASSERT_STREQ(p.chords[0].saved_header,
+                 "{\"result\": [[\"GID\", null], [[[\"GID\", null], [[[\"E1\", null], null], "
+                 "[[\"E2\", null], null]]], [[\"D\", null], null]]]}");
+    cel__canvas_plan_release(&p);
+}
+
 static void test_chain_with_group(void)
 {
     struct cel_canvas_plan p;
@@ -717,5 +746,6 @@ int main(void)
     TEST_RUN(test_replace_ctx);
     TEST_RUN(test_refusals);
     TEST_RUN(test_chunks_and_join_entry);
+    TEST_RUN(test_complex_header);
     return 0;
 }

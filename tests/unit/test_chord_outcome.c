@@ -22,8 +22,8 @@
 static void outcome(const char *body, const char *entries, struct cel_chord_outcome *out)
 {
     char err[256] = "";
-    int rc =
-        cel__chord_outcome(body, strlen(body), entries, "member-2", "root-1", out, err, sizeof err);
+    int rc = cel__chord_outcome(body, strlen(body), entries, NULL, "member-2", "root-1", out, err,
+                                sizeof err);
     if (rc != CEL_OK)
         cel_test_fail(__FILE__, __LINE__, "chord outcome failed: %d %s", rc, err);
 }
