@@ -96,6 +96,13 @@ static int node_path(struct cli *cli, const char *key, const char *fallback, con
     return CLI_EXIT_USAGE;
 }
 
+/* -D, --detach, or an abbreviation getopt_long took for it ("--de"). */
+static bool is_detach_flag(const char *arg)
+{
+    size_t n = strlen(arg);
+    return strcmp(arg, "-D") == 0 || (n >= 4 && strncmp(arg, "--detach", n) == 0);
+}
+
 /*
  * SIGHUP's restart: the same command again in this process. Arguments
  * are the ones this run parsed, less --detach (the process already is
@@ -112,7 +119,7 @@ static void restart(int argc, char **argv, int start_dir)
     int n = 0;
     args[n++] = program_invocation_name;
     for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--detach") != 0 && strcmp(argv[i], "-D") != 0)
+        if (!is_detach_flag(argv[i]))
             args[n++] = argv[i];
     args[n] = NULL;
     if (start_dir >= 0 && fchdir(start_dir) != 0)
