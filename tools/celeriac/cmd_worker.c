@@ -111,8 +111,12 @@ static bool is_detach_flag(const char *arg)
  * Descriptors other than 0, 1, 2 are closed by the exec, as Celery
  * closes them. Returns only when the exec failed.
  */
-static void restart(int argc, char **argv, int start_dir)
+static void restart(int argc, char **argv, int start_dir, const char *config_env)
 {
+    /* cli_configure() took CELERIAC_CONFIG out of the environment (it is
+     * no option): the new image must find it again. */
+    if (config_env)
+        setenv("CELERIAC_CONFIG", config_env, 1);
     char **args = calloc((size_t)argc + 2, sizeof *args);
     if (!args)
         return;
@@ -126,7 +130,12 @@ static void restart(int argc, char **argv, int start_dir)
         fprintf(stderr, "celeriac worker: cannot return to the start directory: %s\n",
                 strerror(errno));
     fflush(NULL);
-    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+        /* Before Linux 5.11: one descriptor at a time. */
+        long max = sysconf(_SC_OPEN_MAX);
+        for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     execv("/proc/self/exe", args);
     execvp(args[0], args);
     fprintf(stderr, "celeriac worker: error: restart failed: cannot exec %s: %s\n", args[0],
@@ -143,6 +152,7 @@ int cli_cmd_worker(int argc, char **argv)
     char pidfile[4096] = "", logfile[4096] = "", why[1024];
     bool restarting = false;
     int start_dir = -1;
+    char *config_env = getenv("CELERIAC_CONFIG") ? strdup(getenv("CELERIAC_CONFIG")) : NULL;
     int rc = cli_parse(&cli, &cli_worker_cmd, argc, argv, on_opt, &wa);
     if (rc >= 0)
         goto out;
@@ -259,10 +269,11 @@ out:
     free(wa.modules);
     cli_release(&cli);
     if (restarting) {
-        restart(argc, argv, start_dir);
+        restart(argc, argv, start_dir, config_env);
         rc = CLI_EXIT_BROKER; /* the exec failed: said above */
     }
     pidfile_release(pidfile);
+    free(config_env);
     if (start_dir >= 0)
         close(start_dir);
     return rc;
