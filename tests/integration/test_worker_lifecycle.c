@@ -1,12 +1,12 @@
 /*
  * test_worker_lifecycle.c - the worker process's lifecycle, with real
- * `celeriac worker` processes on SQLite:
+ * `celeriac worker` processes on SQLite (and Redis for the restart):
  *  - SIGUSR1 while a task runs: the worker keeps running, the log names
  *    the task and holds native frames of the parent and of the child,
  *    and the task still succeeds, once;
  *  - SIGHUP while a task runs: the task completes once, the worker comes
  *    back in the same process (same pid, same pid file) and runs a new
- *    task;
+ *    task (on SQLite and on Redis);
  *  - --pidfile: a second worker on a live pid file refuses to start, a
  *    stale file is replaced, the file is removed at exit;
  *  - --detach: the command returns 0 once the daemon wrote its pid file,
@@ -26,6 +26,7 @@
 #include <celeriac.h>
 
 #include "record_file.h"
+#include "redis_server.h"
 #include "sql_query.h"
 #include "task_batch.h"
 #include "testing.h"
@@ -131,11 +132,15 @@ static void test_usr1_dumps_and_keeps_running(void)
     cel_client_free(c);
 }
 
-static void test_hup_restarts_in_place(void)
+/* url NULL: SQLite; else Redis, whose worker has threads of its own
+ * (consumer, revokes) for the exec to leave behind. */
+static void hup_restart(const char *url, const char *tag)
 {
-    use_record_file("hup");
-    cel_client *c = cel_test_client(NULL, NULL);
-    const char *const extra[] = {"-c", "2", "--pidfile", PIDFILE, NULL};
+    use_record_file(tag);
+    cel_client *c = cel_test_client(url, NULL);
+    const char *const sqlite_extra[] = {"-c", "2", "--pidfile", PIDFILE, NULL};
+    const char *const redis_extra[] = {"-c", "2", "--pidfile", PIDFILE, "-b", url, NULL};
+    const char *const *extra = url ? redis_extra : sqlite_extra;
     pid_t pid = cel_test_worker_start(LOG_PATH, extra);
     ASSERT_EQ(pidfile_pid(PIDFILE), (long)pid);
     int readies = cel_test_count_in_file(LOG_PATH, "ready.");
@@ -158,10 +163,24 @@ static void test_hup_restarts_in_place(void)
     ASSERT_EQ(wait_state(c, "after-hup"), CEL_STATE_SUCCESS);
     ASSERT_EQ(runs_of("hup-task"), 1);
     ASSERT_EQ(runs_of("after-hup"), 1);
-    ASSERT_EQ(cel_test_sql_int("celeriac.db", "SELECT count(*) FROM messages"), 0);
+    if (!url)
+        ASSERT_EQ(cel_test_sql_int("celeriac.db", "SELECT count(*) FROM messages"), 0);
     ASSERT_EQ(cel_test_worker_stop(pid, SIGTERM, WAIT_MS), 0);
     ASSERT(!exists(PIDFILE)); /* removed at exit */
     cel_client_free(c);
+}
+
+static void test_hup_restarts_in_place(void)
+{
+    hup_restart(NULL, "hup");
+}
+
+static void test_hup_restarts_in_place_redis(void)
+{
+    struct cel_test_redis srv = {0};
+    cel_test_redis_setup(&srv);
+    hup_restart(srv.url, "hup-redis");
+    cel_test_redis_stop(&srv);
 }
 
 static void test_pidfile_guards_one_worker(void)
@@ -318,6 +337,7 @@ int main(void)
 {
     TEST_RUN(test_usr1_dumps_and_keeps_running);
     TEST_RUN(test_hup_restarts_in_place);
+    TEST_RUN(test_hup_restarts_in_place_redis);
     TEST_RUN(test_pidfile_guards_one_worker);
     TEST_RUN(test_detach);
     TEST_RUN(test_soft_shutdown);
