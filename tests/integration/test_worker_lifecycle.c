@@ -10,7 +10,8 @@
  *  - --pidfile: a second worker on a live pid file refuses to start, a
  *    stale file is replaced, the file is removed at exit;
  *  - --detach: the command returns 0 once the daemon wrote its pid file,
- *    the daemon runs tasks and logs to --logfile; a daemon that cannot
+ *    the daemon runs tasks and logs to --logfile, a SIGHUP restart opens
+ *    a rotated log file anew and stays detached; a daemon that cannot
  *    start makes the command fail with the reason;
  *  - --soft-shutdown-timeout: on SIGQUIT a short task finishes and is
  *    stored; a long one is killed at the timeout and its message goes
@@ -258,6 +259,21 @@ static void test_detach(void)
     ASSERT_EQ(wait_state(c, "detached-task"), CEL_STATE_SUCCESS);
     ASSERT(cel_test_count_in_file("detached.log", "ready.") == 1);
     ASSERT(cel_test_count_in_file("detached.log", "detached-task") > 0);
+
+    /* Log rotation: move the file away, SIGHUP; the restarted worker
+     * (still detached: same pid, same pid file) opens a new one. */
+    ASSERT_OK(rename("detached.log", "detached.log.1"));
+    ASSERT_OK(kill((pid_t)pid, SIGHUP));
+    if (!cel_test_wait_log("detached.log", "ready.", WAIT_MS)) {
+        cel_test_print_tail("rotated log", "detached.log.1", 20);
+        cel_test_fail(__FILE__, __LINE__, "no new log file after SIGHUP");
+    }
+    ASSERT(cel_test_count_in_file("detached.log.1", "Restarting (SIGHUP)") == 1);
+    ASSERT_EQ(pidfile_pid("detached.pid"), pid);
+    ASSERT(kill((pid_t)pid, 0) == 0);
+    cel_test_send_as(c, "test.record", "[\"x\"]", "after-rotation");
+    ASSERT_EQ(wait_state(c, "after-rotation"), CEL_STATE_SUCCESS);
+    ASSERT(cel_test_count_in_file("detached.log", "after-rotation") > 0);
 
     /* A second one on the same pid file: the command fails, and says why. */
     err = NULL;
