@@ -191,7 +191,7 @@ static void test_pidfile_guards_one_worker(void)
     ASSERT_EQ(pidfile_pid(PIDFILE), (long)pid);
 
     /* A second worker on the same pid file refuses to start. */
-    const char *const second[] = {"--pidfile", PIDFILE, NULL};
+    const char *const second[] = {"--pidfile", PIDFILE, "--logfile", "second.log", NULL};
     char *err = NULL;
     ASSERT_EQ(run_worker_cmd(second, &err), 2);
     ASSERT_CONTAINS(err, "which is running");

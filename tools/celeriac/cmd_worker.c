@@ -223,16 +223,18 @@ int cli_cmd_worker(int argc, char **argv)
         rc = CLI_EXIT_USAGE;
         goto out;
     }
-    if (logfile[0] && daemon_log_to(logfile, wa.detach, why, sizeof why) != 0) {
-        cli_error(&cli, "%s", why);
-        daemon_failed(why);
-        rc = CLI_EXIT_USAGE;
-        goto out;
-    }
+    /* The pid file first: a worker refused because another one runs says
+     * so on the terminal, not in the other worker's log file. */
     if (pidfile[0] && pidfile_acquire(pidfile, why, sizeof why) != 0) {
         cli_error(&cli, "%s", why);
         daemon_failed(why);
         pidfile[0] = '\0'; /* not ours: never removed */
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (logfile[0] && daemon_log_to(logfile, wa.detach, why, sizeof why) != 0) {
+        cli_error(&cli, "%s", why);
+        daemon_failed(why);
         rc = CLI_EXIT_USAGE;
         goto out;
     }
