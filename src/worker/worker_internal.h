@@ -89,6 +89,11 @@ struct cel_worker {
     atomic_int stop_level;
     atomic_bool async_ready; /* stop_async may be sent to */
     int announced;           /* stop level already acted on */
+    /* lifecycle (signals.c, dump.c) */
+    int64_t soft_shutdown_ms; /* worker_soft_shutdown_timeout; 0: a cold stop kills at once */
+    uv_timer_t soft_timer;    /* the end of a soft shutdown */
+    bool soft_started;        /* a soft shutdown is under way (or was) */
+    atomic_bool restart;      /* SIGHUP: a warm shutdown, then the caller starts again */
 
     struct cel_settler *settler;
     struct cel_pool *pool;
@@ -97,12 +102,6 @@ struct cel_worker {
     uint64_t next_seq;
     int64_t runtime_ewma_us; /* recent task run time; starts "long" */
     bool exiting;            /* the loop is winding down */
-
-    /* ---- lifecycle (signals.c, dump.c) ---- */
-    int64_t soft_shutdown_ms; /* worker_soft_shutdown_timeout; 0: a cold stop kills at once */
-    uv_timer_t soft_timer;    /* the end of a soft shutdown */
-    bool soft_started;        /* a soft shutdown is under way (or was) */
-    atomic_bool restart;      /* SIGHUP: a warm shutdown, then the caller starts again */
 
     /* ---- rate limits (rate_limit.c) ---- */
     struct cel_rate_limits *rate; /* NULL when no registered task has a rate limit */
