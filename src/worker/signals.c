@@ -85,6 +85,12 @@ static void on_stop_async(uv_async_t *h)
 
 int cel__signals_start(cel_worker *w)
 {
+    atomic_store(&w->restart, false);
+    w->soft_started = false;
+    /* Before the signals: a cold stop may start a soft shutdown as soon
+     * as the pool exists. */
+    uv_timer_init(&w->loop, &w->soft_timer);
+    w->soft_timer.data = w;
     uv_async_init(&w->loop, &w->stop_async, on_stop_async);
     w->stop_async.data = w;
     struct sigaction ign;
@@ -114,6 +120,7 @@ void cel__signals_stop(cel_worker *w)
     }
     sigaction(SIGPIPE, &saved_pipe, NULL);
     uv_close((uv_handle_t *)&w->stop_async, NULL);
+    uv_close((uv_handle_t *)&w->soft_timer, NULL);
 }
 
 void cel_worker_stop(cel_worker *w, int cold)

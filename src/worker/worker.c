@@ -358,16 +358,10 @@ int cel_worker_run(cel_worker *w)
     if (uv_loop_init(&w->loop) != 0)
         return cel__err(&w->err, CEL_EIO, "cannot create the event loop");
     atomic_store(&w->stop_level, CEL_RUNNING);
-    atomic_store(&w->restart, false);
-    w->soft_started = false;
     w->announced = 0;
     w->exiting = false;
     w->received = 0;
     w->runtime_ewma_us = 10 * CEL_PIPELINE_BELOW_US;
-    /* Before the signals: a cold stop may start a soft shutdown as soon
-     * as the pool exists. */
-    uv_timer_init(&w->loop, &w->soft_timer);
-    w->soft_timer.data = w;
     cel__signals_start(w);
     atomic_store(&w->async_ready, true);
 
@@ -433,7 +427,6 @@ out_loop:
     free_held(w);
     atomic_store(&w->async_ready, false);
     cel__signals_stop(w);
-    uv_close((uv_handle_t *)&w->soft_timer, NULL);
     while (uv_run(&w->loop, UV_RUN_NOWAIT))
         ;
     if (uv_loop_close(&w->loop) != 0)

@@ -28,13 +28,13 @@ enum { OPT_WORKDIR = CLI_OPT_LOCAL };
 #define DETACHED_LOGFILE "%n.log"
 
 static const struct cli_opt worker_opts[] = {
-    {"app", required_argument, 'A', "PATH.so",
-     "task module to load (repeatable), built with CEL_MODULE_INIT"},
     {"detach", no_argument, 'D', NULL,
      "run in the background: the command returns once the worker wrote its pid file (exit 0) "
      "or failed to start (exit 1, with the reason); logs go to --logfile (default %n.log)"},
     {"workdir", required_argument, OPT_WORKDIR, "DIR",
      "change to DIR first (relative paths: config file, database, -A, --pidfile, --logfile)"},
+    {"app", required_argument, 'A', "PATH.so",
+     "task module to load (repeatable), built with CEL_MODULE_INIT"},
 };
 
 const struct cli_cmd cli_worker_cmd = {
@@ -56,14 +56,6 @@ struct worker_args {
 static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
 {
     struct worker_args *wa = ctx;
-    if (val == 'D') {
-        wa->detach = true;
-        return 0;
-    }
-    if (val == OPT_WORKDIR) {
-        wa->workdir = arg;
-        return 0;
-    }
     if (val != 'A')
         return CLI_EXIT_USAGE;
     const char **grown = realloc(wa->modules, (wa->nmodules + 1) * sizeof *grown);
@@ -73,6 +65,19 @@ static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
     }
     wa->modules = grown;
     wa->modules[wa->nmodules++] = arg;
+    return 0;
+}
+
+/* The options of the process around the worker; the rest is on_opt's. */
+static int on_process_opt(struct cli *cli, int val, const char *arg, void *ctx)
+{
+    struct worker_args *wa = ctx;
+    if (val == 'D')
+        wa->detach = true;
+    else if (val == OPT_WORKDIR)
+        wa->workdir = arg;
+    else
+        return on_opt(cli, val, arg, ctx);
     return 0;
 }
 
@@ -153,7 +158,7 @@ int cli_cmd_worker(int argc, char **argv)
     bool restarting = false;
     int start_dir = -1;
     char *config_env = getenv("CELERIAC_CONFIG") ? strdup(getenv("CELERIAC_CONFIG")) : NULL;
-    int rc = cli_parse(&cli, &cli_worker_cmd, argc, argv, on_opt, &wa);
+    int rc = cli_parse(&cli, &cli_worker_cmd, argc, argv, on_process_opt, &wa);
     if (rc >= 0)
         goto out;
     if (wa.workdir) {
