@@ -52,8 +52,7 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     case SIGHUP:
         if (level == CEL_RUNNING) {
-            CEL_WARN(COMP, "worker: Restarting (SIGHUP): warm shutdown, then the same command "
-                           "again in this process");
+            CEL_WARN(COMP, "worker: SIGHUP: warm shutdown for a restart");
             atomic_store(&w->restart, true);
         }
         raise_level(w, CEL_WARM);

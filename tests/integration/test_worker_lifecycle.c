@@ -6,7 +6,8 @@
  *    and the task still succeeds, once;
  *  - SIGHUP while a task runs: the task completes once, the worker comes
  *    back in the same process (same pid, same pid file) and runs a new
- *    task (on SQLite and on Redis);
+ *    task (on SQLite and on Redis); on a terminal it only shuts down, as
+ *    Celery's does;
  *  - --pidfile: a second worker on a live pid file refuses to start, a
  *    stale file is replaced, the file is removed at exit;
  *  - --detach: the command returns 0 once the daemon wrote its pid file,
@@ -184,6 +185,28 @@ static void test_hup_restarts_in_place_redis(void)
     cel_test_redis_stop(&srv);
 }
 
+/* On a terminal a SIGHUP is the terminal closing: as Celery, the worker
+ * shuts down warm and does not come back. script(1) gives it a pty. */
+static void test_hup_on_a_terminal_stops(void)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "exec '%s' worker -A '%s' -l info -c 1 --pidfile tty.pid",
+             cel_test_env("CEL_TEST_CLI"), cel_test_env("CEL_TEST_TESTTASKS"));
+    char *const argv[] = {(char *)"/usr/bin/script", (char *)"-qfc", cmd, (char *)"tty.log", NULL};
+    pid_t script = cel_test_spawn(argv, "script.log");
+    if (!cel_test_wait_log("tty.log", "ready.", WAIT_MS)) {
+        cel_test_print_tail("terminal", "tty.log", 30);
+        cel_test_fail(__FILE__, __LINE__, "the worker on a terminal never got ready");
+    }
+    long pid = pidfile_pid("tty.pid");
+    ASSERT(pid > 0);
+    ASSERT_OK(kill((pid_t)pid, SIGHUP));
+    ASSERT_EQ(cel_test_wait(script, WAIT_MS), 0); /* the worker, and with it script, ended */
+    ASSERT(cel_test_count_in_file("tty.log", "SIGHUP on a terminal: not restarting") == 1);
+    ASSERT_EQ(cel_test_count_in_file("tty.log", "ready."), 1);
+    ASSERT(!exists("tty.pid"));
+}
+
 static void test_pidfile_guards_one_worker(void)
 {
     const char *const extra[] = {"-c", "1", "--pidfile", PIDFILE, NULL};
@@ -354,6 +377,7 @@ int main(void)
     TEST_RUN(test_usr1_dumps_and_keeps_running);
     TEST_RUN(test_hup_restarts_in_place);
     TEST_RUN(test_hup_restarts_in_place_redis);
+    TEST_RUN(test_hup_on_a_terminal_stops);
     TEST_RUN(test_pidfile_guards_one_worker);
     TEST_RUN(test_detach);
     TEST_RUN(test_soft_shutdown);

@@ -155,7 +155,7 @@ int cli_cmd_worker(int argc, char **argv)
     cel_registry *reg = NULL;
     cel_worker *w = NULL;
     char pidfile[4096] = "", logfile[4096] = "", why[1024];
-    bool restarting = false;
+    bool restarting = false, hup_restarts = false;
     int start_dir = -1;
     char *config_env = getenv("CELERIAC_CONFIG") ? strdup(getenv("CELERIAC_CONFIG")) : NULL;
     int rc = cli_parse(&cli, &cli_worker_cmd, argc, argv, on_process_opt, &wa);
@@ -223,6 +223,9 @@ int cli_cmd_worker(int argc, char **argv)
         (rc = node_path(&cli, "worker_logfile", wa.detach ? DETACHED_LOGFILE : NULL, node, logfile,
                         sizeof logfile)) >= 0)
         goto out;
+    /* Whether a SIGHUP restarts: not when the command runs on a terminal
+     * (that SIGHUP is the terminal closing), as Celery decides. */
+    hup_restarts = wa.detach || !isatty(STDOUT_FILENO);
     if (wa.detach && daemon_detach(why, sizeof why) != 0) {
         cli_error(&cli, "cannot detach: %s", why);
         rc = CLI_EXIT_USAGE;
@@ -268,6 +271,16 @@ run:;
     } else {
         rc = CLI_EXIT_OK;
         restarting = cel_worker_restart_requested(w) != 0;
+        if (restarting && !hup_restarts) {
+            /* Celery too restarts on SIGHUP only off a terminal: closing
+             * the terminal must not bring the worker back in the
+             * background. The warm shutdown is done; that is all. */
+            fprintf(stderr, "celeriac worker: SIGHUP on a terminal: not restarting\n");
+            restarting = false;
+        } else if (restarting) {
+            fprintf(stderr, "celeriac worker: Restarting (SIGHUP): the same command again in this "
+                            "process\n");
+        }
     }
 
 out:
