@@ -7,8 +7,13 @@
  *     int rc = cel_worker_run(w);      // returns after warm/cold shutdown
  *
  * The worker installs handlers for SIGTERM (warm shutdown), SIGINT (warm,
- * a second one cold), SIGQUIT (cold) and SIGCHLD while it runs, and
- * restores the previous ones when it returns. With the prefork pool it
+ * a second one cold), SIGQUIT (cold; with worker_soft_shutdown_timeout
+ * the running tasks get that long to finish first), SIGHUP (a warm
+ * shutdown, then cel_worker_restart_requested() is true: the program
+ * decides whether to start again; `celeriac worker` execs itself),
+ * SIGUSR1 (logs the running tasks and native backtraces, keeps running)
+ * and SIGCHLD while it runs, and restores the previous ones when it
+ * returns. With the prefork pool it
  * forks children; the calling process must not hold locks other threads
  * need across fork().
  *
@@ -37,6 +42,34 @@ CEL_API int cel_worker_run(cel_worker *w);
  * cold. Async-signal-safe. */
 CEL_API void cel_worker_stop(cel_worker *w, int cold);
 CEL_API const char *cel_worker_errmsg(const cel_worker *w);
+/* Whether the last run ended because of SIGHUP: a restart was asked for
+ * (the run still was a complete warm shutdown). */
+CEL_API int cel_worker_restart_requested(const cel_worker *w);
+/* The node name the worker answers to (worker_hostname expanded, see
+ * cel_nodename_expand()); NULL when the configuration was rejected
+ * (cel_worker_run() then returns that error at once, touching nothing). */
+CEL_API const char *cel_worker_nodename(const cel_worker *w);
+
+/*
+ * Node names, as Celery's `-n` (celery.utils.nodenames):
+ *
+ * cel_nodename_expand(): "" is "celeriac@<host>"; a name without '@' is
+ * the host part ("-n w1" is "celeriac@w1"); then %h expands to the host
+ * name (with its domain), %n to the host name without its domain, %d to
+ * the domain, %i to "0" and %I to "" (the main process's index). `host`
+ * NULL or "" means this machine's gethostname().
+ *
+ * cel_node_format(), for file names (--pidfile, --logfile): %n is the
+ * node name's name part, %h its host part, %d that host's domain, %p the
+ * whole node name, %i "0" and %I "".
+ *
+ * Both: '%' before a letter, a digit or '_' that is not one of those is
+ * CEL_EINVAL; other '%' stay as they are. CEL_ETOOBIG when out (len
+ * bytes, NUL included) is too small.
+ */
+CEL_API int cel_nodename_expand(const char *pattern, const char *host, char *out, size_t len);
+CEL_API int cel_node_format(const char *pattern, const char *nodename, char *out, size_t len);
+
 /* The start banner (node name, broker, results, concurrency, queues,
  * registered tasks) as text; caller frees with cel_free(). */
 CEL_API char *cel_worker_banner(const cel_worker *w);

@@ -65,8 +65,27 @@ static const struct cel__config_option options[] = {
     {"worker_queues", CEL__CFG_LIST, "", 0, 0, NULL, CEL__CFG_EMPTY_OK, 'Q', "queues",
      "Comma-separated queues the worker consumes from. Empty means task_default_queue."},
     {"worker_hostname", CEL__CFG_STRING, "", 0, 0, NULL, CEL__CFG_EMPTY_OK, 'n', "hostname",
-     "Name the worker reports in events and to inspect/control. Empty means "
-     "celeriac@<host name>."},
+     "Node name the worker reports in events and to inspect/control; %h (host name), %n (host "
+     "name without domain), %d (domain) expand as in Celery (-n w1@%h). A name without '@' is "
+     "the host part. Empty means celeriac@<host name>."},
+    /* ---- the worker process: shutdown, pid file, log file ---- */
+    {"worker_soft_shutdown_timeout", CEL__CFG_DURATION, "0", 0, DURATION_MAX, NULL, 0, 0,
+     "soft-shutdown-timeout",
+     "Celery 5.5's soft shutdown: on a cold shutdown (SIGQUIT, a second SIGINT) the running "
+     "tasks first get this many seconds to finish (the worker takes nothing new meanwhile); "
+     "those still running then are killed and their messages go back to the queue (acks_late "
+     "tasks; early-acked ones are lost, as in Celery). A further SIGQUIT or SIGINT kills them "
+     "at once. 0 means a cold shutdown kills at once."},
+    {"worker_pidfile", CEL__CFG_STRING, "", 0, 0, NULL, CEL__CFG_EMPTY_OK, 0, "pidfile",
+     "File the worker writes its pid to, created exclusively: it refuses to start while a live "
+     "process holds the file, replaces a stale one, and removes it at exit (a SIGHUP restart "
+     "keeps it: the pid stays the same). %n, %h, %d, %p expand as in Celery (the node name's "
+     "parts). Empty means none."},
+    {"worker_logfile", CEL__CFG_STRING, "", 0, 0, NULL, CEL__CFG_EMPTY_OK, 0, "logfile",
+     "File the worker and its children log to (appended; standard error stays the terminal's "
+     "until the file is open). %n, %h, %d, %p expand as for worker_pidfile. A SIGHUP restart "
+     "opens it again, so a rotated file is picked up. Empty means standard error (with "
+     "--detach: %n.log)."},
     {"task_acks_late", CEL__CFG_BOOL, "true", 0, 0, NULL, 0, 0, NULL,
      "Acknowledge a message after its task finished (true) rather than before it starts "
      "(false), so a task whose worker dies is delivered again."},

@@ -84,7 +84,8 @@ void cel__child_main(const struct cel_exec_env *env, int fd)
                                    .publish = io_publish,
                                    .chord_size = io_chord_size,
                                    .chord_join = io_chord_join};
-    cel__crash_install(fd); /* a fatal signal reports its backtrace */
+    cel__crash_install(fd);    /* a fatal signal reports its backtrace */
+    cel__crash_install_dump(); /* SIGUSR1 logs it and goes on */
     for (;;) {
         long got = cel__framebuf_fill(&in, fd);
         if (got == 0) {

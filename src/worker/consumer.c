@@ -282,7 +282,7 @@ void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *wh
     cel__inflight_learn_ids(f);
     CEL_ERROR(COMP, "Task handler raised error: WorkerLostError('%s') task=%s[%s]", why,
               f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?");
-    if (atomic_load(&w->stop_level) >= CEL_COLD) {
+    if (cel__worker_killing(w)) {
         /* Cold shutdown killed it: give the message back instead. */
         cel__consumer_requeue(w, f);
         return;

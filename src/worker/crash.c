@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "celeriac/common.h"
 #include "worker/frame.h"
 
 /* backtrace() called in the handler returns the handler's own frames
@@ -184,6 +185,78 @@ void cel__crash_install(int fd)
     sa.sa_flags = SA_RESETHAND | SA_ONSTACK;
     for (size_t i = 0; i < NFATAL; i++)
         sigaction(fatal_signals[i].signo, &sa, NULL);
+}
+
+/* ---- on demand: SIGUSR1 (dump.c) ---- */
+
+static void put_dec(struct line *l, long v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    unsigned long u = v < 0 ? (unsigned long)-v : (unsigned long)v;
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--i] = '-';
+    put(l, d + i, sizeof d - i);
+}
+
+size_t cel__native_backtrace(char *buf, size_t len, int skip)
+{
+    static void *pcs[CEL_CRASH_FRAMES_MAX + FRAMES_SKIPPED + 4];
+    int n = backtrace(pcs, (int)(sizeof pcs / sizeof pcs[0]));
+    size_t used = 0;
+    for (int i = skip + 1; i < n; i++) { /* + 1: this function's own frame */
+        struct line l;
+        l.n = 0;
+        format_frame(&l, pcs[i]);
+        if (used + l.n > len)
+            break;
+        memcpy(buf + used, l.b, l.n);
+        used += l.n;
+    }
+    return used;
+}
+
+/* The child's dump: one write() of a header and its frames, so the
+ * dumps of children answering the same signal do not interleave in the
+ * log. Static memory: the handler allocates nothing (SIGUSR1 is blocked
+ * while it runs, so it is never re-entered). */
+static char dump_buf[16384];
+
+static void on_dump(int signo)
+{
+    (void)signo;
+    int saved = errno;
+    struct line l;
+    l.n = 0;
+    const char *name = cel_log_process_name();
+#define PUT_LITERAL(l, s) put((l), (s), sizeof(s) - 1)
+    PUT_LITERAL(&l, "celeriac: SIGUSR1: native backtrace of ");
+    put_str(&l, name, 64, 0);
+    PUT_LITERAL(&l, " (pid ");
+    put_dec(&l, (long)getpid());
+    PUT_LITERAL(&l, "), innermost first:\n");
+#undef PUT_LITERAL
+    memcpy(dump_buf, l.b, l.n);
+    /* Skipped: this handler; kept: the signal trampoline's caller on. */
+    size_t n = l.n + cel__native_backtrace(dump_buf + l.n, sizeof dump_buf - l.n, 1);
+    write_all(STDERR_FILENO, dump_buf, n);
+    errno = saved;
+}
+
+void cel__crash_install_dump(void)
+{
+    void *warm[2];
+    backtrace(warm, 2); /* loads the unwinder now, not in the handler */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_dump;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* the child's blocking read goes on */
+    sigaction(SIGUSR1, &sa, NULL);
 }
 
 void cel__crash_set_task(uint64_t seq)

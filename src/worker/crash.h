@@ -32,6 +32,24 @@ void cel__crash_install(int fd);
  * crash has no task to be reported for. */
 void cel__crash_set_task(uint64_t seq);
 
+/*
+ * On demand (SIGUSR1, dump.c): a child writes its native backtrace to
+ * standard error (the log file under --logfile) and goes on. glibc's
+ * backtrace() is not documented as async-signal-safe: its first call
+ * loads libgcc_s (dlopen, malloc), which is why the install calls it
+ * once first; after that it walks the stack with the unwinder, and
+ * dladdr() names the frames, both without malloc. Both take the dynamic
+ * loader's lock, so a signal landing in a task's dlopen() could
+ * deadlock that child: a risk accepted for a debugging aid the operator
+ * asks for (Celery's own SIGUSR1 dump runs Python code in a handler).
+ */
+void cel__crash_install_dump(void);
+/* The calling thread's native frames as `  File "MODULE", offset ...`
+ * lines, innermost first, leaving out this call and `skip` more; at most
+ * len bytes (whole lines), not NUL-terminated. Returns the length. No
+ * allocation, no lock of ours. */
+size_t cel__native_backtrace(char *buf, size_t len, int skip);
+
 /* "SIGSEGV", ... for the signals the child reports; NULL for others. */
 const char *cel__crash_signal_name(int signo);
 

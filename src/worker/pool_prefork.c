@@ -141,6 +141,8 @@ static int spawn(struct prefork *p, struct child *c)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         signal(SIGINT, SIG_IGN);
         signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);  /* the parent's restart (a terminal's hangup too) */
+        signal(SIGUSR1, SIG_IGN); /* until child.c installs its dump */
         signal(SIGQUIT, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);

@@ -80,13 +80,18 @@ static int parse_queues(cel_worker *w)
 static int configure(cel_worker *w)
 {
     const char *name = cel_config_get(w->cfg, "worker_hostname");
-    if (name && *name) {
-        snprintf(w->hostname, sizeof w->hostname, "%s", name);
-    } else {
-        char host[200] = "localhost";
-        gethostname(host, sizeof host - 1);
-        snprintf(w->hostname, sizeof w->hostname, "celeriac@%s", host);
+    int nrc = cel_nodename_expand(name, NULL, w->hostname, sizeof w->hostname);
+    if (nrc != CEL_OK) {
+        w->hostname[0] = '\0';
+        return cel__err(&w->err, CEL_ECONFIG,
+                        nrc == CEL_ETOOBIG ? "worker_hostname '%s' is too long"
+                                           : "worker_hostname '%s': unknown abbreviation (known: "
+                                             "%%h host name, %%n host without domain, %%d domain, "
+                                             "%%i, %%I)",
+                        name);
     }
+    w->soft_shutdown_ms =
+        (int64_t)(cel_config_get_double(w->cfg, "worker_soft_shutdown_timeout") * 1000.0);
     const char *pool = cel_config_get(w->cfg, "worker_pool");
     w->pool_ops = pool && strcmp(pool, "solo") == 0 ? &cel__pool_solo : &cel__pool_prefork;
     int64_t c = cel_config_get_int(w->cfg, "worker_concurrency");
@@ -160,6 +165,11 @@ const char *cel_worker_errmsg(const cel_worker *w)
     return w ? w->err.msg : "";
 }
 
+const char *cel_worker_nodename(const cel_worker *w)
+{
+    return w && w->config_rc == CEL_OK ? w->hostname : NULL;
+}
+
 /* ---- the loop turn ----------------------------------------------------- */
 
 static void on_started_timer(uv_timer_t *t)
@@ -167,13 +177,47 @@ static void on_started_timer(uv_timer_t *t)
     cel__consumer_write_started(t->data);
 }
 
+bool cel__worker_killing(const cel_worker *w)
+{
+    int level = atomic_load(&w->stop_level);
+    return level >= CEL_KILL || (level >= CEL_COLD && w->soft_shutdown_ms <= 0);
+}
+
 static void begin_exit(cel_worker *w)
 {
     w->exiting = true;
+    uv_timer_stop(&w->soft_timer); /* nothing left to kill */
     cel__consumer_requeue_waiting(w);
-    int cold = atomic_load(&w->stop_level) >= CEL_COLD;
+    bool cold = cel__worker_killing(w);
     cel__settler_stop(w->settler,
                       cel__mono_ms() + (cold ? SETTLE_DEADLINE_COLD_MS : SETTLE_DEADLINE_WARM_MS));
+}
+
+static void on_soft_timeout(uv_timer_t *t)
+{
+    cel_worker *w = t->data;
+    CEL_WARN(COMP,
+             "worker: soft shutdown timeout (%.1f s) reached: killing the tasks still "
+             "running",
+             (double)w->soft_shutdown_ms / 1000.0);
+    int cur = atomic_load(&w->stop_level);
+    while (cur < CEL_KILL && !atomic_compare_exchange_weak(&w->stop_level, &cur, CEL_KILL))
+        ;
+    cel__worker_on_stop_level(w);
+}
+
+/* Celery 5.5's soft shutdown: a cold stop first waits (as a warm one
+ * does) for the running tasks, up to worker_soft_shutdown_timeout. */
+static void begin_soft_shutdown(cel_worker *w)
+{
+    w->soft_started = true;
+    CEL_WARN(COMP,
+             "worker: Cold shutdown (MainProcess): soft shutdown first, the running tasks have "
+             "%.1f s to finish (SIGQUIT again to kill them now)",
+             (double)w->soft_shutdown_ms / 1000.0);
+    cel__consumer_requeue_waiting(w);
+    w->pool->ops->stop(w->pool, false);
+    uv_timer_start(&w->soft_timer, on_soft_timeout, (uint64_t)w->soft_shutdown_ms, 0);
 }
 
 void cel__worker_on_stop_level(cel_worker *w)
@@ -182,10 +226,19 @@ void cel__worker_on_stop_level(cel_worker *w)
     if (!level || w->announced >= level || !w->pool)
         return;
     w->announced = level;
-    CEL_WARN(COMP, "worker: %s shutdown (MainProcess)", level >= CEL_COLD ? "Cold" : "Warm");
+    if (level == CEL_COLD && !cel__worker_killing(w)) {
+        if (!w->soft_started)
+            begin_soft_shutdown(w);
+        return;
+    }
+    bool kill = cel__worker_killing(w);
+    if (level >= CEL_KILL && w->soft_started)
+        uv_timer_stop(&w->soft_timer);
+    else
+        CEL_WARN(COMP, "worker: %s shutdown (MainProcess)", kill ? "Cold" : "Warm");
     cel__consumer_requeue_waiting(w);
-    w->pool->ops->stop(w->pool, level >= CEL_COLD);
-    if (w->exiting && level >= CEL_COLD) /* cut a warm wait for the store short */
+    w->pool->ops->stop(w->pool, kill);
+    if (w->exiting && kill) /* cut a warm wait for the store short */
         cel__settler_stop(w->settler, cel__mono_ms() + SETTLE_DEADLINE_COLD_MS);
 }
 

@@ -4,7 +4,9 @@
  * The worker parent is one libuv loop (src/worker/worker.c) with rooms
  * around it, each in its own file:
  *
- *   signals.c    TERM/INT/QUIT and cel_worker_stop() into the loop
+ *   signals.c    TERM/INT/QUIT/HUP/USR1 and cel_worker_stop() into the
+ *                loop; the soft shutdown's timer
+ *   dump.c       SIGUSR1: running tasks and native backtraces to the log
  *   consumer.c   the prefetch window, accepting what the store thread
  *                fetched, the message filters, STARTED states
  *   filters.c    what a message passes before it may run
@@ -46,7 +48,10 @@
 /* How long results of short tasks may wait to share a commit. */
 #define CEL_GATHER_US 1000
 
-enum cel_stop_level { CEL_RUNNING = 0, CEL_WARM = 1, CEL_COLD = 2 };
+/* CEL_COLD with worker_soft_shutdown_timeout first lets the running tasks
+ * finish for that long; CEL_KILL (the timeout, or another cold request)
+ * kills them. Without a soft timeout CEL_COLD kills at once. */
+enum cel_stop_level { CEL_RUNNING = 0, CEL_WARM = 1, CEL_COLD = 2, CEL_KILL = 3 };
 
 struct cel_worker {
     cel_config *cfg;
@@ -79,11 +84,16 @@ struct cel_worker {
     uv_prepare_t turn;     /* end of each loop turn: dispatch, hand over, refill */
     uv_timer_t started;    /* STARTED states of tasks that run long */
     uv_async_t stop_async; /* cel_worker_stop() from any thread or a signal */
-    uv_signal_t sig[3];
+    uv_signal_t sig[5];    /* TERM, INT, QUIT, HUP, USR1 */
     bool signals_on;
     atomic_int stop_level;
     atomic_bool async_ready; /* stop_async may be sent to */
     int announced;           /* stop level already acted on */
+    /* lifecycle (signals.c, dump.c) */
+    int64_t soft_shutdown_ms; /* worker_soft_shutdown_timeout; 0: a cold stop kills at once */
+    uv_timer_t soft_timer;    /* the end of a soft shutdown */
+    bool soft_started;        /* a soft shutdown is under way (or was) */
+    atomic_bool restart;      /* SIGHUP: a warm shutdown, then the caller starts again */
 
     struct cel_settler *settler;
     struct cel_pool *pool;
@@ -194,5 +204,14 @@ int cel__signals_start(cel_worker *w);
 void cel__signals_stop(cel_worker *w);
 /* Acts on a new stop level (called from the loop when it rises). */
 void cel__worker_on_stop_level(cel_worker *w);
+/* Whether the running tasks are to be killed now: a cold stop without a
+ * soft timeout, or the soft timeout's end. */
+bool cel__worker_killing(const cel_worker *w);
+
+/* ---- dump.c ---- */
+/* SIGUSR1: logs what every process runs and the parent's native
+ * backtrace, and passes the signal on to the pool's children, which
+ * write their own (crash.h). */
+void cel__worker_dump(cel_worker *w);
 
 #endif

@@ -34,25 +34,11 @@ static void revoke_id(cel_client *c, const char *id, int terminate, double expir
         cel_test_fail(__FILE__, __LINE__, "revoke %s: %s", id, cel_client_errmsg(c));
 }
 
-static void send_as(cel_client *c, const char *task, const char *args, const char *id)
-{
-    cel_send_options o = CEL_SEND_OPTIONS_INIT(.task_id = id);
-    ASSERT_OK(cel_client_send(c, task, args, NULL, &o, NULL));
-}
+#define send_as cel_test_send_as
 
-/* Waits for id's ready state; returns it, with the exception message. */
 static cel_state wait_state(cel_client *c, const char *id, char *exc, size_t len)
 {
-    cel_result *r;
-    ASSERT_OK(cel_client_result(c, id, &r));
-    int rc = cel_result_wait(r, WAIT_MS);
-    if (rc != CEL_OK)
-        cel_test_fail(__FILE__, __LINE__, "task %s not ready: %s", id, cel_client_errmsg(c));
-    cel_state st = cel_result_state(r);
-    const char *m = cel_result_exc_message(r);
-    snprintf(exc, len, "%s:%s", cel_result_exc_type(r) ? cel_result_exc_type(r) : "", m ? m : "");
-    cel_result_free(r);
-    return st;
+    return cel_test_wait_state(c, id, WAIT_MS, exc, len);
 }
 
 static size_t runs_of(const char *id)

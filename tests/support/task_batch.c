@@ -129,3 +129,24 @@ void cel_test_tally_print(const char *title, const struct cel_test_tally *t)
             t->success, t->wrong, t->failure, t->pending, t->other,
             t->first_bad ? "; first not done: " : "", t->first_bad ? t->first_bad : "");
 }
+
+void cel_test_send_as(cel_client *c, const char *task, const char *args_json, const char *id)
+{
+    cel_send_options o = CEL_SEND_OPTIONS_INIT(.task_id = id);
+    ASSERT_OK(cel_client_send(c, task, args_json, NULL, &o, NULL));
+}
+
+cel_state cel_test_wait_state(cel_client *c, const char *id, int timeout_ms, char *exc, size_t len)
+{
+    cel_result *r;
+    ASSERT_OK(cel_client_result(c, id, &r));
+    if (cel_result_wait(r, timeout_ms) != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "task %s not ready: %s", id, cel_client_errmsg(c));
+    cel_state st = cel_result_state(r);
+    if (exc) {
+        const char *t = cel_result_exc_type(r), *m = cel_result_exc_message(r);
+        snprintf(exc, len, "%s:%s", t ? t : "", m ? m : "");
+    }
+    cel_result_free(r);
+    return st;
+}

@@ -43,4 +43,10 @@ struct cel_test_tally cel_test_wait_all(cel_client *c, char **ids, size_t n, con
 /* One line: "success 390, wrong 0, failure 0, pending 10, other 0". */
 void cel_test_tally_print(const char *title, const struct cel_test_tally *t);
 
+/* Sends one call of task(args_json) with the given task id. */
+void cel_test_send_as(cel_client *c, const char *task, const char *args_json, const char *id);
+/* Waits up to timeout_ms for id's ready state (fails the test past it)
+ * and returns it; with exc, "ExcType:message" goes there too. */
+cel_state cel_test_wait_state(cel_client *c, const char *id, int timeout_ms, char *exc, size_t len);
+
 #endif
