@@ -28,13 +28,6 @@ void cel__dead_letters_free(struct cel_dead_letter *v, size_t n)
     free(v);
 }
 
-void cel__strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 void cel__dead_envelope_fields(const char *env, size_t len, char **task_id, int *priority)
 {
     if (task_id)

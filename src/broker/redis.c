@@ -25,21 +25,7 @@
 
 int cel__redis_broker_run(struct redis_broker *b, const struct cel_redis_cmds *q, redisReply ***out)
 {
-    redisReply **rs = NULL;
-    int rc = cel__redis_exec(&b->main, q, &rs, CEL_REDIS_OP_BUDGET_MS, &b->base.err);
-    if (rc != CEL_OK)
-        return rc;
-    const redisReply *e = cel__redis_first_error(rs, q->n);
-    if (e) {
-        rc = cel__err(&b->base.err, CEL_EBROKER, "redis %s: %s", b->target.display, e->str);
-        cel__redis_replies_free(rs, q->n);
-        return rc;
-    }
-    if (out)
-        *out = rs;
-    else
-        cel__redis_replies_free(rs, q->n);
-    return CEL_OK;
+    return cel__redis_run(&b->main, q, out, CEL_REDIS_OP_BUDGET_MS, &b->base.err);
 }
 
 static int oom(struct redis_broker *b)
@@ -515,6 +501,64 @@ static int rb_length(struct cel_broker *base, const char *queue, size_t *len)
     return rc;
 }
 
+/* ---- paused queues: the set celeriac.paused (redis_keys.h) -------------- */
+
+static int rb_queue_pause(struct cel_broker *base, const char *queue, bool paused)
+{
+    struct redis_broker *b = (struct redis_broker *)base;
+    const char *argv[] = {paused ? "SADD" : "SREM", CEL_REDIS_KEY_PAUSED, queue};
+    struct cel_redis_cmds q = {0};
+    int rc =
+        cel__redis_cmds_addv(&q, 3, argv) == CEL_OK ? cel__redis_broker_run(b, &q, NULL) : oom(b);
+    cel__redis_cmds_release(&q);
+    return rc;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int rb_queue_paused_list(struct cel_broker *base, char ***names, size_t *n)
+{
+    struct redis_broker *b = (struct redis_broker *)base;
+    *names = NULL;
+    *n = 0;
+    const char *argv[] = {"SMEMBERS", CEL_REDIS_KEY_PAUSED};
+    struct cel_redis_cmds q = {0};
+    redisReply **rs = NULL;
+    int rc =
+        cel__redis_cmds_addv(&q, 2, argv) == CEL_OK ? cel__redis_broker_run(b, &q, &rs) : oom(b);
+    const redisReply *r = rc == CEL_OK ? rs[0] : NULL;
+    size_t count = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    char **v = count ? calloc(count, sizeof *v) : NULL;
+    if (count && !v)
+        rc = oom(b);
+    for (size_t i = 0; rc == CEL_OK && i < count; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        if (!(v[*n] = strdup(r->element[i]->str)))
+            rc = oom(b);
+        else
+            (*n)++;
+    }
+    if (rs)
+        cel__redis_replies_free(rs, q.n);
+    cel__redis_cmds_release(&q);
+    if (rc != CEL_OK) {
+        cel__strv_free(v, *n);
+        *n = 0;
+        return rc;
+    }
+    if (*n) {
+        qsort(v, *n, sizeof *v, cmp_name); /* a set has no order; give a stable one */
+        *names = v;
+    } else {
+        free(v);
+    }
+    return CEL_OK;
+}
+
 static int rb_fetch(struct cel_broker *base, const char *const *queues, size_t nqueues, size_t max,
                     int64_t lease_ms, struct cel_delivery *out, size_t *n, int64_t *next_due_us)
 {
@@ -625,4 +669,10 @@ const struct cel_broker_ops cel__broker_redis = {
     .dead_get = cel__redis_dead_get,
     .dead_requeue = cel__redis_dead_requeue,
     .dead_purge = cel__redis_dead_purge,
+    .mailbox_open = cel__redis_mailbox_open,
+    .mailbox_take = cel__redis_mailbox_take,
+    .mailbox_close = cel__redis_mailbox_close,
+    .mailbox_send = cel__redis_mailbox_send,
+    .queue_pause = rb_queue_pause,
+    .queue_paused_list = rb_queue_paused_list,
 };

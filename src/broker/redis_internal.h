@@ -8,6 +8,7 @@
  *   redis_envelope.c  what the transport writes back about a message:
  *                     kombu's restore
  *   redis_fanout.c    fan-out publish/subscribe (kombu's pub/sub layout)
+ *   redis_mailbox.c   reply mailboxes (kombu's reply.celery.pidbox)
  *   redis_wake.c      waking the I/O thread early for a message this
  *                     handle parks in celeriac.delayed
  *   redis_keys.h      the key layout; redis_scripts.{c,h} the Lua scripts
@@ -201,5 +202,10 @@ int cel__redis_dead_list(struct cel_broker *b, const char *queue, size_t offset,
 int cel__redis_dead_get(struct cel_broker *b, const char *id, struct cel_dead_letter *out);
 int cel__redis_dead_requeue(struct cel_broker *b, const char *id);
 int cel__redis_dead_purge(struct cel_broker *b, const char *queue, const char *id, size_t *removed);
+/* The mailbox ops (broker.h), in redis_mailbox.c. */
+int cel__redis_mailbox_open(struct cel_broker *b, const char *name, struct cel_mailbox **out);
+int cel__redis_mailbox_take(struct cel_mailbox *m, int64_t timeout_ms, char **env, size_t *len);
+void cel__redis_mailbox_close(struct cel_mailbox *m);
+int cel__redis_mailbox_send(struct cel_broker *b, const char *name, const char *env, size_t len);
 
 #endif

@@ -27,6 +27,7 @@
 
 #include "broker/broker.h"
 #include "broker/sqlite_dead.h"
+#include "broker/sqlite_internal.h"
 #include "core/array.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -38,14 +39,6 @@
 
 /* Age pruning scans from the oldest row; once a second is plenty. */
 #define FANOUT_AGE_PRUNE_US 1000000
-
-struct sqlite_broker {
-    struct cel_broker base;
-    struct cel_sqldb *db;
-    struct cel_sqlwake wake;
-    int64_t fanout_pruned_us; /* last age pruning by this handle (monotonic) */
-    bool rate_table;          /* rate_buckets exists (rate limits) */
-};
 
 /*
  * A fan-out subscription. It shares nothing with the broker handle that
@@ -169,6 +162,17 @@ static int write_op(struct sqlite_broker *b, bool single,
         rc = cel__sqldb_write_end(b->db, owned, body(b, arg), &b->base.err);
     cel__sqldb_unlock(b->db);
     return rc;
+}
+
+int cel__sqlite_write(struct sqlite_broker *b, bool single,
+                      int (*body)(struct sqlite_broker *b, void *arg), void *arg)
+{
+    return write_op(b, single, body, arg);
+}
+
+int cel__sqlite_step_done(struct sqlite_broker *b, sqlite3_stmt *st, const char *what)
+{
+    return step_done(b, st, what);
 }
 
 /* The cached statement for `sql`, or NULL with the error recorded. */
@@ -558,6 +562,74 @@ static int sb_length(struct cel_broker *base, const char *queue, size_t *len)
     }
     cel__sqldb_unlock(b->db);
     return rc;
+}
+
+/* ---- paused queues: the paused_queues table ------------------------------ */
+
+static const char sql_pause[] =
+    "INSERT OR IGNORE INTO paused_queues (queue, paused_at) VALUES (?1, ?2)";
+static const char sql_resume[] = "DELETE FROM paused_queues WHERE queue = ?1";
+static const char sql_paused[] = "SELECT queue FROM paused_queues ORDER BY queue";
+
+struct pause_args {
+    const char *queue;
+    bool paused;
+};
+
+static int pause_row(struct sqlite_broker *b, void *arg)
+{
+    const struct pause_args *a = arg;
+    sqlite3_stmt *st = prepare(b, a->paused ? sql_pause : sql_resume);
+    if (!st)
+        return CEL_EBROKER;
+    sqlite3_bind_text(st, 1, a->queue, -1, SQLITE_STATIC);
+    if (a->paused)
+        sqlite3_bind_int64(st, 2, cel__wall_us());
+    return step_done(b, st, a->paused ? "cannot pause the queue" : "cannot resume the queue");
+}
+
+static int sb_queue_pause(struct cel_broker *base, const char *queue, bool paused)
+{
+    struct pause_args a = {queue, paused};
+    return write_op((struct sqlite_broker *)base, true, pause_row, &a);
+}
+
+static int sb_queue_paused_list(struct cel_broker *base, char ***names, size_t *n)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    *names = NULL;
+    *n = 0;
+    int rc = cel__sqldb_lock(&b->db, &base->err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = cel__sqldb_prepare(b->db, sql_paused, &base->err);
+    char **v = NULL;
+    size_t cap = 0;
+    int src = SQLITE_DONE;
+    if (!st)
+        rc = CEL_EBROKER;
+    while (rc == CEL_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        char **grown = cel__array_grow(v, &cap, *n, sizeof *grown, 8);
+        const char *q = (const char *)sqlite3_column_text(st, 0);
+        if (grown)
+            v = grown;
+        if (!grown || !(v[*n] = strdup(q ? q : "")))
+            rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+        else
+            (*n)++;
+    }
+    if (rc == CEL_OK && src != SQLITE_DONE)
+        rc = cel__sqldb_fail(b->db, &base->err, CEL_EBROKER, "cannot read the paused queues");
+    if (st)
+        sqlite3_reset(st);
+    cel__sqldb_unlock(b->db);
+    if (rc != CEL_OK) {
+        cel__strv_free(v, *n);
+        *n = 0;
+        return rc;
+    }
+    *names = v;
+    return CEL_OK;
 }
 
 static int sb_wakeup_fd(struct cel_broker *base)
@@ -1008,4 +1080,10 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .dead_get = sb_dead_get,
     .dead_requeue = sb_dead_requeue,
     .dead_purge = sb_dead_purge,
+    .mailbox_open = cel__sqlite_mailbox_open,
+    .mailbox_take = cel__sqlite_mailbox_take,
+    .mailbox_close = cel__sqlite_mailbox_close,
+    .mailbox_send = cel__sqlite_mailbox_send,
+    .queue_pause = sb_queue_pause,
+    .queue_paused_list = sb_queue_paused_list,
 };
