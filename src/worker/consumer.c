@@ -433,6 +433,11 @@ void cel__consumer_write_started(cel_worker *w)
         cel__inflight_learn_ids(f);
         if (!f->task_id)
             continue;
+        /* Nothing replaces a STARTED of a task whose result is ignored: it
+         * would stay PENDING-looking-alive until it expires. */
+        const cel_task_def *def = f->task_name ? cel_registry_find(w->reg, f->task_name) : NULL;
+        if (f->ignore_result || (def && def->ignore_result))
+            continue;
         json_t *info = json_pack("{s:i, s:s}", "pid", (json_int_t)f->pid, "hostname", w->hostname);
         json_t *meta = cel__result_meta_new(f->task_id, "STARTED", info, NULL, NULL, NULL, 0);
         char *text = meta ? cel__json_dump(meta) : NULL;

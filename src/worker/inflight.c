@@ -60,6 +60,7 @@ void cel__inflight_learn_ids(struct cel_inflight *f)
     f->task_name = strdup(m.task);
     f->group_id = m.group_id ? strdup(m.group_id) : NULL;
     f->parent_id = m.parent_id ? strdup(m.parent_id) : NULL;
+    f->ignore_result = m.ignore_result;
     cel__message_release(&m);
 }
 

@@ -68,6 +68,7 @@ struct cel_inflight {
     bool ids_known;            /* cel__inflight_learn_ids() ran */
     char *task_id, *task_name; /* known once learn_ids() ran; may stay NULL */
     char *group_id, *parent_id;
+    bool ignore_result;               /* the message's ignore_result header (learn_ids) */
     bool acked;                       /* early ack already asked for (acks_late off) */
     bool settling;                    /* its final operation is with the store thread */
     int slot;                         /* pool slot running or queueing it, -1 when none */

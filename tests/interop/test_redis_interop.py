@@ -180,6 +180,12 @@ class PythonClientCeleriacWorker(InteropCase):
         self.worker.wait_log(r"tasks\.add\[%s\] succeeded" % re.escape(tid), 5)
         time.sleep(0.2)
         self.assertIsNone(self.rr.get(f"celery-task-meta-{tid}"))
+        # A task that runs long enough for its STARTED state leaves nothing
+        # either: no STARTED that no outcome would ever replace.
+        slow = self.app.send_task("tasks.sleep", (0.3,), ignore_result=True)
+        self.worker.wait_log(r"tasks\.sleep\[%s\] succeeded" % slow.id, 10)
+        time.sleep(0.2)
+        self.assertIsNone(self.rr.get(f"celery-task-meta-{slow.id}"))
 
     def test_result_keys(self):
         """The exact keys a stored result leaves, and the PUBLISH a Python
