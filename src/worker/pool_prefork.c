@@ -278,6 +278,7 @@ static int on_returned(struct child *c, const struct cel_frame *fr, int64_t now)
     f->pid = 0;
     f->started_us = 0;
     mark_started(c, now);
+    CEL_DEBUG(COMP, "child %d (pid %d), retiring, gave back a queued task", c->number, (int)c->pid);
     cel__held_push_ready_front(&w->held, f);
     return 0;
 }
