@@ -27,6 +27,7 @@
 #include "task_batch.h"
 #include "testing.h"
 #include "worker/autoscale.h"
+#include "worker_proc.h"
 #include "worker/worker_internal.h"
 
 #define RECORD_PATH "runs.txt"
@@ -240,20 +241,6 @@ static const char *wait_live(struct inproc *wp, int live, int timeout_ms)
 
 /* The children of pid, counted from /proc (independent of the pool's own
  * bookkeeping). */
-static int proc_children(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    char *text = cel_test_read_file(path, NULL);
-    if (!text)
-        return -1;
-    int n = 0;
-    for (char *p = strtok(text, " \n"); p; p = strtok(NULL, " \n"))
-        n++;
-    free(text);
-    return n;
-}
-
 static void stop_worker(struct inproc *wp)
 {
     ASSERT_CONTAINS(command(wp, "quit"), "ok");
@@ -290,7 +277,7 @@ static void test_grow_then_shrink_while_tasks_run(void)
     r = wait_live(&wp, 4, 20000);
     ASSERT_CONTAINS(r, "size=4 ");
     ASSERT_CONTAINS(r, "window=4 ");
-    ASSERT_EQ(proc_children(wp.pid), 4);
+    ASSERT_EQ(cel_test_child_count(wp.pid), 4);
 
     enum { N = 12 };
     cel_client *c = cel_test_client(NULL, NULL);
@@ -311,7 +298,7 @@ static void test_grow_then_shrink_while_tasks_run(void)
     cel_test_tally_print("sleeps", &t);
     ASSERT_EQ(t.success, N);
     wait_live(&wp, 1, 20000);
-    ASSERT_EQ(proc_children(wp.pid), 1);
+    ASSERT_EQ(cel_test_child_count(wp.pid), 1);
     check_each_ran_once(ids, N);
 
     /* One process stays. */
