@@ -185,7 +185,8 @@ bool cel__autoscale_info(const cel_worker *w, struct cel_autoscale_info *out)
 
 /* ---- the worker's side -------------------------------------------------- */
 
-/* "MAX" or "MAX,MIN" (Celery's --autoscale; MIN defaults to 0). */
+/* "MAX" or "MAX,MIN" (Celery's --autoscale: MIN defaults to 0, and the
+ * larger number is MAX whichever comes first). */
 static int parse_bounds(const char *v, int *max, int *min)
 {
     char *end;
@@ -203,7 +204,12 @@ static int parse_bounds(const char *v, int *max, int *min)
         while (*end == ' ')
             end++;
     }
-    if (*end != '\0' || hi < 1 || hi > POOL_MAX || lo < 0 || lo > hi)
+    if (lo > hi) {
+        long t = lo;
+        lo = hi;
+        hi = t;
+    }
+    if (*end != '\0' || hi < 1 || hi > POOL_MAX || lo < 0)
         return -1;
     *max = (int)hi;
     *min = (int)lo;
@@ -221,8 +227,8 @@ int cel__autoscale_configure(cel_worker *w)
         int max, min;
         if (parse_bounds(v, &max, &min) != 0)
             return cel__err(&w->err, CEL_ECONFIG,
-                            "worker_autoscale: expected MAX,MIN with 1 <= MAX <= %d and "
-                            "0 <= MIN <= MAX (got \"%s\")",
+                            "worker_autoscale: expected MAX,MIN (or MAX) with 1 <= MAX <= %d "
+                            "and MIN >= 0 (got \"%s\")",
                             POOL_MAX, v);
         if (w->pool_ops != &cel__pool_prefork)
             return cel__err(&w->err, CEL_ECONFIG,

@@ -358,7 +358,8 @@ static void test_shrink_hands_back_pipelined_tasks(void)
  * pool_grow / pool_shrink are refused as in Celery. */
 static void test_autoscale_command(void)
 {
-    const char *const settings[][2] = {{"worker_autoscale", "3,1"},
+    /* Celery's order does not matter: the larger number is MAX. */
+    const char *const settings[][2] = {{"worker_autoscale", "1,3"},
                                        {"worker_prefetch_multiplier", "2"}};
     struct inproc wp = start_worker(settings, 2);
     const char *r = wait_live(&wp, 1, 20000);
@@ -378,10 +379,45 @@ static void test_autoscale_command(void)
     stop_worker(&wp);
 }
 
+/* Values a worker must refuse at start, with a message naming them. */
+static void test_autoscale_config_refused(void)
+{
+    static const struct {
+        const char *value, *pool, *message;
+    } cases[] = {
+        {"4,x", "prefork", "worker_autoscale: expected MAX,MIN"},
+        {"0", "prefork", "worker_autoscale: expected MAX,MIN"},
+        {"2,1,0", "prefork", "worker_autoscale: expected MAX,MIN"},
+        {"4,1", "solo", "worker_autoscale needs the prefork pool"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cel_config *cfg = cel_config_new();
+        ASSERT_OK(cel_config_set(cfg, "worker_autoscale", cases[i].value, NULL));
+        ASSERT_OK(cel_config_set(cfg, "worker_pool", cases[i].pool, NULL));
+        cel_registry *reg = cel_registry_new();
+        cel_worker *w = cel_worker_new(cfg, reg);
+        ASSERT(w);
+        ASSERT_EQ(cel_worker_run(w), CEL_ECONFIG);
+        ASSERT_CONTAINS(cel_worker_errmsg(w), cases[i].message);
+        cel_worker_free(w);
+        cel_registry_free(reg);
+        cel_config_free(cfg);
+    }
+    cel_config *cfg = cel_config_new();
+    ASSERT_OK(cel_config_set(cfg, "worker_autoscale", "4,1", NULL));
+    ASSERT_OK(cel_config_set(cfg, "worker_autoscale_keepalive", "0", NULL));
+    cel_worker *w = cel_worker_new(cfg, NULL);
+    ASSERT_EQ(cel_worker_run(w), CEL_ECONFIG);
+    ASSERT_CONTAINS(cel_worker_errmsg(w), "worker_autoscale_keepalive must be above 0");
+    cel_worker_free(w);
+    cel_config_free(cfg);
+}
+
 int main(void)
 {
     TEST_RUN(test_grow_then_shrink_while_tasks_run);
     TEST_RUN(test_shrink_hands_back_pipelined_tasks);
     TEST_RUN(test_autoscale_command);
+    TEST_RUN(test_autoscale_config_refused);
     return 0;
 }
