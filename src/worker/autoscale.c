@@ -8,7 +8,8 @@
  * arrives:
  *
  *  - up: as soon as demand exceeds the size, the pool grows to it (at
- *    most MAX); the new children are forked in the same turn's dispatch.
+ *    most MAX); the pool's dispatch forks the new children once the
+ *    store thread is parked (pool_prefork.c), a turn or two later.
  *  - down: a timer every keepalive compares the size with the highest
  *    demand seen since the previous tick; processes no task needed for a
  *    whole keepalive are retired (never below MIN), and not within a
