@@ -119,12 +119,22 @@ int cli_cmd_call(int argc, char **argv);
 int cli_cmd_result(int argc, char **argv);
 int cli_cmd_purge(int argc, char **argv);
 int cli_cmd_revoke(int argc, char **argv);
+int cli_cmd_inspect(int argc, char **argv);
+int cli_cmd_control(int argc, char **argv);
+int cli_cmd_status(int argc, char **argv);
+int cli_cmd_events(int argc, char **argv);
+int cli_cmd_queues(int argc, char **argv);
 
 extern const struct cli_cmd cli_worker_cmd;
 extern const struct cli_cmd cli_call_cmd;
 extern const struct cli_cmd cli_result_cmd;
 extern const struct cli_cmd cli_purge_cmd;
 extern const struct cli_cmd cli_revoke_cmd;
+extern const struct cli_cmd cli_inspect_cmd;
+extern const struct cli_cmd cli_control_cmd;
+extern const struct cli_cmd cli_status_cmd;
+extern const struct cli_cmd cli_events_cmd;
+extern const struct cli_cmd cli_queues_cmd;
 
 /* Full help of one subcommand on `out`. */
 void cli_print_help(const struct cli_cmd *cmd, FILE *out);
