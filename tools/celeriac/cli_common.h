@@ -83,6 +83,14 @@ int cli_configure(struct cli *cli);
 
 void cli_release(struct cli *cli);
 
+/* cli_parse(), then for --check-config cli_configure(): -1 to go on, or
+ * the exit code. */
+int cli_begin(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv, cli_opt_fn fn,
+              void *ctx);
+/* cli_configure(), then cli_client_open(): -1 with *out connected, or
+ * the exit code after printing why. */
+int cli_connect(struct cli *cli, cel_client **out);
+
 /* "celeriac call: error: ..." on stderr. */
 void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

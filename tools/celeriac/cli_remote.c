@@ -6,6 +6,43 @@
 
 #define INDENT 4
 
+static const struct cli_verb *verb_at(const void *verbs, size_t i, size_t stride)
+{
+    return (const struct cli_verb *)((const char *)verbs + i * stride);
+}
+
+void cli_verbs_print(FILE *out, const void *verbs, size_t n, size_t stride)
+{
+    fprintf(out, "commands:\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "  %s%s%s\n", verb_at(verbs, i, stride)->name,
+                *verb_at(verbs, i, stride)->args_usage ? " " : "",
+                verb_at(verbs, i, stride)->args_usage);
+}
+
+const struct cli_verb *cli_verb_find(const struct cli *cli, const void *verbs, size_t n,
+                                     size_t stride)
+{
+    if (cli->npos == 0) {
+        cli_error(cli, "no command given (see 'celeriac %s --help')", cli->cmd->name);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct cli_verb *v = verb_at(verbs, i, stride);
+        if (strcmp(v->name, cli->pos[0]) != 0)
+            continue;
+        int nargs = cli->npos - 1;
+        if (nargs < v->min_args || (v->max_args >= 0 && nargs > v->max_args)) {
+            cli_error(cli, "usage: celeriac %s %s %s", cli->cmd->name, v->name, v->args_usage);
+            return NULL;
+        }
+        return v;
+    }
+    cli_error(cli, "unknown %s command '%s'", cli->cmd->name, cli->pos[0]);
+    cli_verbs_print(stderr, verbs, n, stride);
+    return NULL;
+}
+
 int cli_remote_opt(struct cli *cli, struct cli_remote *ro, int val, const char *arg)
 {
     switch (val) {
@@ -136,4 +173,49 @@ int cli_remote_print(const struct cli_remote *ro, const cel_control_replies *r, 
         return CLI_EXIT_TIMEOUT;
     }
     return CLI_EXIT_OK;
+}
+
+static int on_remote_opt(struct cli *cli, int val, const char *arg, void *ctx)
+{
+    int rc = cli_remote_opt(cli, ctx, val, arg);
+    return rc < 0 ? CLI_EXIT_USAGE : rc;
+}
+
+int cli_verb_main(const struct cli_verb_spec *spec, int argc, char **argv)
+{
+    struct cli cli = {0};
+    struct cli_remote ro = {0};
+    cel_client *client = NULL;
+    cel_control_replies *replies = NULL;
+    json_t *args = NULL;
+
+    int rc = cli_begin(&cli, spec->cmd, argc, argv, on_remote_opt, &ro);
+    if (rc == CLI_EXIT_OK && !cli.check_config) /* after --help */
+        cli_verbs_print(stdout, spec->verbs, spec->nverbs, spec->stride);
+    if (rc >= 0)
+        goto out;
+    rc = CLI_EXIT_USAGE;
+    const struct cli_verb *v = cli_verb_find(&cli, spec->verbs, spec->nverbs, spec->stride);
+    if (!v)
+        goto out;
+    rc = spec->args(&cli, &ro, v, cli.pos + 1, cli.npos - 1, &args);
+    if (rc >= 0)
+        goto out;
+    rc = cli_connect(&cli, &client);
+    if (rc >= 0)
+        goto out;
+    rc = spec->run ? spec->run(&cli, client, &ro, v, args) : -1;
+    if (rc >= 0)
+        goto out;
+    rc = cli_remote_call(&cli, client, &ro, v->name, args, false, &replies);
+    if (rc >= 0)
+        goto out;
+    rc = cli_remote_print(&ro, replies, spec->show ? spec->show(v) : NULL);
+
+out:
+    json_decref(args);
+    cel_control_replies_free(replies);
+    cel_client_free(client);
+    cli_release(&cli);
+    return rc;
 }

@@ -43,6 +43,50 @@ struct cli_remote {
     char nodes_buf[2048];
 };
 
+/* How one reply is shown under its `->  node: OK` line; NULL: generic. */
+typedef void (*cli_reply_fn)(FILE *out, const json_t *reply);
+
+/* A word after `inspect` or `control` and the arguments it takes. */
+struct cli_verb {
+    const char *name;
+    int min_args, max_args; /* max -1: any number */
+    const char *args_usage;
+};
+
+/*
+ * The verb cli->pos[0] names among `verbs` (n entries `stride` bytes
+ * apart, each beginning with a struct cli_verb), with its argument count
+ * checked; NULL after printing why (no verb, unknown, wrong count).
+ */
+const struct cli_verb *cli_verb_find(const struct cli *cli, const void *verbs, size_t n,
+                                     size_t stride);
+/* "commands:" and one line per verb, for --help and errors. */
+void cli_verbs_print(FILE *out, const void *verbs, size_t n, size_t stride);
+
+/*
+ * A command made of verbs (`inspect`, `control`): what differs between
+ * them. cli_verb_main() does the rest: flags, verb lookup, connecting,
+ * the call and printing the replies.
+ */
+struct cli_verb_spec {
+    const struct cli_cmd *cmd;
+    const void *verbs; /* see cli_verb_find() */
+    size_t nverbs, stride;
+    /* Celery's arguments of `v` from its words into *args (NULL: none):
+     * -1 to go on, or an exit code after printing why. */
+    int (*args)(const struct cli *cli, const struct cli_remote *ro, const struct cli_verb *v,
+                char **words, int n, json_t **args);
+    /* Optional: runs `v` in its own way and returns the exit code, or -1
+     * for a plain call with replies. */
+    int (*run)(const struct cli *cli, cel_client *c, const struct cli_remote *ro,
+               const struct cli_verb *v, const json_t *args);
+    /* How the replies of `v` are shown; NULL or returning NULL: generic. */
+    cli_reply_fn (*show)(const struct cli_verb *v);
+};
+
+/* The whole of such a command; returns the exit code. */
+int cli_verb_main(const struct cli_verb_spec *spec, int argc, char **argv);
+
 /* Handles a shared flag: 0 when it was one and is fine, an exit code when
  * it is wrong, -1 when `val` is not a shared flag. */
 int cli_remote_opt(struct cli *cli, struct cli_remote *ro, int val, const char *arg);
@@ -54,9 +98,6 @@ int cli_remote_opt(struct cli *cli, struct cli_remote *ro, int val, const char *
  */
 int cli_remote_call(const struct cli *cli, cel_client *c, const struct cli_remote *ro,
                     const char *method, const json_t *args, bool cast, cel_control_replies **out);
-
-/* How one reply is shown under its `->  node: OK` line; NULL: generic. */
-typedef void (*cli_reply_fn)(FILE *out, const json_t *reply);
 
 /*
  * Prints the replies (JSON object, or Celery's human form with `show` for

@@ -36,37 +36,28 @@ enum kind {
 };
 
 struct control_def {
-    const char *name;
-    int min_args, max_args; /* max -1: any number */
-    const char *args_usage;
+    struct cli_verb verb;
     enum kind kind;
 };
 
 static const struct control_def defs[] = {
-    {"rate_limit", 2, 2, "TASK RATE", CALL},
-    {"time_limit", 2, 3, "TASK SOFT [HARD]", CALL},
-    {"add_consumer", 1, 1, "QUEUE", CALL},
-    {"cancel_consumer", 1, 1, "QUEUE", CALL},
-    {"revoke", 1, -1, "ID...", CALL},
-    {"terminate", 2, -1, "SIGNAL ID...", CALL},
-    {"pool_grow", 0, 1, "[N]", CALL},
-    {"pool_shrink", 0, 1, "[N]", CALL},
-    {"autoscale", 2, 2, "MAX MIN", CALL},
-    {"enable_events", 0, 0, "", CALL},
-    {"disable_events", 0, 0, "", CALL},
-    {"heartbeat", 0, 0, "", CALL},
-    {"shutdown", 0, 0, "", CAST},
-    {"pause", 1, 1, "QUEUE", PAUSE},
-    {"resume", 1, 1, "QUEUE", PAUSE},
+    {{"rate_limit", 2, 2, "TASK RATE"}, CALL},
+    {{"time_limit", 2, 3, "TASK SOFT [HARD]"}, CALL},
+    {{"add_consumer", 1, 1, "QUEUE"}, CALL},
+    {{"cancel_consumer", 1, 1, "QUEUE"}, CALL},
+    {{"revoke", 1, -1, "ID..."}, CALL},
+    {{"terminate", 2, -1, "SIGNAL ID..."}, CALL},
+    {{"pool_grow", 0, 1, "[N]"}, CALL},
+    {{"pool_shrink", 0, 1, "[N]"}, CALL},
+    {{"autoscale", 2, 2, "MAX MIN"}, CALL},
+    {{"enable_events", 0, 0, ""}, CALL},
+    {{"disable_events", 0, 0, ""}, CALL},
+    {{"heartbeat", 0, 0, ""}, CALL},
+    {{"shutdown", 0, 0, ""}, CAST},
+    {{"pause", 1, 1, "QUEUE"}, PAUSE},
+    {{"resume", 1, 1, "QUEUE"}, PAUSE},
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
-
-static void list_commands(FILE *out)
-{
-    fprintf(out, "commands:\n");
-    for (size_t i = 0; i < NDEFS; i++)
-        fprintf(out, "  %s %s\n", defs[i].name, defs[i].args_usage);
-}
 
 static bool parse_count(const char *text, long long min, json_int_t *out)
 {
@@ -91,7 +82,7 @@ static json_t *id_list(char **words, int n)
 
 /* Celery's arguments for `name` from its words; NULL when a word is
  * wrong (*said: the reason is printed) or not UTF-8. */
-static json_t *build_args(const struct cli *cli, const char *name, char **w, int n, bool *said)
+static json_t *args_of(const struct cli *cli, const char *name, char **w, int n, bool *said)
 {
     *said = true;
     if (strcmp(name, "rate_limit") == 0) {
@@ -136,6 +127,25 @@ static json_t *build_args(const struct cli *cli, const char *name, char **w, int
     return json_object();
 }
 
+static int build_args(const struct cli *cli, const struct cli_remote *ro, const struct cli_verb *v,
+                      char **words, int n, json_t **args)
+{
+    if (((const struct control_def *)v)->kind == PAUSE) {
+        if (!ro->nnodes)
+            return -1;
+        cli_error(cli, "pause and resume apply to every worker; for one worker use "
+                       "cancel_consumer/add_consumer -d NODE");
+        return CLI_EXIT_USAGE;
+    }
+    bool said;
+    *args = args_of(cli, v->name, words, n, &said);
+    if (*args)
+        return -1;
+    if (!said)
+        cli_error(cli, "arguments must be UTF-8");
+    return CLI_EXIT_USAGE;
+}
+
 /* pause/resume: the durable flag plus a cast (cel_client_queue_pause). */
 static int pause_queue(const struct cli *cli, cel_client *client, const struct cli_remote *ro,
                        const char *queue, bool paused)
@@ -157,86 +167,31 @@ static int pause_queue(const struct cli *cli, cel_client *client, const struct c
     return CLI_EXIT_OK;
 }
 
-static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
+/* pause/resume and the casts; -1 for the verbs that are plain calls. */
+static int run(const struct cli *cli, cel_client *client, const struct cli_remote *ro,
+               const struct cli_verb *v, const json_t *args)
 {
-    int rc = cli_remote_opt(cli, ctx, val, arg);
-    return rc < 0 ? CLI_EXIT_USAGE : rc;
+    switch (((const struct control_def *)v)->kind) {
+    case PAUSE:
+        return pause_queue(cli, client, ro, cli->pos[1], strcmp(v->name, "pause") == 0);
+    case CAST: {
+        cel_control_replies *none = NULL;
+        int rc = cli_remote_call(cli, client, ro, v->name, args, true, &none);
+        if (rc >= 0)
+            return rc;
+        printf("%s sent (workers do not reply to it)\n", v->name);
+        return CLI_EXIT_OK;
+    }
+    case CALL:
+        break;
+    }
+    return -1;
 }
 
 int cli_cmd_control(int argc, char **argv)
 {
-    struct cli cli = {0};
-    struct cli_remote ro = {0};
-    cel_client *client = NULL;
-    cel_control_replies *replies = NULL;
-    json_t *args = NULL;
-
-    int rc = cli_parse(&cli, &cli_control_cmd, argc, argv, on_opt, &ro);
-    if (rc == CLI_EXIT_OK)
-        list_commands(stdout); /* after --help */
-    if (rc >= 0)
-        goto out;
-    if (cli.check_config) {
-        rc = cli_configure(&cli);
-        goto out;
-    }
-    rc = CLI_EXIT_USAGE;
-    if (cli.npos == 0) {
-        cli_error(&cli, "no command given (see 'celeriac control --help')");
-        goto out;
-    }
-    const struct control_def *def = NULL;
-    for (size_t i = 0; i < NDEFS && !def; i++)
-        if (strcmp(defs[i].name, cli.pos[0]) == 0)
-            def = &defs[i];
-    if (!def) {
-        cli_error(&cli, "unknown control command '%s'", cli.pos[0]);
-        list_commands(stderr);
-        goto out;
-    }
-    int nargs = cli.npos - 1;
-    if (nargs < def->min_args || (def->max_args >= 0 && nargs > def->max_args)) {
-        cli_error(&cli, "usage: celeriac control %s %s", def->name, def->args_usage);
-        goto out;
-    }
-    if (def->kind == PAUSE && ro.nnodes) {
-        cli_error(&cli, "pause and resume apply to every worker; for one worker use "
-                        "cancel_consumer/add_consumer -d NODE");
-        goto out;
-    }
-    if (def->kind != PAUSE) {
-        bool said;
-        args = build_args(&cli, def->name, cli.pos + 1, nargs, &said);
-        if (!args) {
-            if (!said)
-                cli_error(&cli, "arguments must be UTF-8");
-            goto out;
-        }
-    }
-    rc = cli_configure(&cli);
-    if (rc >= 0)
-        goto out;
-    rc = cli_client_open(&cli, &client);
-    if (rc >= 0)
-        goto out;
-    if (def->kind == PAUSE) {
-        rc = pause_queue(&cli, client, &ro, cli.pos[1], strcmp(def->name, "pause") == 0);
-        goto out;
-    }
-    rc = cli_remote_call(&cli, client, &ro, def->name, args, def->kind == CAST, &replies);
-    if (rc >= 0)
-        goto out;
-    if (def->kind == CAST) {
-        printf("%s sent (workers do not reply to it)\n", def->name);
-        rc = CLI_EXIT_OK;
-        goto out;
-    }
-    rc = cli_remote_print(&ro, replies, NULL);
-
-out:
-    json_decref(args);
-    cel_control_replies_free(replies);
-    cel_client_free(client);
-    cli_release(&cli);
-    return rc;
+    static const struct cli_verb_spec spec = {
+        &cli_control_cmd, defs, NDEFS, sizeof defs[0], build_args, run, NULL,
+    };
+    return cli_verb_main(&spec, argc, argv);
 }

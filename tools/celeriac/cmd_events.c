@@ -360,22 +360,15 @@ int cli_cmd_events(int argc, char **argv)
     struct events_args ea = {0};
     cel_client *client = NULL;
 
-    int rc = cli_parse(&cli, &cli_events_cmd, argc, argv, on_opt, &ea);
+    int rc = cli_begin(&cli, &cli_events_cmd, argc, argv, on_opt, &ea);
     if (rc >= 0)
         goto out;
-    if (cli.check_config) {
-        rc = cli_configure(&cli);
-        goto out;
-    }
     if (cli.npos > 0) {
         cli_error(&cli, "unexpected argument '%s'", cli.pos[0]);
         rc = CLI_EXIT_USAGE;
         goto out;
     }
-    rc = cli_configure(&cli);
-    if (rc >= 0)
-        goto out;
-    rc = cli_client_open(&cli, &client);
+    rc = cli_connect(&cli, &client);
     if (rc >= 0)
         goto out;
     struct sigaction sa = {0};

@@ -167,27 +167,18 @@ int cli_cmd_queues(int argc, char **argv)
     char **paused = NULL;
     size_t npaused = 0;
 
-    int rc = cli_parse(&cli, &cli_queues_cmd, argc, argv, on_opt, &qa);
+    int rc = cli_begin(&cli, &cli_queues_cmd, argc, argv, on_opt, &qa);
     if (rc >= 0)
         goto out;
-    if (cli.check_config) {
-        rc = cli_configure(&cli);
-        goto out;
-    }
-    if (cli.npos > 0) {
-        cli_error(&cli, "unexpected argument '%s' (queues go with -Q)", cli.pos[0]);
+    if (cli.npos > 0 || !rows) {
+        if (rows)
+            cli_error(&cli, "unexpected argument '%s' (queues go with -Q)", cli.pos[0]);
+        else
+            cli_error(&cli, "out of memory");
         rc = CLI_EXIT_USAGE;
         goto out;
     }
-    rc = cli_configure(&cli);
-    if (rc >= 0)
-        goto out;
-    if (!rows) {
-        cli_error(&cli, "out of memory");
-        rc = CLI_EXIT_USAGE;
-        goto out;
-    }
-    rc = cli_client_open(&cli, &client);
+    rc = cli_connect(&cli, &client);
     if (rc >= 0)
         goto out;
 

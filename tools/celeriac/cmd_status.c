@@ -39,22 +39,15 @@ int cli_cmd_status(int argc, char **argv)
     cel_client *client = NULL;
     cel_control_replies *replies = NULL;
 
-    int rc = cli_parse(&cli, &cli_status_cmd, argc, argv, on_opt, &ro);
+    int rc = cli_begin(&cli, &cli_status_cmd, argc, argv, on_opt, &ro);
     if (rc >= 0)
         goto out;
-    if (cli.check_config) {
-        rc = cli_configure(&cli);
-        goto out;
-    }
     if (cli.npos > 0) {
         cli_error(&cli, "unexpected argument '%s'", cli.pos[0]);
         rc = CLI_EXIT_USAGE;
         goto out;
     }
-    rc = cli_configure(&cli);
-    if (rc >= 0)
-        goto out;
-    rc = cli_client_open(&cli, &client);
+    rc = cli_connect(&cli, &client);
     if (rc >= 0)
         goto out;
     rc = cli_remote_call(&cli, client, &ro, "ping", NULL, false, &replies);
