@@ -150,7 +150,10 @@ int cel_event_next(cel_event_receiver *r, int64_t timeout_ms, const char **event
         wait_readable(r, left);
     }
     free(r->current);
-    r->current = json_dumps(json_array_get(r->pending, r->next++), JSON_COMPACT);
+    /* 16 digits: microseconds of an epoch timestamp, and 4.92 stays 4.92
+     * rather than 4.9199999999999999. */
+    r->current =
+        json_dumps(json_array_get(r->pending, r->next++), JSON_COMPACT | JSON_REAL_PRECISION(16));
     if (!r->current)
         return cel__err(&c->err, CEL_ENOMEM, "out of memory");
     *event_json = r->current;
