@@ -16,6 +16,12 @@
  * copies the envelope into the inbox of every subscription on that
  * exchange whose pattern matches (fanout.h), under the store lock, so
  * publishers and subscribers may be on any threads.
+ *
+ * Mailboxes: a store keeps its open mailboxes; mailbox_send() appends a
+ * copy to the first one of that name and signals its condition variable,
+ * on which mailbox_take() waits (store lock), so a reply wakes its
+ * reader at once. A send to a name nobody opened is dropped. Paused
+ * queues are a list of names in the store.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker/broker.h"
@@ -53,6 +60,7 @@ struct mem_list {
 
 struct mem_broker;
 struct cel_fanout_sub;
+struct cel_mailbox;
 
 struct mem_store {
     char *name;
@@ -65,7 +73,10 @@ struct mem_store {
     struct cel_fanout_sub *subs;      /* live fan-out subscriptions */
     struct cel_revoke_entry *revoked; /* unordered; expired ones dropped on add */
     size_t nrevoked, caprevoked;
-    struct mem_rate *rates; /* rate-limit buckets */
+    struct mem_rate *rates;        /* rate-limit buckets */
+    struct cel_mailbox *mailboxes; /* open ones */
+    char **paused;                 /* paused queue names, unordered */
+    size_t npaused;
     struct mem_store *next;
 };
 
@@ -83,6 +94,21 @@ struct cel_fanout_sub {
     char *pattern;
     char what[160];              /* for the inbox's log lines */
     struct cel_fanout_sub *next; /* in store->subs */
+};
+
+/* One envelope waiting in a mailbox. */
+struct mem_reply {
+    char *env;
+    size_t len;
+    struct mem_reply *next;
+};
+
+struct cel_mailbox {
+    struct mem_store *store; /* holds a reference */
+    char *name;
+    struct mem_reply *head, **tail; /* FIFO, under the store lock */
+    pthread_cond_t arrived;         /* signalled by send, CLOCK_MONOTONIC */
+    struct cel_mailbox *next;       /* in store->mailboxes */
 };
 
 struct mem_broker {
@@ -208,6 +234,7 @@ static void store_unref(struct mem_store *s)
         list_free(&s->msgs);
         list_free(&s->dead);
         cel__revoke_entries_free(s->revoked, s->nrevoked);
+        cel__strv_free(s->paused, s->npaused);
         while (s->rates) {
             struct mem_rate *r = s->rates;
             s->rates = r->next;
@@ -699,6 +726,173 @@ static int mb_rate_acquire(struct cel_broker *base, const char *name, double per
     return r ? CEL_OK : cel__err(&base->err, CEL_ENOMEM, "out of memory");
 }
 
+/* ---- mailboxes ------------------------------------------------------------ */
+
+static void replies_free(struct mem_reply *r)
+{
+    while (r) {
+        struct mem_reply *next = r->next;
+        free(r->env);
+        free(r);
+        r = next;
+    }
+}
+
+static int mb_mailbox_open(struct cel_broker *base, const char *name, struct cel_mailbox **out)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    *out = NULL;
+    struct cel_mailbox *m = calloc(1, sizeof *m);
+    if (!m || !(m->name = strdup(name))) {
+        free(m);
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    }
+    m->tail = &m->head;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->arrived, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_lock(&stores_mu);
+    s->refs++;
+    pthread_mutex_lock(&s->mu);
+    m->store = s;
+    m->next = s->mailboxes;
+    s->mailboxes = m;
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&stores_mu);
+    *out = m;
+    return CEL_OK;
+}
+
+static int mb_mailbox_take(struct cel_mailbox *m, int64_t timeout_ms, char **env, size_t *len)
+{
+    *env = NULL;
+    *len = 0;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    int64_t ns = until.tv_nsec + (timeout_ms > 0 ? timeout_ms : 0) % 1000 * 1000000;
+    until.tv_sec += (timeout_ms > 0 ? timeout_ms : 0) / 1000 + ns / 1000000000;
+    until.tv_nsec = ns % 1000000000;
+    struct mem_store *s = m->store;
+    pthread_mutex_lock(&s->mu);
+    int wait = 0;
+    while (!m->head && timeout_ms > 0 && wait != ETIMEDOUT)
+        wait = pthread_cond_timedwait(&m->arrived, &s->mu, &until);
+    struct mem_reply *r = m->head;
+    if (r && !(m->head = r->next))
+        m->tail = &m->head;
+    pthread_mutex_unlock(&s->mu);
+    if (!r)
+        return CEL_ETIMEDOUT;
+    *env = r->env;
+    *len = r->len;
+    free(r);
+    return CEL_OK;
+}
+
+static void mb_mailbox_close(struct cel_mailbox *m)
+{
+    if (!m)
+        return;
+    struct mem_store *s = m->store;
+    pthread_mutex_lock(&stores_mu);
+    pthread_mutex_lock(&s->mu);
+    for (struct cel_mailbox **p = &s->mailboxes; *p; p = &(*p)->next) {
+        if (*p == m) {
+            *p = m->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    store_unref(s);
+    pthread_mutex_unlock(&stores_mu);
+    replies_free(m->head);
+    pthread_cond_destroy(&m->arrived);
+    free(m->name);
+    free(m);
+}
+
+static int mb_mailbox_send(struct cel_broker *base, const char *name, const char *env, size_t len)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    struct mem_reply *r = malloc(sizeof *r);
+    char *copy = malloc(len + 1);
+    if (!r || !copy) {
+        free(r);
+        free(copy);
+        return cel__err(&base->err, CEL_ENOMEM, "out of memory");
+    }
+    memcpy(copy, env, len);
+    copy[len] = '\0';
+    *r = (struct mem_reply){copy, len, NULL};
+    pthread_mutex_lock(&s->mu);
+    struct cel_mailbox *m = s->mailboxes;
+    while (m && strcmp(m->name, name) != 0)
+        m = m->next;
+    if (m) {
+        *m->tail = r;
+        m->tail = &r->next;
+        pthread_cond_signal(&m->arrived);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!m) /* nobody waits for it: dropped, as on the other transports */
+        replies_free(r);
+    return CEL_OK;
+}
+
+/* ---- paused queues ------------------------------------------------------- */
+
+static int mb_queue_pause(struct cel_broker *base, const char *queue, bool paused)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&s->mu);
+    size_t i = 0;
+    while (i < s->npaused && strcmp(s->paused[i], queue) != 0)
+        i++;
+    if (!paused && i < s->npaused) {
+        free(s->paused[i]);
+        s->paused[i] = s->paused[--s->npaused];
+    } else if (paused && i == s->npaused) {
+        char **v = realloc(s->paused, (s->npaused + 1) * sizeof *v);
+        if (v)
+            s->paused = v;
+        if (!v || !(v[s->npaused] = strdup(queue)))
+            rc = CEL_ENOMEM;
+        else
+            s->npaused++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc == CEL_OK ? CEL_OK : cel__err(&base->err, rc, "out of memory");
+}
+
+static int mb_queue_paused_list(struct cel_broker *base, char ***names, size_t *n)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    *names = NULL;
+    *n = 0;
+    int rc = CEL_OK;
+    pthread_mutex_lock(&s->mu);
+    char **v = s->npaused ? calloc(s->npaused, sizeof *v) : NULL;
+    if (s->npaused && !v)
+        rc = CEL_ENOMEM;
+    for (size_t i = 0; rc == CEL_OK && i < s->npaused; i++) {
+        if (!(v[i] = strdup(s->paused[i])))
+            rc = CEL_ENOMEM;
+        else
+            (*n)++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc != CEL_OK) {
+        cel__strv_free(v, *n);
+        *n = 0;
+        return cel__err(&base->err, rc, "out of memory");
+    }
+    *names = v;
+    return CEL_OK;
+}
+
 const struct cel_broker_ops cel__broker_memory = {
     .abi = CEL_BROKER_ABI,
     .default_lease_ms = DEFAULT_LEASE_MS,
@@ -728,4 +922,10 @@ const struct cel_broker_ops cel__broker_memory = {
     .revoke_add = mb_revoke_add,
     .revoke_list = mb_revoke_list,
     .rate_acquire = mb_rate_acquire,
+    .mailbox_open = mb_mailbox_open,
+    .mailbox_take = mb_mailbox_take,
+    .mailbox_close = mb_mailbox_close,
+    .mailbox_send = mb_mailbox_send,
+    .queue_pause = mb_queue_pause,
+    .queue_paused_list = mb_queue_paused_list,
 };

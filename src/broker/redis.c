@@ -25,21 +25,7 @@
 
 int cel__redis_broker_run(struct redis_broker *b, const struct cel_redis_cmds *q, redisReply ***out)
 {
-    redisReply **rs = NULL;
-    int rc = cel__redis_exec(&b->main, q, &rs, CEL_REDIS_OP_BUDGET_MS, &b->base.err);
-    if (rc != CEL_OK)
-        return rc;
-    const redisReply *e = cel__redis_first_error(rs, q->n);
-    if (e) {
-        rc = cel__err(&b->base.err, CEL_EBROKER, "redis %s: %s", b->target.display, e->str);
-        cel__redis_replies_free(rs, q->n);
-        return rc;
-    }
-    if (out)
-        *out = rs;
-    else
-        cel__redis_replies_free(rs, q->n);
-    return CEL_OK;
+    return cel__redis_run(&b->main, q, out, CEL_REDIS_OP_BUDGET_MS, &b->base.err);
 }
 
 static int oom(struct redis_broker *b)
@@ -649,4 +635,8 @@ const struct cel_broker_ops cel__broker_redis = {
     .revoke_add = cel__redis_revoke_add,
     .revoke_list = cel__redis_revoke_list,
     .rate_acquire = rb_rate_acquire,
+    .mailbox_open = cel__redis_mailbox_open,
+    .mailbox_take = cel__redis_mailbox_take,
+    .mailbox_close = cel__redis_mailbox_close,
+    .mailbox_send = cel__redis_mailbox_send,
 };

@@ -8,6 +8,7 @@
  *   redis_envelope.c  what the transport writes back about a message:
  *                     kombu's restore
  *   redis_fanout.c    fan-out publish/subscribe (kombu's pub/sub layout)
+ *   redis_mailbox.c   reply mailboxes (kombu's reply.celery.pidbox)
  *   redis_wake.c      waking the I/O thread early for a message this
  *                     handle parks in celeriac.delayed
  *   redis_keys.h      the key layout; redis_scripts.{c,h} the Lua scripts
@@ -194,5 +195,11 @@ void cel__redis_fanout_close(struct cel_fanout_sub *s);
 int cel__redis_revoke_add(struct cel_broker *b, const char *const *ids, size_t n,
                           int64_t expires_us, bool terminate, int signum, size_t keep_max);
 int cel__redis_revoke_list(struct cel_broker *b, struct cel_revoke_entry **out, size_t *n);
+
+/* The mailbox ops (broker.h), in redis_mailbox.c. */
+int cel__redis_mailbox_open(struct cel_broker *b, const char *name, struct cel_mailbox **out);
+int cel__redis_mailbox_take(struct cel_mailbox *m, int64_t timeout_ms, char **env, size_t *len);
+void cel__redis_mailbox_close(struct cel_mailbox *m);
+int cel__redis_mailbox_send(struct cel_broker *b, const char *name, const char *env, size_t len);
 
 #endif

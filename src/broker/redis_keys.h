@@ -15,6 +15,13 @@
  *                    entries older than the visibility timeout
  *   unacked_mutex    lock for the sweep (SET NX PX 300000, token checked
  *                    on release), shared with Python workers
+ *   _kombu.binding.reply.celery.pidbox
+ *                    set with "<oid>\x06\x16\x06\x16<oid>.reply.celery.pidbox"
+ *                    while control client <oid> waits for replies
+ *   <oid>.reply.celery.pidbox
+ *                    list (and its bands) of the replies to that client:
+ *                    repliers LPUSH only while the binding exists, the
+ *                    client BRPOPs, then SREMs the binding and DELs them
  *
  * Ours:
  *
@@ -47,6 +54,8 @@
  *                          Python worker then acked leaves its field
  *                          behind (kombu does not know the hash; our sweep
  *                          drops fields of messages it finds acked).
+ *   celeriac.paused        set of queue names no celeriac worker consumes
+ *                          until they are resumed (queue_pause)
  *   celeriac.wake.<id>     list, one per consuming handle (random id):
  *                          the I/O thread's BRPOP also waits on it, and
  *                          the handle pushes a token there when it parked
@@ -74,6 +83,12 @@
 #define CEL_REDIS_KEY_REVOKED        "celeriac.revoked"
 #define CEL_REDIS_KEY_REVOKED_SIGNAL "celeriac.revoked.signal"
 #define CEL_REDIS_KEY_DELIVERIES     "celeriac.deliveries"
+/* Paused queues (queue_pause): a set of queue names. */
+#define CEL_REDIS_KEY_PAUSED "celeriac.paused"
+/* kombu's direct reply exchange of remote control (redis_mailbox.c): the
+ * binding set, and the suffix of each client's reply list. */
+#define CEL_REDIS_KEY_REPLY_BINDING "_kombu.binding.reply.celery.pidbox"
+#define CEL_REDIS_REPLY_SUFFIX      ".reply.celery.pidbox"
 /* + a random id: a consumer's wake-up list (above). */
 #define CEL_REDIS_KEY_WAKE_PREFIX "celeriac.wake."
 #define CEL_REDIS_WAKE_TTL_MS     "5000"
@@ -121,6 +136,17 @@ static inline bool cel__redis_binding(const char *queue, char *key, char *member
     int n2 = snprintf(member, 3 * CEL_REDIS_KEY_MAX, "%s" CEL_REDIS_SEP CEL_REDIS_SEP "%s", queue,
                       queue);
     return n1 >= 0 && n1 < CEL_REDIS_KEY_MAX && n2 >= 0 && n2 < 3 * CEL_REDIS_KEY_MAX;
+}
+
+/* Reply list of mailbox `name` ("<name>.reply.celery.pidbox") and its
+ * member of the reply binding set; both need CEL_REDIS_KEY_MAX bytes.
+ * False when the name is too long. */
+static inline bool cel__redis_reply_binding(const char *name, char *list, char *member)
+{
+    int n1 = snprintf(list, CEL_REDIS_KEY_MAX, "%s" CEL_REDIS_REPLY_SUFFIX, name);
+    int n2 = snprintf(member, CEL_REDIS_KEY_MAX, "%s" CEL_REDIS_SEP CEL_REDIS_SEP "%s", name,
+                      n1 >= 0 && n1 < CEL_REDIS_KEY_MAX ? list : "");
+    return n1 >= 0 && n1 < CEL_REDIS_KEY_MAX && n2 >= 0 && n2 < CEL_REDIS_KEY_MAX;
 }
 
 #endif

@@ -185,6 +185,12 @@ static const char lua_rate[] =
     "end\n"
     "return math.max(1, math.ceil((1 - tokens) * 1e6 / rate))\n";
 
+static const char lua_reply[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then\n"
+                                "  redis.call('LPUSH', KEYS[2], ARGV[2])\n"
+                                "  return 1\n"
+                                "end\n"
+                                "return 0\n";
+
 const char *const cel__redis_broker_scripts[CEL_REDIS_NSCRIPTS + 1] = {
     [CEL_REDIS_SCRIPT_POP] = lua_pop,
     [CEL_REDIS_SCRIPT_MOVE] = lua_move,
@@ -193,5 +199,6 @@ const char *const cel__redis_broker_scripts[CEL_REDIS_NSCRIPTS + 1] = {
     [CEL_REDIS_SCRIPT_RATE] = lua_rate,
     [CEL_REDIS_SCRIPT_DELAYED] = lua_delayed,
     [CEL_REDIS_SCRIPT_RESTORE_AT] = lua_restore_at,
+    [CEL_REDIS_SCRIPT_REPLY] = lua_reply,
     [CEL_REDIS_NSCRIPTS] = NULL,
 };

@@ -59,6 +59,12 @@ enum cel_redis_script {
      * still counts when the member is moved and popped again (same tag).
      * Returns 1 when restored, 0 when someone acked or restored it. */
     CEL_REDIS_SCRIPT_RESTORE_AT,
+    /* REPLY: kombu's reply to a control client, in one round trip: LPUSH
+     * ARGV[2] on KEYS[2] (the client's reply list) only if ARGV[1] (its
+     * binding member) is in KEYS[1] (_kombu.binding.reply.celery.pidbox),
+     * so a reply to a client that is gone leaves no list behind. Returns 1
+     * when pushed, 0 when dropped. */
+    CEL_REDIS_SCRIPT_REPLY,
     CEL_REDIS_NSCRIPTS
 };
 

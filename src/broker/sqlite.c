@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker.h"
+#include "broker/sqlite_internal.h"
 #include "core/array.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -37,14 +37,6 @@
 
 /* Age pruning scans from the oldest row; once a second is plenty. */
 #define FANOUT_AGE_PRUNE_US 1000000
-
-struct sqlite_broker {
-    struct cel_broker base;
-    struct cel_sqldb *db;
-    struct cel_sqlwake wake;
-    int64_t fanout_pruned_us; /* last age pruning by this handle (monotonic) */
-    bool rate_table;          /* rate_buckets exists (rate limits) */
-};
 
 /*
  * A fan-out subscription. It shares nothing with the broker handle that
@@ -171,6 +163,17 @@ static int write_op(struct sqlite_broker *b, bool single,
         rc = cel__sqldb_write_end(b->db, owned, body(b, arg), &b->base.err);
     cel__sqldb_unlock(b->db);
     return rc;
+}
+
+int cel__sqlite_write(struct sqlite_broker *b, bool single,
+                      int (*body)(struct sqlite_broker *b, void *arg), void *arg)
+{
+    return write_op(b, single, body, arg);
+}
+
+int cel__sqlite_step_done(struct sqlite_broker *b, sqlite3_stmt *st, const char *what)
+{
+    return step_done(b, st, what);
 }
 
 /* The cached statement for `sql`, or NULL with the error recorded. */
@@ -1010,4 +1013,8 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .revoke_add = sb_revoke_add,
     .revoke_list = sb_revoke_list,
     .rate_acquire = sb_rate_acquire,
+    .mailbox_open = cel__sqlite_mailbox_open,
+    .mailbox_take = cel__sqlite_mailbox_take,
+    .mailbox_close = cel__sqlite_mailbox_close,
+    .mailbox_send = cel__sqlite_mailbox_send,
 };

@@ -454,6 +454,28 @@ const redisReply *cel__redis_first_error(redisReply *const *rs, size_t n)
     return NULL;
 }
 
+int cel__redis_run(struct cel_redis *r, const struct cel_redis_cmds *q, redisReply ***replies,
+                   int64_t budget_ms, struct cel_errbuf *err)
+{
+    redisReply **rs = NULL;
+    if (replies)
+        *replies = NULL;
+    int rc = cel__redis_exec(r, q, &rs, budget_ms, err);
+    if (rc != CEL_OK)
+        return rc;
+    const redisReply *e = cel__redis_first_error(rs, q->n);
+    if (e) {
+        rc = cel__err(err, CEL_EBROKER, "redis %s: %s", r->target->display, e->str);
+        cel__redis_replies_free(rs, q->n);
+        return rc;
+    }
+    if (replies)
+        *replies = rs;
+    else
+        cel__redis_replies_free(rs, q->n);
+    return CEL_OK;
+}
+
 static bool has_noscript(redisReply *const *rs, size_t n)
 {
     for (size_t i = 0; i < n; i++)

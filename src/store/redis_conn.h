@@ -110,6 +110,11 @@ void cel__redis_replies_free(redisReply **rs, size_t n);
 /* First Redis error reply among rs[0..n), or NULL. */
 const redisReply *cel__redis_first_error(redisReply *const *rs, size_t n);
 
+/* cel__redis_exec() that also fails on a Redis error reply: CEL_EBROKER
+ * with "redis <server>: <error>" in err, the replies freed. */
+int cel__redis_run(struct cel_redis *r, const struct cel_redis_cmds *q, redisReply ***replies,
+                   int64_t budget_ms, struct cel_errbuf *err);
+
 /* Current wall time as Redis score text, float seconds like Python's time(). */
 void cel__redis_now_score(char *buf, size_t len);
 

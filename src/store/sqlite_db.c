@@ -14,10 +14,10 @@
 #include "core/log.h"
 
 /*
- * Schema, version 4 (PRAGMA user_version). Every statement is CREATE ...
+ * Schema, version 5 (PRAGMA user_version). Every statement is CREATE ...
  * IF NOT EXISTS, so running the whole script on an older file is the
  * migration (1 -> 2 added the fanout table, 2 -> 3 the revoked table,
- * 3 -> 4 the chord tables).
+ * 3 -> 4 the chord tables, 4 -> 5 the mailbox and paused-queue tables).
  *
  * messages: one row per queued envelope. visible_at (wall µs) is the one
  * time column: the ETA of a delayed message, the lease deadline of a
@@ -39,6 +39,15 @@
  *
  * revoked: task ids no worker may run, until expires_at (wall µs); read
  * whole by workers at start and every few seconds (src/worker/revoke.c).
+ *
+ * mailboxes / mailbox_replies: remote-control replies (Celery's
+ * reply.celery.pidbox, src/broker/sqlite_mailbox.c). A client's open
+ * mailbox is a row in mailboxes, refreshed while it waits; a reply is
+ * stored only while that row exists, and deleted when taken. Rows of
+ * either table older than CEL_SQLDB_MAILBOX_MAX_AGE_S are pruned, so a
+ * client that died leaves nothing for long.
+ *
+ * paused_queues: queues no celeriac worker consumes until resumed.
  *
  * chord_sizes / chord_joins: Celery's chord join (celery-taskset-meta-
  * <gid>.s and .j on Redis, src/backend/sqlite.c): a chord's size and one
@@ -95,7 +104,19 @@ static const char schema_sql[] =
     " idx INTEGER NOT NULL,"
     " entry TEXT NOT NULL,"
     " expires_at INTEGER,"
-    " UNIQUE (group_id, idx, entry));";
+    " UNIQUE (group_id, idx, entry));"
+    "CREATE TABLE IF NOT EXISTS mailboxes ("
+    " name TEXT PRIMARY KEY,"
+    " seen_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS mailbox_replies ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS mailbox_replies_name ON mailbox_replies (name, id);"
+    "CREATE TABLE IF NOT EXISTS paused_queues ("
+    " queue TEXT PRIMARY KEY,"
+    " paused_at INTEGER NOT NULL) WITHOUT ROWID;";
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 

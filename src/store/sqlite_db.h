@@ -41,7 +41,7 @@
 
 #include "core/errbuf.h"
 
-#define CEL_SQLDB_SCHEMA_VERSION  4
+#define CEL_SQLDB_SCHEMA_VERSION  5
 #define CEL_SQLDB_BUSY_TIMEOUT_MS 5000
 /* Opening (WAL switch and schema) waits out other openers this long in
  * total before it reports the file as locked. */
@@ -52,6 +52,10 @@
  * consumer of Celery's fanout exchanges does. */
 #define CEL_SQLDB_FANOUT_MAX_ROWS  10000
 #define CEL_SQLDB_FANOUT_MAX_AGE_S 60
+
+/* A mailbox (remote-control replies) nobody looked at for this long
+ * belongs to a client that died: its binding and replies are pruned. */
+#define CEL_SQLDB_MAILBOX_MAX_AGE_S 60
 
 struct cel_sqldb_stmt {
     char *sql;

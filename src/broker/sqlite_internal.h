@@ -1,0 +1,45 @@
+/*
+ * sqlite_internal.h - the SQLite transport's handle, shared by its files:
+ *
+ *   sqlite.c          the ops table: messages, fan-out, revokes, rate
+ *                     limits
+ *   sqlite_mailbox.c  remote-control reply mailboxes
+ *
+ * The connection, transaction and wakeup plumbing is store/sqlite_db.h.
+ */
+#ifndef CEL_BROKER_SQLITE_INTERNAL_H
+#define CEL_BROKER_SQLITE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/broker.h"
+#include "store/sqlite_db.h"
+
+struct sqlite_broker {
+    struct cel_broker base;
+    struct cel_sqldb *db;
+    struct cel_sqlwake wake;
+    int64_t fanout_pruned_us; /* last age pruning by this handle (monotonic) */
+    bool rate_table;          /* rate_buckets exists (rate limits) */
+};
+
+/*
+ * One write operation on the handle: takes the lock, opens a write
+ * transaction unless the caller's begin() has one open (or, `single`, the
+ * body is one statement, which commits on its own outside a batch), runs
+ * `body`, commits or rolls back what it opened, and unlocks.
+ */
+int cel__sqlite_write(struct sqlite_broker *b, bool single,
+                      int (*body)(struct sqlite_broker *b, void *arg), void *arg);
+/* Steps a statement that returns no rows, then resets it (it holds no
+ * read snapshot afterwards); a failure is recorded in the handle. */
+int cel__sqlite_step_done(struct sqlite_broker *b, sqlite3_stmt *st, const char *what);
+
+/* The mailbox ops (broker.h), in sqlite_mailbox.c. */
+int cel__sqlite_mailbox_open(struct cel_broker *b, const char *name, struct cel_mailbox **out);
+int cel__sqlite_mailbox_take(struct cel_mailbox *m, int64_t timeout_ms, char **env, size_t *len);
+void cel__sqlite_mailbox_close(struct cel_mailbox *m);
+int cel__sqlite_mailbox_send(struct cel_broker *b, const char *name, const char *env, size_t len);
+
+#endif
