@@ -138,7 +138,5 @@ int cel_client_paused_queues(cel_client *c, char ***names, size_t *n)
 
 void cel_client_names_free(char **names, size_t n)
 {
-    for (size_t i = 0; names && i < n; i++)
-        free(names[i]);
-    free(names);
+    cel__strv_free(names, n);
 }

@@ -93,6 +93,23 @@ static void scheduled_item(FILE *out, const json_t *entry)
     fprintf(out, " eta=%s", eta ? eta : "?");
 }
 
+/* active_queues: kombu queue objects, by name, exchange and key. */
+static void queue_item(FILE *out, const json_t *q)
+{
+    const json_t *ex = json_object_get(q, "exchange");
+    const char *name = json_string_value(json_object_get(q, "name"));
+    const char *exname = json_string_value(json_object_get(ex, "name"));
+    const char *extype = json_string_value(json_object_get(ex, "type"));
+    const char *key = json_string_value(json_object_get(q, "routing_key"));
+    fprintf(out, "%*s* %s exchange=%s(%s) key=%s", INDENT, "", name ? name : "?",
+            exname ? exname : "", extype ? extype : "?", key ? key : "");
+}
+
+static void show_queues(FILE *out, const json_t *list)
+{
+    show_list(out, list, queue_item);
+}
+
 static void show_active(FILE *out, const json_t *list)
 {
     show_list(out, list, active_item);
@@ -141,7 +158,7 @@ static const struct inspect_def defs[] = {
     {{"revoked", 0, 0, ""}, NULL},
     {{"registered", 0, 0, ""}, NULL},
     {{"stats", 0, 0, ""}, NULL},
-    {{"active_queues", 0, 0, ""}, NULL},
+    {{"active_queues", 0, 0, ""}, show_queues},
     {{"query_task", 1, -1, "ID..."}, show_query},
     {{"conf", 0, 0, ""}, NULL},
     {{"report", 0, 0, ""}, NULL},
