@@ -546,6 +546,33 @@ static int stop_consuming(struct redis_broker *b)
     return CEL_OK;
 }
 
+static int rb_length_bands(struct cel_broker *base, const char *queue, int *prios, size_t *lens,
+                           size_t max, size_t *n)
+{
+    struct redis_broker *b = (struct redis_broker *)base;
+    *n = 0;
+    struct cel_redis_cmds q = {0};
+    int rc = add_band_cmds(&q, "LLEN", queue);
+    redisReply **rs = NULL;
+    if (rc == CEL_OK)
+        rc = cel__redis_broker_run(b, &q, &rs);
+    else
+        rc = cel__err(&base->err, rc, "cannot read length of queue '%s'", queue);
+    if (rc == CEL_OK) {
+        /* Every band, empty ones too: the four lists are kombu's layout. */
+        for (int i = 0; i < CEL_REDIS_NBANDS; i++) {
+            if ((size_t)i < max) {
+                prios[i] = cel__redis_band_step(i);
+                lens[i] = sum_ints(rs, (size_t)i, 1);
+            }
+        }
+        *n = CEL_REDIS_NBANDS;
+    }
+    cel__redis_replies_free(rs, q.n);
+    cel__redis_cmds_release(&q);
+    return rc;
+}
+
 static int rb_fetch(struct cel_broker *base, const char *const *queues, size_t nqueues, size_t max,
                     int64_t lease_ms, struct cel_delivery *out, size_t *n, int64_t *next_due_us)
 {
@@ -646,6 +673,7 @@ const struct cel_broker_ops cel__broker_redis = {
     .extend = rb_extend,
     .purge = rb_purge,
     .length = rb_length,
+    .length_bands = rb_length_bands,
     .wakeup_fd = rb_wakeup_fd,
     .drain_wakeup = rb_drain_wakeup,
     .fanout_publish = cel__redis_fanout_publish,

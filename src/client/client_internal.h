@@ -12,6 +12,7 @@
 #include "celeriac/client.h"
 #include "core/errbuf.h"
 #include "proto/envelope_writer.h"
+#include "proto/event.h"
 
 struct cel_client {
     cel_config *cfg;
@@ -24,6 +25,7 @@ struct cel_client {
     struct cel_errbuf err;
     const char *default_queue; /* task_default_queue, looked up at connect */
     struct cel_buf send_buf;   /* envelope of the last send, reused by the next */
+    struct cel_lamport clock;  /* stamps control requests (control.c) */
 };
 
 struct cel_result {

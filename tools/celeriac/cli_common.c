@@ -403,6 +403,22 @@ void cli_release(struct cli *cli)
     memset(cli, 0, sizeof *cli);
 }
 
+int cli_begin(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv, cli_opt_fn fn,
+              void *ctx)
+{
+    int rc = cli_parse(cli, cmd, argc, argv, fn, ctx);
+    if (rc < 0 && cli->check_config)
+        rc = cli_configure(cli);
+    return rc;
+}
+
+int cli_connect(struct cli *cli, cel_client **out)
+{
+    *out = NULL;
+    int rc = cli_configure(cli);
+    return rc >= 0 ? rc : cli_client_open(cli, out);
+}
+
 int cli_client_open(const struct cli *cli, cel_client **out)
 {
     *out = cel_client_new(cli->cfg);
