@@ -212,6 +212,7 @@ static void on_turn(uv_prepare_t *h)
      * short and every child has more queued: then nobody waits on them. */
     bool urgent = stopping || w->runtime_ewma_us >= CEL_PIPELINE_BELOW_US ||
                   (!w->held.ready_head && w->pool->ops->hungry(w->pool));
+    cel__control_on_turn(w);
     cel__settler_set_gather(w->settler, urgent ? 0 : CEL_GATHER_US);
     cel__settler_flush(w->settler);
     cel__consumer_update_room(w);

@@ -227,6 +227,9 @@ void cel__control_send(cel_worker *w, struct cel_broker *b);
  * thread the queues to fetch from (w->queues less the paused ones). */
 bool cel__control_queue_paused(const cel_worker *w, const char *queue);
 void cel__control_apply_queues(cel_worker *w);
+/* End of every loop turn: sends the replies held for a queue change the
+ * transport has now seen. */
+void cel__control_on_turn(cel_worker *w);
 
 /* ---- control_inspect.c: what inspection needs noted as tasks pass ---- */
 /* f ran to a result (stats' "total"). Cheap: no parse in the common case. */
