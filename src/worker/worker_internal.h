@@ -95,6 +95,10 @@ struct cel_worker {
     int64_t runtime_ewma_us; /* recent task run time; starts "long" */
     bool exiting;            /* the loop is winding down */
 
+    /* ---- pool size at run time (autoscale.c) ---- */
+    size_t prefetch_multiplier;      /* prefetch_limit = this x the processes that may run */
+    struct cel_autoscale *autoscale; /* NULL: --autoscale is off */
+
     /* ---- rate limits (rate_limit.c) ---- */
     struct cel_rate_limits *rate; /* NULL when no registered task has a rate limit */
 
