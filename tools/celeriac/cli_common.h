@@ -83,6 +83,10 @@ int cli_configure(struct cli *cli);
 
 void cli_release(struct cli *cli);
 
+/* Records `key value` as if given as a flag (a subcommand's shorthand
+ * for a table option, such as worker -E). 0, or -1 when out of memory. */
+int cli_add_set(struct cli *cli, const char *key, const char *value);
+
 /* "celeriac call: error: ..." on stderr. */
 void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
