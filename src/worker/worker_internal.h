@@ -28,6 +28,7 @@
 
 #include "celeriac/worker.h"
 #include "core/errbuf.h"
+#include "worker/events.h"
 #include "worker/execute.h"
 #include "worker/inflight.h"
 #include "worker/pool.h"
@@ -98,6 +99,11 @@ struct cel_worker {
     /* ---- pool size at run time (autoscale.c) ---- */
     size_t prefetch_multiplier;      /* prefetch_limit = this x the processes that may run */
     struct cel_autoscale *autoscale; /* NULL: --autoscale is off */
+
+    /* ---- monitoring events (events.c) ---- */
+    struct cel_events *events; /* NULL when not running */
+    atomic_bool task_events;   /* worker_send_task_events, switchable at run time */
+    _Atomic int64_t lamport;   /* the worker's Lamport clock */
 
     /* ---- rate limits (rate_limit.c) ---- */
     struct cel_rate_limits *rate; /* NULL when no registered task has a rate limit */
@@ -183,6 +189,10 @@ bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f);
 /* The live revoked ids (at most max): a list, or with_expiry an object
  * {id: expiry in epoch seconds} (the `revoked` and `hello` replies). */
 json_t *cel__revoke_dump(cel_worker *w, bool with_expiry, size_t max);
+
+/* The signal a revoke with terminate of task_id asked for; 0 when none
+ * is known. */
+int cel__revoke_signum(cel_worker *w, const char *task_id);
 
 /* ---- rate_limit.c ---- */
 struct cel_rate_limits;
