@@ -867,6 +867,11 @@ static int mb_queue_pause(struct cel_broker *base, const char *queue, bool pause
     return rc == CEL_OK ? CEL_OK : cel__err(&base->err, rc, "out of memory");
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static int mb_queue_paused_list(struct cel_broker *base, char ***names, size_t *n)
 {
     struct mem_store *s = ((struct mem_broker *)base)->store;
@@ -889,6 +894,8 @@ static int mb_queue_paused_list(struct cel_broker *base, char ***names, size_t *
         *n = 0;
         return cel__err(&base->err, rc, "out of memory");
     }
+    if (*n)
+        qsort(v, *n, sizeof *v, cmp_name); /* the same order as the other transports */
     *names = v;
     return CEL_OK;
 }

@@ -501,6 +501,64 @@ static int rb_length(struct cel_broker *base, const char *queue, size_t *len)
     return rc;
 }
 
+/* ---- paused queues: the set celeriac.paused (redis_keys.h) -------------- */
+
+static int rb_queue_pause(struct cel_broker *base, const char *queue, bool paused)
+{
+    struct redis_broker *b = (struct redis_broker *)base;
+    const char *argv[] = {paused ? "SADD" : "SREM", CEL_REDIS_KEY_PAUSED, queue};
+    struct cel_redis_cmds q = {0};
+    int rc =
+        cel__redis_cmds_addv(&q, 3, argv) == CEL_OK ? cel__redis_broker_run(b, &q, NULL) : oom(b);
+    cel__redis_cmds_release(&q);
+    return rc;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int rb_queue_paused_list(struct cel_broker *base, char ***names, size_t *n)
+{
+    struct redis_broker *b = (struct redis_broker *)base;
+    *names = NULL;
+    *n = 0;
+    const char *argv[] = {"SMEMBERS", CEL_REDIS_KEY_PAUSED};
+    struct cel_redis_cmds q = {0};
+    redisReply **rs = NULL;
+    int rc =
+        cel__redis_cmds_addv(&q, 2, argv) == CEL_OK ? cel__redis_broker_run(b, &q, &rs) : oom(b);
+    const redisReply *r = rc == CEL_OK ? rs[0] : NULL;
+    size_t count = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    char **v = count ? calloc(count, sizeof *v) : NULL;
+    if (count && !v)
+        rc = oom(b);
+    for (size_t i = 0; rc == CEL_OK && i < count; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        if (!(v[*n] = strdup(r->element[i]->str)))
+            rc = oom(b);
+        else
+            (*n)++;
+    }
+    if (rs)
+        cel__redis_replies_free(rs, q.n);
+    cel__redis_cmds_release(&q);
+    if (rc != CEL_OK) {
+        cel__strv_free(v, *n);
+        *n = 0;
+        return rc;
+    }
+    if (*n) {
+        qsort(v, *n, sizeof *v, cmp_name); /* a set has no order; give a stable one */
+        *names = v;
+    } else {
+        free(v);
+    }
+    return CEL_OK;
+}
+
 static int rb_length_bands(struct cel_broker *base, const char *queue, int *prios, size_t *lens,
                            size_t max, size_t *n)
 {
@@ -639,4 +697,6 @@ const struct cel_broker_ops cel__broker_redis = {
     .mailbox_take = cel__redis_mailbox_take,
     .mailbox_close = cel__redis_mailbox_close,
     .mailbox_send = cel__redis_mailbox_send,
+    .queue_pause = rb_queue_pause,
+    .queue_paused_list = rb_queue_paused_list,
 };

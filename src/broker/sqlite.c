@@ -565,6 +565,74 @@ static int sb_length(struct cel_broker *base, const char *queue, size_t *len)
     return rc;
 }
 
+/* ---- paused queues: the paused_queues table ------------------------------ */
+
+static const char sql_pause[] =
+    "INSERT OR IGNORE INTO paused_queues (queue, paused_at) VALUES (?1, ?2)";
+static const char sql_resume[] = "DELETE FROM paused_queues WHERE queue = ?1";
+static const char sql_paused[] = "SELECT queue FROM paused_queues ORDER BY queue";
+
+struct pause_args {
+    const char *queue;
+    bool paused;
+};
+
+static int pause_row(struct sqlite_broker *b, void *arg)
+{
+    const struct pause_args *a = arg;
+    sqlite3_stmt *st = prepare(b, a->paused ? sql_pause : sql_resume);
+    if (!st)
+        return CEL_EBROKER;
+    sqlite3_bind_text(st, 1, a->queue, -1, SQLITE_STATIC);
+    if (a->paused)
+        sqlite3_bind_int64(st, 2, cel__wall_us());
+    return step_done(b, st, a->paused ? "cannot pause the queue" : "cannot resume the queue");
+}
+
+static int sb_queue_pause(struct cel_broker *base, const char *queue, bool paused)
+{
+    struct pause_args a = {queue, paused};
+    return write_op((struct sqlite_broker *)base, true, pause_row, &a);
+}
+
+static int sb_queue_paused_list(struct cel_broker *base, char ***names, size_t *n)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    *names = NULL;
+    *n = 0;
+    int rc = cel__sqldb_lock(&b->db, &base->err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = cel__sqldb_prepare(b->db, sql_paused, &base->err);
+    char **v = NULL;
+    size_t cap = 0;
+    int src = SQLITE_DONE;
+    if (!st)
+        rc = CEL_EBROKER;
+    while (rc == CEL_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        char **grown = cel__array_grow(v, &cap, *n, sizeof *grown, 8);
+        const char *q = (const char *)sqlite3_column_text(st, 0);
+        if (grown)
+            v = grown;
+        if (!grown || !(v[*n] = strdup(q ? q : "")))
+            rc = cel__err(&base->err, CEL_ENOMEM, "out of memory");
+        else
+            (*n)++;
+    }
+    if (rc == CEL_OK && src != SQLITE_DONE)
+        rc = cel__sqldb_fail(b->db, &base->err, CEL_EBROKER, "cannot read the paused queues");
+    if (st)
+        sqlite3_reset(st);
+    cel__sqldb_unlock(b->db);
+    if (rc != CEL_OK) {
+        cel__strv_free(v, *n);
+        *n = 0;
+        return rc;
+    }
+    *names = v;
+    return CEL_OK;
+}
+
 static int sb_length_bands(struct cel_broker *base, const char *queue, int *prios, size_t *lens,
                            size_t max, size_t *n)
 {
@@ -1017,4 +1085,6 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .mailbox_take = cel__sqlite_mailbox_take,
     .mailbox_close = cel__sqlite_mailbox_close,
     .mailbox_send = cel__sqlite_mailbox_send,
+    .queue_pause = sb_queue_pause,
+    .queue_paused_list = sb_queue_paused_list,
 };
