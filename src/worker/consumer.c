@@ -57,6 +57,7 @@ void cel__consumer_update_room(cel_worker *w)
  * (its slot in the prefetch window is free again). */
 static void finish(cel_worker *w, struct cel_inflight *f, struct cel_settle_item *it)
 {
+    cel__events_task_finished(w, f, it);
     it->f = f;
     cel__held_remove(&w->held, f);
     if (!w->settler) { /* a start that failed before the store thread ran */
@@ -124,6 +125,7 @@ static void accept_message(cel_worker *w, struct cel_inflight *f)
         CEL_INFO(COMP, "Task %s[%s] received", f->task_name ? f->task_name : "?",
                  f->task_id ? f->task_id : "?");
     }
+    cel__events_task_received(w, f);
     if (cel__filters_run(w, f) == CEL_FILTER_PASS)
         cel__held_push_ready(&w->held, f);
 }
@@ -312,6 +314,7 @@ void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *wh
             CEL_WARN(COMP, "Task %s[%s] requeued (reject_on_worker_lost), delivery %d of %u",
                      f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?",
                      f->d.delivery_count, w->poison_limit);
+            cel__events_task_rejected(w, f, true);
             cel__consumer_requeue(w, f);
         }
         free(tb);
@@ -385,6 +388,8 @@ static bool starts_acks_late(cel_worker *w, struct cel_inflight *f)
 void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f)
 {
     if (!f->policy_known) {
+        /* The pools call this first as the task starts to run. */
+        cel__events_task_started(w, f);
         f->policy_known = true;
         f->acks_late = starts_acks_late(w, f);
         f->time_limit = w->exec_env.time_limit;

@@ -199,6 +199,12 @@ bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f)
 }
 
 /* Kills the process running `id`, if one here runs it. */
+int cel__revoke_signum(cel_worker *w, const char *task_id)
+{
+    struct slot *s = w->revokes ? find(w->revokes, task_id) : NULL;
+    return s && s->id && s->terminate ? s->signum : 0;
+}
+
 static void terminate_running(cel_worker *w, const char *id, int signum)
 {
     for (struct cel_inflight *f = w->held.head; f; f = f->next) {

@@ -106,6 +106,7 @@ static int configure(cel_worker *w)
     w->delivery_limit = limit > 0 ? (unsigned)limit : 0;
     w->track_started = cel_config_get_int(w->cfg, "task_track_started") != 0;
     w->acks_late = cel_config_get_int(w->cfg, "task_acks_late") != 0;
+    atomic_store(&w->task_events, cel_config_get_int(w->cfg, "worker_send_task_events") != 0);
     w->exec_env = (struct cel_exec_env){.reg = w->reg,
                                         .hostname = w->hostname,
                                         .acks_late = w->acks_late,
@@ -333,6 +334,13 @@ int cel_worker_run(cel_worker *w)
         rc = cel__revoke_start(w, b); /* revokes known before the first fetch */
     if (rc == CEL_OK)
         rc = cel__settler_start(&w->settler, b, k, &sc, &w->err);
+    /* worker-online, then heartbeats. Events are advisory: a worker
+     * whose events cannot start still runs its tasks. */
+    if (rc == CEL_OK && w->settler && cel__events_start(w) != CEL_OK) {
+        CEL_WARN(COMP, "no monitoring events: %s", w->err.msg);
+        cel__events_stop(w);
+        cel__err_clear(&w->err);
+    }
     if (!w->settler) {
         cel__backend_close(k);
         cel__broker_close(b);
@@ -370,6 +378,7 @@ out_pool:
         w->settler = NULL;
     }
 out_loop:
+    cel__events_stop(w); /* after the last task's record: worker-offline last */
     cel__revoke_stop(w);
     free_held(w);
     atomic_store(&w->async_ready, false);

@@ -26,6 +26,7 @@
 
 #include "celeriac/worker.h"
 #include "core/errbuf.h"
+#include "worker/events.h"
 #include "worker/execute.h"
 #include "worker/inflight.h"
 #include "worker/pool.h"
@@ -92,6 +93,11 @@ struct cel_worker {
     uint64_t next_seq;
     int64_t runtime_ewma_us; /* recent task run time; starts "long" */
     bool exiting;            /* the loop is winding down */
+
+    /* ---- monitoring events (events.c) ---- */
+    struct cel_events *events; /* NULL when not running */
+    atomic_bool task_events;   /* worker_send_task_events, switchable at run time */
+    _Atomic int64_t lamport;   /* the worker's Lamport clock */
 
     /* ---- rate limits (rate_limit.c) ---- */
     struct cel_rate_limits *rate; /* NULL when no registered task has a rate limit */
@@ -169,6 +175,9 @@ bool cel__revoke_has(cel_worker *w, const char *task_id);
 /* Whether f's process was killed by a revoke with terminate (then its
  * death is a REVOKED, not a WorkerLostError); forgets it. */
 bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f);
+/* The signal a revoke with terminate of task_id asked for; 0 when none
+ * is known. */
+int cel__revoke_signum(cel_worker *w, const char *task_id);
 
 /* ---- rate_limit.c ---- */
 struct cel_rate_limits;

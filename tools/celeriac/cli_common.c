@@ -159,7 +159,7 @@ void cli_error(const struct cli *cli, const char *fmt, ...)
         fprintf(stderr, "celeriac: error: %s\n", msg);
 }
 
-static int add_set(struct cli *cli, const char *key, const char *value)
+int cli_add_set(struct cli *cli, const char *key, const char *value)
 {
     struct cli_set *grown = realloc(cli->sets, (cli->nsets + 1) * sizeof *grown);
     if (!grown)
@@ -243,7 +243,7 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
             }
             char key[128];
             snprintf(key, sizeof key, "%.*s", (int)(eq - optarg), optarg);
-            if (add_set(cli, key, eq + 1) != 0) {
+            if (cli_add_set(cli, key, eq + 1) != 0) {
                 cli_error(cli, "out of memory");
                 rc = CLI_EXIT_USAGE;
             }
@@ -276,7 +276,7 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
                         row = (int)i;
             }
             if (row >= 0 && table_option((size_t)row, &o)) {
-                if (add_set(cli, o.key, optarg) != 0) {
+                if (cli_add_set(cli, o.key, optarg) != 0) {
                     cli_error(cli, "out of memory");
                     rc = CLI_EXIT_USAGE;
                 }

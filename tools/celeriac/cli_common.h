@@ -90,6 +90,9 @@ int cli_begin(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
 /* cli_configure(), then cli_client_open(): -1 with *out connected, or
  * the exit code after printing why. */
 int cli_connect(struct cli *cli, cel_client **out);
+/* Records `key value` as if given as a flag (a subcommand's shorthand
+ * for a table option, such as worker -E). 0, or -1 when out of memory. */
+int cli_add_set(struct cli *cli, const char *key, const char *value);
 
 /* "celeriac call: error: ..." on stderr. */
 void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
