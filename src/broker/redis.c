@@ -85,6 +85,18 @@ static void free_strv(char **v, size_t n)
 }
 
 /* Gives back what the consumer thread popped but nobody fetched. */
+/* A message the stopped I/O thread popped but never recorded goes back
+ * to its queue. */
+static void add_orphan(struct redis_broker *b, struct cel_redis_cmds *q)
+{
+    if (!b->orphan)
+        return;
+    char key[CEL_REDIS_KEY_MAX];
+    const char *argv[] = {"RPUSH", key, b->orphan};
+    if (cel__redis_band_key(b->orphan_queue, 0, key, sizeof key))
+        cel__redis_cmds_addv(q, 3, argv);
+}
+
 static void restore_unfetched(struct redis_broker *b)
 {
     struct cel_redis_cmds q = {0};
@@ -93,12 +105,7 @@ static void restore_unfetched(struct redis_broker *b)
         cel__redis_add_restore(&q, b->main_shas[CEL_REDIS_SCRIPT_RESTORE], d->tag_str, d->queue,
                                d->body, d->len, "1e300");
     }
-    if (b->orphan) {
-        char key[CEL_REDIS_KEY_MAX];
-        const char *argv[] = {"RPUSH", key, b->orphan};
-        if (cel__redis_band_key(b->orphan_queue, 0, key, sizeof key))
-            cel__redis_cmds_addv(&q, 3, argv);
-    }
+    add_orphan(b, &q);
     if (q.n && cel__redis_broker_run(b, &q, NULL) != CEL_OK)
         CEL_WARN(CEL_REDIS_COMP,
                  "cannot give back %zu prefetched messages (the visibility sweep will): %s", q.n,
@@ -559,6 +566,44 @@ static int rb_queue_paused_list(struct cel_broker *base, char ***names, size_t *
     return CEL_OK;
 }
 
+static bool same_queues(const struct redis_broker *b, const char *const *queues, size_t n)
+{
+    if (n != b->nqueues)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(queues[i], b->queues[i]) != 0)
+            return false;
+    return true;
+}
+
+/*
+ * The worker's queue set changed (add_consumer, cancel_consumer, a
+ * paused queue): the I/O thread stops, and fetch() starts it again on
+ * the new set. What it prefetched stays in `ready` and is still handed
+ * out (those messages are reserved already); a message it had popped
+ * but not recorded goes back to its queue.
+ */
+static int stop_consuming(struct redis_broker *b)
+{
+    cel__redis_consumer_stop(b);
+    struct cel_redis_cmds q = {0};
+    add_orphan(b, &q);
+    int rc = q.n ? cel__redis_broker_run(b, &q, NULL) : CEL_OK;
+    cel__redis_cmds_release(&q);
+    if (rc != CEL_OK)
+        CEL_WARN(CEL_REDIS_COMP,
+                 "cannot give back a popped message (the visibility sweep will): %s",
+                 b->base.err.msg);
+    free(b->orphan);
+    free(b->orphan_queue);
+    b->orphan = b->orphan_queue = NULL;
+    free_strv(b->queues, b->nqueues);
+    b->queues = NULL;
+    b->nqueues = 0;
+    atomic_store(&b->stop, false);
+    return CEL_OK;
+}
+
 static int rb_length_bands(struct cel_broker *base, const char *queue, int *prios, size_t *lens,
                            size_t max, size_t *n)
 {
@@ -593,6 +638,10 @@ static int rb_fetch(struct cel_broker *base, const char *const *queues, size_t n
     *n = 0;
     if (next_due_us)
         *next_due_us = 0; /* due times are the I/O thread's business */
+    if (b->started && !same_queues(b, queues, nqueues))
+        stop_consuming(b);
+    if (nqueues == 0)
+        return CEL_OK;
     if (!b->started) {
         /* Before the thread starts: its first sweep needs the timeout. */
         pthread_mutex_lock(&b->mu);

@@ -246,6 +246,7 @@ void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_
     switch (ex->outcome) {
     case CEL_OUTCOME_RESULT:
         it.op = f->acked ? CEL_SETTLE_RELEASE : CEL_SETTLE_ACK;
+        cel__control_note_done(w, f);
         break;
     case CEL_OUTCOME_UNREGISTERED:
         unregistered(w, f, ex, &it);
@@ -269,6 +270,7 @@ void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_
         it.op = CEL_SETTLE_REPARK;
         it.due_us = ex->eta_us;
         it.priority = ex->priority;
+        cel__control_note_parked(w, f, ex->eta_us, ex->priority);
         cel__inflight_learn_ids(f);
         break;
     }
@@ -393,6 +395,7 @@ void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f)
         f->policy_known = true;
         f->acks_late = starts_acks_late(w, f);
         f->time_limit = w->exec_env.time_limit;
+        cel__control_time_limit(w, f, &f->time_limit);
     }
     if (f->acks_late || f->acked)
         return;
@@ -455,6 +458,7 @@ void cel__consumer_on_begin(cel_worker *w, struct cel_inflight *f, const struct 
         cel__consumer_ack_early(w, f); /* resolves the worker's defaults first */
     f->begun = true;
     f->time_limit = p->time_limit;
+    cel__control_time_limit(w, f, &f->time_limit);
     f->reject_on_worker_lost = p->reject_on_worker_lost;
     if (p->acks_late && f->acked) {
         /* Cannot happen while parent and children share the registry; an

@@ -70,6 +70,12 @@ struct cel_settler {
     atomic_bool failing;
     atomic_size_t backlog;
 
+    /* the queues to fetch from, as the loop set them last
+     * (cel__settler_set_queues): under mu until taken */
+    char **q_in;
+    size_t nq_in;
+    bool q_changed;
+
     /* rate-limit token requests: queued under mu, served by the
      * store thread */
     struct rate_req *rate_in;
@@ -79,9 +85,34 @@ struct cel_settler {
     struct item_vec work;
     struct cel_inflight *reserved; /* leases to extend */
     uint64_t fetched_total;
+    char **queues; /* fetched from now; owned */
+    size_t nqueues;
+    bool retarget; /* the set changed and fetch() has not seen it yet */
 };
 
 /* ---- small containers ------------------------------------------------- */
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* *out: a copy of v[0..n) (NULL when n is 0). */
+static int strv_copy(const char *const *v, size_t n, char ***out)
+{
+    *out = n ? calloc(n, sizeof **out) : NULL;
+    if (n && !*out)
+        return CEL_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!((*out)[i] = strdup(v[i]))) {
+            strv_free(*out, n);
+            *out = NULL;
+            return CEL_ENOMEM;
+        }
+    return CEL_OK;
+}
 
 static int vec_push(struct item_vec *v, const struct cel_settle_item *it)
 {
@@ -379,12 +410,23 @@ static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_set
 
     size_t nfetched = 0;
     struct cel_delivery batch[FETCH_MAX];
+    if (!s->nqueues && s->retarget && !kfail && !bfail) {
+        /* Every queue cancelled or paused: a transport that consumes
+         * ahead (Redis) is told to stop. */
+        int64_t due = 0;
+        if (bo->fetch(s->b, NULL, 0, 0, s->cfg.lease_ms, batch, &nfetched, &due) == CEL_OK)
+            s->retarget = false;
+        nfetched = 0;
+    }
+    if (!s->nqueues)
+        want = 0;
     if (want && !kfail && !bfail) {
+        s->retarget = false;
         if (want > FETCH_MAX)
             want = FETCH_MAX;
         int64_t due = 0;
-        if (bo->fetch(s->b, s->cfg.queues, s->cfg.nqueues, want, s->cfg.lease_ms, batch, &nfetched,
-                      &due) != CEL_OK) {
+        if (bo->fetch(s->b, (const char *const *)s->queues, s->nqueues, want, s->cfg.lease_ms,
+                      batch, &nfetched, &due) != CEL_OK) {
             CEL_ERROR(COMP, "cannot fetch messages: %s", cel__broker_errmsg(s->b));
             nfetched = 0;
         } else {
@@ -590,6 +632,15 @@ static void *settler_main(void *arg)
             s->room_changed = false;
             more = true;
         }
+        if (s->q_changed) {
+            s->q_changed = false;
+            strv_free(s->queues, s->nqueues);
+            s->queues = s->q_in;
+            s->nqueues = s->nq_in;
+            s->q_in = NULL;
+            s->nq_in = 0;
+            s->retarget = more = true;
+        }
         bool stopping = s->stopping;
         int64_t deadline = s->deadline_ms;
         int64_t gather_us = s->gather_us;
@@ -745,8 +796,14 @@ int cel__settler_start(struct cel_settler **out, struct cel_broker *b, struct ce
     s->b = b;
     s->k = k;
     s->cfg = *cfg;
+    if (strv_copy(cfg->queues, cfg->nqueues, &s->queues) != CEL_OK) {
+        free(s);
+        return cel__err(err, CEL_ENOMEM, "out of memory");
+    }
+    s->nqueues = cfg->nqueues;
     s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->evfd < 0) {
+        strv_free(s->queues, s->nqueues);
         free(s);
         return cel__err(err, CEL_EIO, "eventfd: %s", strerror(errno));
     }
@@ -761,6 +818,7 @@ int cel__settler_start(struct cel_settler **out, struct cel_broker *b, struct ce
         close(s->evfd);
         pthread_cond_destroy(&s->park_cv);
         pthread_mutex_destroy(&s->mu);
+        strv_free(s->queues, s->nqueues);
         free(s);
         return cel__err(err, CEL_EIO, "cannot start the store thread: %s", strerror(rc));
     }
@@ -812,6 +870,21 @@ void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room
     pthread_mutex_unlock(&s->mu);
     if (changed)
         wake(s);
+}
+
+int cel__settler_set_queues(struct cel_settler *s, const char *const *queues, size_t n)
+{
+    char **copy;
+    if (strv_copy(queues, n, &copy) != CEL_OK)
+        return CEL_ENOMEM;
+    pthread_mutex_lock(&s->mu);
+    strv_free(s->q_in, s->nq_in);
+    s->q_in = copy;
+    s->nq_in = n;
+    s->q_changed = true;
+    pthread_mutex_unlock(&s->mu);
+    wake(s);
+    return CEL_OK;
 }
 
 void cel__settler_set_gather(struct cel_settler *s, int64_t gather_us)
@@ -914,6 +987,8 @@ void cel__settler_free(struct cel_settler *s)
     uv_close((uv_handle_t *)&s->async, NULL);
     close(s->evfd);
     free(s->rate_in);
+    strv_free(s->queues, s->nqueues);
+    strv_free(s->q_in, s->nq_in);
     pthread_cond_destroy(&s->park_cv);
     pthread_mutex_destroy(&s->mu);
     cel__backend_close(s->k);

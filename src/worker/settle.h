@@ -83,7 +83,7 @@ typedef void (*cel_settle_cb)(void *ud, struct cel_settle_report *r);
 
 struct cel_settler_config {
     uv_loop_t *loop;
-    const char *const *queues; /* borrowed: must outlive the settler */
+    const char *const *queues; /* copied at start */
     size_t nqueues;
     int64_t lease_ms;
     int64_t result_ttl_s;
@@ -107,6 +107,11 @@ void cel__settler_flush(struct cel_settler *s);
 /* How many more messages the loop can take, counted after it received
  * `received` fetched messages in all. 0 stops fetching. */
 void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room);
+
+/* The queues to fetch from from now on (copied; n may be 0: fetch
+ * nothing). Messages already fetched from a queue left out still run.
+ * CEL_ENOMEM leaves the set as it was. */
+int cel__settler_set_queues(struct cel_settler *s, const char *const *queues, size_t n);
 
 /* How long results may wait for others to share their round trip (0:
  * settle at once). The loop sets it each turn: 0 when a result or a
