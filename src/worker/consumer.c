@@ -404,6 +404,18 @@ void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f)
     cel__settler_push(w->settler, &it);
 }
 
+void cel__consumer_requeue_paused(cel_worker *w)
+{
+    size_t n = w->held.ready_count;
+    for (size_t i = 0; i < n; i++) {
+        struct cel_inflight *f = cel__held_pop_ready(&w->held);
+        if (f->d.queue && cel__control_queue_paused(w, f->d.queue))
+            cel__consumer_requeue(w, f);
+        else
+            cel__held_push_ready(&w->held, f); /* the others keep their order */
+    }
+}
+
 void cel__consumer_requeue_waiting(cel_worker *w)
 {
     struct cel_inflight *f;

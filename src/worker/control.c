@@ -210,6 +210,9 @@ static void on_requests(uv_async_t *h)
         c->paused = paused;
         c->npaused = npaused;
         cel__control_apply_queues(c->w);
+        /* Received before the pause, not started: they wait on the queue
+         * like the rest instead of running while it is paused. */
+        cel__consumer_requeue_paused(c->w);
     }
     for (size_t i = 0; i < n; i++) {
         answer(c, &v[i]);

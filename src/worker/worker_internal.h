@@ -141,6 +141,8 @@ void cel__consumer_repark(cel_worker *w, struct cel_inflight *f, int64_t due_us)
 void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f);
 /* Gives back everything waiting for the pool. */
 void cel__consumer_requeue_waiting(cel_worker *w);
+/* Gives back what waits for the pool from a queue now paused. */
+void cel__consumer_requeue_paused(cel_worker *w);
 void cel__consumer_write_started(cel_worker *w);
 /* Stores a state for f now (STATE frames). Takes meta. */
 void cel__consumer_store_state(cel_worker *w, struct cel_inflight *f, cel_state state, char *meta,

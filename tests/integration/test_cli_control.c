@@ -7,6 +7,8 @@
  *  - control rate_limit gets the worker's OK;
  *  - queues shows the consumed queue with its consumer and length;
  *  - events --dump prints the worker's heartbeats, one JSON per line;
+ *    the live view prints plain snapshots off a terminal and ends
+ *    cleanly on Ctrl-C;
  *  - control pause: 100 tasks published to a paused queue do not run
  *    while it is paused (queues says so), and after resume each runs
  *    exactly once;
@@ -205,6 +207,19 @@ static void check_events_dump(void)
     ASSERT(!strchr(out, '\033'));
     free(out);
     free(err);
+
+    /* Ctrl-C ends the view cleanly, with a last snapshot. */
+    char *argv[] = {(char *)cel_test_env("CEL_TEST_CLI"),
+                    (char *)"events",
+                    (char *)"--interval",
+                    (char *)"0.2",
+                    broker_url ? (char *)"-b" : NULL,
+                    (char *)broker_url,
+                    NULL};
+    pid_t pid = cel_test_spawn(argv, "events.log");
+    ASSERT(cel_test_wait_log("events.log", node, WAIT_MS));
+    ASSERT_OK(kill(pid, SIGINT));
+    ASSERT_EQ(cel_test_wait(pid, 5000), 0);
 }
 
 /* The paused queue's entry of `queues --json -Q pq`. */

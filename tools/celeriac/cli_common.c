@@ -412,6 +412,15 @@ int cli_begin(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
     return rc;
 }
 
+int cli_refuse_args(const struct cli *cli)
+{
+    if (cli->npos == 0)
+        return -1;
+    cli_error(cli, "unexpected argument '%s' (see 'celeriac %s --help')", cli->pos[0],
+              cli->cmd->name);
+    return CLI_EXIT_USAGE;
+}
+
 int cli_connect(struct cli *cli, cel_client **out)
 {
     *out = NULL;

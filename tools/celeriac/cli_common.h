@@ -87,6 +87,9 @@ void cli_release(struct cli *cli);
  * the exit code. */
 int cli_begin(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv, cli_opt_fn fn,
               void *ctx);
+/* For a command that takes no positional argument: -1, or the exit code
+ * after saying what was unexpected. */
+int cli_refuse_args(const struct cli *cli);
 /* cli_configure(), then cli_client_open(): -1 with *out connected, or
  * the exit code after printing why. */
 int cli_connect(struct cli *cli, cel_client **out);

@@ -361,13 +361,10 @@ int cli_cmd_events(int argc, char **argv)
     cel_client *client = NULL;
 
     int rc = cli_begin(&cli, &cli_events_cmd, argc, argv, on_opt, &ea);
+    if (rc < 0)
+        rc = cli_refuse_args(&cli);
     if (rc >= 0)
         goto out;
-    if (cli.npos > 0) {
-        cli_error(&cli, "unexpected argument '%s'", cli.pos[0]);
-        rc = CLI_EXIT_USAGE;
-        goto out;
-    }
     rc = cli_connect(&cli, &client);
     if (rc >= 0)
         goto out;

@@ -168,13 +168,12 @@ int cli_cmd_queues(int argc, char **argv)
     size_t npaused = 0;
 
     int rc = cli_begin(&cli, &cli_queues_cmd, argc, argv, on_opt, &qa);
+    if (rc < 0)
+        rc = cli_refuse_args(&cli);
     if (rc >= 0)
         goto out;
-    if (cli.npos > 0 || !rows) {
-        if (rows)
-            cli_error(&cli, "unexpected argument '%s' (queues go with -Q)", cli.pos[0]);
-        else
-            cli_error(&cli, "out of memory");
+    if (!rows) {
+        cli_error(&cli, "out of memory");
         rc = CLI_EXIT_USAGE;
         goto out;
     }

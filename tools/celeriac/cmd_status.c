@@ -40,13 +40,10 @@ int cli_cmd_status(int argc, char **argv)
     cel_control_replies *replies = NULL;
 
     int rc = cli_begin(&cli, &cli_status_cmd, argc, argv, on_opt, &ro);
+    if (rc < 0)
+        rc = cli_refuse_args(&cli);
     if (rc >= 0)
         goto out;
-    if (cli.npos > 0) {
-        cli_error(&cli, "unexpected argument '%s'", cli.pos[0]);
-        rc = CLI_EXIT_USAGE;
-        goto out;
-    }
     rc = cli_connect(&cli, &client);
     if (rc >= 0)
         goto out;
