@@ -977,6 +977,11 @@ bool cel__settler_done(struct cel_settler *s)
     return delivered;
 }
 
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 void cel__settler_free(struct cel_settler *s)
 {
     if (!s)
@@ -1005,7 +1010,6 @@ void cel__settler_free(struct cel_settler *s)
                   lost);
     /* Reservations the loop never finished are freed by their owner (the
      * loop's held list); this list only links them. */
-    uv_close((uv_handle_t *)&s->async, NULL);
     close(s->evfd);
     free(s->rate_in);
     strv_free(s->queues, s->nqueues);
@@ -1014,5 +1018,6 @@ void cel__settler_free(struct cel_settler *s)
     pthread_mutex_destroy(&s->mu);
     cel__backend_close(s->k);
     cel__broker_close(s->b);
-    free(s);
+    /* The handle lives in s: libuv reads it until the close completes. */
+    uv_close((uv_handle_t *)&s->async, on_closed);
 }

@@ -163,8 +163,8 @@ bool cel__settler_done(struct cel_settler *s);
 int cel__settler_rate_request(struct cel_settler *s, const char *name, double per_sec, void *key);
 
 /* Joins the thread, frees what was never settled (logging how many),
- * and closes the broker and store. The uv handle is closed; run the loop
- * once more to finish closing it. */
+ * and closes the broker and store. The uv handle is closed and the
+ * settler's memory freed when that completes: run the loop once more. */
 void cel__settler_free(struct cel_settler *s);
 
 #endif
