@@ -184,13 +184,15 @@ json_t *cel__revoke_dump(cel_worker *w, bool with_expiry, size_t max)
     struct cel_revokes *r = w->revokes;
     json_t *out = with_expiry ? json_object() : json_array();
     int64_t now = cel__wall_us();
+    double keep_s = cel_config_get_double(w->cfg, "worker_revoke_expires");
+    int64_t keep_us = (int64_t)((keep_s > 0 ? keep_s : 10800) * 1e6);
     size_t n = 0;
     for (size_t i = 0; r && out && i < r->cap && n < max; i++) {
         const struct slot *s = &r->slots[i];
         if (!s->id || s->expires_us <= now)
             continue;
-        if (with_expiry)
-            json_object_set_new(out, s->id, json_real((double)s->expires_us / 1e6));
+        if (with_expiry) /* Celery's LimitedSet: when it was added, a float */
+            json_object_set_new(out, s->id, json_real((double)(s->expires_us - keep_us) / 1e6));
         else
             json_array_append_new(out, json_string(s->id));
         n++;

@@ -189,7 +189,10 @@ bool cel__revoke_has(cel_worker *w, const char *task_id);
  * death is a REVOKED, not a WorkerLostError); forgets it. */
 bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f);
 /* The live revoked ids (at most max): a list, or with_expiry an object
- * {id: expiry in epoch seconds} (the `revoked` and `hello` replies). */
+ * {id: epoch seconds} as Celery's mingle exchanges them: the time each was
+ * added (its expiry less worker_revoke_expires), so a Python worker that
+ * takes them keeps them as long as we do (the `revoked` and `hello`
+ * replies). */
 json_t *cel__revoke_dump(cel_worker *w, bool with_expiry, size_t max);
 
 /* The signal a revoke with terminate of task_id asked for; 0 when none

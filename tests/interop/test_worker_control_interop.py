@@ -11,16 +11,19 @@
   - `celery control cancel_consumer` stops a queue (a task sent there
     waits) and `add_consumer` resumes it;
   - `celery status` counts a celeriac and a Python worker;
+  - a Python worker starting with mingle learns the celeriac worker's
+    revokes from its `hello` reply;
   - `celery control shutdown` stops the celeriac worker.
 
 Run through ctest (`ctest -R interop_worker_control`).
 """
+import socket
 import subprocess
 import time
 import unittest
 import uuid
 
-from harness import HERE, PYTHON, InteropCase, wait_until
+from harness import HERE, PYTHON, InteropCase, Proc, wait_until
 
 NODE = "cw@interop"
 
@@ -161,6 +164,22 @@ class WorkerControlInterop(InteropCase):
         self.assertEqual(self.wait_results([waiting])[waiting]["result"], 8)
         names = sorted(q["name"] for q in self.inspect().active_queues()[NODE])
         self.assertEqual(names, ["celery", "extra"])
+
+    def test_python_mingle_learns_revokes(self):
+        self.start_celeriac(name="cw", concurrency=1)
+        victim = str(uuid.uuid4())
+        self.app.control.revoke(victim)
+        wait_until(lambda: victim in self.inspect().revoked().get(NODE, []), 10, 0.1,
+                   "the celeriac worker to know the revoke")
+        # Started after the revoke: only mingle can tell it.
+        node = f"pym@{socket.gethostname()}"
+        argv = [PYTHON, "-m", "celery", "-A", "celery_app", "worker", "-P", "solo", "-n", node,
+                "--without-gossip", "--without-heartbeat", "-Q", "elsewhere", "-l", "info"]
+        py = Proc("pym", argv, self.tmp, env=self.env(), cwd=HERE)
+        self.procs.append(py)
+        py.wait_log(r"mingle: sync with 1 nodes", 30)
+        revoked = self.app.control.inspect(destination=[node], timeout=5).revoked()
+        self.assertIn(victim, revoked[node])
 
     def test_status_and_shutdown(self):
         w = self.start_celeriac(name="cw", concurrency=1)
