@@ -10,6 +10,9 @@
  *    up again; bad rates and unknown tasks get Celery's errors;
  *  - time_limit at run time kills a task past its new hard limit;
  *  - stats counts what ran; revoke replies and revoked lists it;
+ *  - pool_grow and pool_shrink change the pool's size (stats says so),
+ *    autoscale without --autoscale gets Celery's error; task events are
+ *    switched on and off, heartbeat answers null;
  *  - cancel_consumer stops a queue (a task sent there waits) and
  *    add_consumer resumes it (the task runs);
  *  - shutdown is not answered, and the worker exits cleanly.
@@ -281,6 +284,34 @@ static void check_stats_and_revoked(cel_client *c)
                    "terminate: tasks unknown");
 }
 
+static int pool_size(cel_client *c)
+{
+    json_t *v = call_node(c, "stats", NULL);
+    int n = (int)json_integer_value(json_object_get(json_object_get(v, "pool"), "max-concurrency"));
+    json_decref(v);
+    return n;
+}
+
+static void check_pool_and_events(cel_client *c)
+{
+    expect_ok_text(c, "pool_grow", "{\"n\": 1}", "pool will grow");
+    ASSERT_EQ(pool_size(c), 2);
+    expect_ok_text(c, "pool_shrink", "{\"n\": 1}", "pool will shrink");
+    ASSERT_EQ(pool_size(c), 1);
+    json_t *v = call_node(c, "autoscale", "{\"max\": 4, \"min\": 1}");
+    ASSERT_STREQ(json_string_value(json_object_get(v, "error")),
+                 "ValueError('Autoscale not enabled')");
+    json_decref(v);
+
+    expect_ok_text(c, "enable_events", NULL, "task events enabled");
+    expect_ok_text(c, "enable_events", NULL, "task events already enabled");
+    expect_ok_text(c, "disable_events", NULL, "task events disabled");
+    expect_ok_text(c, "disable_events", NULL, "task events already disabled");
+    v = call_node(c, "heartbeat", NULL);
+    ASSERT(json_is_null(v));
+    json_decref(v);
+}
+
 static bool consumes(cel_client *c, const char *queue)
 {
     json_t *v = call_node(c, "active_queues", NULL);
@@ -318,6 +349,7 @@ static void run_all(const char *url, const char *tag)
     check_active_reserved(c);
     check_limits(c);
     check_stats_and_revoked(c);
+    check_pool_and_events(c);
     check_consumers(c);
 
     /* shutdown: no reply, a warm stop. */
