@@ -359,6 +359,9 @@ static void run_all(const char *url, const char *tag)
         cel_test_worker_postmortem(pid, LOG_PATH);
     ASSERT_EQ(status, 0);
     ASSERT(cel_test_count_in_file(LOG_PATH, "Got shutdown from remote") == 1);
+    /* a sanitizer build reports into the worker's log */
+    ASSERT_EQ(cel_test_count_in_file(LOG_PATH, "Sanitizer"), 0);
+    ASSERT_EQ(cel_test_count_in_file(LOG_PATH, "runtime error:"), 0);
     cel_client_free(c);
 }
 
