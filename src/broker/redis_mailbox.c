@@ -17,9 +17,9 @@
  * A mailbox has a blocking connection of its own, so the handle's owner
  * is never stuck behind a BRPOP. take() waits in slices of at most
  * TAKE_SLICE_MS: the connection's command timeout (5 s) must stay above
- * every BRPOP, and a slice boundary is where a reconnect re-adds the
- * binding (a Redis restart without persistence forgets it, and repliers
- * would drop every reply). A wait that ends empty may end up to 100 ms
+ * every BRPOP. After a reconnect the binding is added again (a Redis
+ * restart without persistence forgets it, and repliers would drop every
+ * reply). A wait that ends empty may end up to 100 ms
  * late: Redis checks blocked clients' timeouts at its `hz` (10 a second
  * by default), as kombu's own 1 s BRPOPs experience too.
  */
@@ -124,8 +124,10 @@ static int popped(struct cel_mailbox *m, const redisReply *r, char **env, size_t
  */
 static int take_once(struct cel_mailbox *m, int64_t wait_ms, char **env, size_t *len)
 {
-    if (m->bound_gen != m->conn.generation && m->conn.ctx) {
-        int rc = bind_mailbox(m, CEL_REDIS_OP_BUDGET_MS);
+    /* Disconnected, or reconnected since the binding was added (the
+     * server may have restarted empty): bind (again) before waiting. */
+    if (!m->conn.ctx || m->bound_gen != m->conn.generation) {
+        int rc = bind_mailbox(m, wait_ms + TAKE_SLICE_MS);
         if (rc != CEL_OK)
             return rc;
     }
@@ -145,9 +147,11 @@ static int take_once(struct cel_mailbox *m, int64_t wait_ms, char **env, size_t 
     if (rc == CEL_OK && wait_ms <= 0)
         rc = cel__redis_cmds_addv(&q, 1, exec);
     redisReply **rs = NULL;
-    /* The budget covers the wait itself plus a reconnect. */
+    /* The budget covers the wait plus one slice for reconnecting: with the
+     * server down, a caller waiting 1 s for replies hears so within about
+     * 2 s, not after the 5 s a producer would keep trying. */
     if (rc == CEL_OK)
-        rc = mb_run(m, &q, wait_ms + CEL_REDIS_OP_BUDGET_MS, &rs);
+        rc = mb_run(m, &q, wait_ms + TAKE_SLICE_MS, &rs);
     else
         rc = cel__err(&m->err, CEL_ENOMEM, "out of memory");
     if (rc == CEL_OK) {
@@ -156,6 +160,10 @@ static int take_once(struct cel_mailbox *m, int64_t wait_ms, char **env, size_t 
             r = r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0] : NULL;
         rc = r ? popped(m, r, env, len) : CEL_ETIMEDOUT;
         cel__redis_replies_free(rs, q.n);
+        /* The connection came back inside this wait: bind at once rather
+         * than a slice later, so fewer replies are dropped meanwhile. */
+        if (m->bound_gen != m->conn.generation && bind_mailbox(m, TAKE_SLICE_MS) != CEL_OK)
+            CEL_WARN(COMP_MAILBOX, "cannot bind %s again: %s", m->list, m->err.msg);
     }
     cel__redis_cmds_release(&q);
     return rc;
