@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "celeriac/error.h"
+#include "core/json_parse.h"
 
 static size_t skip_ws(const char *s, size_t i, size_t n)
 {
@@ -123,4 +124,32 @@ int cel__json_member(const char *text, size_t len, const char *key, struct cel_j
     if (rc != CEL_OK)
         return rc;
     return f.found ? CEL_OK : CEL_ENOTFOUND;
+}
+
+struct picks {
+    const char *const *keys;
+    size_t n;
+    struct cel_json_member *out;
+};
+
+static bool pick(const struct cel_json_member *m, void *ud)
+{
+    struct picks *p = ud;
+    for (size_t i = 0; i < p->n; i++)
+        if (m->key_len == strlen(p->keys[i]) && memcmp(m->key, p->keys[i], m->key_len) == 0)
+            p->out[i] = *m;
+    return true;
+}
+
+int cel__json_pick(const char *text, size_t len, const char *const *keys, size_t n,
+                   struct cel_json_member *out)
+{
+    memset(out, 0, n * sizeof *out);
+    struct picks p = {keys, n, out};
+    return cel__json_members(text, len, pick, &p);
+}
+
+json_t *cel__json_member_parse(const struct cel_json_member *m)
+{
+    return m->value ? cel__json_parse(m->value, m->value_len, CEL_JSON_MAX_DEPTH, NULL, 0) : NULL;
 }

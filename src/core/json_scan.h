@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 /* One member: its key as written between the quotes (escapes left as
  * they are) and its value's text. */
 struct cel_json_member {
@@ -38,5 +40,14 @@ int cel__json_members(const char *text, size_t len, cel_json_member_fn fn, void 
 /* The value of member `key` (a plain key, no escapes): CEL_OK with *m
  * set, CEL_ENOTFOUND, or CEL_EJSON. */
 int cel__json_member(const char *text, size_t len, const char *key, struct cel_json_member *m);
+
+/* The members named keys[0..n) (plain keys) in one walk: out[i] has a
+ * NULL value when keys[i] is absent. CEL_OK or CEL_EJSON. */
+int cel__json_pick(const char *text, size_t len, const char *const *keys, size_t n,
+                   struct cel_json_member *out);
+
+/* A member's value parsed (cel__json_parse, so validated), a new
+ * reference; NULL when the member is absent or its text is not JSON. */
+json_t *cel__json_member_parse(const struct cel_json_member *m);
 
 #endif

@@ -9,6 +9,7 @@
 #include "core/base64.h"
 #include "core/buf.h"
 #include "core/json_escape.h"
+#include "core/json_scan.h"
 #include "core/json_util.h"
 #include "core/uuid.h"
 
@@ -212,6 +213,66 @@ int cel__event_envelope_text(const char *json, size_t json_len, const char *rk,
     cel__buf_appends(&b, "}}");
     *out = cel__buf_take(&b, len);
     return *out ? CEL_OK : CEL_ENOMEM;
+}
+
+enum {
+    H_ID,
+    H_TASK,
+    H_SHADOW,
+    H_ARGSREPR,
+    H_KWARGSREPR,
+    H_ROOT_ID,
+    H_PARENT_ID,
+    H_RETRIES,
+    H_ETA,
+    H_EXPIRES
+};
+static const char *const task_headers[CEL_EVENT_TASK_HEADERS] = {
+    "id",      "task",      "shadow",  "argsrepr", "kwargsrepr",
+    "root_id", "parent_id", "retries", "eta",      "expires"};
+
+int cel__event_task_read(const char *env, size_t len, struct cel_event_task *t)
+{
+    memset(t, 0, sizeof *t);
+    struct cel_json_member headers, h[CEL_EVENT_TASK_HEADERS];
+    if (cel__json_member(env, len, "headers", &headers) != CEL_OK ||
+        cel__json_pick(headers.value, headers.value_len, task_headers, CEL_EVENT_TASK_HEADERS, h) !=
+            CEL_OK)
+        return CEL_EPROTO;
+    for (size_t i = 0; i < CEL_EVENT_TASK_HEADERS; i++)
+        t->v[i] = cel__json_member_parse(&h[i]);
+    t->id = cel__json_cstr(t->v[H_ID]);
+    t->task = cel__json_cstr(t->v[H_TASK]);
+    if (!t->id || !t->task) {
+        cel__event_task_release(t);
+        return CEL_EPROTO;
+    }
+    return CEL_OK;
+}
+
+void cel__event_add_task(struct cel_buf *b, const struct cel_event_task *t)
+{
+    const char *shadow = cel__json_cstr(t->v[H_SHADOW]);
+    const char *argsrepr = cel__json_cstr(t->v[H_ARGSREPR]);
+    const char *kwargsrepr = cel__json_cstr(t->v[H_KWARGSREPR]);
+    const json_t *retries = t->v[H_RETRIES];
+    cel__event_add_str(b, "uuid", t->id);
+    cel__event_add_str(b, "name", shadow ? shadow : t->task);
+    cel__event_add_str(b, "args", argsrepr ? argsrepr : "");
+    cel__event_add_str(b, "kwargs", kwargsrepr ? kwargsrepr : "");
+    cel__event_add_str(b, "root_id", cel__json_cstr(t->v[H_ROOT_ID]));
+    cel__event_add_str(b, "parent_id", cel__json_cstr(t->v[H_PARENT_ID]));
+    cel__event_add_int(b, "retries", json_is_integer(retries) ? json_integer_value(retries) : 0);
+    /* as the sender wrote them: ISO text or null */
+    cel__event_add_str(b, "eta", cel__json_cstr(t->v[H_ETA]));
+    cel__event_add_str(b, "expires", cel__json_cstr(t->v[H_EXPIRES]));
+}
+
+void cel__event_task_release(struct cel_event_task *t)
+{
+    for (size_t i = 0; i < CEL_EVENT_TASK_HEADERS; i++)
+        json_decref(t->v[i]);
+    memset(t, 0, sizeof *t);
 }
 
 /* The body of an envelope as JSON: base64 as kombu sends it, or the text

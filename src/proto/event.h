@@ -63,6 +63,24 @@ void cel__event_add_seconds(struct cel_buf *b, const char *key, int64_t us);
 void cel__event_add_raw(struct cel_buf *b, const char *key, const char *json, size_t len);
 void cel__event_end(struct cel_buf *b);
 
+/*
+ * What task-sent and task-received say about a task, read from its
+ * envelope's headers (the values it needs, not the whole tree). id and
+ * task point into the struct; release it with cel__event_task_release().
+ * CEL_OK, or CEL_EPROTO when the envelope has no id or task name.
+ */
+enum { CEL_EVENT_TASK_HEADERS = 10 };
+struct cel_event_task {
+    const char *id, *task;
+    json_t *v[CEL_EVENT_TASK_HEADERS]; /* owned; NULL when absent */
+};
+int cel__event_task_read(const char *env, size_t len, struct cel_event_task *t);
+/* Appends uuid, name (the shadow name when set), args and kwargs (the
+ * argsrepr/kwargsrepr the sender wrote), root_id, parent_id, retries,
+ * eta and expires to an event begun with cel__event_begin(). */
+void cel__event_add_task(struct cel_buf *b, const struct cel_event_task *t);
+void cel__event_task_release(struct cel_event_task *t);
+
 /* "task-succeeded" -> "task.succeeded" into buf (NUL-terminated). */
 void cel__event_routing_key(const char *type, char *buf, size_t len);
 

@@ -424,7 +424,8 @@ static struct cel_buf *begin_event(struct cel_events *e, const char *type, int64
     }
     cel__event_begin(&e->batch, type, e->w->hostname, e->pid, cel__worker_clock_forward(e->w),
                      wall_us);
-    cel__event_add_str(&e->batch, "uuid", uuid);
+    if (uuid) /* NULL: the caller writes it (cel__event_add_task) */
+        cel__event_add_str(&e->batch, "uuid", uuid);
     return &e->batch;
 }
 
@@ -443,86 +444,16 @@ static void end_event(struct cel_events *e)
 
 /* ---- reading what the loop copied (events thread) ----------------------- */
 
-/* The members named keys[0..n) of an object's text: out[i] has a NULL
- * value when keys[i] is absent. Walking the text costs a fraction of
- * building its tree (core/json_scan.h); only the spans used are parsed. */
-struct picks {
-    const char *const *keys;
-    size_t n;
-    struct cel_json_member *out;
-};
-
-static bool pick(const struct cel_json_member *m, void *ud)
-{
-    struct picks *p = ud;
-    for (size_t i = 0; i < p->n; i++)
-        if (m->key_len == strlen(p->keys[i]) && memcmp(m->key, p->keys[i], m->key_len) == 0)
-            p->out[i] = *m;
-    return true;
-}
-
-static int pick_members(const char *text, size_t len, const char *const *keys, size_t n,
-                        struct cel_json_member *out)
-{
-    memset(out, 0, n * sizeof *out);
-    struct picks p = {keys, n, out};
-    return cel__json_members(text, len, pick, &p);
-}
-
-/* A picked value, parsed (and so validated); NULL when absent or not JSON. */
-static json_t *value_of(const struct cel_json_member *m)
-{
-    return m->value ? cel__json_parse(m->value, m->value_len, CEL_JSON_MAX_DEPTH, NULL, 0) : NULL;
-}
-
-enum {
-    H_ID,
-    H_TASK,
-    H_SHADOW,
-    H_ARGSREPR,
-    H_KWARGSREPR,
-    H_ROOT_ID,
-    H_PARENT_ID,
-    H_RETRIES,
-    H_ETA,
-    H_EXPIRES,
-    H_COUNT
-};
-static const char *const header_keys[H_COUNT] = {"id",         "task",    "shadow",    "argsrepr",
-                                                 "kwargsrepr", "root_id", "parent_id", "retries",
-                                                 "eta",        "expires"};
-
 static void on_received(struct cel_events *e, const struct rec *r)
 {
-    struct cel_json_member headers, h[H_COUNT];
-    size_t len = strlen(r->bytes);
-    if (cel__json_member(r->bytes, len, "headers", &headers) != CEL_OK ||
-        pick_members(headers.value, headers.value_len, header_keys, H_COUNT, h) != CEL_OK)
+    struct cel_event_task t;
+    if (cel__event_task_read(r->bytes, strlen(r->bytes), &t) != CEL_OK)
         return; /* the worker says what is wrong with it when it settles it */
-    json_t *v[H_COUNT];
-    for (size_t i = 0; i < H_COUNT; i++)
-        v[i] = value_of(&h[i]);
-    const char *id = cel__json_cstr(v[H_ID]), *task = cel__json_cstr(v[H_TASK]);
-    if (id && task) {
-        const char *shadow = cel__json_cstr(v[H_SHADOW]);
-        const char *argsrepr = cel__json_cstr(v[H_ARGSREPR]);
-        const char *kwargsrepr = cel__json_cstr(v[H_KWARGSREPR]);
-        ids_put(e, r->seq, id);
-        struct cel_buf *b = begin_event(e, "task-received", r->wall_us, id);
-        cel__event_add_str(b, "name", shadow ? shadow : task);
-        cel__event_add_str(b, "args", argsrepr ? argsrepr : "");
-        cel__event_add_str(b, "kwargs", kwargsrepr ? kwargsrepr : "");
-        cel__event_add_str(b, "root_id", cel__json_cstr(v[H_ROOT_ID]));
-        cel__event_add_str(b, "parent_id", cel__json_cstr(v[H_PARENT_ID]));
-        cel__event_add_int(b, "retries",
-                           json_is_integer(v[H_RETRIES]) ? json_integer_value(v[H_RETRIES]) : 0);
-        /* eta and expires as the sender wrote them: ISO text or null */
-        cel__event_add_str(b, "eta", cel__json_cstr(v[H_ETA]));
-        cel__event_add_str(b, "expires", cel__json_cstr(v[H_EXPIRES]));
-        end_event(e);
-    }
-    for (size_t i = 0; i < H_COUNT; i++)
-        json_decref(v[i]);
+    ids_put(e, r->seq, t.id);
+    begin_event(e, "task-received", r->wall_us, NULL);
+    cel__event_add_task(&e->batch, &t);
+    end_event(e);
+    cel__event_task_release(&t);
 }
 
 /* Python's repr of an exception from its stored form: ValueError('boom'),
@@ -572,9 +503,9 @@ static void on_finished(struct cel_events *e, const struct rec *r)
         return;
     static const char *const keys[] = {"result", "traceback"};
     struct cel_json_member m[2];
-    bool read = r->bytes && pick_members(r->bytes, strlen(r->bytes), keys, 2, m) == CEL_OK;
-    json_t *result = read ? value_of(&m[0]) : NULL;
-    json_t *traceback = read ? value_of(&m[1]) : NULL;
+    bool read = r->bytes && cel__json_pick(r->bytes, strlen(r->bytes), keys, 2, m) == CEL_OK;
+    json_t *result = read ? cel__json_member_parse(&m[0]) : NULL;
+    json_t *traceback = read ? cel__json_member_parse(&m[1]) : NULL;
     struct cel_buf *b;
     char *repr;
     switch (r->state) {
