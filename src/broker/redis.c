@@ -85,18 +85,6 @@ static void free_strv(char **v, size_t n)
 }
 
 /* Gives back what the consumer thread popped but nobody fetched. */
-/* A message the stopped I/O thread popped but never recorded goes back
- * to its queue. */
-static void add_orphan(struct redis_broker *b, struct cel_redis_cmds *q)
-{
-    if (!b->orphan)
-        return;
-    char key[CEL_REDIS_KEY_MAX];
-    const char *argv[] = {"RPUSH", key, b->orphan};
-    if (cel__redis_band_key(b->orphan_queue, 0, key, sizeof key))
-        cel__redis_cmds_addv(q, 3, argv);
-}
-
 static void restore_unfetched(struct redis_broker *b)
 {
     struct cel_redis_cmds q = {0};
@@ -105,7 +93,12 @@ static void restore_unfetched(struct redis_broker *b)
         cel__redis_add_restore(&q, b->main_shas[CEL_REDIS_SCRIPT_RESTORE], d->tag_str, d->queue,
                                d->body, d->len, "1e300");
     }
-    add_orphan(b, &q);
+    if (b->orphan) {
+        char key[CEL_REDIS_KEY_MAX];
+        const char *argv[] = {"RPUSH", key, b->orphan};
+        if (cel__redis_band_key(b->orphan_queue, 0, key, sizeof key))
+            cel__redis_cmds_addv(&q, 3, argv);
+    }
     if (q.n && cel__redis_broker_run(b, &q, NULL) != CEL_OK)
         CEL_WARN(CEL_REDIS_COMP,
                  "cannot give back %zu prefetched messages (the visibility sweep will): %s", q.n,
@@ -131,6 +124,8 @@ static void rb_close(struct cel_broker *base)
     free_strv(b->acks, b->nacks);
     free_strv(b->bound, b->nbound);
     free_strv(b->queues, b->nqueues);
+    free_strv(b->asked, b->nasked);
+    free_strv(b->next_queues, b->nnext);
     cel__redis_target_release(&b->target);
     if (b->efd >= 0)
         close(b->efd);
@@ -566,41 +561,53 @@ static int rb_queue_paused_list(struct cel_broker *base, char ***names, size_t *
     return CEL_OK;
 }
 
-static bool same_queues(const struct redis_broker *b, const char *const *queues, size_t n)
+static bool same_queues(char **v, size_t nv, const char *const *queues, size_t n)
 {
-    if (n != b->nqueues)
+    if (n != nv)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (strcmp(queues[i], b->queues[i]) != 0)
+        if (strcmp(queues[i], v[i]) != 0)
             return false;
     return true;
 }
 
+/* A copy of queues[0..n) (non-NULL also for n == 0), or NULL. */
+static char **copy_strv(const char *const *queues, size_t n)
+{
+    char **v = calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = strdup(queues[i]))) {
+            free_strv(v, i);
+            return NULL;
+        }
+    return v;
+}
+
 /*
  * The worker's queue set changed (add_consumer, cancel_consumer, a
- * paused queue): the I/O thread stops, and fetch() starts it again on
- * the new set. What it prefetched stays in `ready` and is still handed
- * out (those messages are reserved already); a message it had popped
- * but not recorded goes back to its queue.
+ * paused queue): the I/O thread takes the new set between two commands
+ * (within a BRPOP timeout), never in the middle of one, so no popped
+ * message is lost on the way. What it prefetched stays reserved and is
+ * handed out.
  */
-static int stop_consuming(struct redis_broker *b)
+static int post_queues(struct redis_broker *b, const char *const *queues, size_t n)
 {
-    cel__redis_consumer_stop(b);
-    struct cel_redis_cmds q = {0};
-    add_orphan(b, &q);
-    int rc = q.n ? cel__redis_broker_run(b, &q, NULL) : CEL_OK;
-    cel__redis_cmds_release(&q);
-    if (rc != CEL_OK)
-        CEL_WARN(CEL_REDIS_COMP,
-                 "cannot give back a popped message (the visibility sweep will): %s",
-                 b->base.err.msg);
-    free(b->orphan);
-    free(b->orphan_queue);
-    b->orphan = b->orphan_queue = NULL;
-    free_strv(b->queues, b->nqueues);
-    b->queues = NULL;
-    b->nqueues = 0;
-    atomic_store(&b->stop, false);
+    char **asked = copy_strv(queues, n), **next = copy_strv(queues, n);
+    if (!asked || !next) {
+        free_strv(asked, n);
+        free_strv(next, n);
+        return cel__err(&b->base.err, CEL_ENOMEM, "out of memory");
+    }
+    free_strv(b->asked, b->nasked);
+    b->asked = asked;
+    b->nasked = n;
+    pthread_mutex_lock(&b->mu);
+    free_strv(b->next_queues, b->nnext);
+    b->next_queues = next;
+    b->nnext = n;
+    b->queues_changed = true;
+    pthread_mutex_unlock(&b->mu);
+    cel__redis_wake_for(b, 1); /* ends a BRPOP on the old set now */
     return CEL_OK;
 }
 
@@ -638,9 +645,12 @@ static int rb_fetch(struct cel_broker *base, const char *const *queues, size_t n
     *n = 0;
     if (next_due_us)
         *next_due_us = 0; /* due times are the I/O thread's business */
-    if (b->started && !same_queues(b, queues, nqueues))
-        stop_consuming(b);
-    if (nqueues == 0)
+    if (b->started && !same_queues(b->asked, b->nasked, queues, nqueues)) {
+        int rc = post_queues(b, queues, nqueues);
+        if (rc != CEL_OK)
+            return rc;
+    }
+    if (!b->started && nqueues == 0)
         return CEL_OK;
     if (!b->started) {
         /* Before the thread starts: its first sweep needs the timeout. */
@@ -650,8 +660,11 @@ static int rb_fetch(struct cel_broker *base, const char *const *queues, size_t n
         b->room = max;
         pthread_mutex_unlock(&b->mu);
         int rc = cel__redis_consumer_start(b, queues, nqueues);
+        if (rc == CEL_OK && !(b->asked = copy_strv(queues, nqueues)))
+            rc = cel__err(&b->base.err, CEL_ENOMEM, "out of memory");
         if (rc != CEL_OK)
             return rc;
+        b->nasked = nqueues;
     }
     pthread_mutex_lock(&b->mu);
     size_t take = b->ready.n < max ? b->ready.n : max;

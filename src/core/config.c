@@ -123,6 +123,16 @@ static const struct cel__config_option options[] = {
      "max-memory-per-child",
      "Replace a child process once its resident memory exceeds this many KiB after a task (the "
      "task finishes first, as in Celery). 0 means unlimited."},
+    /* ---- pool size at run time (autoscale) ---- */
+    {"worker_autoscale", CEL__CFG_STRING, "", 0, 0, NULL, CEL__CFG_EMPTY_OK, 0, "autoscale",
+     "MAX,MIN: the prefork pool starts with MIN processes (at least 1), grows toward MAX at once "
+     "while tasks wait for a process, and retires processes no task needed for "
+     "worker_autoscale_keepalive, down to MIN. The prefetch window is MAX x "
+     "worker_prefetch_multiplier. Empty means a fixed pool of worker_concurrency processes."},
+    {"worker_autoscale_keepalive", CEL__CFG_DURATION, "30", 0, 86400, NULL, 0, 0, NULL,
+     "With worker_autoscale, how long a process must go unneeded before the pool shrinks "
+     "(Celery's AUTOSCALE_KEEPALIVE), and how soon after growing; also the period of that check. "
+     "Must be above 0."},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])

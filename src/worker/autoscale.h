@@ -51,6 +51,8 @@ int cel__autoscale_configure(cel_worker *w);
 /* Its timer on w->loop, once the pool has started; stop closes it. */
 void cel__autoscale_start(cel_worker *w);
 void cel__autoscale_stop(cel_worker *w);
+/* cel_worker_free(). */
+void cel__autoscale_free(cel_worker *w);
 /* End of every loop turn: grows at once while tasks wait. */
 void cel__autoscale_on_turn(cel_worker *w);
 

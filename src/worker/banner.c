@@ -5,6 +5,7 @@
 #include <sys/utsname.h>
 
 #include "core/url.h"
+#include "worker/autoscale.h"
 #include "worker/worker_internal.h"
 
 char *cel_worker_banner(const cel_worker *w)
@@ -32,8 +33,13 @@ char *cel_worker_banner(const cel_worker *w)
     BANNER("- ** ---------- [config]\n");
     BANNER("- ** ---------- .> transport:   %s\n", broker);
     BANNER("- ** ---------- .> results:     %s\n", results);
-    BANNER("- *** --- * --- .> concurrency: %d (%s)\n", w->concurrency,
-           w->pool_ops ? w->pool_ops->name : "?");
+    struct cel_autoscale_info as;
+    if (cel__autoscale_info(w, &as))
+        BANNER("- *** --- * --- .> concurrency: {min=%d, max=%d} (%s)\n", as.min, as.max,
+               w->pool_ops ? w->pool_ops->name : "?");
+    else
+        BANNER("- *** --- * --- .> concurrency: %d (%s)\n", w->concurrency,
+               w->pool_ops ? w->pool_ops->name : "?");
     BANNER("-- ******* ---- .> prefetch:    %zu messages (x%d for sub-ms tasks), %s ack\n",
            w->prefetch_limit, CEL_SHORT_TASK_PREFETCH_BOOST, w->acks_late ? "late" : "early");
     BANNER("--- ***** ----- [queues]\n");

@@ -7,6 +7,13 @@
  * writing a large result while the parent writes a large task cannot
  * deadlock. It exits when the parent closes the socket (shutdown,
  * recycling) or when the stream is corrupt.
+ *
+ * A child the pool is shrinking by gets its retire flag raised (a word
+ * of memory shared with the parent, read before each task: no signal
+ * that could cut short a sleep in task code, no extra system call per
+ * task). It then answers the tasks queued behind the one it runs with
+ * RETURNED frames, so they run in another child at once rather than
+ * delaying its exit, and nothing it was sent is run twice or lost.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -73,7 +80,7 @@ static int io_chord_join(void *ud, const struct cel_chord_join *j)
     return cel__frame_append_chord_join(c->out, c->seq, j);
 }
 
-void cel__child_main(const struct cel_exec_env *env, int fd)
+void cel__child_main(const struct cel_exec_env *env, int fd, const atomic_int *retire)
 {
     struct cel_buf in = {0}, out = {0};
     struct child_io cio = {.fd = fd, .out = &out};
@@ -98,6 +105,12 @@ void cel__child_main(const struct cel_exec_env *env, int fd)
         while ((r = cel__framebuf_next(&in, &f)) == 1) {
             if (f.type != CEL_FRAME_TASK)
                 _exit(3);
+            if (retire && atomic_load_explicit(retire, memory_order_acquire)) {
+                if (cel__framebuf_append(&out, CEL_FRAME_RETURNED, 0, f.seq, NULL, 0) != 0 ||
+                    cel__framebuf_flush(&out, fd) != 0)
+                    _exit(0);
+                continue;
+            }
             struct cel_execution ex;
             cio.seq = f.seq;
             cel__crash_set_task(f.seq);

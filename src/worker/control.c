@@ -39,6 +39,7 @@ struct out_item {
     char *reply_to;
     char *env;
     size_t len;
+    uint64_t gen; /* deferred: the queue change the transport must see first */
 };
 
 struct cel_control {
@@ -61,6 +62,11 @@ struct cel_control {
     /* loop thread only */
     char **paused; /* queues paused on the broker side */
     size_t npaused;
+    uint64_t queues_gen; /* the last queue change handed to the store thread */
+    /* Replies to commands that changed the queues, held until the
+     * transport has seen the change (cel__settler_queues_seen). */
+    struct out_item *deferred;
+    size_t ndeferred, capdeferred;
 };
 
 static void strv_free(char **v, size_t n)
@@ -88,8 +94,11 @@ void cel__control_apply_queues(cel_worker *w)
     for (size_t i = 0; i < w->nqueues; i++)
         if (!cel__control_queue_paused(w, w->queues[i]))
             v[n++] = w->queues[i];
-    if (w->settler && cel__settler_set_queues(w->settler, v, n) != CEL_OK)
+    uint64_t gen = w->settler ? cel__settler_set_queues(w->settler, v, n) : 0;
+    if (w->settler && !gen)
         CEL_ERROR(COMP, "out of memory: the queues consumed stay as they were");
+    if (gen && w->control)
+        w->control->queues_gen = gen;
 }
 
 /* Queues a reply for the pidbox thread. Takes env. */
@@ -114,19 +123,58 @@ static void post_reply(struct cel_control *c, const char *reply_to, char *env, s
         CEL_DEBUG(COMP, "eventfd write: %s", strerror(errno));
 }
 
+/* Holds a reply until the store thread has shown queue change `gen` to
+ * the transport. Takes env. */
+static void defer_reply(struct cel_control *c, const char *reply_to, char *env, size_t len,
+                        uint64_t gen)
+{
+    char *rt = strdup(reply_to);
+    struct out_item *v =
+        rt ? cel__array_grow(c->deferred, &c->capdeferred, c->ndeferred, sizeof *v, 4) : NULL;
+    if (!v) {
+        free(rt);
+        post_reply(c, reply_to, env, len); /* out of memory: at once rather than never */
+        return;
+    }
+    c->deferred = v;
+    c->deferred[c->ndeferred++] =
+        (struct out_item){.reply_to = rt, .env = env, .len = len, .gen = gen};
+}
+
+void cel__control_on_turn(cel_worker *w)
+{
+    struct cel_control *c = w->control;
+    if (!c || !c->ndeferred)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < c->ndeferred; i++) {
+        struct out_item *d = &c->deferred[i];
+        if (w->settler && !cel__settler_queues_seen(w->settler, d->gen)) {
+            c->deferred[k++] = *d;
+            continue;
+        }
+        post_reply(c, d->reply_to, d->env, d->len);
+        free(d->reply_to);
+    }
+    c->ndeferred = k;
+}
+
 static void answer(struct cel_control *c, struct cel_control_request *rq)
 {
     cel_worker *w = c->w;
     if (rq->clock)
         cel__worker_clock_adjust(w, rq->clock);
     bool reply = true;
+    uint64_t gen_before = c->queues_gen;
     json_t *value = cel__control_dispatch(w, rq, &reply);
     if (reply && rq->ticket) {
         char *env;
         size_t len;
         int rc = cel__control_reply_envelope(w->hostname, value, rq->ticket, rq->reply_to,
                                              cel__worker_clock_forward(w), &env, &len);
-        if (rc == CEL_OK)
+        if (rc == CEL_OK && c->queues_gen != gen_before)
+            defer_reply(c, rq->reply_to, env, len, c->queues_gen);
+        else if (rc == CEL_OK)
             post_reply(c, rq->reply_to, env, len);
         else
             CEL_WARN(COMP, "cannot write the reply to %s: %s", rq->method, cel_strerror(rc));
@@ -272,6 +320,11 @@ static void control_free(struct cel_control *c)
         free(c->out[i].env);
     }
     free(c->out);
+    for (size_t i = 0; i < c->ndeferred; i++) {
+        free(c->deferred[i].reply_to);
+        free(c->deferred[i].env);
+    }
+    free(c->deferred);
     strv_free(c->paused_in, c->npaused_in);
     strv_free(c->paused, c->npaused);
     pthread_mutex_destroy(&c->mu);

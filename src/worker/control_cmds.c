@@ -252,7 +252,7 @@ static json_t *cmd_add_consumer(cel_worker *w, const json_t *args)
         CEL_INFO(COMP, "Started consuming from %s", queue);
         cel__control_apply_queues(w);
     }
-    snprintf(msg, sizeof msg, known ? "already consuming from %s" : "add consumer %s", queue);
+    snprintf(msg, sizeof msg, "add consumer %s", queue); /* Celery: also when it already did */
     return cel__control_ok(msg);
 }
 

@@ -22,6 +22,7 @@
 #include "core/json_util.h"
 #include "core/url.h"
 #include "proto/message.h"
+#include "worker/autoscale.h"
 #include "worker/control_cmds.h"
 #include "worker/events.h"
 #include "worker/limits.h"
@@ -385,11 +386,17 @@ json_t *cel__inspect_stats(cel_worker *w, const json_t *args)
                              "processes", procs, "max-tasks-per-child", mtpc,
                              "put-guarded-by-semaphore", 1, "timeouts", w->exec_env.soft_time_limit,
                              w->exec_env.time_limit, "implementation", w->pool_ops->name);
-    return json_pack("{s:o, s:i, s:s, s:I, s:o, s:o, s:I, s:o}", "total", total, "pid",
-                     (int)getpid(), "clock", clock, "uptime",
-                     (json_int_t)((cel__mono_us() - w->run_started_us) / 1000000), "pool", pool,
-                     "broker", broker_info(w), "prefetch_count", (json_int_t)w->prefetch_limit,
-                     "rusage", rusage_dict());
+    json_t *out = json_pack("{s:o, s:i, s:s, s:I, s:o, s:o, s:I, s:o}", "total", total, "pid",
+                            (int)getpid(), "clock", clock, "uptime",
+                            (json_int_t)((cel__mono_us() - w->run_started_us) / 1000000), "pool",
+                            pool, "broker", broker_info(w), "prefetch_count",
+                            (json_int_t)w->prefetch_limit, "rusage", rusage_dict());
+    struct cel_autoscale_info as;
+    if (out && cel__autoscale_info(w, &as)) /* Celery's Autoscaler.info() */
+        json_object_set_new(out, "autoscaler",
+                            json_pack("{s:i, s:i, s:i, s:i}", "max", as.max, "min", as.min,
+                                      "current", as.current, "qty", as.qty));
+    return out;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -28,6 +28,10 @@
  *  - CRASH: the child is dying of a fatal signal (crash.h) while it runs
  *    that task (payload: signal number NUL backtrace text).
  *
+ * Instead of a RESULT, a child that is being retired (the pool shrinks)
+ * answers each task queued behind the one it runs with RETURNED (no
+ * payload): it did not run it, and the parent gives it to another child.
+ *
  * The decoder is a pure function over a byte buffer (fuzzed by
  * fuzz/fuzz_frame.c): it never trusts `len` beyond CEL_FRAME_MAX.
  */
@@ -51,8 +55,9 @@ enum cel_frame_type {
     CEL_FRAME_CRASH = 6,      /* child -> parent: it dies of a signal (crash.h) */
     CEL_FRAME_CHORD_SIZE = 7, /* child -> parent: group id NUL size */
     CEL_FRAME_CHORD_JOIN = 8, /* child -> parent: a chord header member to join */
+    CEL_FRAME_RETURNED = 9,   /* child -> parent: a queued task it was asked not to run */
 };
-#define CEL_FRAME_TYPE_LAST CEL_FRAME_CHORD_JOIN
+#define CEL_FRAME_TYPE_LAST CEL_FRAME_RETURNED
 
 struct cel_frame {
     uint8_t type;

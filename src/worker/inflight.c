@@ -98,6 +98,15 @@ void cel__held_push_ready(struct cel_held *h, struct cel_inflight *f)
     h->ready_count++;
 }
 
+void cel__held_push_ready_front(struct cel_held *h, struct cel_inflight *f)
+{
+    f->ready_next = h->ready_head;
+    h->ready_head = f;
+    if (!h->ready_tail)
+        h->ready_tail = f;
+    h->ready_count++;
+}
+
 struct cel_inflight *cel__held_pop_ready(struct cel_held *h)
 {
     struct cel_inflight *f = h->ready_head;

@@ -112,6 +112,9 @@ void cel__inflight_learn_ids(struct cel_inflight *f);
 void cel__held_add(struct cel_held *h, struct cel_inflight *f);
 void cel__held_remove(struct cel_held *h, struct cel_inflight *f);
 void cel__held_push_ready(struct cel_held *h, struct cel_inflight *f);
+/* Ahead of the others: a message that already waited its turn once (a
+ * retiring child gave it back). */
+void cel__held_push_ready_front(struct cel_held *h, struct cel_inflight *f);
 /* Oldest message waiting for the pool, or NULL. */
 struct cel_inflight *cel__held_pop_ready(struct cel_held *h);
 

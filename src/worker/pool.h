@@ -15,7 +15,9 @@
 #ifndef CEL_WORKER_POOL_H
 #define CEL_WORKER_POOL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "celeriac/task.h"
 
@@ -60,14 +62,20 @@ struct cel_pool_ops {
     /* The pids of its live processes into out[0..max); returns how many
      * there are (may exceed max). Solo: the worker's own pid. */
     size_t (*pids)(const struct cel_pool *p, int *out, size_t max);
+    /* Optional, with resize: how many of its processes have a task now,
+     * running or queued (autoscale's measure of the work in the pool). */
+    int (*occupied)(const struct cel_pool *p);
 };
 
 extern const struct cel_pool_ops cel__pool_prefork;
 extern const struct cel_pool_ops cel__pool_solo;
 
 /* The prefork child's side (child.c): runs TASK frames from fd until the
- * parent closes it. Never returns. */
+ * parent closes it. Never returns. Once *retire (memory shared with the
+ * parent; NULL: none) is non-zero, it runs no further task and answers
+ * each with a RETURNED frame. */
 struct cel_exec_env;
-void cel__child_main(const struct cel_exec_env *env, int fd) __attribute__((noreturn));
+void cel__child_main(const struct cel_exec_env *env, int fd, const atomic_int *retire)
+    __attribute__((noreturn));
 
 #endif

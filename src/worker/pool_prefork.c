@@ -27,6 +27,16 @@
  * resident memory passed worker_max_memory_per_child after a task, or
  * that ran worker_max_tasks_per_child tasks, retires: it finishes what it
  * has and is replaced.
+ *
+ * Size at run time (pool_grow, pool_shrink, autoscale): growing adds
+ * slots, forked at the end of the loop turn as any missing child.
+ * Shrinking marks slots unwanted (never refilled): empty ones first,
+ * then children already retiring, then idle ones (their socket is closed
+ * and they exit), then the busy ones with the fewest tasks. A busy one
+ * finishes the task it runs; the tasks queued behind it come back in
+ * RETURNED frames (its retire flag, child.c) and go to other children,
+ * so a shrink costs no more than the running task, and every task is
+ * answered exactly once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -70,7 +81,11 @@ struct child {
     int qhead, qlen;
     size_t qbytes;
     unsigned tasks_sent, tasks_done;
-    bool retiring; /* takes no more tasks (recycling, shutdown) */
+    bool retiring; /* takes no more tasks (recycling, shrinking, shutdown) */
+    bool unwanted; /* the slot was given up by a shrink: not refilled */
+    /* Shared with the child (child.c); raised when a shrink retires it.
+     * NULL when it could not be mapped: the child then runs its queue. */
+    atomic_int *retire_flag;
     /* Frame seq of the task it was killed for at its hard limit (0: none),
      * until it is reaped. */
     uint64_t killed_seq;
@@ -78,8 +93,10 @@ struct child {
 
 struct prefork {
     struct cel_pool base;
-    struct child *children;
-    int n;
+    struct child *children; /* slots; reallocated by a grow */
+    int n;                  /* slots in use */
+    int cap;                /* slots allocated */
+    int size;               /* processes wanted (slots not unwanted) */
     int next_number;
     uv_signal_t sigchld;
     uv_timer_t respawn;
@@ -121,6 +138,13 @@ static void close_fd(struct child *c)
     c->fd = -1;
 }
 
+static void release_flag(struct child *c)
+{
+    if (c->retire_flag)
+        munmap(c->retire_flag, sizeof *c->retire_flag);
+    c->retire_flag = NULL;
+}
+
 static int spawn(struct prefork *p, struct child *c)
 {
     cel_worker *w = p->base.w;
@@ -128,10 +152,18 @@ static int spawn(struct prefork *p, struct child *c)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return cel__err(&w->err, CEL_EIO, "socketpair: %s", strerror(errno));
     int number = ++p->next_number;
+    atomic_int *flag =
+        mmap(NULL, sizeof *flag, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (flag == MAP_FAILED)
+        flag = NULL;
+    else
+        atomic_init(flag, 0);
     pid_t pid = fork();
     if (pid < 0) {
         close(sv[0]);
         close(sv[1]);
+        if (flag)
+            munmap(flag, sizeof *flag);
         return cel__err(&w->err, CEL_EIO, "fork: %s", strerror(errno));
     }
     if (pid == 0) {
@@ -150,7 +182,7 @@ static int spawn(struct prefork *p, struct child *c)
         char name[64];
         snprintf(name, sizeof name, "ForkPoolWorker-%d", number);
         cel__log_set_process_name(name);
-        cel__child_main(&w->exec_env, sv[1]);
+        cel__child_main(&w->exec_env, sv[1], flag);
     }
     close(sv[1]);
     int fl = fcntl(sv[0], F_GETFL);
@@ -161,6 +193,7 @@ static int spawn(struct prefork *p, struct child *c)
     c->pid = pid;
     c->fd = sv[0];
     c->number = number;
+    c->retire_flag = flag;
     c->watch = malloc(sizeof *c->watch);
     if (c->watch) {
         uv_poll_init(&w->loop, c->watch, c->fd);
@@ -230,6 +263,23 @@ static int on_result(struct child *c, const struct cel_frame *fr, int64_t now)
             c->retiring = true;
         }
     }
+    return 0;
+}
+
+/* A retiring child did not run its oldest task (RETURNED): it goes to
+ * the front of the ready queue, for another child. */
+static int on_returned(struct child *c, const struct cel_frame *fr, int64_t now)
+{
+    cel_worker *w = c->pool->base.w;
+    struct cel_inflight *f = head(c);
+    if (!f || fr->seq != f->seq || !c->retiring)
+        return -1;
+    pop_head(c);
+    f->pid = 0;
+    f->started_us = 0;
+    mark_started(c, now);
+    CEL_DEBUG(COMP, "child %d (pid %d), retiring, gave back a queued task", c->number, (int)c->pid);
+    cel__held_push_ready_front(&w->held, f);
     return 0;
 }
 
@@ -340,6 +390,7 @@ static int read_child(struct child *c)
                  : fr.type == CEL_FRAME_CRASH      ? on_crash(c, &fr)
                  : fr.type == CEL_FRAME_CHORD_SIZE ? on_chord_size(c, &fr)
                  : fr.type == CEL_FRAME_CHORD_JOIN ? on_chord_join(c, &fr)
+                 : fr.type == CEL_FRAME_RETURNED   ? on_returned(c, &fr, now)
                                                    : -1;
         if (rc != 0)
             return -1;
@@ -412,6 +463,7 @@ static void child_exited(struct prefork *p, struct child *c, int status)
     if (drained < 0)
         CEL_ERROR(COMP, "child %d left a corrupt frame behind", c->number);
     close_fd(c);
+    release_flag(c);
     cel__framebuf_release(&c->in);
     cel__framebuf_release(&c->out);
     struct cel_inflight *running = pop_head(c);
@@ -433,7 +485,7 @@ static void child_exited(struct prefork *p, struct child *c, int status)
     } else {
         CEL_DEBUG(COMP, "child %d (pid %d) exited", c->number, (int)c->pid);
     }
-    c->pid = 0; /* replaced by spawn_missing() at the end of this loop turn */
+    c->pid = 0; /* replaced by spawn_missing() at the end of this loop turn, unless unwanted */
 }
 
 static void on_sigchld(uv_signal_t *h, int signum)
@@ -541,7 +593,7 @@ static void spawn_missing(struct prefork *p)
         return;
     bool missing = false;
     for (int i = 0; i < p->n && !missing; i++)
-        missing = p->children[i].pid == 0;
+        missing = p->children[i].pid == 0 && !p->children[i].unwanted;
     if (!missing)
         return;
     if (w->settler && !cel__settler_parked(w->settler)) {
@@ -550,7 +602,7 @@ static void spawn_missing(struct prefork *p)
     }
     for (int i = 0; i < p->n; i++) {
         struct child *c = &p->children[i];
-        if (c->pid == 0 && spawn(p, c) != CEL_OK) {
+        if (c->pid == 0 && !c->unwanted && spawn(p, c) != CEL_OK) {
             CEL_ERROR(COMP, "cannot start a child: %s; trying again in %d ms", w->err.msg,
                       RESPAWN_RETRY_MS);
             p->next_spawn_ms = cel__mono_ms() + RESPAWN_RETRY_MS;
@@ -678,7 +730,7 @@ static int prefork_start(cel_worker *w, struct cel_pool **out)
         return cel__err(&w->err, CEL_ENOMEM, "out of memory");
     p->base.ops = &cel__pool_prefork;
     p->base.w = w;
-    p->n = w->concurrency;
+    p->n = p->cap = p->size = w->concurrency;
     p->children = calloc((size_t)p->n, sizeof *p->children);
     if (!p->children) {
         free(p);
@@ -728,6 +780,7 @@ static void prefork_free(struct cel_pool *base)
         struct cel_inflight *f;
         while ((f = pop_head(c)))
             cel__consumer_requeue(base->w, f);
+        release_flag(c);
         cel__framebuf_release(&c->in);
         cel__framebuf_release(&c->out);
     }
@@ -757,6 +810,134 @@ static bool prefork_terminate(struct cel_pool *base, struct cel_inflight *f, int
     return kill(c->pid, signum) == 0;
 }
 
+/* ---- size at run time ---------------------------------------------------- */
+
+/* Room for `more` slots after the n in use. The children move: their
+ * watches' back pointers follow. */
+static int reserve_slots(struct prefork *p, int more)
+{
+    if (p->n + more <= p->cap)
+        return CEL_OK;
+    int cap = p->cap * 2 > p->n + more ? p->cap * 2 : p->n + more;
+    struct child *grown = realloc(p->children, (size_t)cap * sizeof *grown);
+    if (!grown)
+        return CEL_ENOMEM;
+    p->children = grown;
+    p->cap = cap;
+    for (int i = 0; i < p->n; i++)
+        if (grown[i].watch)
+            grown[i].watch->data = &grown[i];
+    return CEL_OK;
+}
+
+static int grow(struct prefork *p, int more)
+{
+    /* Slots a shrink gave up and whose child is gone are taken first. */
+    for (int i = 0; i < p->n && more > 0; i++) {
+        struct child *c = &p->children[i];
+        if (c->unwanted && c->pid == 0) {
+            c->unwanted = false;
+            more--;
+        }
+    }
+    if (more > 0 && reserve_slots(p, more) != CEL_OK)
+        return cel__err(&p->base.w->err, CEL_ENOMEM, "out of memory");
+    for (; more > 0; more--) {
+        struct child *c = &p->children[p->n];
+        memset(c, 0, sizeof *c);
+        c->fd = -1;
+        c->slot = p->n++;
+    }
+    p->next_spawn_ms = 0; /* forked at the end of this loop turn */
+    return CEL_OK;
+}
+
+static void retire(struct child *c)
+{
+    c->unwanted = true;
+    c->retiring = true;
+    if (c->retire_flag)
+        atomic_store_explicit(c->retire_flag, 1, memory_order_release);
+}
+
+/* The wanted slot to give up next: one without a process, one retiring
+ * anyway, an idle one, then the one with the fewest tasks. */
+static struct child *least_needed(struct prefork *p)
+{
+    struct child *best = NULL;
+    int best_rank = 0;
+    for (int i = 0; i < p->n; i++) {
+        struct child *c = &p->children[i];
+        if (c->unwanted)
+            continue;
+        int rank = c->pid <= 0 ? 0 : c->retiring ? 1 : 2 + c->qlen;
+        if (!best || rank < best_rank) {
+            best = c;
+            best_rank = rank;
+        }
+    }
+    return best;
+}
+
+static void shrink(struct prefork *p, int fewer)
+{
+    for (; fewer > 0; fewer--) {
+        struct child *c = least_needed(p);
+        if (!c)
+            return;
+        if (c->pid > 0 && !c->retiring)
+            CEL_DEBUG(COMP, "child %d (pid %d) retires (%d task(s) in hand)", c->number,
+                      (int)c->pid, c->qlen);
+        retire(c);
+    }
+}
+
+static int prefork_resize(struct cel_pool *base, int processes)
+{
+    struct prefork *p = (struct prefork *)base;
+    if (processes < 1)
+        return cel__err(&base->w->err, CEL_EINVAL, "a pool needs at least one process");
+    if (p->stopping)
+        return cel__err(&base->w->err, CEL_EINVAL, "the pool is stopping");
+    if (processes > p->size) {
+        int rc = grow(p, processes - p->size);
+        if (rc != CEL_OK)
+            return rc;
+    } else if (processes < p->size) {
+        shrink(p, p->size - processes);
+    }
+    p->size = processes;
+    return CEL_OK;
+}
+
+static int prefork_size(const struct cel_pool *base)
+{
+    return ((const struct prefork *)base)->size;
+}
+
+static size_t prefork_pids(const struct cel_pool *base, int *out, size_t max)
+{
+    const struct prefork *p = (const struct prefork *)base;
+    size_t live = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (p->children[i].pid <= 0)
+            continue;
+        if (live < max)
+            out[live] = (int)p->children[i].pid;
+        live++;
+    }
+    return live;
+}
+
+static int prefork_occupied(const struct cel_pool *base)
+{
+    const struct prefork *p = (const struct prefork *)base;
+    int n = 0;
+    for (int i = 0; i < p->n; i++)
+        n += !p->children[i].unwanted && p->children[i].qlen > 0;
+    return n;
+}
+
 const struct cel_pool_ops cel__pool_prefork = {
     .name = "prefork",
     .start = prefork_start,
@@ -767,4 +948,8 @@ const struct cel_pool_ops cel__pool_prefork = {
     .stopped = prefork_stopped,
     .free = prefork_free,
     .terminate = prefork_terminate,
+    .resize = prefork_resize,
+    .size = prefork_size,
+    .pids = prefork_pids,
+    .occupied = prefork_occupied,
 };

@@ -171,6 +171,21 @@ static bool solo_terminate(struct cel_pool *p, struct cel_inflight *f, int signu
     return false;
 }
 
+static int solo_size(const struct cel_pool *p)
+{
+    (void)p;
+    return 1;
+}
+
+/* The one process that runs tasks is the worker itself. */
+static size_t solo_pids(const struct cel_pool *p, int *out, size_t max)
+{
+    (void)p;
+    if (max > 0)
+        out[0] = (int)getpid();
+    return 1;
+}
+
 const struct cel_pool_ops cel__pool_solo = {
     .name = "solo",
     .start = solo_start,
@@ -181,4 +196,7 @@ const struct cel_pool_ops cel__pool_solo = {
     .stopped = solo_stopped,
     .free = solo_free,
     .terminate = solo_terminate,
+    .resize = NULL, /* one process, the worker's own */
+    .size = solo_size,
+    .pids = solo_pids,
 };

@@ -410,7 +410,7 @@ int cel__rate_limit_set(cel_worker *w, const char *name, const char *text, char 
 const char *cel__rate_limit_text(const cel_worker *w, const cel_task_def *def)
 {
     const struct rate_entry *e = w->rate ? find(w->rate, def->name) : NULL;
-    if (e && e->text)
-        return *e->text ? e->text : NULL;
+    if (e && e->text) /* set at run time; "0" lifts it, and shows none */
+        return e->per_sec > 0 ? e->text : NULL;
     return def->rate_limit;
 }

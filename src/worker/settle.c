@@ -75,6 +75,8 @@ struct cel_settler {
     char **q_in;
     size_t nq_in;
     bool q_changed;
+    uint64_t q_gen;              /* sets handed over so far */
+    atomic_uint_fast64_t q_seen; /* the last set fetch() has seen */
 
     /* rate-limit token requests: queued under mu, served by the
      * store thread */
@@ -87,7 +89,6 @@ struct cel_settler {
     uint64_t fetched_total;
     char **queues; /* fetched from now; owned */
     size_t nqueues;
-    bool retarget; /* the set changed and fetch() has not seen it yet */
 };
 
 /* ---- small containers ------------------------------------------------- */
@@ -410,18 +411,9 @@ static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_set
 
     size_t nfetched = 0;
     struct cel_delivery batch[FETCH_MAX];
-    if (!s->nqueues && s->retarget && !kfail && !bfail) {
-        /* Every queue cancelled or paused: a transport that consumes
-         * ahead (Redis) is told to stop. */
-        int64_t due = 0;
-        if (bo->fetch(s->b, NULL, 0, 0, s->cfg.lease_ms, batch, &nfetched, &due) == CEL_OK)
-            s->retarget = false;
-        nfetched = 0;
-    }
     if (!s->nqueues)
         want = 0;
     if (want && !kfail && !bfail) {
-        s->retarget = false;
         if (want > FETCH_MAX)
             want = FETCH_MAX;
         int64_t due = 0;
@@ -598,6 +590,25 @@ static void post_report(struct cel_settler *s, struct cel_settle_report *rep)
     uv_async_send(&s->async);
 }
 
+/*
+ * A new queue set is shown to the transport at once, with an empty
+ * fetch: Redis's consumer thread stops popping from a queue left out
+ * from then on (and gives back what it pops there). Only then does the
+ * loop answer the command that changed it, so a client that sends to a
+ * cancelled queue after the reply finds it not consumed.
+ */
+static void show_queues(struct cel_settler *s, uint64_t gen)
+{
+    struct cel_delivery none[1];
+    size_t n = 0;
+    int64_t due = 0;
+    if (s->b->ops->fetch(s->b, (const char *const *)s->queues, s->nqueues, 0, s->cfg.lease_ms, none,
+                         &n, &due) != CEL_OK)
+        CEL_WARN(COMP, "cannot change the queues consumed: %s", cel__broker_errmsg(s->b));
+    atomic_store(&s->q_seen, gen);
+    uv_async_send(&s->async);
+}
+
 static void *settler_main(void *arg)
 {
     struct cel_settler *s = arg;
@@ -632,6 +643,7 @@ static void *settler_main(void *arg)
             s->room_changed = false;
             more = true;
         }
+        uint64_t q_taken = 0;
         if (s->q_changed) {
             s->q_changed = false;
             strv_free(s->queues, s->nqueues);
@@ -639,7 +651,8 @@ static void *settler_main(void *arg)
             s->nqueues = s->nq_in;
             s->q_in = NULL;
             s->nq_in = 0;
-            s->retarget = more = true;
+            q_taken = s->q_gen;
+            more = true;
         }
         bool stopping = s->stopping;
         int64_t deadline = s->deadline_ms;
@@ -651,6 +664,8 @@ static void *settler_main(void *arg)
             serve_rate_requests(s, &rep, &rate_log_ms);
             post_report(s, &rep);
         }
+        if (q_taken)
+            show_queues(s, q_taken);
 
         uint64_t unseen = s->fetched_total - received;
         size_t room = cap > unseen ? cap - (size_t)unseen : 0;
@@ -872,19 +887,25 @@ void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room
         wake(s);
 }
 
-int cel__settler_set_queues(struct cel_settler *s, const char *const *queues, size_t n)
+uint64_t cel__settler_set_queues(struct cel_settler *s, const char *const *queues, size_t n)
 {
     char **copy;
     if (strv_copy(queues, n, &copy) != CEL_OK)
-        return CEL_ENOMEM;
+        return 0;
     pthread_mutex_lock(&s->mu);
     strv_free(s->q_in, s->nq_in);
     s->q_in = copy;
     s->nq_in = n;
     s->q_changed = true;
+    uint64_t gen = ++s->q_gen;
     pthread_mutex_unlock(&s->mu);
     wake(s);
-    return CEL_OK;
+    return gen;
+}
+
+bool cel__settler_queues_seen(struct cel_settler *s, uint64_t gen)
+{
+    return atomic_load(&s->q_seen) >= gen;
 }
 
 void cel__settler_set_gather(struct cel_settler *s, int64_t gather_us)

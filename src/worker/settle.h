@@ -110,8 +110,13 @@ void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room
 
 /* The queues to fetch from from now on (copied; n may be 0: fetch
  * nothing). Messages already fetched from a queue left out still run.
- * CEL_ENOMEM leaves the set as it was. */
-int cel__settler_set_queues(struct cel_settler *s, const char *const *queues, size_t n);
+ * Returns the change's number (> 0), or 0 when out of memory (the set
+ * stays as it was). */
+uint64_t cel__settler_set_queues(struct cel_settler *s, const char *const *queues, size_t n);
+/* Whether the transport has been shown change number `gen`: nothing is
+ * fetched from a queue it left out from then on. The report callback's
+ * wakeup follows the moment it becomes true. */
+bool cel__settler_queues_seen(struct cel_settler *s, uint64_t gen);
 
 /* How long results may wait for others to share their round trip (0:
  * settle at once). The loop sets it each turn: 0 when a result or a

@@ -25,6 +25,7 @@
 #include "celeriac/error.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "worker/autoscale.h"
 #include "worker/worker_internal.h"
 
 #define COMP "worker"
@@ -95,8 +96,6 @@ static int configure(cel_worker *w)
         c = ncpu > 0 ? ncpu : 1;
     }
     w->concurrency = w->pool_ops == &cel__pool_solo ? 1 : (int)c;
-    int64_t mult = cel_config_get_int(w->cfg, "worker_prefetch_multiplier");
-    w->prefetch_limit = (size_t)(w->concurrency * (mult > 0 ? mult : 1));
     double vt = cel_config_get_double(w->cfg, "broker_visibility_timeout");
     w->lease_ms = vt > 0 ? (int64_t)(vt * 1000) : 0; /* 0: the transport's, at open */
     w->result_ttl_s = (int64_t)cel_config_get_double(w->cfg, "result_expires");
@@ -122,7 +121,9 @@ static int configure(cel_worker *w)
     for (size_t i = 0; !w->acks_late && i < cel_registry_count(w->reg); i++)
         if (cel_registry_at(w->reg, i)->acks_late == CEL_TRI_ON)
             w->acks_late_overridden = true;
-    int rc = cel__rate_limits_configure(w);
+    int rc = cel__autoscale_configure(w);
+    if (rc == CEL_OK)
+        rc = cel__rate_limits_configure(w);
     return rc == CEL_OK ? parse_queues(w) : rc;
 }
 
@@ -151,6 +152,7 @@ void cel_worker_free(cel_worker *w)
         free(w->queues[i]);
     cel__rate_limits_free(w);
     cel__control_state_free(w);
+    cel__autoscale_free(w);
     cel_config_free(w->cfg);
     free(w);
 }
@@ -197,6 +199,7 @@ static void on_turn(uv_prepare_t *h)
     bool stopping = atomic_load(&w->stop_level) != CEL_RUNNING;
     if (stopping)
         cel__consumer_requeue_waiting(w); /* arrived after the stop */
+    cel__autoscale_on_turn(w);            /* before dispatch, which forks what it added */
     w->pool->ops->dispatch(w->pool);
     if (w->track_started) {
         bool busy = w->pool->ops->busy(w->pool);
@@ -213,6 +216,7 @@ static void on_turn(uv_prepare_t *h)
      * short and every child has more queued: then nobody waits on them. */
     bool urgent = stopping || w->runtime_ewma_us >= CEL_PIPELINE_BELOW_US ||
                   (!w->held.ready_head && w->pool->ops->hungry(w->pool));
+    cel__control_on_turn(w);
     cel__settler_set_gather(w->settler, urgent ? 0 : CEL_GATHER_US);
     cel__settler_flush(w->settler);
     cel__consumer_update_room(w);
@@ -362,6 +366,7 @@ int cel_worker_run(cel_worker *w)
     uv_timer_init(&w->loop, &w->started);
     w->started.data = w;
     cel__rate_limits_start(w);
+    cel__autoscale_start(w);
     CEL_INFO(COMP, "%s ready.", w->hostname);
     cel__consumer_update_room(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -369,6 +374,7 @@ int cel_worker_run(cel_worker *w)
     uv_close((uv_handle_t *)&w->turn, NULL);
     uv_close((uv_handle_t *)&w->started, NULL);
     cel__rate_limits_stop(w);
+    cel__autoscale_stop(w);
 
 out_pool:
     if (w->pool) {

@@ -96,6 +96,10 @@ struct cel_worker {
     int64_t runtime_ewma_us; /* recent task run time; starts "long" */
     bool exiting;            /* the loop is winding down */
 
+    /* ---- pool size at run time (autoscale.c) ---- */
+    size_t prefetch_multiplier;      /* prefetch_limit = this x the processes that may run */
+    struct cel_autoscale *autoscale; /* NULL: --autoscale is off */
+
     /* ---- monitoring events (events.c) ---- */
     struct cel_events *events; /* NULL when not running */
     atomic_bool task_events;   /* worker_send_task_events, switchable at run time */
@@ -184,12 +188,13 @@ bool cel__revoke_has(cel_worker *w, const char *task_id);
 /* Whether f's process was killed by a revoke with terminate (then its
  * death is a REVOKED, not a WorkerLostError); forgets it. */
 bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f);
-/* The signal a revoke with terminate of task_id asked for; 0 when none
- * is known. */
-int cel__revoke_signum(cel_worker *w, const char *task_id);
 /* The live revoked ids (at most max): a list, or with_expiry an object
  * {id: expiry in epoch seconds} (the `revoked` and `hello` replies). */
 json_t *cel__revoke_dump(cel_worker *w, bool with_expiry, size_t max);
+
+/* The signal a revoke with terminate of task_id asked for; 0 when none
+ * is known. */
+int cel__revoke_signum(cel_worker *w, const char *task_id);
 
 /* ---- rate_limit.c ---- */
 struct cel_rate_limits;
@@ -238,6 +243,9 @@ void cel__control_send(cel_worker *w, struct cel_broker *b);
  * thread the queues to fetch from (w->queues less the paused ones). */
 bool cel__control_queue_paused(const cel_worker *w, const char *queue);
 void cel__control_apply_queues(cel_worker *w);
+/* End of every loop turn: sends the replies held for a queue change the
+ * transport has now seen. */
+void cel__control_on_turn(cel_worker *w);
 
 /* ---- control_inspect.c: what inspection needs noted as tasks pass ---- */
 /* f ran to a result (stats' "total"). Cheap: no parse in the common case. */

@@ -3,6 +3,8 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 #include "testing.h"
@@ -80,4 +82,19 @@ bool cel_test_alive(pid_t pid)
     /* WNOWAIT: look without reaping, so cel_test_wait still gets the status. */
     siginfo_t si = {0};
     return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
+}
+
+int cel_test_child_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    char *text = cel_test_read_file(path, NULL);
+    if (!text)
+        return -1;
+    int n = 0;
+    char *save = NULL;
+    for (char *p = strtok_r(text, " \n", &save); p; p = strtok_r(NULL, " \n", &save))
+        n++;
+    free(text);
+    return n;
 }

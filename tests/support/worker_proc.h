@@ -28,5 +28,8 @@ int cel_test_worker_stop(pid_t pid, int sig, int timeout_ms);
 void cel_test_worker_postmortem(pid_t pid, const char *log_path);
 /* True while pid has not exited (it is not reaped). */
 bool cel_test_alive(pid_t pid);
+/* How many children pid's main thread has now (from /proc: a worker's
+ * pool, counted without asking the worker); -1 when pid is gone. */
+int cel_test_child_count(pid_t pid);
 
 #endif

@@ -421,6 +421,20 @@ static void test_crash_refused(void)
 /* The parent's end of a child socket is non-blocking: a flush of more
  * than the socket holds returns 1 with bytes pending instead of waiting
  * for a child that is itself busy writing (the large-payload deadlock). */
+/* A retiring child's "did not run it" (child.c): header only. */
+static void test_returned_round_trip(void)
+{
+    struct cel_buf b = {0};
+    ASSERT_EQ(cel__framebuf_append(&b, CEL_FRAME_RETURNED, 0, 42, NULL, 0), 0);
+    struct cel_frame f;
+    ASSERT_EQ(cel__framebuf_next(&b, &f), 1);
+    ASSERT_EQ(f.type, CEL_FRAME_RETURNED);
+    ASSERT_EQ(f.seq, 42u);
+    ASSERT_EQ(f.len, 0u);
+    ASSERT_EQ(cel__framebuf_next(&b, &f), 0);
+    cel__framebuf_release(&b);
+}
+
 static void test_flush_never_blocks(void)
 {
     int sv[2];
@@ -467,6 +481,7 @@ int main(void)
     TEST_RUN(test_begin_malformed);
     TEST_RUN(test_crash_round_trip);
     TEST_RUN(test_crash_refused);
+    TEST_RUN(test_returned_round_trip);
     TEST_RUN(test_flush_never_blocks);
     return 0;
 }
