@@ -13,6 +13,7 @@
 #include "celeriac/value.h"
 #include "celeriac/client.h"
 #include "celeriac/canvas.h"
+#include "celeriac/control.h"
 #include "celeriac/worker.h"
 
 #endif

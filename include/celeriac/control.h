@@ -101,8 +101,12 @@ CEL_API int cel_client_queue_bands(cel_client *c, const char *queue, cel_queue_b
 /*
  * Pauses (paused non-zero) or resumes `queue` on every celeriac worker:
  * the flag is stored on the broker side, so workers started later honour
- * it too, and a cast `celeriac_queue_pause` {"queue", "paused"} tells the
- * running ones at once. Messages sent meanwhile wait on the queue.
+ * it too, and a broadcast `celeriac_queue_pause` {"queue", "paused"}
+ * tells the running ones, which reply once they fetch no more from the
+ * queue and gave back the messages they held from it. The call waits 1 s
+ * for those replies, so a task sent after it returns does not run on a
+ * running worker while the queue is paused. Messages sent meanwhile wait
+ * on the queue.
  * Python workers know nothing of it (use cancel_consumer for them).
  * CEL_ENOTSUP when the transport keeps no such flag.
  */

@@ -4,8 +4,10 @@
  *
  * A pause is stored on the broker side first (queue_pause, broker.h), so
  * a worker started later, or one that misses the broadcast, still finds
- * it; then a cast tells the running workers, which would otherwise notice
- * only when they next read the stored flags.
+ * it; then a broadcast tells the running workers, which would otherwise
+ * notice only when they next read the stored flags, and the call waits
+ * for their replies: a worker replies after it stopped fetching from the
+ * queue and gave back what it held from it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +19,11 @@
 #include "client/client_internal.h"
 #include "core/errbuf.h"
 
-/* The cast the running celeriac workers act on (Python workers ignore
- * it: an unknown command only gets an error reply, and a cast has none). */
+/* The request the running celeriac workers act on (Python workers answer
+ * it with an error: they know no such command). */
 #define PAUSE_METHOD "celeriac_queue_pause"
+/* How long a pause waits for the running workers to confirm it. */
+#define PAUSE_WAIT_S 1.0
 /* More bands than any transport has (SQLite: one per priority 0..9). */
 #define MAX_BANDS 16
 
@@ -105,8 +109,13 @@ int cel_client_queue_pause(cel_client *c, const char *queue, int paused)
     json_decref(args);
     if (!text)
         return cel__err(&c->err, CEL_EINVAL, "queue name must be UTF-8");
-    cel_control_options o = CEL_CONTROL_OPTIONS_INIT(.cast = 1);
-    rc = cel_control_call(c, PAUSE_METHOD, text, &o, NULL);
+    /* Not a cast: the workers reply once they have applied the pause, so
+     * what the caller publishes next cannot reach a worker that has not.
+     * Without a list of the workers the call waits the whole timeout. */
+    cel_control_options o = CEL_CONTROL_OPTIONS_INIT(.timeout = PAUSE_WAIT_S);
+    cel_control_replies *replies = NULL;
+    rc = cel_control_call(c, PAUSE_METHOD, text, &o, &replies);
+    cel_control_replies_free(replies);
     free(text);
     if (rc != CEL_OK) {
         char why[CEL_ERRBUF_SIZE];

@@ -277,13 +277,20 @@ static json_t *cmd_cancel_consumer(cel_worker *w, const json_t *args)
     return cel__control_ok(msg);
 }
 
-/* celeriac's own cast: a queue was paused or resumed on the broker side;
- * the pidbox thread re-reads the paused set and hands it over
- * (cel__control_set_paused), which is what changes the fetching. */
+/* celeriac's own command: a queue was paused or resumed on the broker
+ * side. The pidbox thread re-read the paused set and handed it over
+ * (cel__control_set_paused) before it passed this request on, and the
+ * loop applies a new set before it answers requests: so the reply says
+ * the worker fetches no more from the queue, and gave back what it held
+ * from it, and the client may go on as if the queue were paused
+ * everywhere (cel_client_queue_pause waits for these replies). */
 static json_t *cmd_queue_pause(cel_worker *w, const json_t *args)
 {
-    (void)w, (void)args;
-    return NULL;
+    const char *queue = arg_str(args, "queue");
+    char msg[256];
+    snprintf(msg, sizeof msg, "queue %.200s %s", queue ? queue : "?",
+             queue && cel__control_queue_paused(w, queue) ? "paused" : "not paused");
+    return cel__control_ok(msg);
 }
 
 /* ---- events and lifecycle ------------------------------------------------------- */
@@ -365,7 +372,7 @@ static const struct {
     {"disable_events", cmd_disable_events, 0},
     {"heartbeat", cmd_heartbeat, 0},
     {"shutdown", cmd_shutdown, NO_REPLY},
-    {"celeriac_queue_pause", cmd_queue_pause, NO_REPLY},
+    {"celeriac_queue_pause", cmd_queue_pause, 0},
 };
 
 json_t *cel__control_dispatch(cel_worker *w, const struct cel_control_request *rq, bool *reply)

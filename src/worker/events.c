@@ -42,10 +42,10 @@
 #include "celeriac/error.h"
 #include "core/clock.h"
 #include "core/fork_guard.h"
+#include "core/json_scan.h"
 #include "core/json_util.h"
 #include "core/log.h"
 #include "proto/event.h"
-#include "proto/message.h"
 #include "proto/repr.h"
 #include "worker/worker_internal.h"
 
@@ -110,14 +110,17 @@ struct cel_events {
     struct rec *q;
     size_t n, cap, bytes;
     bool thread_idle; /* waiting with nothing queued: wake it for the first record */
+    size_t peak;      /* most records ever waiting */
     atomic_uint_fast64_t dropped;
 
     /* the thread's */
     struct id_slot *ids;
     size_t ids_cap, ids_count;
-    json_t *batch;         /* task events not yet sent */
+    struct cel_buf batch;  /* task events not yet sent: "[ev, ev, ..." */
+    size_t nbatch;         /* events in it */
     int64_t batch_since;   /* monotonic ms of the oldest */
     uint64_t publish_fail; /* since the last complaint */
+    uint64_t sent;         /* task events published */
     int64_t complained_ms;
     uint64_t dropped_told;
 };
@@ -202,6 +205,8 @@ static void push(struct cel_events *e, struct rec *r)
         }
         e->q[e->n++] = *r;
         e->bytes += r->len;
+        if (e->n > e->peak)
+            e->peak = e->n;
         /* The thread sleeps FLUSH_MS at most while records wait, so it
          * needs waking only to start that wait, or for a full batch. */
         wake = (e->n == 1 && e->thread_idle) || e->n % CEL_EVENT_BATCH_MAX == 0;
@@ -383,80 +388,72 @@ static void ids_forget(struct cel_events *e, uint64_t seq)
 
 /* ---- building events (events thread) ------------------------------------- */
 
-static json_t *event_new(struct cel_events *e, const char *type, int64_t wall_us)
-{
-    return cel__event_new(type, e->w->hostname, e->pid, cel__worker_clock_forward(e->w), wall_us);
-}
-
-static void publish(struct cel_events *e, const json_t *event_or_batch)
+static void publish_text(struct cel_events *e, const char *json, size_t len, const char *rk)
 {
     char *env;
-    size_t len;
-    const char *rk;
-    if (cel__event_envelope(event_or_batch, e->w->hostname, &env, &len, &rk) != CEL_OK)
+    size_t envlen;
+    if (cel__event_envelope_text(json, len, rk, e->w->hostname, &env, &envlen) != CEL_OK)
         return;
-    if (e->b->ops->fanout_publish(e->b, CEL_EVENT_EXCHANGE, rk, env, len) != CEL_OK)
+    if (e->b->ops->fanout_publish(e->b, CEL_EVENT_EXCHANGE, rk, env, envlen) != CEL_OK)
         e->publish_fail++;
     free(env);
 }
 
 static void flush_batch(struct cel_events *e)
 {
-    if (json_array_size(e->batch) == 0)
+    if (e->nbatch == 0)
         return;
-    publish(e, e->batch);
-    json_array_clear(e->batch);
+    cel__buf_append(&e->batch, "]", 1);
+    if (e->batch.err == CEL_OK)
+        publish_text(e, cel__buf_bytes(&e->batch), cel__buf_size(&e->batch), "task.multi");
+    cel__buf_reset(&e->batch);
+    e->nbatch = 0;
 }
 
-static void add_to_batch(struct cel_events *e, json_t *ev)
+/* Opens the next task event in the batch; the caller adds its fields and
+ * calls end_event(). Task events are written as text (proto/event.h):
+ * building and dumping JSON trees cost more than the rest together. */
+static struct cel_buf *begin_event(struct cel_events *e, const char *type, int64_t wall_us,
+                                   const char *uuid)
 {
-    if (!ev)
-        return;
-    if (json_array_size(e->batch) == 0)
+    if (e->nbatch == 0) {
         e->batch_since = cel__mono_ms();
-    json_array_append_new(e->batch, ev);
-    if (json_array_size(e->batch) >= CEL_EVENT_BATCH_MAX)
+        cel__buf_append(&e->batch, "[", 1);
+    } else {
+        cel__buf_append(&e->batch, ", ", 2);
+    }
+    cel__event_begin(&e->batch, type, e->w->hostname, e->pid, cel__worker_clock_forward(e->w),
+                     wall_us);
+    if (uuid) /* NULL: the caller writes it (cel__event_add_task) */
+        cel__event_add_str(&e->batch, "uuid", uuid);
+    return &e->batch;
+}
+
+static void end_event(struct cel_events *e)
+{
+    cel__event_end(&e->batch);
+    if (e->batch.err != CEL_OK) { /* out of memory: this batch is lost */
+        cel__buf_reset(&e->batch);
+        e->nbatch = 0;
+        return;
+    }
+    e->sent++;
+    if (++e->nbatch >= CEL_EVENT_BATCH_MAX)
         flush_batch(e);
 }
 
-static void set_string(json_t *ev, const char *key, const char *s)
-{
-    json_object_set_new(ev, key, s ? json_string(s) : json_null());
-}
-
-/* A header copied as the sender wrote it (eta and expires are ISO text
- * or null); null when absent. */
-static void set_header(json_t *ev, const char *key, const json_t *headers)
-{
-    const json_t *v = json_object_get(headers, key);
-    json_object_set_new(ev, key, v ? json_deep_copy(v) : json_null());
-}
+/* ---- reading what the loop copied (events thread) ----------------------- */
 
 static void on_received(struct cel_events *e, const struct rec *r)
 {
-    struct cel_message m;
-    char err[64];
-    const struct cel_message_limits headers_only = {.headers_only = true};
-    if (cel__message_parse(r->bytes, strlen(r->bytes), &headers_only, &m, err, sizeof err) != 0)
+    struct cel_event_task t;
+    if (cel__event_task_read(r->bytes, strlen(r->bytes), &t) != CEL_OK)
         return; /* the worker says what is wrong with it when it settles it */
-    ids_put(e, r->seq, m.id);
-    const json_t *headers = json_object_get(m.root, "headers");
-    const char *argsrepr = cel__json_cstr(json_object_get(headers, "argsrepr"));
-    const char *kwargsrepr = cel__json_cstr(json_object_get(headers, "kwargsrepr"));
-    json_t *ev = event_new(e, "task-received", r->wall_us);
-    if (ev) {
-        set_string(ev, "uuid", m.id);
-        set_string(ev, "name", m.shadow ? m.shadow : m.task);
-        set_string(ev, "args", argsrepr ? argsrepr : "");
-        set_string(ev, "kwargs", kwargsrepr ? kwargsrepr : "");
-        set_string(ev, "root_id", m.root_id);
-        set_string(ev, "parent_id", m.parent_id);
-        json_object_set_new(ev, "retries", json_integer(m.retries));
-        set_header(ev, "eta", headers);
-        set_header(ev, "expires", headers);
-    }
-    cel__message_release(&m);
-    add_to_batch(e, ev);
+    ids_put(e, r->seq, t.id);
+    begin_event(e, "task-received", r->wall_us, NULL);
+    cel__event_add_task(&e->batch, &t);
+    end_event(e);
+    cel__event_task_release(&t);
 }
 
 /* Python's repr of an exception from its stored form: ValueError('boom'),
@@ -504,64 +501,68 @@ static void on_finished(struct cel_events *e, const struct rec *r)
     const char *id = r->task_id ? r->task_id : ids_get(e, r->seq);
     if (!id)
         return;
-    json_t *meta = r->bytes ? cel__json_parse(r->bytes, strlen(r->bytes), 0, NULL, 0) : NULL;
-    const json_t *result = json_object_get(meta, "result");
-    json_t *ev = NULL;
+    static const char *const keys[] = {"result", "traceback"};
+    struct cel_json_member m[2];
+    bool read = r->bytes && cel__json_pick(r->bytes, strlen(r->bytes), keys, 2, m) == CEL_OK;
+    json_t *result = read ? cel__json_member_parse(&m[0]) : NULL;
+    json_t *traceback = read ? cel__json_member_parse(&m[1]) : NULL;
+    struct cel_buf *b;
+    char *repr;
     switch (r->state) {
     case CEL_STATE_SUCCESS:
-        if ((ev = event_new(e, "task-succeeded", r->wall_us))) {
-            char *repr = meta ? cel__json_pyrepr(result, REPR_MAX) : NULL;
-            set_string(ev, "result", repr);
-            free(repr);
-            json_object_set_new(ev, "runtime", json_real((double)r->runtime_us / 1e6));
-        }
+        repr = result ? cel__json_pyrepr(result, REPR_MAX) : NULL;
+        b = begin_event(e, "task-succeeded", r->wall_us, id);
+        cel__event_add_str(b, "result", repr);
+        cel__event_add_seconds(b, "runtime", r->runtime_us);
+        end_event(e);
+        free(repr);
         break;
     case CEL_STATE_FAILURE:
     case CEL_STATE_RETRY:
-        ev = event_new(e, r->state == CEL_STATE_RETRY ? "task-retried" : "task-failed", r->wall_us);
-        if (ev) {
-            char *repr = meta ? exception_repr(result) : NULL;
-            set_string(ev, "exception", repr);
-            free(repr);
-            set_string(ev, "traceback", cel__json_cstr(json_object_get(meta, "traceback")));
-        }
+        repr = result ? exception_repr(result) : NULL;
+        b = begin_event(e, r->state == CEL_STATE_RETRY ? "task-retried" : "task-failed", r->wall_us,
+                        id);
+        cel__event_add_str(b, "exception", repr);
+        cel__event_add_str(b, "traceback", cel__json_cstr(traceback));
+        end_event(e);
+        free(repr);
         break;
-    case CEL_STATE_REVOKED:
-        if ((ev = event_new(e, "task-revoked", r->wall_us))) {
-            const char *why = exception_text(result);
-            json_object_set_new(ev, "terminated", json_boolean(r->terminated));
-            json_object_set_new(ev, "signum", r->signum ? json_integer(r->signum) : json_null());
-            json_object_set_new(ev, "expired", json_boolean(why && strcmp(why, "expired") == 0));
-        }
+    case CEL_STATE_REVOKED: {
+        const char *why = exception_text(result);
+        b = begin_event(e, "task-revoked", r->wall_us, id);
+        cel__event_add_bool(b, "terminated", r->terminated);
+        if (r->signum)
+            cel__event_add_int(b, "signum", r->signum);
+        else
+            cel__event_add_str(b, "signum", NULL);
+        cel__event_add_bool(b, "expired", why && strcmp(why, "expired") == 0);
+        end_event(e);
         break;
+    }
     default:
         break;
     }
-    if (ev) {
-        set_string(ev, "uuid", id);
-        add_to_batch(e, ev);
-    }
     /* A dead-lettered message is also rejected, for good. */
-    if (r->dead_letter && (ev = event_new(e, "task-rejected", r->wall_us))) {
-        set_string(ev, "uuid", id);
-        json_object_set_new(ev, "requeue", json_false());
-        add_to_batch(e, ev);
+    if (r->dead_letter) {
+        b = begin_event(e, "task-rejected", r->wall_us, id);
+        cel__event_add_bool(b, "requeue", false);
+        end_event(e);
     }
-    json_decref(meta);
+    json_decref(result);
+    json_decref(traceback);
 }
 
 static void on_record(struct cel_events *e, const struct rec *r)
 {
     const char *id;
-    json_t *ev;
     switch (r->kind) {
     case REC_RECEIVED:
         on_received(e, r);
         return;
     case REC_STARTED:
-        if ((id = ids_get(e, r->seq)) && (ev = event_new(e, "task-started", r->wall_us))) {
-            set_string(ev, "uuid", id);
-            add_to_batch(e, ev);
+        if ((id = ids_get(e, r->seq))) {
+            begin_event(e, "task-started", r->wall_us, id);
+            end_event(e);
         }
         return;
     case REC_FINISHED:
@@ -569,11 +570,10 @@ static void on_record(struct cel_events *e, const struct rec *r)
             on_finished(e, r);
         break;
     case REC_REJECTED:
-        if (r->send && (id = ids_get(e, r->seq)) &&
-            (ev = event_new(e, "task-rejected", r->wall_us))) {
-            set_string(ev, "uuid", id);
-            json_object_set_new(ev, "requeue", json_boolean(r->requeue));
-            add_to_batch(e, ev);
+        if (r->send && (id = ids_get(e, r->seq))) {
+            cel__event_add_bool(begin_event(e, "task-rejected", r->wall_us, id), "requeue",
+                                r->requeue);
+            end_event(e);
         }
         break;
     case REC_FORGET:
@@ -585,7 +585,8 @@ static void on_record(struct cel_events *e, const struct rec *r)
 /* worker-online, -heartbeat, -offline: Celery's fields (protocol.md 8.4). */
 static void send_worker_event(struct cel_events *e, const char *type)
 {
-    json_t *ev = event_new(e, type, cel__wall_us());
+    json_t *ev = cel__event_new(type, e->w->hostname, e->pid, cel__worker_clock_forward(e->w),
+                                cel__wall_us());
     if (!ev)
         return;
     uint64_t processed = atomic_load(&e->processed), ended = atomic_load(&e->ended);
@@ -603,7 +604,12 @@ static void send_worker_event(struct cel_events *e, const char *type)
     json_object_set_new(ev, "sw_ident", json_string("celeriac"));
     json_object_set_new(ev, "sw_ver", json_string(cel_version_string()));
     json_object_set_new(ev, "sw_sys", json_string("Linux"));
-    publish(e, ev);
+    char *text = cel__json_dump(ev);
+    char rk[32];
+    cel__event_routing_key(type, rk, sizeof rk);
+    if (text)
+        publish_text(e, text, strlen(text), rk);
+    free(text);
     json_decref(ev);
 }
 
@@ -664,7 +670,7 @@ static void *events_main(void *arg)
     while (!atomic_load(&e->stop)) {
         drain_queue(e);
         int64_t now = cel__mono_ms();
-        if (json_array_size(e->batch) && now - e->batch_since >= FLUSH_MS)
+        if (e->nbatch && now - e->batch_since >= FLUSH_MS)
             flush_batch(e);
         if (now >= next_beat || atomic_exchange(&e->heartbeat_asked, false)) {
             send_worker_event(e, "worker-heartbeat");
@@ -679,7 +685,7 @@ static void *events_main(void *arg)
         bool pending = e->n > 0;
         e->thread_idle = !pending; /* decided under the lock the loop pushes under */
         pthread_mutex_unlock(&e->mu);
-        if (json_array_size(e->batch))
+        if (e->nbatch)
             until = e->batch_since + FLUSH_MS < until ? e->batch_since + FLUSH_MS : until;
         if (pending)
             until = now + FLUSH_MS < until ? now + FLUSH_MS : until;
@@ -698,7 +704,11 @@ static void *events_main(void *arg)
     drain_queue(e);
     flush_batch(e);
     send_worker_event(e, "worker-offline");
+    e->complained_ms = 0;
     complain(e);
+    CEL_DEBUG(COMP,
+              "%" PRIu64 " task events sent, %" PRIu64 " dropped, at most %zu records waiting",
+              e->sent, (uint64_t)atomic_load(&e->dropped), e->peak);
     cel__fork_guard_leave();
     return NULL;
 }
@@ -722,8 +732,6 @@ int cel__events_start(cel_worker *w)
         CEL_INFO(COMP, "the broker has no fan-out: no events are sent");
         return CEL_OK;
     }
-    if (!(e->batch = json_array()))
-        return cel__err(&w->err, CEL_ENOMEM, "out of memory");
     e->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (e->kick < 0)
         return cel__err(&w->err, CEL_EIO, "eventfd: %s", strerror(errno));
@@ -751,7 +759,7 @@ void cel__events_stop(cel_worker *w)
     for (size_t i = 0; i < e->ids_cap; i++)
         free(e->ids[i].id);
     free(e->ids);
-    json_decref(e->batch);
+    cel__buf_release(&e->batch);
     if (e->b)
         cel__broker_close(e->b);
     if (e->kick >= 0)

@@ -378,6 +378,8 @@ static void on_revoke(struct cel_revokes *r, const struct cel_fanout_msg *m, int
 
 /* One broadcast message: revokes are learnt here, every request for us
  * goes to the loop (control.c), which answers those that want it. */
+static void reread_paused(struct cel_revokes *r);
+
 static void on_broadcast(struct cel_revokes *r, const struct cel_fanout_msg *m, int64_t expires_s,
                          size_t keep_max)
 {
@@ -398,7 +400,7 @@ static void on_broadcast(struct cel_revokes *r, const struct cel_fanout_msg *m, 
     if (revoke)
         on_revoke(r, m, expires_s, keep_max);
     else if (strcmp(rq.method, "celeriac_queue_pause") == 0)
-        r->reread_paused = true;
+        reread_paused(r); /* now: the loop must have the new set before it answers */
     if (revoke && !rq.ticket)
         cel__control_request_release(&rq); /* learnt above; nobody waits for a reply */
     else

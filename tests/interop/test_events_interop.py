@@ -130,6 +130,28 @@ class EventsInterop(InteropCase):
         self.assertFalse(cap.worker().alive)
         self.assertIsNone(cap.error)
 
+    def test_task_sent_from_celeriac_client(self):
+        cap = self.capture()
+        self.start_celeriac("-E")
+        cp = self.celeriac("call", "tasks.add", "4", "5", "--wait", "-b", self.broker_url,
+                           "--result-backend", self.backend_url,
+                           "--set", "task_send_sent_event=true", check=True)
+        self.assertEqual(cp.stdout.strip().splitlines()[-1], "9")
+        sent = wait_until(lambda: cap.of_type("task-sent"), 10, what="task-sent")[0]
+        self.assertRegex(sent["hostname"], r"^gen\d+@")
+        self.assertEqual(sent["name"], "tasks.add")
+        self.assertEqual(sent["args"], "(4, 5)")
+        self.assertEqual(sent["queue"], "celery")
+        self.assertEqual(sent["routing_key"], "celery")
+        t = self.wait_task_state(cap, sent["uuid"], "SUCCESS")
+        self.assertIsNotNone(t.sent)
+        self.assertEqual(t.result, "9")
+        # Off (the default): no task-sent.
+        self.celeriac("call", "tasks.add", "1", "1", "--wait", "-b", self.broker_url,
+                      "--result-backend", self.backend_url, check=True)
+        wait_until(lambda: len(cap.of_type("task-succeeded")) >= 2, 10, what="the second task")
+        self.assertEqual(len(cap.of_type("task-sent")), 1)
+
     def test_without_events_flag_only_worker_events(self):
         cap = self.capture()
         self.start_celeriac()

@@ -181,6 +181,49 @@ static void test_python_shapes(void)
     free(env);
 }
 
+static void test_text_writer(void)
+{
+    struct cel_buf b = {0};
+    cel__buf_append(&b, "[", 1);
+    cel__event_begin(&b, "task-succeeded", "w\"@h", 77, 12, 1795803277000042);
+    cel__event_add_str(&b, "uuid", "id-1");
+    cel__event_add_str(&b, "result", "'\u00e9'");
+    cel__event_add_str(&b, "parent_id", NULL);
+    cel__event_add_seconds(&b, "runtime", 1500);
+    cel__event_add_int(&b, "retries", -3);
+    cel__event_add_bool(&b, "requeue", true);
+    cel__event_add_raw(&b, "eta", "\"2026-12-02T13:00:00+00:00\"", 27);
+    cel__event_end(&b);
+    cel__buf_append(&b, "]", 1);
+    ASSERT_OK(b.err);
+    /* Exact to the µs, without float printing. */
+    ASSERT_CONTAINS(cel__buf_cstr(&b), "\"timestamp\": 1795803277.000042");
+    ASSERT_CONTAINS(cel__buf_cstr(&b), "\"runtime\": 0.001500");
+
+    char *env;
+    size_t len;
+    ASSERT_OK(cel__event_envelope_text(cel__buf_bytes(&b), cel__buf_size(&b), "task.multi", "w@h",
+                                       &env, &len));
+    ASSERT_CONTAINS(env, "\"routing_key\": \"task.multi\"");
+    json_t *events;
+    ASSERT_OK(cel__event_parse(env, len, &events));
+    const json_t *ev = json_array_get(events, 0);
+    ASSERT_STREQ(json_string_value(json_object_get(ev, "type")), "task-succeeded");
+    ASSERT_STREQ(json_string_value(json_object_get(ev, "hostname")), "w\"@h");
+    ASSERT_STREQ(json_string_value(json_object_get(ev, "result")), "'\u00e9'");
+    ASSERT(json_is_null(json_object_get(ev, "parent_id")));
+    ASSERT_EQ(json_integer_value(json_object_get(ev, "pid")), 77);
+    ASSERT_EQ(json_integer_value(json_object_get(ev, "clock")), 12);
+    ASSERT_EQ(json_integer_value(json_object_get(ev, "retries")), -3);
+    ASSERT(json_is_true(json_object_get(ev, "requeue")));
+    ASSERT(json_is_integer(json_object_get(ev, "utcoffset")));
+    ASSERT(json_real_value(json_object_get(ev, "runtime")) == 0.0015);
+    ASSERT_STREQ(json_string_value(json_object_get(ev, "eta")), "2026-12-02T13:00:00+00:00");
+    json_decref(events);
+    free(env);
+    cel__buf_release(&b);
+}
+
 static void test_refused(void)
 {
     json_t *events = (json_t *)1;
@@ -213,6 +256,7 @@ int main(void)
     TEST_RUN(test_single_envelope);
     TEST_RUN(test_batch_envelope);
     TEST_RUN(test_python_shapes);
+    TEST_RUN(test_text_writer);
     TEST_RUN(test_refused);
     return 0;
 }

@@ -9,8 +9,8 @@
  * Each command is one broadcast request with Celery's arguments, its
  * replies printed as Celery prints them. Two differ: `shutdown` is sent
  * without waiting (workers exit without replying), and `pause`/`resume`
- * store the queue's flag on the broker side and tell the running
- * workers (cel_client_queue_pause()), so they need no reply either.
+ * store the queue's flag on the broker side and wait for the running
+ * workers to apply it (cel_client_queue_pause()).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,7 +146,8 @@ static int build_args(const struct cli *cli, const struct cli_remote *ro, const 
     return CLI_EXIT_USAGE;
 }
 
-/* pause/resume: the durable flag plus a cast (cel_client_queue_pause). */
+/* pause/resume: the durable flag, applied by the running workers
+ * (cel_client_queue_pause). */
 static int pause_queue(const struct cli *cli, cel_client *client, const struct cli_remote *ro,
                        const char *queue, bool paused)
 {
