@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -91,6 +92,13 @@ struct id_slot {
     char *id;
 };
 
+/* An envelope waiting for the end of the events thread's round. */
+struct outmsg {
+    char *env;
+    size_t len;
+    char rk[32];
+};
+
 struct cel_events {
     cel_worker *w;
     struct cel_broker *b; /* the thread's own handle */
@@ -121,6 +129,8 @@ struct cel_events {
     int64_t batch_since;   /* monotonic ms of the oldest */
     uint64_t publish_fail; /* since the last complaint */
     uint64_t sent;         /* task events published */
+    struct outmsg *out;    /* this round's envelopes (send_out) */
+    size_t nout, capout;
     int64_t complained_ms;
     uint64_t dropped_told;
 };
@@ -388,15 +398,46 @@ static void ids_forget(struct cel_events *e, uint64_t seq)
 
 /* ---- building events (events thread) ------------------------------------- */
 
+/* Queues the envelope of json for the end of this round (send_out). */
 static void publish_text(struct cel_events *e, const char *json, size_t len, const char *rk)
 {
-    char *env;
-    size_t envlen;
-    if (cel__event_envelope_text(json, len, rk, e->w->hostname, &env, &envlen) != CEL_OK)
-        return;
-    if (e->b->ops->fanout_publish(e->b, CEL_EVENT_EXCHANGE, rk, env, envlen) != CEL_OK)
+    if (e->nout == e->capout) {
+        size_t cap = e->capout ? e->capout * 2 : 16;
+        struct outmsg *v = realloc(e->out, cap * sizeof *v);
+        if (!v) {
+            e->publish_fail++;
+            return;
+        }
+        e->out = v;
+        e->capout = cap;
+    }
+    struct outmsg *o = &e->out[e->nout];
+    if (cel__event_envelope_text(json, len, rk, e->w->hostname, &o->env, &o->len) != CEL_OK) {
         e->publish_fail++;
-    free(env);
+        return;
+    }
+    snprintf(o->rk, sizeof o->rk, "%s", rk);
+    e->nout++;
+}
+
+/* Publishes what this round queued in one unit where the transport has
+ * one (one Redis round trip, one SQLite transaction): a round trip per
+ * batch of 24 events cost more than writing the events. */
+static void send_out(struct cel_events *e)
+{
+    const struct cel_broker_ops *ops = e->b->ops;
+    if (e->nout == 0)
+        return;
+    bool unit = e->nout > 1 && ops->begin && ops->commit && ops->begin(e->b) == CEL_OK;
+    for (size_t i = 0; i < e->nout; i++) {
+        if (ops->fanout_publish(e->b, CEL_EVENT_EXCHANGE, e->out[i].rk, e->out[i].env,
+                                e->out[i].len) != CEL_OK)
+            e->publish_fail++;
+        free(e->out[i].env);
+    }
+    if (unit && ops->commit(e->b) != CEL_OK)
+        e->publish_fail += e->nout;
+    e->nout = 0;
 }
 
 static void flush_batch(struct cel_events *e)
@@ -666,6 +707,7 @@ static void *events_main(void *arg)
     struct cel_events *e = arg;
     cel__fork_guard_enter(); /* let go only while waiting: see fork_guard.h */
     send_worker_event(e, "worker-online");
+    send_out(e);
     int64_t next_beat = cel__mono_ms() + HEARTBEAT_MS;
     while (!atomic_load(&e->stop)) {
         drain_queue(e);
@@ -676,6 +718,7 @@ static void *events_main(void *arg)
             send_worker_event(e, "worker-heartbeat");
             next_beat = now + HEARTBEAT_MS;
         }
+        send_out(e);
         complain(e);
         /* Sleep until the heartbeat, or FLUSH_MS while a batch or records
          * wait (the loop wakes the thread only for the first record and
@@ -704,6 +747,7 @@ static void *events_main(void *arg)
     drain_queue(e);
     flush_batch(e);
     send_worker_event(e, "worker-offline");
+    send_out(e);
     e->complained_ms = 0;
     complain(e);
     CEL_DEBUG(COMP,
@@ -760,6 +804,9 @@ void cel__events_stop(cel_worker *w)
         free(e->ids[i].id);
     free(e->ids);
     cel__buf_release(&e->batch);
+    for (size_t i = 0; i < e->nout; i++)
+        free(e->out[i].env);
+    free(e->out);
     if (e->b)
         cel__broker_close(e->b);
     if (e->kick >= 0)

@@ -11,6 +11,7 @@
  *   settle.c     the store thread: results, acks, fetches, leases
  *   rate_limit.c tasks waiting for their rate limit's next token
  *   pool.h       the pool ops table: pool_prefork.c (+ child.c), pool_solo.c
+ *   events.c     monitoring events on the celeryev fan-out (events.h)
  *   banner.c     the start banner
  *
  * Everything here runs on the loop thread unless a comment says
