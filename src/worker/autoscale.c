@@ -8,7 +8,8 @@
  * arrives:
  *
  *  - up: as soon as demand exceeds the size, the pool grows to it (at
- *    most MAX); the new children are forked in the same turn's dispatch.
+ *    most MAX); the pool's dispatch forks the new children once the
+ *    store thread is parked (pool_prefork.c), a turn or two later.
  *  - down: a timer every keepalive compares the size with the highest
  *    demand seen since the previous tick; processes no task needed for a
  *    whole keepalive are retired (never below MIN), and not within a
@@ -101,25 +102,26 @@ static int resize(cel_worker *w, int to, const char *why)
     return CEL_OK;
 }
 
-/* Refusals shared by pool_grow and pool_shrink. */
-static bool resize_refused(cel_worker *w, const char *cmd, int n, char *msg, size_t len)
+/* What pool_grow and pool_shrink refuse alike: false with the refusal
+ * in msg. */
+static bool resize_allowed(cel_worker *w, const char *cmd, int n, char *msg, size_t len)
 {
     if (w->autoscale)
-        return reply(msg, len, true,
+        return reply(msg, len, false,
                      "%s is not supported with autoscale. Adjust autoscale range instead.", cmd);
     if (!w->pool || !w->pool->ops->resize)
-        return reply(msg, len, true, "%s is not supported by the %s pool", cmd,
+        return reply(msg, len, false, "%s is not supported by the %s pool", cmd,
                      w->pool_ops ? w->pool_ops->name : "current");
     if (atomic_load(&w->stop_level) != CEL_RUNNING)
-        return reply(msg, len, true, "%s refused: the worker is shutting down", cmd);
+        return reply(msg, len, false, "%s refused: the worker is shutting down", cmd);
     if (n < 0)
-        return reply(msg, len, true, "%s: n must not be negative (got %d)", cmd, n);
-    return false;
+        return reply(msg, len, false, "%s: n must not be negative (got %d)", cmd, n);
+    return true;
 }
 
 bool cel__pool_grow(cel_worker *w, int n, char *msg, size_t len)
 {
-    if (resize_refused(w, "pool_grow", n, msg, len))
+    if (!resize_allowed(w, "pool_grow", n, msg, len))
         return false;
     int size = w->pool->ops->size(w->pool);
     if (n > POOL_MAX - size)
@@ -131,7 +133,7 @@ bool cel__pool_grow(cel_worker *w, int n, char *msg, size_t len)
 
 bool cel__pool_shrink(cel_worker *w, int n, char *msg, size_t len)
 {
-    if (resize_refused(w, "pool_shrink", n, msg, len))
+    if (!resize_allowed(w, "pool_shrink", n, msg, len))
         return false;
     int size = w->pool->ops->size(w->pool);
     if (n >= size)

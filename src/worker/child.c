@@ -11,9 +11,10 @@
  * A child the pool is shrinking by gets its retire flag raised (a word
  * of memory shared with the parent, read before each task: no signal
  * that could cut short a sleep in task code, no extra system call per
- * task). It then answers the tasks queued behind the one it runs with
- * RETURNED frames, so they run in another child at once rather than
- * delaying its exit, and nothing it was sent is run twice or lost.
+ * task). Once the task it runs ends, it answers the tasks queued behind
+ * it with RETURNED frames instead of running them, so it exits after that
+ * one task, they run in other children, and nothing it was sent is run
+ * twice or lost.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -199,7 +199,7 @@ static void on_turn(uv_prepare_t *h)
     bool stopping = atomic_load(&w->stop_level) != CEL_RUNNING;
     if (stopping)
         cel__consumer_requeue_waiting(w); /* arrived after the stop */
-    cel__autoscale_on_turn(w);            /* before dispatch, which forks what it added */
+    cel__autoscale_on_turn(w);            /* before dispatch, which starts forking what it added */
     w->pool->ops->dispatch(w->pool);
     if (w->track_started) {
         bool busy = w->pool->ops->busy(w->pool);

@@ -48,8 +48,11 @@ static void run_autoscale(const char *broker_url)
     wait_children(pid, 1, 10000, "at start");
 
     cel_client *c = cel_test_client(broker_url, NULL);
+    int64_t sent_at = cel_test_now_ms();
     char **ids = cel_test_send_many(c, "test.sleep", "[0.25]", N);
     int most = wait_children(pid, 4, 10000, "under load");
+    fprintf(stderr, "   4 children %lld ms after the tasks were sent\n",
+            (long long)(cel_test_now_ms() - sent_at));
     /* While the load lasts the pool stays within MAX. */
     while (cel_test_count_in_file(RECORD_PATH, "\n") < N - 4) {
         int n = cel_test_child_count(pid);
