@@ -172,7 +172,11 @@ static void answer(struct cel_control *c, struct cel_control_request *rq)
         size_t len;
         int rc = cel__control_reply_envelope(w->hostname, value, rq->ticket, rq->reply_to,
                                              cel__worker_clock_forward(w), &env, &len);
-        if (rc == CEL_OK && c->queues_gen != gen_before)
+        /* A pause was applied just before this request (on_requests):
+         * its reply too waits until the transport has the new set. */
+        bool queues_changed =
+            c->queues_gen != gen_before || strcmp(rq->method, "celeriac_queue_pause") == 0;
+        if (rc == CEL_OK && queues_changed && c->queues_gen)
             defer_reply(c, rq->reply_to, env, len, c->queues_gen);
         else if (rc == CEL_OK)
             post_reply(c, rq->reply_to, env, len);
