@@ -40,11 +40,11 @@ typedef struct cel_event_receiver cel_event_receiver;
  * (the rules of cel_send_options). */
 typedef struct cel_control_options {
     unsigned struct_size;
+    int cast;                       /* non-zero: send without waiting for replies */
     double timeout;                 /* seconds to collect replies; 0: 1.0 (Celery's CLI) */
     const char *const *destination; /* node names; NULL: every worker */
     size_t ndestination;
     size_t limit; /* stop after this many replies; 0: ndestination or none */
-    int cast;     /* non-zero: send without waiting for replies */
 } cel_control_options;
 
 #define CEL_CONTROL_OPTIONS_INIT(...)                                                              \
@@ -78,6 +78,44 @@ CEL_API void cel_control_replies_free(cel_control_replies *r);
  * fields plus "local_received"), borrowed until the next call;
  * CEL_ETIMEDOUT when none came.
  */
+/*
+ * Queues as the broker holds them (what `celeriac queues` shows).
+ *
+ * cel_client_queue_bands fills up to `max` bands of `queue`, lowest
+ * priority value first, and says how many there are in *n: on Redis
+ * kombu's four lists (priority 0, 3, 6, 9: each holds its value and the
+ * two above it), on SQLite one band per priority value that has
+ * messages. A band counts the messages waiting in it; messages parked
+ * until an ETA are in no band on Redis, so the bands may sum to less
+ * than cel_client_queue_length(), which counts everything.
+ */
+typedef struct cel_queue_band {
+    int priority; /* the band's lowest priority value */
+    size_t length;
+} cel_queue_band;
+
+CEL_API int cel_client_queue_length(cel_client *c, const char *queue, size_t *length);
+CEL_API int cel_client_queue_bands(cel_client *c, const char *queue, cel_queue_band *out,
+                                   size_t max, size_t *n);
+
+/*
+ * Pauses (paused non-zero) or resumes `queue` on every celeriac worker:
+ * the flag is stored on the broker side, so workers started later honour
+ * it too, and a broadcast `celeriac_queue_pause` {"queue", "paused"}
+ * tells the running ones, which reply once they fetch no more from the
+ * queue and gave back the messages they held from it. The call waits 1 s
+ * for those replies, so a task sent after it returns does not run on a
+ * running worker while the queue is paused. Messages sent meanwhile wait
+ * on the queue.
+ * Python workers know nothing of it (use cancel_consumer for them).
+ * CEL_ENOTSUP when the transport keeps no such flag.
+ */
+CEL_API int cel_client_queue_pause(cel_client *c, const char *queue, int paused);
+/* The paused queues: *names (NULL when none) and *n; free the array and
+ * its strings with cel_client_names_free(). */
+CEL_API int cel_client_paused_queues(cel_client *c, char ***names, size_t *n);
+CEL_API void cel_client_names_free(char **names, size_t n);
+
 CEL_API int cel_event_receiver_open(cel_client *c, const char *pattern, cel_event_receiver **out);
 CEL_API int cel_event_next(cel_event_receiver *r, int64_t timeout_ms, const char **event_json);
 CEL_API void cel_event_receiver_free(cel_event_receiver *r);

@@ -275,6 +275,18 @@ struct cel_broker_ops {
      */
     int (*queue_pause)(struct cel_broker *b, const char *queue, bool paused);
     int (*queue_paused_list)(struct cel_broker *b, char ***names, size_t *n);
+
+    /*
+     * ---- queue lengths per priority band ----
+     * Optional (NULL: callers show length() as one band). Fills up to
+     * `max` bands of `queue`, lowest priority value first: prios[i] is
+     * the band's lowest priority, lens[i] its waiting messages; *n says
+     * how many bands there are. Redis: kombu's four lists (0, 3, 6, 9),
+     * without the parked ETA messages length() also counts; SQLite and
+     * memory: one band per priority value that has messages.
+     */
+    int (*length_bands)(struct cel_broker *b, const char *queue, int *prios, size_t *lens,
+                        size_t max, size_t *n);
 };
 
 /* Common head of every transport handle; transports embed it first. */

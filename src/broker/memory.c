@@ -467,6 +467,31 @@ static int mb_length(struct cel_broker *base, const char *queue, size_t *len)
     return CEL_OK;
 }
 
+static int mb_length_bands(struct cel_broker *base, const char *queue, int *prios, size_t *lens,
+                           size_t max, size_t *n)
+{
+    struct mem_store *s = ((struct mem_broker *)base)->store;
+    size_t per[10] = {0};
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->msgs.n; i++) {
+        const struct mem_msg *m = &s->msgs.v[i];
+        if (!m->reserved && strcmp(m->queue, queue) == 0 && m->priority >= 0 && m->priority <= 9)
+            per[m->priority]++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    *n = 0;
+    for (int p = 0; p <= 9; p++) {
+        if (!per[p])
+            continue;
+        if (*n < max) {
+            prios[*n] = p;
+            lens[*n] = per[p];
+        }
+        (*n)++;
+    }
+    return CEL_OK;
+}
+
 static int mb_wakeup_fd(struct cel_broker *base)
 {
     return ((struct mem_broker *)base)->efd;
@@ -1037,6 +1062,7 @@ const struct cel_broker_ops cel__broker_memory = {
     .extend = mb_extend,
     .purge = mb_purge,
     .length = mb_length,
+    .length_bands = mb_length_bands,
     .wakeup_fd = mb_wakeup_fd,
     .drain_wakeup = mb_drain_wakeup,
     .fanout_publish = mb_fanout_publish,

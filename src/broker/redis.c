@@ -124,6 +124,8 @@ static void rb_close(struct cel_broker *base)
     free_strv(b->acks, b->nacks);
     free_strv(b->bound, b->nbound);
     free_strv(b->queues, b->nqueues);
+    free_strv(b->asked, b->nasked);
+    free_strv(b->next_queues, b->nnext);
     cel__redis_target_release(&b->target);
     if (b->efd >= 0)
         close(b->efd);
@@ -559,6 +561,83 @@ static int rb_queue_paused_list(struct cel_broker *base, char ***names, size_t *
     return CEL_OK;
 }
 
+static bool same_queues(char **v, size_t nv, const char *const *queues, size_t n)
+{
+    if (n != nv)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(queues[i], v[i]) != 0)
+            return false;
+    return true;
+}
+
+/* A copy of queues[0..n) (non-NULL also for n == 0), or NULL. */
+static char **copy_strv(const char *const *queues, size_t n)
+{
+    char **v = calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = strdup(queues[i]))) {
+            free_strv(v, i);
+            return NULL;
+        }
+    return v;
+}
+
+/*
+ * The worker's queue set changed (add_consumer, cancel_consumer, a
+ * paused queue): the I/O thread takes the new set between two commands
+ * (within a BRPOP timeout), never in the middle of one, so no popped
+ * message is lost on the way. What it prefetched stays reserved and is
+ * handed out.
+ */
+static int post_queues(struct redis_broker *b, const char *const *queues, size_t n)
+{
+    char **asked = copy_strv(queues, n), **next = copy_strv(queues, n);
+    if (!asked || !next) {
+        free_strv(asked, n);
+        free_strv(next, n);
+        return cel__err(&b->base.err, CEL_ENOMEM, "out of memory");
+    }
+    free_strv(b->asked, b->nasked);
+    b->asked = asked;
+    b->nasked = n;
+    pthread_mutex_lock(&b->mu);
+    free_strv(b->next_queues, b->nnext);
+    b->next_queues = next;
+    b->nnext = n;
+    b->queues_changed = true;
+    pthread_mutex_unlock(&b->mu);
+    cel__redis_wake_for(b, 1); /* ends a BRPOP on the old set now */
+    return CEL_OK;
+}
+
+static int rb_length_bands(struct cel_broker *base, const char *queue, int *prios, size_t *lens,
+                           size_t max, size_t *n)
+{
+    struct redis_broker *b = (struct redis_broker *)base;
+    *n = 0;
+    struct cel_redis_cmds q = {0};
+    int rc = add_band_cmds(&q, "LLEN", queue);
+    redisReply **rs = NULL;
+    if (rc == CEL_OK)
+        rc = cel__redis_broker_run(b, &q, &rs);
+    else
+        rc = cel__err(&base->err, rc, "cannot read length of queue '%s'", queue);
+    if (rc == CEL_OK) {
+        /* Every band, empty ones too: the four lists are kombu's layout. */
+        for (int i = 0; i < CEL_REDIS_NBANDS; i++) {
+            if ((size_t)i < max) {
+                prios[i] = cel__redis_band_step(i);
+                lens[i] = sum_ints(rs, (size_t)i, 1);
+            }
+        }
+        *n = CEL_REDIS_NBANDS;
+    }
+    cel__redis_replies_free(rs, q.n);
+    cel__redis_cmds_release(&q);
+    return rc;
+}
+
 static int rb_fetch(struct cel_broker *base, const char *const *queues, size_t nqueues, size_t max,
                     int64_t lease_ms, struct cel_delivery *out, size_t *n, int64_t *next_due_us)
 {
@@ -566,6 +645,13 @@ static int rb_fetch(struct cel_broker *base, const char *const *queues, size_t n
     *n = 0;
     if (next_due_us)
         *next_due_us = 0; /* due times are the I/O thread's business */
+    if (b->started && !same_queues(b->asked, b->nasked, queues, nqueues)) {
+        int rc = post_queues(b, queues, nqueues);
+        if (rc != CEL_OK)
+            return rc;
+    }
+    if (!b->started && nqueues == 0)
+        return CEL_OK;
     if (!b->started) {
         /* Before the thread starts: its first sweep needs the timeout. */
         pthread_mutex_lock(&b->mu);
@@ -574,8 +660,11 @@ static int rb_fetch(struct cel_broker *base, const char *const *queues, size_t n
         b->room = max;
         pthread_mutex_unlock(&b->mu);
         int rc = cel__redis_consumer_start(b, queues, nqueues);
+        if (rc == CEL_OK && !(b->asked = copy_strv(queues, nqueues)))
+            rc = cel__err(&b->base.err, CEL_ENOMEM, "out of memory");
         if (rc != CEL_OK)
             return rc;
+        b->nasked = nqueues;
     }
     pthread_mutex_lock(&b->mu);
     size_t take = b->ready.n < max ? b->ready.n : max;
@@ -655,6 +744,7 @@ const struct cel_broker_ops cel__broker_redis = {
     .extend = rb_extend,
     .purge = rb_purge,
     .length = rb_length,
+    .length_bands = rb_length_bands,
     .wakeup_fd = rb_wakeup_fd,
     .drain_wakeup = rb_drain_wakeup,
     .fanout_publish = cel__redis_fanout_publish,

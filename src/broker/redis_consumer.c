@@ -44,6 +44,7 @@ struct io_state {
     int64_t next_move_ms;     /* monotonic: next periodic delayed check */
     int64_t next_due_wall_ms; /* earliest known delayed message, 0: none known */
     unsigned bound_gen;       /* io generation whose bindings were added */
+    bool rebind;              /* the queue set changed: add its bindings */
     char *pending;            /* popped by BRPOP, not yet recorded */
     size_t pending_len;
     size_t pending_q;
@@ -500,6 +501,34 @@ static size_t io_room(struct redis_broker *b)
 }
 
 /* One BRPOP over all keys; on a message, records it and pops more. */
+/* False when fetch() has since left queue qi out of the set (the thread
+ * takes the new set after this pop). */
+static bool still_wanted(struct io_state *s, size_t qi)
+{
+    struct redis_broker *b = s->b;
+    bool wanted = true;
+    pthread_mutex_lock(&b->mu);
+    if (b->queues_changed) {
+        wanted = false;
+        for (size_t i = 0; i < b->nnext && !wanted; i++)
+            wanted = strcmp(b->next_queues[i], b->queues[qi]) == 0;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return wanted;
+}
+
+/* A message popped from a queue no longer consumed goes back where it
+ * was (BRPOP takes the right end). */
+static int give_back(struct io_state *s, const char *key, const char *body, size_t len)
+{
+    const char *argv[] = {"RPUSH", key, body};
+    size_t lens[] = {5, strlen(key), len};
+    struct cel_redis_cmds q = {0};
+    int rc = cel__redis_cmds_add(&q, 3, argv, lens) == CEL_OK ? io_run(s, &q, NULL) : CEL_ENOMEM;
+    cel__redis_cmds_release(&q);
+    return rc;
+}
+
 static int io_brpop(struct io_state *s, size_t room, int64_t timeout_ms)
 {
     size_t argc = 0;
@@ -534,6 +563,13 @@ static int io_brpop(struct io_state *s, size_t room, int64_t timeout_ms)
             for (int band = 0; band < CEL_REDIS_NBANDS; band++)
                 if (strcmp(key, s->keys[k][band]) == 0)
                     qi = k;
+        /* Given back when it can be; otherwise recorded as any other
+         * (a lost connection keeps it pending, see io_main). */
+        if (qi < s->nq && !still_wanted(s, qi) &&
+            give_back(s, key, r->element[1]->str, r->element[1]->len) == CEL_OK) {
+            cel__redis_replies_free(rs, 1);
+            return CEL_OK;
+        }
         s->pending = malloc(r->element[1]->len + 1);
         if (s->pending && qi < s->nq) {
             memcpy(s->pending, r->element[1]->str, r->element[1]->len);
@@ -557,6 +593,8 @@ static int io_brpop(struct io_state *s, size_t room, int64_t timeout_ms)
     cel__redis_replies_free(rs, 1);
     return rc;
 }
+
+static void io_take_queues(struct io_state *s);
 
 static void *io_main(void *arg)
 {
@@ -584,13 +622,17 @@ static void *io_main(void *arg)
         int64_t hint = cel__redis_wake_take(b);
         if (hint && (!s->next_due_wall_ms || hint < s->next_due_wall_ms))
             s->next_due_wall_ms = hint;
-        if (s->bound_gen != b->io.generation) {
-            rc = io_bind(s);
-            if (rc == CEL_OK)
-                s->bound_gen = b->io.generation;
-        }
         if (rc == CEL_OK && s->pending)
             rc = io_pop(s, 0); /* record what we popped before losing the connection */
+        if (rc == CEL_OK && !s->pending)
+            io_take_queues(s); /* pending_q indexes the old set until then */
+        if (rc == CEL_OK && (s->bound_gen != b->io.generation || s->rebind)) {
+            rc = io_bind(s);
+            if (rc == CEL_OK) {
+                s->bound_gen = b->io.generation;
+                s->rebind = false;
+            }
+        }
         if (rc == CEL_OK && mono >= s->next_sweep_ms) {
             rc = io_sweep(s);
             s->next_sweep_ms = mono + SWEEP_INTERVAL_MS;
@@ -610,7 +652,7 @@ static void *io_main(void *arg)
             if (until < timeout)
                 timeout = until < 10 ? 10 : until;
         }
-        size_t room = io_room(b);
+        size_t room = s->nq ? io_room(b) : 0; /* no queue: nothing to pop */
         /* Under load one script call refills the window; BRPOP (a round
          * trip more) only once the queues ran dry. */
         if (room && s->busy) {
@@ -642,34 +684,87 @@ static void *io_main(void *arg)
     return NULL;
 }
 
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Makes `queues` (taken, also on failure) the set the thread consumes:
+ * their keys, the scratch room for BRPOP, and their bindings again. */
+static int io_set_queues(struct io_state *s, char **queues, size_t n)
+{
+    struct redis_broker *b = s->b;
+    size_t *order = calloc(n ? n : 1, sizeof *order);
+    char(*keys)[CEL_REDIS_NBANDS][CEL_REDIS_KEY_MAX] = calloc(n ? n : 1, sizeof *keys);
+    const char **argv = calloc(2 * n * CEL_REDIS_NBANDS + 16, sizeof *argv);
+    size_t *lens = calloc(2 * n * CEL_REDIS_NBANDS + 16, sizeof *lens);
+    int rc = order && keys && argv && lens ? CEL_OK
+                                           : cel__err(&b->base.err, CEL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == CEL_OK; i++) {
+        order[i] = i;
+        for (int band = 0; band < CEL_REDIS_NBANDS && rc == CEL_OK; band++)
+            if (!cel__redis_band_key(queues[i], cel__redis_band_step(band), keys[i][band],
+                                     CEL_REDIS_KEY_MAX))
+                rc = cel__err(&b->base.err, CEL_EINVAL, "queue name too long");
+    }
+    if (rc != CEL_OK) {
+        free(order), free(keys), free(argv), free(lens);
+        strv_free(queues, n);
+        return rc;
+    }
+    free(s->order), free(s->keys), free(s->argv), free(s->lens);
+    s->order = order;
+    s->keys = keys;
+    s->argv = argv;
+    s->lens = lens;
+    s->nq = n;
+    s->busy = false;
+    s->rebind = true;
+    strv_free(b->queues, b->nqueues);
+    b->queues = queues;
+    b->nqueues = n;
+    return CEL_OK;
+}
+
+/* A new set from fetch() (post_queues in redis.c), between commands. */
+static void io_take_queues(struct io_state *s)
+{
+    struct redis_broker *b = s->b;
+    pthread_mutex_lock(&b->mu);
+    char **v = b->queues_changed ? b->next_queues : NULL;
+    size_t n = b->nnext;
+    if (b->queues_changed) {
+        b->next_queues = NULL;
+        b->nnext = 0;
+        b->queues_changed = false;
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (v && io_set_queues(s, v, n) != CEL_OK)
+        CEL_ERROR(CEL_REDIS_COMP, "cannot change the queues consumed: %s", b->base.err.msg);
+}
+
 int cel__redis_consumer_start(struct redis_broker *b, const char *const *queues, size_t nqueues)
 {
-    if (nqueues == 0)
-        return cel__err(&b->base.err, CEL_EINVAL, "no queues to consume from");
     struct io_state *s = calloc(1, sizeof *s);
-    b->queues = calloc(nqueues, sizeof *b->queues);
-    if (!s || !b->queues)
-        goto nomem;
-    b->nqueues = nqueues;
+    char **v = calloc(nqueues ? nqueues : 1, sizeof *v);
+    if (!s || !v) {
+        free(s);
+        free(v);
+        return cel__err(&b->base.err, CEL_ENOMEM, "out of memory");
+    }
     for (size_t i = 0; i < nqueues; i++)
-        if (!(b->queues[i] = strdup(queues[i])))
-            goto nomem;
+        if (!(v[i] = strdup(queues[i]))) {
+            strv_free(v, i);
+            free(s);
+            return cel__err(&b->base.err, CEL_ENOMEM, "out of memory");
+        }
     s->b = b;
-    s->nq = nqueues;
-    s->order = calloc(nqueues, sizeof *s->order);
-    s->keys = calloc(nqueues, sizeof *s->keys);
-    s->argv = calloc(2 * nqueues * CEL_REDIS_NBANDS + 16, sizeof *s->argv);
-    s->lens = calloc(2 * nqueues * CEL_REDIS_NBANDS + 16, sizeof *s->lens);
-    if (!s->order || !s->keys || !s->argv || !s->lens)
-        goto nomem;
-    for (size_t i = 0; i < nqueues; i++) {
-        s->order[i] = i;
-        for (int band = 0; band < CEL_REDIS_NBANDS; band++)
-            if (!cel__redis_band_key(queues[i], cel__redis_band_step(band), s->keys[i][band],
-                                     CEL_REDIS_KEY_MAX)) {
-                free(s->order), free(s->keys), free(s->argv), free(s->lens), free(s);
-                return cel__err(&b->base.err, CEL_EINVAL, "queue name too long");
-            }
+    int rc = io_set_queues(s, v, nqueues);
+    if (rc != CEL_OK) {
+        free(s);
+        return rc;
     }
     int e = pthread_create(&b->thread, NULL, io_main, s);
     if (e != 0) {
@@ -679,11 +774,6 @@ int cel__redis_consumer_start(struct redis_broker *b, const char *const *queues,
     }
     b->started = true;
     return CEL_OK;
-nomem:
-    if (s)
-        free(s->order), free(s->keys), free(s->argv), free(s->lens);
-    free(s);
-    return cel__err(&b->base.err, CEL_ENOMEM, "out of memory");
 }
 
 void cel__redis_consumer_stop(struct redis_broker *b)

@@ -55,7 +55,9 @@ struct redis_broker {
     bool batching;
     char **acks;                      /* tags acked inside the batch; the first ncounted may */
     size_t nacks, acks_cap, ncounted; /* have a field in celeriac.deliveries */
-    char **bound;                     /* queues whose binding this connection added */
+    char **asked; /* the queues fetch() was last called with (the caller's thread) */
+    size_t nasked;
+    char **bound; /* queues whose binding this connection added */
     size_t nbound;
     unsigned bound_gen;
 
@@ -64,8 +66,11 @@ struct redis_broker {
     pthread_t thread;
     bool started;
     atomic_bool stop;
-    char **queues;
+    char **queues; /* the I/O thread's while it runs */
     size_t nqueues;
+    char **next_queues; /* a new set for the I/O thread (queues_changed) */
+    size_t nnext;
+    bool queues_changed;
     size_t room;      /* free prefetch slots at the last fetch() */
     int64_t lease_ms; /* visibility timeout the consumer asked for */
     struct cel_redis_ready_list ready;

@@ -80,6 +80,9 @@ static const char sql_extend[] =
     "UPDATE messages SET visible_at = ?2 WHERE id = ?1 AND reserved = 1";
 static const char sql_purge[] = "DELETE FROM messages WHERE queue = ?1 AND reserved = 0";
 static const char sql_length[] = "SELECT COUNT(*) FROM messages WHERE queue = ?1";
+static const char sql_length_bands[] = "SELECT priority, COUNT(*) FROM messages"
+                                       " WHERE queue = ?1 AND reserved = 0"
+                                       " GROUP BY priority ORDER BY priority";
 static const char sql_fanout_insert[] =
     "INSERT INTO fanout (exchange, routing_key, body, created_at) VALUES (?1, ?2, ?3, ?4)";
 /* Ids grow with time, so the walk from the oldest row stops at the first
@@ -632,6 +635,35 @@ static int sb_queue_paused_list(struct cel_broker *base, char ***names, size_t *
     return CEL_OK;
 }
 
+static int sb_length_bands(struct cel_broker *base, const char *queue, int *prios, size_t *lens,
+                           size_t max, size_t *n)
+{
+    struct sqlite_broker *b = (struct sqlite_broker *)base;
+    *n = 0;
+    int rc = cel__sqldb_lock(&b->db, &base->err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = cel__sqldb_prepare(b->db, sql_length_bands, &base->err);
+    if (!st) {
+        rc = CEL_EBROKER;
+    } else {
+        sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (*n < max) {
+                prios[*n] = sqlite3_column_int(st, 0);
+                lens[*n] = (size_t)sqlite3_column_int64(st, 1);
+            }
+            (*n)++;
+        }
+        if (step != SQLITE_DONE)
+            rc = cel__sqldb_fail(b->db, &base->err, CEL_EBROKER, "cannot count the queue");
+        sqlite3_reset(st);
+    }
+    cel__sqldb_unlock(b->db);
+    return rc;
+}
+
 static int sb_wakeup_fd(struct cel_broker *base)
 {
     return cel__sqlwake_fd(&((struct sqlite_broker *)base)->wake);
@@ -1066,6 +1098,7 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .extend = sb_extend,
     .purge = sb_purge,
     .length = sb_length,
+    .length_bands = sb_length_bands,
     .wakeup_fd = sb_wakeup_fd,
     .drain_wakeup = sb_drain_wakeup,
     .fanout_publish = sb_fanout_publish,

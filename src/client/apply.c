@@ -64,6 +64,8 @@ static int publish_all(cel_client *c, const struct cel_canvas_plan *p)
         if (rc != CEL_OK)
             return cel__err(&c->err, rc, "cannot publish task '%s' to queue '%s': %s", m->id,
                             m->queue, cel__broker_errmsg(c->broker));
+        if (c->sent_events)
+            cel__client_sent_event(c, m->body, m->len, m->queue);
         CEL_DEBUG("client", "sent workflow message [%s] to %s", m->id, m->queue);
     }
     return CEL_OK;

@@ -133,6 +133,7 @@ int cel_client_connect(cel_client *c)
     /* The client's config is its own copy and never changes: look the
      * queue up once instead of on every send. */
     c->default_queue = default_queue(c);
+    cel__client_sent_event_configure(c);
     c->connected = true;
     return CEL_OK;
 }
@@ -244,6 +245,9 @@ int cel_client_send(cel_client *c, const char *task_name, const char *args_json,
 
     rc = c->broker->ops->publish(c->broker, spec.queue, spec.priority, due_us, task_id,
                                  cel__buf_bytes(&c->send_buf), cel__buf_size(&c->send_buf));
+    if (rc == CEL_OK && c->sent_events)
+        cel__client_sent_event(c, cel__buf_bytes(&c->send_buf), cel__buf_size(&c->send_buf),
+                               spec.queue);
     /* A rare huge message should not pin its memory for the client's life. */
     if (c->send_buf.cap > SEND_BUF_KEEP)
         cel__buf_release(&c->send_buf);

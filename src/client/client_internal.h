@@ -12,6 +12,7 @@
 #include "celeriac/client.h"
 #include "core/errbuf.h"
 #include "proto/envelope_writer.h"
+#include "proto/event.h"
 
 struct cel_client {
     cel_config *cfg;
@@ -24,6 +25,10 @@ struct cel_client {
     struct cel_errbuf err;
     const char *default_queue; /* task_default_queue, looked up at connect */
     struct cel_buf send_buf;   /* envelope of the last send, reused by the next */
+    /* task_send_sent_event (sent_event.c), resolved at connect */
+    bool sent_events;
+    char origin[256];         /* the events' hostname: gen<pid>@<host> */
+    struct cel_lamport clock; /* the client's Lamport clock (events, control requests) */
 };
 
 struct cel_result {
@@ -58,6 +63,14 @@ int cel__client_need_backend(cel_client *c);
 
 /* A new PENDING handle for `task_id` on `c`; NULL when out of memory. */
 struct cel_result *cel__result_new(cel_client *c, const char *task_id);
+
+/* --- task-sent events (sent_event.c) ------------------------------------ */
+
+/* Reads task_send_sent_event; at connect, once the broker is open. */
+void cel__client_sent_event_configure(cel_client *c);
+/* Publishes task-sent for the envelope just sent to `queue`; only when
+ * c->sent_events is set. */
+void cel__client_sent_event(cel_client *c, const char *env, size_t len, const char *queue);
 
 /* --- canvas (group_result.c) ------------------------------------------ */
 

@@ -107,6 +107,15 @@ static const struct cel__config_option options[] = {
     {"worker_revokes_max", CEL__CFG_INT, "50000", 0, 10000000, NULL, 0, 0, NULL,
      "Most revokes kept (Celery's REVOKES_MAX); beyond it the ones expiring first are dropped. "
      "0 means no bound."},
+    /* ---- monitoring events (docs/events.md) ---- */
+    {"worker_send_task_events", CEL__CFG_BOOL, "false", 0, 0, NULL, 0, 0, NULL,
+     "Send task events (task-received, -started, -succeeded, -failed, ...) on the celeryev "
+     "fan-out for monitors (celery events, flower, celeriac events); switchable at run time "
+     "with enable_events/disable_events. Worker online/heartbeat/offline events are sent "
+     "either way. Flag -E, --events."},
+    {"task_send_sent_event", CEL__CFG_BOOL, "false", 0, 0, NULL, 0, 0, NULL,
+     "Clients send a task-sent event for each task they send, as Celery's "
+     "task_send_sent_event."},
     /* ---- rate limits ---- */
     {"worker_rate_limit_scope", CEL__CFG_ENUM, "local", 0, 0, rate_scope_choices, 0, 0,
      "rate-limit-scope",

@@ -1,7 +1,7 @@
 /*
  * control.h - Celery's broadcast control messages ("pidbox",
- * reference/celery-protocol.md section 9), as far as revokes need them:
- * building and reading requests (revoke has its own helpers) and replies.
+ * reference/celery-protocol.md section 9): building and reading requests
+ * (revoke has its own helpers) and replies.
  *
  * A request is a kombu envelope published on the celery.pidbox fan-out
  * exchange with an empty routing key; its body (base64) is
@@ -19,7 +19,8 @@
 
 #include <jansson.h>
 
-#define CEL_CONTROL_EXCHANGE "celery.pidbox"
+#define CEL_CONTROL_EXCHANGE       "celery.pidbox"
+#define CEL_CONTROL_REPLY_EXCHANGE "reply.celery.pidbox"
 
 /* A revoke request as read from the wire. */
 struct cel_control_revoke {

@@ -57,6 +57,7 @@ void cel__consumer_update_room(cel_worker *w)
  * (its slot in the prefetch window is free again). */
 static void finish(cel_worker *w, struct cel_inflight *f, struct cel_settle_item *it)
 {
+    cel__events_task_finished(w, f, it);
     it->f = f;
     cel__held_remove(&w->held, f);
     if (!w->settler) { /* a start that failed before the store thread ran */
@@ -124,6 +125,7 @@ static void accept_message(cel_worker *w, struct cel_inflight *f)
         CEL_INFO(COMP, "Task %s[%s] received", f->task_name ? f->task_name : "?",
                  f->task_id ? f->task_id : "?");
     }
+    cel__events_task_received(w, f);
     if (cel__filters_run(w, f) == CEL_FILTER_PASS)
         cel__held_push_ready(&w->held, f);
 }
@@ -244,6 +246,7 @@ void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_
     switch (ex->outcome) {
     case CEL_OUTCOME_RESULT:
         it.op = f->acked ? CEL_SETTLE_RELEASE : CEL_SETTLE_ACK;
+        cel__control_note_done(w, f);
         break;
     case CEL_OUTCOME_UNREGISTERED:
         unregistered(w, f, ex, &it);
@@ -267,6 +270,7 @@ void cel__consumer_on_outcome(cel_worker *w, struct cel_inflight *f, struct cel_
         it.op = CEL_SETTLE_REPARK;
         it.due_us = ex->eta_us;
         it.priority = ex->priority;
+        cel__control_note_parked(w, f, ex->eta_us, ex->priority);
         cel__inflight_learn_ids(f);
         break;
     }
@@ -312,6 +316,7 @@ void cel__consumer_on_lost(cel_worker *w, struct cel_inflight *f, const char *wh
             CEL_WARN(COMP, "Task %s[%s] requeued (reject_on_worker_lost), delivery %d of %u",
                      f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?",
                      f->d.delivery_count, w->poison_limit);
+            cel__events_task_rejected(w, f, true);
             cel__consumer_requeue(w, f);
         }
         free(tb);
@@ -385,15 +390,30 @@ static bool starts_acks_late(cel_worker *w, struct cel_inflight *f)
 void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f)
 {
     if (!f->policy_known) {
+        /* The pools call this first as the task starts to run. */
+        cel__events_task_started(w, f);
         f->policy_known = true;
         f->acks_late = starts_acks_late(w, f);
         f->time_limit = w->exec_env.time_limit;
+        cel__control_time_limit(w, f, &f->time_limit);
     }
     if (f->acks_late || f->acked)
         return;
     f->acked = true;
     struct cel_settle_item it = {.op = CEL_SETTLE_EARLY_ACK, .f = f};
     cel__settler_push(w->settler, &it);
+}
+
+void cel__consumer_requeue_paused(cel_worker *w)
+{
+    size_t n = w->held.ready_count;
+    for (size_t i = 0; i < n; i++) {
+        struct cel_inflight *f = cel__held_pop_ready(&w->held);
+        if (f->d.queue && cel__control_queue_paused(w, f->d.queue))
+            cel__consumer_requeue(w, f);
+        else
+            cel__held_push_ready(&w->held, f); /* the others keep their order */
+    }
 }
 
 void cel__consumer_requeue_waiting(cel_worker *w)
@@ -455,6 +475,7 @@ void cel__consumer_on_begin(cel_worker *w, struct cel_inflight *f, const struct 
         cel__consumer_ack_early(w, f); /* resolves the worker's defaults first */
     f->begun = true;
     f->time_limit = p->time_limit;
+    cel__control_time_limit(w, f, &f->time_limit);
     f->reject_on_worker_lost = p->reject_on_worker_lost;
     if (p->acks_late && f->acked) {
         /* Cannot happen while parent and children share the registry; an

@@ -20,6 +20,7 @@
 
 typedef struct cel_worker cel_worker;
 struct cel_inflight;
+struct cel_settle_item;
 
 /* Starts the thread and sends worker-online; heartbeats follow. On error
  * the caller still calls stop. A transport without fan-out: CEL_OK, and
@@ -32,6 +33,23 @@ void cel__events_stop(cel_worker *w);
  * Returns the previous setting. Any thread. */
 bool cel__events_set_enabled(cel_worker *w, bool on);
 bool cel__events_enabled(const cel_worker *w);
+/*
+ * The loop thread's task hooks (consumer.c). Each copies what it needs
+ * and returns; with task events off they cost an atomic load (and
+ * started/finished an atomic add for the heartbeat's counters).
+ * received: the message was accepted (task-received);
+ * started: its task began to run (task-started);
+ * finished: its final operation `it` is about to be handed to the store
+ * thread (task-succeeded/failed/retried/revoked from it->state and
+ * it->meta; a dead letter also task-rejected); called for every message;
+ * rejected: it goes back to its queue, or away for good (task-rejected).
+ */
+void cel__events_task_received(cel_worker *w, struct cel_inflight *f);
+void cel__events_task_started(cel_worker *w, struct cel_inflight *f);
+void cel__events_task_finished(cel_worker *w, struct cel_inflight *f,
+                               const struct cel_settle_item *it);
+void cel__events_task_rejected(cel_worker *w, struct cel_inflight *f, bool requeue);
+
 /* An immediate worker-heartbeat (the `heartbeat` control command). */
 void cel__events_heartbeat_now(cel_worker *w);
 

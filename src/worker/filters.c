@@ -6,9 +6,9 @@
  * for every message, so they must be cheap: a filter that needs the
  * message's ids reads only its headers (cel__inflight_learn_ids).
  *
- * Today: the delivery limit, revoked ids and rate limits (revoked before
- * the rate limit: a message that will not run should not take a token).
- * The next ones belong here too: expired, paused.
+ * Today: the delivery limit, paused queues, revoked ids and rate limits
+ * (revoked before the rate limit: a message that will not run should not
+ * take a token). The next one belongs here too: expired.
  */
 #include <stdio.h>
 
@@ -38,6 +38,21 @@ static enum cel_filter_verdict delivery_limit(cel_worker *w, struct cel_inflight
               f->task_name ? f->task_name : "?", f->task_id ? f->task_id : "?", why);
     cel__consumer_dead_letter(w, f, why, "WorkerLostError", "billiard.exceptions", why);
     return CEL_FILTER_DEAD_LETTER;
+}
+
+/*
+ * A message from a queue paused on the broker side goes back to it. The
+ * worker stops fetching from a paused queue, but what its transport
+ * fetched before the pause reached the loop (a Redis prefetch, one
+ * round trip) arrives afterwards: without this it would run while the
+ * queue is paused. One compare per paused queue; none while none is.
+ */
+static enum cel_filter_verdict paused(cel_worker *w, struct cel_inflight *f)
+{
+    if (!f->d.queue || !cel__control_queue_paused(w, f->d.queue))
+        return CEL_FILTER_PASS;
+    cel__consumer_requeue(w, f);
+    return CEL_FILTER_HELD;
 }
 
 /*
@@ -72,7 +87,7 @@ static enum cel_filter_verdict rate_limit(cel_worker *w, struct cel_inflight *f)
 
 typedef enum cel_filter_verdict (*filter_fn)(cel_worker *w, struct cel_inflight *f);
 
-static const filter_fn filters[] = {delivery_limit, revoked, rate_limit};
+static const filter_fn filters[] = {delivery_limit, paused, revoked, rate_limit};
 
 enum cel_filter_verdict cel__filters_run(cel_worker *w, struct cel_inflight *f)
 {

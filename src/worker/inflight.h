@@ -75,6 +75,7 @@ struct cel_inflight {
     int pid;                          /* process running it, 0 until it starts */
     int64_t started_us;               /* monotonic time it began to run */
     bool started_written;             /* STARTED state stored */
+    bool ev_received;                 /* announced in a task-received event (events.c) */
     struct cel_inflight *prev, *next; /* the worker's held list */
     struct cel_inflight *ready_next;  /* waiting for the pool */
     /* Its policy: the worker's when it starts, then what its child

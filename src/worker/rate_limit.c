@@ -64,7 +64,8 @@ struct rate_entry {
     cel_worker *w;
     const char *name; /* the registry's definition's */
     size_t name_len;
-    double per_sec;
+    double per_sec;             /* 0: limit lifted at run time (the rate_limit command) */
+    char *text;                 /* the rate as set at run time; NULL: the definition's */
     struct cel_token_bucket tb; /* local scope */
     /* Waiting messages, oldest first, linked through ready_next: a
      * message waits for a token or for the pool, never for both. */
@@ -93,6 +94,13 @@ static bool verbatim_in_json(const char *name)
     return true;
 }
 
+/* Messages of a name that may wait here (see the top comment). */
+static size_t wait_bound(double per_sec)
+{
+    double bound = ceil(per_sec * WAIT_SECONDS);
+    return bound < WAIT_MIN ? WAIT_MIN : bound > WAIT_MAX ? WAIT_MAX : (size_t)bound;
+}
+
 int cel__rate_limits_configure(cel_worker *w)
 {
     const char *scope = cel_config_get(w->cfg, "worker_rate_limit_scope");
@@ -114,14 +122,9 @@ int cel__rate_limits_configure(cel_worker *w)
             continue; /* "0": no limit, as in Celery */
         if (!v && !(v = calloc(count, sizeof *v)))
             return cel__err(&w->err, CEL_ENOMEM, "out of memory");
-        double bound = ceil(per_sec * WAIT_SECONDS);
-        v[n++] = (struct rate_entry){.w = w,
-                                     .name = def->name,
-                                     .name_len = strlen(def->name),
-                                     .per_sec = per_sec,
-                                     .bound = bound < WAIT_MIN   ? WAIT_MIN
-                                              : bound > WAIT_MAX ? WAIT_MAX
-                                                                 : (size_t)bound};
+        v[n++] = (struct rate_entry){
+            .w = w, .name = def->name, .name_len = strlen(def->name), .per_sec = per_sec};
+        v[n - 1].bound = wait_bound(per_sec);
     }
     if (!n)
         return CEL_OK;
@@ -168,12 +171,14 @@ void cel__rate_limits_free(cel_worker *w)
 {
     if (!w->rate)
         return;
+    for (size_t i = 0; i < w->rate->n; i++)
+        free(w->rate->v[i].text);
     free(w->rate->v);
     free(w->rate);
     w->rate = NULL;
 }
 
-static struct rate_entry *find(struct cel_rate_limits *r, const char *name)
+static struct rate_entry *find(const struct cel_rate_limits *r, const char *name)
 {
     for (size_t i = 0; i < r->n; i++)
         if (strcmp(r->v[i].name, name) == 0)
@@ -249,7 +254,7 @@ static bool maybe_limited(const struct cel_rate_limits *r, const struct cel_infl
     if (r->always_read || f->ids_known)
         return true;
     for (size_t i = 0; i < r->n; i++)
-        if (memmem(f->d.body, f->d.len, r->v[i].name, r->v[i].name_len))
+        if (r->v[i].per_sec > 0 && memmem(f->d.body, f->d.len, r->v[i].name, r->v[i].name_len))
             return true;
     return false;
 }
@@ -260,7 +265,7 @@ bool cel__rate_limit_admit(cel_worker *w, struct cel_inflight *f)
         return true;
     cel__inflight_learn_ids(f);
     struct rate_entry *e = f->task_name ? find(w->rate, f->task_name) : NULL;
-    if (!e)
+    if (!e || e->per_sec <= 0)
         return true;
     /* Local scope, nobody waiting, a token there: run it now. */
     if (!w->rate->global && !e->head && cel__bucket_take(&e->tb, cel__mono_us()) == 0)
@@ -326,4 +331,86 @@ void cel__rate_limits_requeue_all(cel_worker *w)
         e->tail = NULL;
         e->nwait = 0;
     }
+}
+
+/* ---- changes at run time (the rate_limit control command) ---- */
+
+/* The entry for def, made when missing. The array has room for every
+ * registered task from the start, so entries never move: the store
+ * thread's rate answers point at them. */
+static struct rate_entry *entry_for(cel_worker *w, const cel_task_def *def)
+{
+    size_t count = cel_registry_count(w->reg);
+    if (!w->rate) {
+        struct cel_rate_limits *r = calloc(1, sizeof *r);
+        struct rate_entry *v = count ? calloc(count, sizeof *v) : NULL;
+        if (!r || !v) {
+            free(r);
+            free(v);
+            return NULL;
+        }
+        const char *scope = cel_config_get(w->cfg, "worker_rate_limit_scope");
+        *r = (struct cel_rate_limits){
+            .v = v, .global = scope && strcmp(scope, "global") == 0, .timers = true};
+        w->rate = r;
+    } else if (!w->rate->v) {
+        if (!(w->rate->v = calloc(count, sizeof *w->rate->v)))
+            return NULL;
+    }
+    struct cel_rate_limits *r = w->rate;
+    struct rate_entry *e = find(r, def->name);
+    if (e || r->n >= count)
+        return e;
+    e = &r->v[r->n++];
+    *e = (struct rate_entry){.w = w, .name = def->name, .name_len = strlen(def->name)};
+    r->always_read |= !verbatim_in_json(def->name);
+    if (r->timers) {
+        uv_timer_init(&w->loop, &e->timer);
+        e->timer.data = e;
+    }
+    return e;
+}
+
+int cel__rate_limit_set(cel_worker *w, const char *name, const char *text, char *why, size_t len)
+{
+    const cel_task_def *def = cel_registry_find(w->reg, name);
+    if (!def) {
+        snprintf(why, len, "unknown task");
+        return CEL_ENOTFOUND;
+    }
+    double per_sec = 0;
+    if (text && *text && cel__rate_parse(text, &per_sec, why, len) != CEL_OK)
+        return CEL_EINVAL;
+    char *copy = strdup(text ? text : "");
+    struct rate_entry *e = copy ? entry_for(w, def) : NULL;
+    if (!e) {
+        free(copy);
+        snprintf(why, len, "out of memory");
+        return CEL_ENOMEM;
+    }
+    free(e->text);
+    e->text = copy;
+    e->per_sec = per_sec;
+    if (w->rate->timers)
+        uv_timer_stop(&e->timer);
+    if (per_sec <= 0) {
+        /* Lifted: what waited runs now, in order. */
+        while (e->head)
+            release_head(e);
+        return CEL_OK;
+    }
+    e->bound = wait_bound(per_sec);
+    e->parked_until = 0;
+    cel__bucket_init(&e->tb, per_sec, cel__mono_us());
+    if (w->rate->timers)
+        pump(e);
+    return CEL_OK;
+}
+
+const char *cel__rate_limit_text(const cel_worker *w, const cel_task_def *def)
+{
+    const struct rate_entry *e = w->rate ? find(w->rate, def->name) : NULL;
+    if (e && e->text) /* set at run time; "0" lifts it, and shows none */
+        return e->per_sec > 0 ? e->text : NULL;
+    return def->rate_limit;
 }

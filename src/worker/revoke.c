@@ -1,5 +1,6 @@
 /*
- * revoke.c - the worker's revoked task ids, and how it learns them.
+ * revoke.c - the worker's revoked task ids, how it learns them, and the
+ * pidbox thread that also carries every other remote control request.
  *
  * Three sources, so that no revoke is lost:
  *  - at start, every live revoke stored on the broker side (revoke_add by
@@ -13,13 +14,19 @@
  *  - the durable set again every REREAD_MS, for a revoke made while the
  *    subscription was down.
  *
- * The broadcast and the re-reads are the revoke thread's: a broker handle
+ * The broadcast and the re-reads are the pidbox thread's: a broker handle
  * and a subscription of its own, off the loop thread (on Redis both
  * block). It hands what it learnt to the loop through a uv_async; the
  * loop alone owns the set (an open-addressing hash of ids), checks
  * messages against it (filters.c), settles the revoked ones waiting for
  * the pool, and terminates running ones when asked (pool.h terminate).
- * Other pidbox methods are ignored here, and nothing is ever replied.
+ *
+ * Every other request addressed to this node goes to the loop through
+ * control.c, which answers it there; the replies come back here and go
+ * out on this thread's handle (mailbox_send). The same thread reads the
+ * queues paused on the broker side (queue_paused_list) at the same
+ * pace, and at once when a `celeriac_queue_pause` broadcast says one
+ * changed.
  *
  * Hot path: while the set is empty cel__revoke_active() is false and
  * messages are not even parsed; otherwise one header parse per message
@@ -69,8 +76,11 @@ struct cel_revokes {
     struct cel_fanout_sub *sub;
     pthread_t thread;
     bool started, async_open;
-    bool no_sub; /* the transport cannot subscribe here: re-reads only */
-    int kick;    /* eventfd: stop */
+    bool no_sub;        /* the transport cannot subscribe here: re-reads only */
+    bool reread_paused; /* a broadcast said the paused queues changed */
+    char **paused;      /* the paused set last handed over */
+    size_t npaused;
+    int kick; /* eventfd: stop */
     atomic_bool stop;
     uv_async_t async;
 
@@ -169,6 +179,27 @@ bool cel__revoke_has(cel_worker *w, const char *task_id)
     return s->id && s->expires_us > cel__wall_us();
 }
 
+json_t *cel__revoke_dump(cel_worker *w, bool with_expiry, size_t max)
+{
+    struct cel_revokes *r = w->revokes;
+    json_t *out = with_expiry ? json_object() : json_array();
+    int64_t now = cel__wall_us();
+    double keep_s = cel_config_get_double(w->cfg, "worker_revoke_expires");
+    int64_t keep_us = (int64_t)((keep_s > 0 ? keep_s : 10800) * 1e6);
+    size_t n = 0;
+    for (size_t i = 0; r && out && i < r->cap && n < max; i++) {
+        const struct slot *s = &r->slots[i];
+        if (!s->id || s->expires_us <= now)
+            continue;
+        if (with_expiry) /* Celery's LimitedSet: when it was added, a float */
+            json_object_set_new(out, s->id, json_real((double)(s->expires_us - keep_us) / 1e6));
+        else
+            json_array_append_new(out, json_string(s->id));
+        n++;
+    }
+    return out;
+}
+
 /* ---- terminate (loop thread) -------------------------------------------- */
 
 static void remember_terminated(struct cel_revokes *r, uint64_t seq)
@@ -199,6 +230,12 @@ bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f)
 }
 
 /* Kills the process running `id`, if one here runs it. */
+int cel__revoke_signum(cel_worker *w, const char *task_id)
+{
+    struct slot *s = w->revokes ? find(w->revokes, task_id) : NULL;
+    return s && s->id && s->terminate ? s->signum : 0;
+}
+
 static void terminate_running(cel_worker *w, const char *id, int signum)
 {
     for (struct cel_inflight *f = w->held.head; f; f = f->next) {
@@ -297,6 +334,8 @@ static void reread(struct cel_revokes *r)
 {
     struct cel_revoke_entry *v;
     size_t n;
+    if (!r->b->ops->revoke_list)
+        return;
     if (r->b->ops->revoke_list(r->b, &v, &n) != CEL_OK) {
         CEL_WARN(COMP, "cannot read the revoked tasks: %s", cel__broker_errmsg(r->b));
         return;
@@ -305,15 +344,12 @@ static void reread(struct cel_revokes *r)
         hand_over(r, v, n);
 }
 
-/* One broadcast message: a revoke for us is handed over and stored. */
-static void on_broadcast(struct cel_revokes *r, const struct cel_fanout_msg *m, int64_t expires_s,
-                         size_t keep_max)
+/* A revoke for us is handed over and stored. */
+static void on_revoke(struct cel_revokes *r, const struct cel_fanout_msg *m, int64_t expires_s,
+                      size_t keep_max)
 {
     struct cel_control_revoke rq;
-    int rc = cel__control_parse_revoke(m->body, m->len, r->w->hostname, &rq);
-    if (rc == CEL_EPROTO)
-        CEL_DEBUG(COMP, "ignoring a control message that cannot be read");
-    if (rc != CEL_OK)
+    if (cel__control_parse_revoke(m->body, m->len, r->w->hostname, &rq) != CEL_OK)
         return;
     /* From a Python client (no expiry of ours) the broadcast is the only
      * copy: store it, so workers started later honour it too. A celeriac
@@ -340,6 +376,85 @@ static void on_broadcast(struct cel_revokes *r, const struct cel_fanout_msg *m, 
     hand_over(r, v, n);
 }
 
+/* One broadcast message: revokes are learnt here, every request for us
+ * goes to the loop (control.c), which answers those that want it. */
+static void reread_paused(struct cel_revokes *r);
+
+static void on_broadcast(struct cel_revokes *r, const struct cel_fanout_msg *m, int64_t expires_s,
+                         size_t keep_max)
+{
+    struct cel_control_request rq;
+    int rc = cel__control_parse_request(m->body, m->len, r->w->hostname, &rq);
+    if (rc == CEL_EPROTO)
+        CEL_DEBUG(COMP, "ignoring a control message that cannot be read");
+    if (rc != CEL_OK)
+        return;
+    /* Celery's client stops listening at `expires`: a late answer is
+     * wasted, and a late command is one its sender gave up on. */
+    if (rq.expires_us && rq.expires_us < cel__wall_us()) {
+        CEL_DEBUG(COMP, "ignoring an expired %s request", rq.method);
+        cel__control_request_release(&rq);
+        return;
+    }
+    bool revoke = strcmp(rq.method, "revoke") == 0 || strcmp(rq.method, "terminate") == 0;
+    if (revoke)
+        on_revoke(r, m, expires_s, keep_max);
+    else if (strcmp(rq.method, "celeriac_queue_pause") == 0)
+        reread_paused(r); /* now: the loop must have the new set before it answers */
+    if (revoke && !rq.ticket)
+        cel__control_request_release(&rq); /* learnt above; nobody waits for a reply */
+    else
+        cel__control_submit(r->w, &rq); /* takes rq */
+}
+
+static bool same_set(char **a, size_t na, char **b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++) {
+        bool found = false;
+        for (size_t k = 0; k < nb && !found; k++)
+            found = strcmp(a[i], b[k]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static char **strv_dup(char **v, size_t n)
+{
+    char **out = calloc(n ? n : 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = strdup(v[i]))) {
+            cel__strv_free(out, i);
+            return NULL;
+        }
+    return out;
+}
+
+/* The paused queues, handed to the loop when they changed. */
+static void reread_paused(struct cel_revokes *r)
+{
+    r->reread_paused = false;
+    if (!r->b->ops->queue_paused_list)
+        return;
+    char **names;
+    size_t n;
+    if (r->b->ops->queue_paused_list(r->b, &names, &n) != CEL_OK) {
+        CEL_WARN(COMP, "cannot read the paused queues: %s", cel__broker_errmsg(r->b));
+        return;
+    }
+    char **copy = same_set(names, n, r->paused, r->npaused) ? NULL : strv_dup(names, n);
+    if (copy) {
+        cel__strv_free(r->paused, r->npaused);
+        r->paused = names;
+        r->npaused = n;
+        cel__control_set_paused(r->w, copy, n);
+    } else {
+        cel__strv_free(names, n);
+    }
+}
+
 static void subscribe(struct cel_revokes *r)
 {
     r->no_sub = !r->b->ops->fanout_subscribe;
@@ -352,7 +467,7 @@ static void subscribe(struct cel_revokes *r)
     /* EINVAL: a store that cannot fan out (SQLite ':memory:'); re-reads
      * still bring every revoke. */
     r->no_sub = rc == CEL_EINVAL;
-    CEL_WARN(COMP, "cannot listen to broadcast revokes%s: %s",
+    CEL_WARN(COMP, "cannot listen to remote control broadcasts%s: %s",
              r->no_sub ? "" : " (trying again in a few seconds)", cel__broker_errmsg(r->b));
 }
 
@@ -367,11 +482,12 @@ static void *revoke_main(void *arg)
     while (!atomic_load(&r->stop)) {
         if (!r->sub && !r->no_sub)
             subscribe(r);
-        struct pollfd p[2] = {{.fd = r->kick, .events = POLLIN},
-                              {.fd = r->sub ? bo->fanout_fd(r->sub) : -1, .events = POLLIN}};
+        struct pollfd p[3] = {{.fd = r->kick, .events = POLLIN},
+                              {.fd = r->sub ? bo->fanout_fd(r->sub) : -1, .events = POLLIN},
+                              {.fd = cel__control_wake_fd(r->w), .events = POLLIN}};
         int64_t wait = next_read - cel__mono_ms();
         cel__fork_guard_wait_begin();
-        int got = poll(p, 2, wait > 0 ? (int)wait : 0);
+        int got = poll(p, 3, wait > 0 ? (int)wait : 0);
         cel__fork_guard_wait_end();
         if (atomic_load(&r->stop))
             break;
@@ -386,30 +502,40 @@ static void *revoke_main(void *arg)
                 cel__fanout_msg_release(&m[i]);
             }
         }
+        if (got > 0 && p[2].fd >= 0 && p[2].revents)
+            cel__control_send(r->w, r->b);
+        if (r->reread_paused)
+            reread_paused(r);
         if (cel__mono_ms() >= next_read) {
             reread(r);
+            reread_paused(r);
             next_read = cel__mono_ms() + REREAD_MS;
         }
     }
+    cel__control_send(r->w, r->b); /* what was answered before the stop */
     cel__fork_guard_leave();
     return NULL;
 }
 
 /* ---- start and stop ----------------------------------------------------- */
 
-int cel__revoke_start(cel_worker *w, struct cel_broker *b)
+/* The revokes and paused queues stored on the broker side, read with the
+ * worker's handle before the first fetch. */
+static int load_stored(cel_worker *w, struct cel_revokes *r, struct cel_broker *b)
 {
+    if (b->ops->queue_paused_list) {
+        char **names;
+        size_t n;
+        int rc = b->ops->queue_paused_list(b, &names, &n);
+        if (rc != CEL_OK)
+            return cel__err(&w->err, rc, "cannot read the paused queues: %s",
+                            cel__broker_errmsg(b));
+        r->paused = strv_dup(names, n);
+        r->npaused = r->paused ? n : 0;
+        cel__control_set_paused_now(w, names, n);
+    }
     if (!b->ops->revoke_list)
         return CEL_OK; /* a transport without revokes: nothing to honour */
-    struct cel_revokes *r = calloc(1, sizeof *r);
-    if (!r)
-        return cel__err(&w->err, CEL_ENOMEM, "out of memory");
-    r->w = w;
-    r->kick = -1;
-    pthread_mutex_init(&r->mu, NULL);
-    w->revokes = r;
-    /* Before the first fetch, on the worker's handle: a message fetched
-     * next must already meet the revokes made while no worker ran. */
     struct cel_revoke_entry *v;
     size_t n;
     int rc = b->ops->revoke_list(b, &v, &n);
@@ -426,7 +552,24 @@ int cel__revoke_start(cel_worker *w, struct cel_broker *b)
     cel__revoke_entries_free(v, n);
     if (r->count)
         CEL_INFO(COMP, "%zu revoked tasks will not run", r->count);
+    return CEL_OK;
+}
 
+int cel__revoke_start(cel_worker *w, struct cel_broker *b)
+{
+    struct cel_revokes *r = calloc(1, sizeof *r);
+    if (!r)
+        return cel__err(&w->err, CEL_ENOMEM, "out of memory");
+    r->w = w;
+    r->kick = -1;
+    pthread_mutex_init(&r->mu, NULL);
+    w->revokes = r;
+    /* Before the first fetch, on the worker's handle: a message fetched
+     * next must already meet the revokes made while no worker ran, and
+     * leave the paused queues alone. */
+    int rc = load_stored(w, r, b);
+    if (rc != CEL_OK)
+        return rc;
     rc = cel__broker_open(NULL, w->cfg, &r->b, &w->err);
     if (rc != CEL_OK)
         return rc;
@@ -441,7 +584,7 @@ int cel__revoke_start(cel_worker *w, struct cel_broker *b)
     r->async_open = true;
     rc = pthread_create(&r->thread, NULL, revoke_main, r);
     if (rc != 0)
-        return cel__err(&w->err, CEL_EIO, "cannot start the revoke thread: %s", strerror(rc));
+        return cel__err(&w->err, CEL_EIO, "cannot start the pidbox thread: %s", strerror(rc));
     r->started = true;
     return CEL_OK;
 }
@@ -453,6 +596,7 @@ static void revokes_free(struct cel_revokes *r)
     free(r->slots);
     free(r->terminated);
     cel__revoke_entries_free(r->pending, r->npending);
+    cel__strv_free(r->paused, r->npaused);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }

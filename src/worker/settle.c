@@ -70,6 +70,14 @@ struct cel_settler {
     atomic_bool failing;
     atomic_size_t backlog;
 
+    /* the queues to fetch from, as the loop set them last
+     * (cel__settler_set_queues): under mu until taken */
+    char **q_in;
+    size_t nq_in;
+    bool q_changed;
+    uint64_t q_gen;              /* sets handed over so far */
+    atomic_uint_fast64_t q_seen; /* the last set fetch() has seen */
+
     /* rate-limit token requests: queued under mu, served by the
      * store thread */
     struct rate_req *rate_in;
@@ -79,9 +87,33 @@ struct cel_settler {
     struct item_vec work;
     struct cel_inflight *reserved; /* leases to extend */
     uint64_t fetched_total;
+    char **queues; /* fetched from now; owned */
+    size_t nqueues;
 };
 
 /* ---- small containers ------------------------------------------------- */
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* *out: a copy of v[0..n) (NULL when n is 0). */
+static int strv_copy(const char *const *v, size_t n, char ***out)
+{
+    *out = n ? calloc(n, sizeof **out) : NULL;
+    if (n && !*out)
+        return CEL_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!((*out)[i] = strdup(v[i]))) {
+            strv_free(*out, n);
+            *out = NULL;
+            return CEL_ENOMEM;
+        }
+    return CEL_OK;
+}
 
 static int vec_push(struct item_vec *v, const struct cel_settle_item *it)
 {
@@ -397,12 +429,14 @@ static void turn(struct cel_settler *s, size_t want, bool extend, struct cel_set
 
     size_t nfetched = 0;
     struct cel_delivery batch[FETCH_MAX];
+    if (!s->nqueues)
+        want = 0;
     if (want && !kfail && !bfail) {
         if (want > FETCH_MAX)
             want = FETCH_MAX;
         int64_t due = 0;
-        if (bo->fetch(s->b, s->cfg.queues, s->cfg.nqueues, want, s->cfg.lease_ms, batch, &nfetched,
-                      &due) != CEL_OK) {
+        if (bo->fetch(s->b, (const char *const *)s->queues, s->nqueues, want, s->cfg.lease_ms,
+                      batch, &nfetched, &due) != CEL_OK) {
             CEL_ERROR(COMP, "cannot fetch messages: %s", cel__broker_errmsg(s->b));
             nfetched = 0;
         } else {
@@ -574,6 +608,25 @@ static void post_report(struct cel_settler *s, struct cel_settle_report *rep)
     uv_async_send(&s->async);
 }
 
+/*
+ * A new queue set is shown to the transport at once, with an empty
+ * fetch: Redis's consumer thread stops popping from a queue left out
+ * from then on (and gives back what it pops there). Only then does the
+ * loop answer the command that changed it, so a client that sends to a
+ * cancelled queue after the reply finds it not consumed.
+ */
+static void show_queues(struct cel_settler *s, uint64_t gen)
+{
+    struct cel_delivery none[1];
+    size_t n = 0;
+    int64_t due = 0;
+    if (s->b->ops->fetch(s->b, (const char *const *)s->queues, s->nqueues, 0, s->cfg.lease_ms, none,
+                         &n, &due) != CEL_OK)
+        CEL_WARN(COMP, "cannot change the queues consumed: %s", cel__broker_errmsg(s->b));
+    atomic_store(&s->q_seen, gen);
+    uv_async_send(&s->async);
+}
+
 static void *settler_main(void *arg)
 {
     struct cel_settler *s = arg;
@@ -608,6 +661,17 @@ static void *settler_main(void *arg)
             s->room_changed = false;
             more = true;
         }
+        uint64_t q_taken = 0;
+        if (s->q_changed) {
+            s->q_changed = false;
+            strv_free(s->queues, s->nqueues);
+            s->queues = s->q_in;
+            s->nqueues = s->nq_in;
+            s->q_in = NULL;
+            s->nq_in = 0;
+            q_taken = s->q_gen;
+            more = true;
+        }
         bool stopping = s->stopping;
         int64_t deadline = s->deadline_ms;
         int64_t gather_us = s->gather_us;
@@ -618,6 +682,8 @@ static void *settler_main(void *arg)
             serve_rate_requests(s, &rep, &rate_log_ms);
             post_report(s, &rep);
         }
+        if (q_taken)
+            show_queues(s, q_taken);
 
         uint64_t unseen = s->fetched_total - received;
         size_t room = cap > unseen ? cap - (size_t)unseen : 0;
@@ -763,8 +829,14 @@ int cel__settler_start(struct cel_settler **out, struct cel_broker *b, struct ce
     s->b = b;
     s->k = k;
     s->cfg = *cfg;
+    if (strv_copy(cfg->queues, cfg->nqueues, &s->queues) != CEL_OK) {
+        free(s);
+        return cel__err(err, CEL_ENOMEM, "out of memory");
+    }
+    s->nqueues = cfg->nqueues;
     s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->evfd < 0) {
+        strv_free(s->queues, s->nqueues);
         free(s);
         return cel__err(err, CEL_EIO, "eventfd: %s", strerror(errno));
     }
@@ -779,6 +851,7 @@ int cel__settler_start(struct cel_settler **out, struct cel_broker *b, struct ce
         close(s->evfd);
         pthread_cond_destroy(&s->park_cv);
         pthread_mutex_destroy(&s->mu);
+        strv_free(s->queues, s->nqueues);
         free(s);
         return cel__err(err, CEL_EIO, "cannot start the store thread: %s", strerror(rc));
     }
@@ -830,6 +903,27 @@ void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room
     pthread_mutex_unlock(&s->mu);
     if (changed)
         wake(s);
+}
+
+uint64_t cel__settler_set_queues(struct cel_settler *s, const char *const *queues, size_t n)
+{
+    char **copy;
+    if (strv_copy(queues, n, &copy) != CEL_OK)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    strv_free(s->q_in, s->nq_in);
+    s->q_in = copy;
+    s->nq_in = n;
+    s->q_changed = true;
+    uint64_t gen = ++s->q_gen;
+    pthread_mutex_unlock(&s->mu);
+    wake(s);
+    return gen;
+}
+
+bool cel__settler_queues_seen(struct cel_settler *s, uint64_t gen)
+{
+    return atomic_load(&s->q_seen) >= gen;
 }
 
 void cel__settler_set_gather(struct cel_settler *s, int64_t gather_us)
@@ -901,6 +995,11 @@ bool cel__settler_done(struct cel_settler *s)
     return delivered;
 }
 
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 void cel__settler_free(struct cel_settler *s)
 {
     if (!s)
@@ -929,12 +1028,14 @@ void cel__settler_free(struct cel_settler *s)
                   lost);
     /* Reservations the loop never finished are freed by their owner (the
      * loop's held list); this list only links them. */
-    uv_close((uv_handle_t *)&s->async, NULL);
     close(s->evfd);
     free(s->rate_in);
+    strv_free(s->queues, s->nqueues);
+    strv_free(s->q_in, s->nq_in);
     pthread_cond_destroy(&s->park_cv);
     pthread_mutex_destroy(&s->mu);
     cel__backend_close(s->k);
     cel__broker_close(s->b);
-    free(s);
+    /* The handle lives in s: libuv reads it until the close completes. */
+    uv_close((uv_handle_t *)&s->async, on_closed);
 }

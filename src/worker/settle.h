@@ -83,7 +83,7 @@ typedef void (*cel_settle_cb)(void *ud, struct cel_settle_report *r);
 
 struct cel_settler_config {
     uv_loop_t *loop;
-    const char *const *queues; /* borrowed: must outlive the settler */
+    const char *const *queues; /* copied at start */
     size_t nqueues;
     int64_t lease_ms;
     int64_t result_ttl_s;
@@ -107,6 +107,16 @@ void cel__settler_flush(struct cel_settler *s);
 /* How many more messages the loop can take, counted after it received
  * `received` fetched messages in all. 0 stops fetching. */
 void cel__settler_set_room(struct cel_settler *s, uint64_t received, size_t room);
+
+/* The queues to fetch from from now on (copied; n may be 0: fetch
+ * nothing). Messages already fetched from a queue left out still run.
+ * Returns the change's number (> 0), or 0 when out of memory (the set
+ * stays as it was). */
+uint64_t cel__settler_set_queues(struct cel_settler *s, const char *const *queues, size_t n);
+/* Whether the transport has been shown change number `gen`: nothing is
+ * fetched from a queue it left out from then on. The report callback's
+ * wakeup follows the moment it becomes true. */
+bool cel__settler_queues_seen(struct cel_settler *s, uint64_t gen);
 
 /* How long results may wait for others to share their round trip (0:
  * settle at once). The loop sets it each turn: 0 when a result or a
@@ -153,8 +163,8 @@ bool cel__settler_done(struct cel_settler *s);
 int cel__settler_rate_request(struct cel_settler *s, const char *name, double per_sec, void *key);
 
 /* Joins the thread, frees what was never settled (logging how many),
- * and closes the broker and store. The uv handle is closed; run the loop
- * once more to finish closing it. */
+ * and closes the broker and store. The uv handle is closed and the
+ * settler's memory freed when that completes: run the loop once more. */
 void cel__settler_free(struct cel_settler *s);
 
 #endif

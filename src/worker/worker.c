@@ -110,6 +110,7 @@ static int configure(cel_worker *w)
     w->delivery_limit = limit > 0 ? (unsigned)limit : 0;
     w->track_started = cel_config_get_int(w->cfg, "task_track_started") != 0;
     w->acks_late = cel_config_get_int(w->cfg, "task_acks_late") != 0;
+    atomic_store(&w->task_events, cel_config_get_int(w->cfg, "worker_send_task_events") != 0);
     w->exec_env = (struct cel_exec_env){.reg = w->reg,
                                         .hostname = w->hostname,
                                         .acks_late = w->acks_late,
@@ -157,6 +158,7 @@ void cel_worker_free(cel_worker *w)
     for (size_t i = 0; i < w->nqueues; i++)
         free(w->queues[i]);
     cel__rate_limits_free(w);
+    cel__control_state_free(w);
     cel__autoscale_free(w);
     cel_config_free(w->cfg);
     free(w);
@@ -269,6 +271,7 @@ static void on_turn(uv_prepare_t *h)
      * short and every child has more queued: then nobody waits on them. */
     bool urgent = stopping || w->runtime_ewma_us >= CEL_PIPELINE_BELOW_US ||
                   (!w->held.ready_head && w->pool->ops->hungry(w->pool));
+    cel__control_on_turn(w);
     cel__settler_set_gather(w->settler, urgent ? 0 : CEL_GATHER_US);
     cel__settler_flush(w->settler);
     cel__consumer_update_room(w);
@@ -367,6 +370,7 @@ int cel_worker_run(cel_worker *w)
     w->exiting = false;
     w->received = 0;
     w->runtime_ewma_us = 10 * CEL_PIPELINE_BELOW_US;
+    w->run_started_us = cel__mono_us();
     cel__signals_start(w);
     atomic_store(&w->async_ready, true);
 
@@ -375,22 +379,36 @@ int cel_worker_run(cel_worker *w)
     int rc = open_stores_retrying(w, &b, &k);
     if (rc != CEL_OK || !b)
         goto out_loop;
+    /* Children first, while this process has no thread of ours (see
+     * spawn_missing() in pool_prefork.c). */
+    rc = w->pool_ops->start(w, &w->pool);
+    if (rc == CEL_OK)
+        rc = cel__control_start(w);
+    if (rc == CEL_OK)
+        rc = cel__revoke_start(w, b); /* revokes and paused queues known before the first fetch */
+    const char *fetch_from[CEL_WORKER_MAX_QUEUES];
+    size_t nfetch = 0;
+    for (size_t i = 0; i < w->nqueues; i++)
+        if (!cel__control_queue_paused(w, w->queues[i]))
+            fetch_from[nfetch++] = w->queues[i];
     struct cel_settler_config sc = {
         .loop = &w->loop,
-        .queues = (const char *const *)w->queues,
-        .nqueues = w->nqueues,
+        .queues = fetch_from,
+        .nqueues = nfetch,
         .lease_ms = w->lease_ms,
         .result_ttl_s = w->result_ttl_s,
         .on_report = cel__consumer_on_report,
         .ud = w,
     };
-    /* Children first, while this process has no thread of ours (see
-     * spawn_missing() in pool_prefork.c). */
-    rc = w->pool_ops->start(w, &w->pool);
-    if (rc == CEL_OK)
-        rc = cel__revoke_start(w, b); /* revokes known before the first fetch */
     if (rc == CEL_OK)
         rc = cel__settler_start(&w->settler, b, k, &sc, &w->err);
+    /* worker-online, then heartbeats. Events are advisory: a worker
+     * whose events cannot start still runs its tasks. */
+    if (rc == CEL_OK && w->settler && cel__events_start(w) != CEL_OK) {
+        CEL_WARN(COMP, "no monitoring events: %s", w->err.msg);
+        cel__events_stop(w);
+        cel__err_clear(&w->err);
+    }
     if (!w->settler) {
         cel__backend_close(k);
         cel__broker_close(b);
@@ -430,7 +448,9 @@ out_pool:
         w->settler = NULL;
     }
 out_loop:
+    cel__events_stop(w); /* after the last task's record: worker-offline last */
     cel__revoke_stop(w);
+    cel__control_stop(w);
     free_held(w);
     atomic_store(&w->async_ready, false);
     cel__signals_stop(w);

@@ -13,6 +13,7 @@
  *   settle.c     the store thread: results, acks, fetches, leases
  *   rate_limit.c tasks waiting for their rate limit's next token
  *   pool.h       the pool ops table: pool_prefork.c (+ child.c), pool_solo.c
+ *   events.c     monitoring events on the celeryev fan-out (events.h)
  *   banner.c     the start banner
  *
  * Everything here runs on the loop thread unless a comment says
@@ -26,8 +27,11 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include <jansson.h>
+
 #include "celeriac/worker.h"
 #include "core/errbuf.h"
+#include "worker/events.h"
 #include "worker/execute.h"
 #include "worker/inflight.h"
 #include "worker/pool.h"
@@ -107,8 +111,18 @@ struct cel_worker {
     size_t prefetch_multiplier;      /* prefetch_limit = this x the processes that may run */
     struct cel_autoscale *autoscale; /* NULL: --autoscale is off */
 
+    /* ---- monitoring events (events.c) ---- */
+    struct cel_events *events; /* NULL when not running */
+    atomic_bool task_events;   /* worker_send_task_events, switchable at run time */
+    _Atomic int64_t lamport;   /* the worker's Lamport clock */
+
     /* ---- rate limits (rate_limit.c) ---- */
     struct cel_rate_limits *rate; /* NULL when no registered task has a rate limit */
+
+    /* ---- remote control (control.c, control_cmds.c, control_inspect.c) ---- */
+    struct cel_control *control;      /* the request/reply hand-over; NULL when not running */
+    struct cel_control_state *cstate; /* what inspection reports; lives with the worker */
+    int64_t run_started_us;           /* monotonic: uptime */
 };
 
 /* ---- consumer.c ---- */
@@ -138,6 +152,8 @@ void cel__consumer_repark(cel_worker *w, struct cel_inflight *f, int64_t due_us)
 void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f);
 /* Gives back everything waiting for the pool. */
 void cel__consumer_requeue_waiting(cel_worker *w);
+/* Gives back what waits for the pool from a queue now paused. */
+void cel__consumer_requeue_paused(cel_worker *w);
 void cel__consumer_write_started(cel_worker *w);
 /* Stores a state for f now (STATE frames). Takes meta. */
 void cel__consumer_store_state(cel_worker *w, struct cel_inflight *f, cel_state state, char *meta,
@@ -183,6 +199,16 @@ bool cel__revoke_has(cel_worker *w, const char *task_id);
 /* Whether f's process was killed by a revoke with terminate (then its
  * death is a REVOKED, not a WorkerLostError); forgets it. */
 bool cel__revoke_terminated(cel_worker *w, const struct cel_inflight *f);
+/* The live revoked ids (at most max): a list, or with_expiry an object
+ * {id: epoch seconds} as Celery's mingle exchanges them: the time each was
+ * added (its expiry less worker_revoke_expires), so a Python worker that
+ * takes them keeps them as long as we do (the `revoked` and `hello`
+ * replies). */
+json_t *cel__revoke_dump(cel_worker *w, bool with_expiry, size_t max);
+
+/* The signal a revoke with terminate of task_id asked for; 0 when none
+ * is known. */
+int cel__revoke_signum(cel_worker *w, const char *task_id);
 
 /* ---- rate_limit.c ---- */
 struct cel_rate_limits;
@@ -202,6 +228,48 @@ void cel__rate_limits_on_answers(cel_worker *w, const struct cel_rate_answer *a,
 size_t cel__rate_limits_uncounted(const cel_worker *w);
 /* Gives every waiting message back to its queue (a stop). */
 void cel__rate_limits_requeue_all(cel_worker *w);
+/* The rate_limit control command: `text` in Celery's syntax ("10/m"), or
+ * NULL/""/"0" to lift the limit; waiting messages of a lifted limit run
+ * at once. CEL_ENOTFOUND (not registered) or CEL_EINVAL with why. */
+int cel__rate_limit_set(cel_worker *w, const char *name, const char *text, char *why, size_t len);
+/* The limit in force for def as text, NULL when none. */
+const char *cel__rate_limit_text(const cel_worker *w, const cel_task_def *def);
+
+/* ---- control.c: remote control requests and replies ---- */
+struct cel_control_request;
+struct cel_broker;
+/* The hand-over to the loop (before the pidbox thread starts). On error
+ * the caller still calls stop. */
+int cel__control_start(cel_worker *w);
+/* After the pidbox thread has been joined. */
+void cel__control_stop(cel_worker *w);
+/* pidbox thread: a request addressed to us, for the loop to answer
+ * (takes *rq); a new set of queues paused on the broker side (takes
+ * names); the fd that turns readable when replies wait, and sending
+ * them with the thread's own handle. */
+void cel__control_submit(cel_worker *w, struct cel_control_request *rq);
+void cel__control_set_paused(cel_worker *w, char **names, size_t n);
+/* The same on the loop before the store thread starts (takes names). */
+void cel__control_set_paused_now(cel_worker *w, char **names, size_t n);
+int cel__control_wake_fd(const cel_worker *w);
+void cel__control_send(cel_worker *w, struct cel_broker *b);
+/* Loop: whether `queue` is paused on the broker side; tells the store
+ * thread the queues to fetch from (w->queues less the paused ones). */
+bool cel__control_queue_paused(const cel_worker *w, const char *queue);
+void cel__control_apply_queues(cel_worker *w);
+/* End of every loop turn: sends the replies held for a queue change the
+ * transport has now seen. */
+void cel__control_on_turn(cel_worker *w);
+
+/* ---- control_inspect.c: what inspection needs noted as tasks pass ---- */
+/* f ran to a result (stats' "total"). Cheap: no parse in the common case. */
+void cel__control_note_done(cel_worker *w, struct cel_inflight *f);
+/* f was parked on the broker until its ETA (scheduled, query_task). */
+void cel__control_note_parked(cel_worker *w, struct cel_inflight *f, int64_t eta_us, int priority);
+/* A hard time limit set at run time for f's task (time_limit command)
+ * replaces *limit. */
+void cel__control_time_limit(cel_worker *w, struct cel_inflight *f, double *limit);
+void cel__control_state_free(cel_worker *w);
 
 /* ---- signals.c ---- */
 int cel__signals_start(cel_worker *w);

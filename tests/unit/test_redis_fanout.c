@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "redis_server.h"
 #include "store_open.h"
+#include "kombu_envelope.h"
 #include "testing.h"
 
 #define PYTHON "/usr/bin/python3" /* Debian's: the one with python3-celery */
@@ -193,18 +194,7 @@ static char *event_envelope(const char *type, const char *rk)
              "{\"hostname\": \"c@test\", \"utcoffset\": 0, \"pid\": 1, \"clock\": 7, "
              "\"freq\": 2.0, \"timestamp\": %.6f, \"type\": \"%s\"}",
              (double)cel__wall_us() / 1e6, type);
-    char b64[512];
-    cel__base64_encode((const unsigned char *)event, strlen(event), b64);
-    json_t *env =
-        json_pack("{s:s, s:s, s:s, s:{s:s}, s:{s:i, s:{s:s, s:s}, s:i, s:s, s:s}}", "body", b64,
-                  "content-encoding", "utf-8", "content-type", "application/json", "headers",
-                  "hostname", "c@test", "properties", "delivery_mode", 1, "delivery_info",
-                  "exchange", "celeryev", "routing_key", rk, "priority", 0, "body_encoding",
-                  "base64", "delivery_tag", "7a4e3b7c-0f6e-4b8e-9a61-2f3c1d5e6a7b");
-    char *text = json_dumps(env, 0);
-    json_decref(env);
-    ASSERT(text);
-    return text;
+    return cel_test_kombu_envelope(event, "celeryev", rk, "c@test");
 }
 
 /* Python's Celery 5.2 event receiver (what `celery events` and flower

@@ -159,7 +159,7 @@ void cli_error(const struct cli *cli, const char *fmt, ...)
         fprintf(stderr, "celeriac: error: %s\n", msg);
 }
 
-static int add_set(struct cli *cli, const char *key, const char *value)
+int cli_add_set(struct cli *cli, const char *key, const char *value)
 {
     struct cli_set *grown = realloc(cli->sets, (cli->nsets + 1) * sizeof *grown);
     if (!grown)
@@ -243,7 +243,7 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
             }
             char key[128];
             snprintf(key, sizeof key, "%.*s", (int)(eq - optarg), optarg);
-            if (add_set(cli, key, eq + 1) != 0) {
+            if (cli_add_set(cli, key, eq + 1) != 0) {
                 cli_error(cli, "out of memory");
                 rc = CLI_EXIT_USAGE;
             }
@@ -276,7 +276,7 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
                         row = (int)i;
             }
             if (row >= 0 && table_option((size_t)row, &o)) {
-                if (add_set(cli, o.key, optarg) != 0) {
+                if (cli_add_set(cli, o.key, optarg) != 0) {
                     cli_error(cli, "out of memory");
                     rc = CLI_EXIT_USAGE;
                 }
@@ -401,6 +401,31 @@ void cli_release(struct cli *cli)
     free(cli->sets);
     cel_config_free(cli->cfg);
     memset(cli, 0, sizeof *cli);
+}
+
+int cli_begin(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv, cli_opt_fn fn,
+              void *ctx)
+{
+    int rc = cli_parse(cli, cmd, argc, argv, fn, ctx);
+    if (rc < 0 && cli->check_config)
+        rc = cli_configure(cli);
+    return rc;
+}
+
+int cli_refuse_args(const struct cli *cli)
+{
+    if (cli->npos == 0)
+        return -1;
+    cli_error(cli, "unexpected argument '%s' (see 'celeriac %s --help')", cli->pos[0],
+              cli->cmd->name);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_connect(struct cli *cli, cel_client **out)
+{
+    *out = NULL;
+    int rc = cli_configure(cli);
+    return rc >= 0 ? rc : cli_client_open(cli, out);
 }
 
 int cli_client_open(const struct cli *cli, cel_client **out)

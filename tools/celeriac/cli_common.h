@@ -83,6 +83,20 @@ int cli_configure(struct cli *cli);
 
 void cli_release(struct cli *cli);
 
+/* cli_parse(), then for --check-config cli_configure(): -1 to go on, or
+ * the exit code. */
+int cli_begin(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv, cli_opt_fn fn,
+              void *ctx);
+/* For a command that takes no positional argument: -1, or the exit code
+ * after saying what was unexpected. */
+int cli_refuse_args(const struct cli *cli);
+/* cli_configure(), then cli_client_open(): -1 with *out connected, or
+ * the exit code after printing why. */
+int cli_connect(struct cli *cli, cel_client **out);
+/* Records `key value` as if given as a flag (a subcommand's shorthand
+ * for a table option, such as worker -E). 0, or -1 when out of memory. */
+int cli_add_set(struct cli *cli, const char *key, const char *value);
+
 /* "celeriac call: error: ..." on stderr. */
 void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -120,6 +134,11 @@ int cli_cmd_result(int argc, char **argv);
 int cli_cmd_purge(int argc, char **argv);
 int cli_cmd_revoke(int argc, char **argv);
 int cli_cmd_dead_letters(int argc, char **argv);
+int cli_cmd_inspect(int argc, char **argv);
+int cli_cmd_control(int argc, char **argv);
+int cli_cmd_status(int argc, char **argv);
+int cli_cmd_events(int argc, char **argv);
+int cli_cmd_queues(int argc, char **argv);
 
 extern const struct cli_cmd cli_worker_cmd;
 extern const struct cli_cmd cli_call_cmd;
@@ -127,6 +146,11 @@ extern const struct cli_cmd cli_result_cmd;
 extern const struct cli_cmd cli_purge_cmd;
 extern const struct cli_cmd cli_revoke_cmd;
 extern const struct cli_cmd cli_dead_letters_cmd;
+extern const struct cli_cmd cli_inspect_cmd;
+extern const struct cli_cmd cli_control_cmd;
+extern const struct cli_cmd cli_status_cmd;
+extern const struct cli_cmd cli_events_cmd;
+extern const struct cli_cmd cli_queues_cmd;
 
 /* Full help of one subcommand on `out`. */
 void cli_print_help(const struct cli_cmd *cmd, FILE *out);

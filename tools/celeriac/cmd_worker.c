@@ -35,6 +35,8 @@ static const struct cli_opt worker_opts[] = {
      "change to DIR first (relative paths: config file, database, -A, --pidfile, --logfile)"},
     {"app", required_argument, 'A', "PATH.so",
      "task module to load (repeatable), built with CEL_MODULE_INIT"},
+    {"events", no_argument, 'E', NULL,
+     "send task events for monitors (worker_send_task_events=true)"},
 };
 
 const struct cli_cmd cli_worker_cmd = {
@@ -56,6 +58,12 @@ struct worker_args {
 static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
 {
     struct worker_args *wa = ctx;
+    if (val == 'E') {
+        if (cli_add_set(cli, "worker_send_task_events", "true") == 0)
+            return 0;
+        cli_error(cli, "out of memory");
+        return CLI_EXIT_USAGE;
+    }
     if (val != 'A')
         return CLI_EXIT_USAGE;
     const char **grown = realloc(wa->modules, (wa->nmodules + 1) * sizeof *grown);

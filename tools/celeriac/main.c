@@ -7,6 +7,8 @@
  *   celeriac purge -f
  *   celeriac revoke <id> --terminate
  *   celeriac dead-letters list
+ *   celeriac inspect active / control rate_limit tasks.add 10/s / status
+ *   celeriac events / queues
  *
  * Options given before the subcommand name are passed to it, so
  * `celeriac -b URL call ...` works as in Celery.
@@ -21,9 +23,17 @@ static const struct {
     const struct cli_cmd *cmd;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {&cli_worker_cmd, cli_cmd_worker}, {&cli_call_cmd, cli_cmd_call},
-    {&cli_result_cmd, cli_cmd_result}, {&cli_purge_cmd, cli_cmd_purge},
-    {&cli_revoke_cmd, cli_cmd_revoke}, {&cli_dead_letters_cmd, cli_cmd_dead_letters},
+    {&cli_worker_cmd, cli_cmd_worker},
+    {&cli_call_cmd, cli_cmd_call},
+    {&cli_result_cmd, cli_cmd_result},
+    {&cli_purge_cmd, cli_cmd_purge},
+    {&cli_revoke_cmd, cli_cmd_revoke},
+    {&cli_inspect_cmd, cli_cmd_inspect},
+    {&cli_control_cmd, cli_cmd_control},
+    {&cli_status_cmd, cli_cmd_status},
+    {&cli_events_cmd, cli_cmd_events},
+    {&cli_queues_cmd, cli_cmd_queues},
+    {&cli_dead_letters_cmd, cli_cmd_dead_letters},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
