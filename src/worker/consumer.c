@@ -394,8 +394,9 @@ void cel__consumer_ack_early(cel_worker *w, struct cel_inflight *f)
         cel__events_task_started(w, f);
         f->policy_known = true;
         f->acks_late = starts_acks_late(w, f);
+        /* Until a BEGIN frame says otherwise, which the task sends when its
+         * limits (run-time ones included) differ from the worker's. */
         f->time_limit = w->exec_env.time_limit;
-        cel__control_time_limit(w, f, &f->time_limit);
     }
     if (f->acks_late || f->acked)
         return;
@@ -474,8 +475,7 @@ void cel__consumer_on_begin(cel_worker *w, struct cel_inflight *f, const struct 
     if (!f->policy_known)
         cel__consumer_ack_early(w, f); /* resolves the worker's defaults first */
     f->begun = true;
-    f->time_limit = p->time_limit;
-    cel__control_time_limit(w, f, &f->time_limit);
+    f->time_limit = p->time_limit; /* run-time limits included (execute.c) */
     f->reject_on_worker_lost = p->reject_on_worker_lost;
     if (p->acks_late && f->acked) {
         /* Cannot happen while parent and children share the registry; an

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "celeriac/error.h"
-#include "core/array.h"
 #include "core/json_util.h"
 #include "core/rate.h"
 #include "core/log.h"
@@ -159,6 +158,9 @@ static json_t *cmd_rate_limit(cel_worker *w, const json_t *args)
     return cel__control_ok("rate limit disabled successfully");
 }
 
+/* Celery sets the task's time_limit and soft_time_limit, both of them,
+ * for runs that start afterwards. Runs resolve their policy where they
+ * run, in children forked long before, hence the shared table. */
 static json_t *cmd_time_limit(cel_worker *w, const json_t *args)
 {
     const char *name = arg_str(args, "task_name");
@@ -167,39 +169,15 @@ static json_t *cmd_time_limit(cel_worker *w, const json_t *args)
         CEL_ERROR(COMP, "Change time limit attempt for unknown task %s", name ? name : "?");
         return cel__control_error("unknown task");
     }
-    struct cel_control_state *s = cel__control_state(w);
-    struct cel_task_time_limit *t = NULL;
-    for (size_t i = 0; s && i < s->nlimits && !t; i++)
-        if (strcmp(s->limits[i].name, def->name) == 0)
-            t = &s->limits[i];
-    if (s && !t) {
-        struct cel_task_time_limit *v =
-            cel__array_grow(s->limits, &s->caplimits, s->nlimits, sizeof *v, 8);
-        if (v) {
-            s->limits = v;
-            t = &v[s->nlimits++];
-            t->name = def->name;
-        }
+    double hard = arg_num(args, "hard", 0), soft = arg_num(args, "soft", 0);
+    const char *why = "no time limit table";
+    if (!w->time_limits ||
+        cel__time_limit_table_set(w->time_limits, def->name, soft, hard, &why) != 0) {
+        CEL_ERROR(COMP, "Cannot change time limits for tasks of type %s: %s", name, why);
+        return cel__control_error(why);
     }
-    if (!t)
-        return cel__control_error("out of memory");
-    t->hard = arg_num(args, "hard", 0);
-    t->soft = arg_num(args, "soft", 0);
-    CEL_INFO(COMP, "New time limits for tasks of type %s: soft=%g hard=%g", name, t->soft, t->hard);
+    CEL_INFO(COMP, "New time limits for tasks of type %s: soft=%g hard=%g", name, soft, hard);
     return cel__control_ok("time limits set successfully");
-}
-
-void cel__control_time_limit(cel_worker *w, struct cel_inflight *f, double *limit)
-{
-    const struct cel_control_state *s = w->cstate;
-    if (!s || !s->nlimits)
-        return;
-    cel__inflight_learn_ids(f);
-    for (size_t i = 0; f->task_name && i < s->nlimits; i++)
-        if (strcmp(s->limits[i].name, f->task_name) == 0) {
-            *limit = s->limits[i].hard;
-            return;
-        }
 }
 
 /* ---- the pool ------------------------------------------------------------------ */

@@ -38,17 +38,11 @@ struct cel_parked_task {
     int64_t eta_us; /* wall */
     int priority;
 };
-struct cel_task_time_limit {
-    const char *name; /* the registry's */
-    double hard, soft;
-};
 struct cel_control_state {
     struct cel_task_total *totals; /* open addressing, power-of-two capacity */
     size_t cap, count;
     struct cel_parked_task *parked; /* oldest first, at most CEL_CONTROL_LIST_MAX */
     size_t nparked, capparked;
-    struct cel_task_time_limit *limits;
-    size_t nlimits, caplimits;
 };
 /* w->cstate, made on first use; NULL when out of memory. */
 struct cel_control_state *cel__control_state(cel_worker *w);

@@ -50,7 +50,6 @@ void cel__control_state_free(cel_worker *w)
         free(s->parked[i].task_id);
     }
     free(s->parked);
-    free(s->limits);
     free(s);
     w->cstate = NULL;
 }

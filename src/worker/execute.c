@@ -110,15 +110,18 @@ static bool tri(int v, bool dflt)
     return v == CEL_TRI_ON ? true : v == CEL_TRI_OFF ? false : dflt;
 }
 
+/* As Celery's request: the call's own `timelimit`, else the task's limit
+ * (which the time_limit control command replaces, both of them, even with
+ * none), else the worker's. */
 static void resolve_policy(const struct cel_exec_env *env, const cel_task_def *def,
                            const struct cel_message *m, struct cel_task_policy *p)
 {
-    p->time_limit = m->time_limit > 0     ? m->time_limit
-                    : def->time_limit > 0 ? def->time_limit
-                                          : env->time_limit;
-    p->soft_time_limit = m->soft_time_limit > 0     ? m->soft_time_limit
-                         : def->soft_time_limit > 0 ? def->soft_time_limit
-                                                    : env->soft_time_limit;
+    double task_hard = def->time_limit, task_soft = def->soft_time_limit;
+    cel__time_limit_table_get(env->time_limits, def->name, &task_soft, &task_hard);
+    p->time_limit = m->time_limit > 0 ? m->time_limit : task_hard > 0 ? task_hard : env->time_limit;
+    p->soft_time_limit = m->soft_time_limit > 0 ? m->soft_time_limit
+                         : task_soft > 0        ? task_soft
+                                                : env->soft_time_limit;
     p->acks_late = tri(def->acks_late, env->acks_late);
     p->reject_on_worker_lost = def->reject_on_worker_lost == CEL_TRI_ON;
     p->track_started = tri(def->track_started, env->track_started);

@@ -34,6 +34,7 @@
 #include "celeriac/client.h"
 #include "celeriac/task.h"
 #include "worker/frame.h"
+#include "worker/time_limit_table.h"
 
 enum cel_outcome {
     CEL_OUTCOME_RESULT = 0,
@@ -59,8 +60,11 @@ struct cel_exec_env {
     const char *hostname;
     double time_limit;      /* --time-limit, seconds; 0: none */
     double soft_time_limit; /* --soft-time-limit, seconds; 0: none */
-    bool acks_late;         /* task_acks_late */
-    bool track_started;     /* task_track_started */
+    /* Limits set at run time, which replace the task's own (borrowed;
+     * NULL: none). */
+    const cel_time_limit_table *time_limits;
+    bool acks_late;     /* task_acks_late */
+    bool track_started; /* task_track_started */
     /* For the built-ins that read results while they run
      * (celery.chord_unlock, exec_backend.h): the worker's configuration
      * (its result_backend) and result_expires. Borrowed; NULL: none. */

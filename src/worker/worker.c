@@ -120,6 +120,12 @@ static int configure(cel_worker *w)
     /* time limits, worker failures, recycling by memory */
     w->exec_env.time_limit = cel_config_get_double(w->cfg, "task_time_limit");
     w->exec_env.soft_time_limit = cel_config_get_double(w->cfg, "task_soft_time_limit");
+    /* Here, not at run: the pool forks its children after this and they
+     * must share the mapping. */
+    w->time_limits = cel__time_limit_table_new();
+    if (!w->time_limits)
+        return cel__err(&w->err, CEL_ENOMEM, "cannot map the time limit table");
+    w->exec_env.time_limits = w->time_limits;
     int64_t poison = cel_config_get_int(w->cfg, "task_poison_limit");
     w->poison_limit = poison > 0 ? (unsigned)poison : 0;
     int64_t mem = cel_config_get_int(w->cfg, "worker_max_memory_per_child");
@@ -159,6 +165,7 @@ void cel_worker_free(cel_worker *w)
         free(w->queues[i]);
     cel__rate_limits_free(w);
     cel__control_state_free(w);
+    cel__time_limit_table_free(w->time_limits);
     cel__autoscale_free(w);
     cel_config_free(w->cfg);
     free(w);

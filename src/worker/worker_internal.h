@@ -122,7 +122,10 @@ struct cel_worker {
     /* ---- remote control (control.c, control_cmds.c, control_inspect.c) ---- */
     struct cel_control *control;      /* the request/reply hand-over; NULL when not running */
     struct cel_control_state *cstate; /* what inspection reports; lives with the worker */
-    int64_t run_started_us;           /* monotonic: uptime */
+    /* Run-time time limits (the time_limit command), shared with the
+     * children; made before the pool forks, exec_env borrows it. */
+    cel_time_limit_table *time_limits;
+    int64_t run_started_us; /* monotonic: uptime */
 };
 
 /* ---- consumer.c ---- */
@@ -268,7 +271,6 @@ void cel__control_note_done(cel_worker *w, struct cel_inflight *f);
 void cel__control_note_parked(cel_worker *w, struct cel_inflight *f, int64_t eta_us, int priority);
 /* A hard time limit set at run time for f's task (time_limit command)
  * replaces *limit. */
-void cel__control_time_limit(cel_worker *w, struct cel_inflight *f, double *limit);
 void cel__control_state_free(cel_worker *w);
 
 /* ---- signals.c ---- */

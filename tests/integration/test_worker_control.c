@@ -8,7 +8,11 @@
  *  - registered shows rate limits, also one set at run time; a rate
  *    limit set at run time slows a task down and lifting it speeds it
  *    up again; bad rates and unknown tasks get Celery's errors;
- *  - time_limit at run time kills a task past its new hard limit;
+ *  - time_limit at run time kills a task past its new hard limit, and
+ *    its soft limit reaches the prefork child (forked before the command)
+ *    and the solo worker: the task fails with SoftTimeLimitExceeded; a
+ *    call's own soft limit still wins, and lifting the limits restores
+ *    the task's own;
  *  - stats counts what ran; revoke replies and revoked lists it;
  *  - pool_grow and pool_shrink change the pool's size (stats says so),
  *    autoscale without --autoscale gets Celery's error; task events are
@@ -257,6 +261,67 @@ static void check_limits(cel_client *c)
                    "time limits set successfully");
 }
 
+/* The task fails in the process that ran it, which it names. */
+static void expect_soft_failure(cel_client *c, const char *id, pid_t worker, bool solo)
+{
+    cel_result *r = NULL;
+    ASSERT_OK(cel_client_result(c, id, &r));
+    ASSERT_OK(cel_result_wait(r, WAIT_MS));
+    ASSERT_STREQ(cel_result_state_name(r), "FAILURE");
+    ASSERT_STREQ(cel_result_exc_type(r), "SoftTimeLimitExceeded");
+    int ran_in = 0;
+    double after = 0;
+    ASSERT_EQ(sscanf(cel_result_exc_message(r), "soft limit in pid %d after %lfs", &ran_in, &after),
+              2);
+    ASSERT(after >= 0.5 && after < 5);
+    if (solo)
+        ASSERT_EQ(ran_in, worker);
+    else
+        ASSERT(ran_in > 0 && ran_in != worker); /* a prefork child */
+    cel_result_free(r);
+}
+
+/* Sends test.soft_steps(args) as <node>-<label> (id, idlen), with a
+ * call's own soft limit when own_soft > 0. */
+static void send_soft_steps(cel_client *c, const char *label, const char *args, double own_soft,
+                            char *id, size_t idlen)
+{
+    snprintf(id, idlen, "%s-%s", node, label);
+    cel_send_options o = CEL_SEND_OPTIONS_INIT(.task_id = id, .soft_time_limit = own_soft);
+    ASSERT_OK(cel_client_send(c, "test.soft_steps", args, NULL, &o, NULL));
+}
+
+static void set_soft_limit(cel_client *c, const char *soft)
+{
+    char args[128];
+    snprintf(args, sizeof args, "{\"task_name\": \"test.soft_steps\", \"hard\": 0, \"soft\": %s}",
+             soft);
+    expect_ok_text(c, "time_limit", args, "time limits set successfully");
+}
+
+static void check_runtime_soft_limit(cel_client *c, pid_t worker, bool solo)
+{
+    char id[96];
+    /* First a run without limits, so a prefork child exists (and has
+     * resolved a policy) before the command. */
+    send_soft_steps(c, "soft-before", "[0.1]", 0, id, sizeof id);
+    ASSERT_EQ(wait_state(c, id, WAIT_MS), CEL_STATE_SUCCESS);
+
+    set_soft_limit(c, "0.5");
+    send_soft_steps(c, "soft-limited", "[10]", 0, id, sizeof id);
+    expect_soft_failure(c, id, worker, solo);
+
+    /* As in Celery, a call's own timelimit beats the task's (run-time)
+     * one: 5 s leaves a 1 s run alone. */
+    send_soft_steps(c, "soft-own", "[1]", 5, id, sizeof id);
+    ASSERT_EQ(wait_state(c, id, WAIT_MS), CEL_STATE_SUCCESS);
+
+    /* Lifted: the task's own limit (none) applies again. */
+    set_soft_limit(c, "0");
+    send_soft_steps(c, "soft-lifted", "[1]", 0, id, sizeof id);
+    ASSERT_EQ(wait_state(c, id, WAIT_MS), CEL_STATE_SUCCESS);
+}
+
 static void check_stats_and_revoked(cel_client *c)
 {
     json_t *v = call_node(c, "stats", NULL);
@@ -337,6 +402,20 @@ static void check_consumers(cel_client *c)
     ASSERT_EQ(wait_state(c, "ctl-extra", WAIT_MS), CEL_STATE_SUCCESS);
 }
 
+static void stop_worker(cel_client *c, pid_t pid)
+{
+    /* shutdown: no reply, a warm stop. */
+    ASSERT(call(c, "shutdown", NULL, node, 1) == NULL);
+    int status = cel_test_worker_stop(pid, 0, WAIT_MS);
+    if (status != 0)
+        cel_test_worker_postmortem(pid, LOG_PATH);
+    ASSERT_EQ(status, 0);
+    ASSERT(cel_test_count_in_file(LOG_PATH, "Got shutdown from remote") == 1);
+    /* a sanitizer build reports into the worker's log */
+    ASSERT_EQ(cel_test_count_in_file(LOG_PATH, "Sanitizer"), 0);
+    ASSERT_EQ(cel_test_count_in_file(LOG_PATH, "runtime error:"), 0);
+}
+
 static void run_all(const char *url, const char *tag)
 {
     snprintf(node, sizeof node, "ctl@%s", tag);
@@ -348,20 +427,23 @@ static void run_all(const char *url, const char *tag)
     check_basics(c);
     check_active_reserved(c);
     check_limits(c);
+    check_runtime_soft_limit(c, pid, false);
     check_stats_and_revoked(c);
     check_pool_and_events(c);
     check_consumers(c);
+    stop_worker(c, pid);
+    cel_client_free(c);
+}
 
-    /* shutdown: no reply, a warm stop. */
-    ASSERT(call(c, "shutdown", NULL, node, 1) == NULL);
-    int status = cel_test_worker_stop(pid, 0, WAIT_MS);
-    if (status != 0)
-        cel_test_worker_postmortem(pid, LOG_PATH);
-    ASSERT_EQ(status, 0);
-    ASSERT(cel_test_count_in_file(LOG_PATH, "Got shutdown from remote") == 1);
-    /* a sanitizer build reports into the worker's log */
-    ASSERT_EQ(cel_test_count_in_file(LOG_PATH, "Sanitizer"), 0);
-    ASSERT_EQ(cel_test_count_in_file(LOG_PATH, "runtime error:"), 0);
+/* Under -P solo the task runs in the worker's own process. */
+static void test_worker_control_solo(void)
+{
+    snprintf(node, sizeof node, "ctl@solo");
+    cel_client *c = cel_test_client(NULL, NULL);
+    const char *extra[] = {"-P", "solo", "-n", node, NULL};
+    pid_t pid = cel_test_worker_start(LOG_PATH, extra);
+    check_runtime_soft_limit(c, pid, true);
+    stop_worker(c, pid);
     cel_client_free(c);
 }
 
@@ -382,5 +464,6 @@ int main(void)
 {
     TEST_RUN(test_worker_control_sqlite);
     TEST_RUN(test_worker_control_redis);
+    TEST_RUN(test_worker_control_solo);
     return 0;
 }

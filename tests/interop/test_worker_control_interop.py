@@ -178,6 +178,9 @@ class WorkerControlInterop(InteropCase):
         py = Proc("pym", argv, self.tmp, env=self.env(), cwd=HERE)
         self.procs.append(py)
         py.wait_log(r"mingle: sync with 1 nodes", 30)
+        # Celery starts its control consumer after mingle: a broadcast sent
+        # before it is ready finds no queue bound and is lost.
+        py.wait_log(r"ready\.", 30)
         revoked = self.app.control.inspect(destination=[node], timeout=5).revoked()
         self.assertIn(victim, revoked[node])
 

@@ -22,6 +22,11 @@
  *                    C for s seconds (forever without one); returns s
  *   test.spin_limited, test.spin_early, test.spin_late: test.spin defined
  *                    with time_limit = 1, acks_late off, acks_late on
+ *   test.soft_steps(s)  sleeps in 10 ms steps for up to s seconds,
+ *                    checking its soft time limit (none of its own)
+ *                    between steps; past it, fails naming its pid (which
+ *                    the worker reports as SoftTimeLimitExceeded), else
+ *                    returns s: the run-time time_limit tests
  *   test.alloc(mib)  allocates and touches mib MiB it never frees (a
  *                    leak the child keeps); returns the child's pid
  *   test.walltime()  returns the wall clock when it started, in µs since
@@ -201,6 +206,23 @@ static int spin(cel_task *t, void *ud)
     return cel_task_return_double(t, seconds);
 }
 
+static int soft_steps(cel_task *t, void *ud)
+{
+    (void)ud;
+    double seconds;
+    if (cel_task_arg_double(t, 0, &seconds) != CEL_OK)
+        return cel_task_fail_args(t);
+    double start = now_s();
+    while (now_s() - start < seconds) {
+        if (cel_task_soft_limit_reached(t))
+            return cel_task_failf(t, "RuntimeError", "soft limit in pid %d after %.2fs",
+                                  (int)getpid(), now_s() - start);
+        struct timespec step = {.tv_nsec = 10 * 1000 * 1000};
+        nanosleep(&step, NULL);
+    }
+    return cel_task_return_double(t, seconds);
+}
+
 /* What test.alloc leaked, for the child's lifetime. */
 static char *volatile kept_blocks[64];
 static size_t kept_count;
@@ -321,6 +343,8 @@ CEL_MODULE_INIT(reg)
             add_task_with(reg, "test.spin_late", spin, (struct task_opts){.acks_late = CEL_TRI_ON});
     if (rc == CEL_OK)
         rc = add_task(reg, "test.alloc", alloc);
+    if (rc == CEL_OK)
+        rc = add_task(reg, "test.soft_steps", soft_steps);
     if (rc == CEL_OK)
         rc = add_task(reg, "test.walltime", walltime);
     if (rc == CEL_OK)
