@@ -28,7 +28,6 @@
 
 #define WAIT_MS  30000
 #define LOG_PATH "worker.log"
-#define MAX_ARGS 40
 #define NPAUSED  100
 
 static const char *broker_url; /* NULL: ./celeriac.db */
@@ -39,27 +38,11 @@ static char record[4200];
  * exit code, stdout and stderr (caller frees). */
 static int cli(char **out, char **err, ...)
 {
-    char *argv[MAX_ARGS];
-    int n = 0;
-    argv[n++] = (char *)cel_test_env("CEL_TEST_CLI");
+    const char *tail[] = {"-b", broker_url, NULL};
     va_list ap;
     va_start(ap, err);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < MAX_ARGS - 3)
-        argv[n++] = (char *)a;
+    int rc = cel_test_cli_va(out, err, broker_url ? tail : NULL, ap);
     va_end(ap);
-    if (broker_url) {
-        argv[n++] = (char *)"-b";
-        argv[n++] = (char *)broker_url;
-    }
-    argv[n] = NULL;
-    char *o = NULL, *e = NULL;
-    int rc = cel_test_run(argv, 60000, &o, &e);
-    *out = o ? o : strdup("");
-    if (err)
-        *err = e ? e : strdup("");
-    else
-        free(e);
     return rc;
 }
 

@@ -6,7 +6,6 @@
  * by id, requeued to its queue with its priority (and runs again), and
  * purged by id, by queue and whole.
  */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,19 +15,8 @@
 #include "core/clock.h"
 #include "redis_server.h"
 #include "store_open.h"
+#include "task_batch.h"
 #include "testing.h"
-
-static cel_client *client_for(const char *url)
-{
-    cel_config *cfg = cel_config_new();
-    ASSERT_OK(cel_config_set(cfg, "broker_url", url, "test"));
-    ASSERT_OK(cel_config_set(cfg, "result_backend", url, "test"));
-    cel_client *c = cel_client_new(cfg);
-    cel_config_free(cfg);
-    ASSERT(c);
-    ASSERT_OK(cel_client_connect(c));
-    return c;
-}
 
 /* Takes the next message of `queue` with a handle of its own (a Redis
  * handle consumes the queues of its first fetch; its consumer thread may
@@ -77,7 +65,7 @@ static char *kill_one(cel_client *c, const char *url, const char *name, const ch
 
 static void check_transport(const char *url, bool counts)
 {
-    cel_client *c = client_for(url);
+    cel_client *c = cel_test_client(url, NULL);
     cel_dead_letters *l = NULL;
     ASSERT_OK(cel_dead_letters_list(c, NULL, 0, 10, &l));
     ASSERT_EQ(cel_dead_letters_count(l), 0);
@@ -176,38 +164,17 @@ static void test_redis(void)
     cel_test_redis_stop(&srv);
 }
 
-/* Runs `celeriac ARGS...` in the test directory (./celeriac.db). */
-static int run_cli(char **out, ...)
-{
-    char *argv[16];
-    int n = 0;
-    argv[n++] = (char *)cel_test_env("CEL_TEST_CLI");
-    va_list ap;
-    va_start(ap, out);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 15)
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    char *err = NULL;
-    int rc = cel_test_run(argv, 30000, out, &err);
-    if (rc != 0)
-        fprintf(stderr, "celeriac %s: %s\n", argv[1], err ? err : "");
-    free(err);
-    return rc;
-}
-
 static void test_cli(void)
 {
     const char *url = "sqlite:///celeriac.db";
-    cel_client *c = client_for(url);
+    cel_client *c = cel_test_client(url, NULL);
     char *t1 = kill_one(c, url, "tasks.cli", "celery", 0, "poison message");
     char *out = NULL;
-    ASSERT_EQ(run_cli(&out, "dead-letters", "list", NULL), 0);
+    ASSERT_EQ(cel_test_cli(&out, NULL, "dead-letters", "list", NULL), 0);
     ASSERT_CONTAINS(out, "tasks.cli");
     ASSERT_CONTAINS(out, "poison message");
     free(out);
-    ASSERT_EQ(run_cli(&out, "dead-letters", "list", "--json", NULL), 0);
+    ASSERT_EQ(cel_test_cli(&out, NULL, "dead-letters", "list", "--json", NULL), 0);
     ASSERT_CONTAINS(out, "\"task_id\":\"");
     ASSERT_CONTAINS(out, t1);
     char *idp = strstr(out, "\"id\":\"");
@@ -215,10 +182,10 @@ static void test_cli(void)
     char id[32] = "";
     sscanf(idp + 6, "%31[^\"]", id);
     free(out);
-    ASSERT_EQ(run_cli(&out, "dead-letters", "show", id, NULL), 0);
+    ASSERT_EQ(cel_test_cli(&out, NULL, "dead-letters", "show", id, NULL), 0);
     ASSERT_CONTAINS(out, "reason:    poison message");
     free(out);
-    ASSERT_EQ(run_cli(&out, "dead-letters", "requeue", id, NULL), 0);
+    ASSERT_EQ(cel_test_cli(&out, NULL, "dead-letters", "requeue", id, NULL), 0);
     free(out);
     struct cel_delivery d;
     struct cel_broker *b = fetch_one(url, "celery", &d);
@@ -227,12 +194,12 @@ static void test_cli(void)
     cel__delivery_release(&d);
     cel__broker_close(b);
     /* Without -f and without a terminal a purge of everything refuses. */
-    ASSERT_EQ(run_cli(&out, "dead-letters", "purge", "--all", NULL), 2);
+    ASSERT_EQ(cel_test_cli(&out, NULL, "dead-letters", "purge", "--all", NULL), 2);
     free(out);
-    ASSERT_EQ(run_cli(&out, "dead-letters", "purge", "--all", "-f", NULL), 0);
+    ASSERT_EQ(cel_test_cli(&out, NULL, "dead-letters", "purge", "--all", "-f", NULL), 0);
     ASSERT_CONTAINS(out, "removed 1 dead letter");
     free(out);
-    ASSERT(run_cli(&out, "dead-letters", "show", id, NULL) != 0);
+    ASSERT(cel_test_cli(&out, NULL, "dead-letters", "show", id, NULL) != 0);
     free(out);
     free(t1);
     cel_client_free(c);

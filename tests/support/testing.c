@@ -390,3 +390,42 @@ void cel_test_print_matching(const char *title, const char *path, const char *ne
     fprintf(stderr, "---- %d shown of %d\n", shown, total);
     free(text);
 }
+
+#define CLI_MAX_ARGS 48
+
+int cel_test_cli_va(char **out, char **err, const char *const *tail, va_list ap)
+{
+    char *argv[CLI_MAX_ARGS];
+    int n = 0;
+    argv[n++] = (char *)cel_test_env("CEL_TEST_CLI");
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        ASSERT(n < CLI_MAX_ARGS - 1);
+        argv[n++] = (char *)a;
+    }
+    for (size_t i = 0; tail && tail[i]; i++) {
+        ASSERT(n < CLI_MAX_ARGS - 1);
+        argv[n++] = (char *)tail[i];
+    }
+    argv[n] = NULL;
+    char *o = NULL, *e = NULL;
+    int rc = cel_test_run(argv, 60000, &o, &e);
+    if (out)
+        *out = o ? o : strdup("");
+    else
+        free(o);
+    if (err)
+        *err = e ? e : strdup("");
+    else
+        free(e);
+    return rc;
+}
+
+int cel_test_cli(char **out, char **err, ...)
+{
+    va_list ap;
+    va_start(ap, err);
+    int rc = cel_test_cli_va(out, err, NULL, ap);
+    va_end(ap);
+    return rc;
+}

@@ -10,6 +10,7 @@
 
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,14 @@ const char *cel_test_env(const char *name);
  * stdout and stderr (caller frees; either may be NULL). Returns the exit
  * status, or 128+signal, or -1 on timeout (the child is killed). */
 int cel_test_run(char *const argv[], int timeout_ms, char **out, char **err);
+
+/* Runs the CLI under test (CEL_TEST_CLI) with the arguments up to a NULL,
+ * then the NULL-terminated `tail` (may be NULL: none), for up to a
+ * minute. Returns its exit status as cel_test_run(); *out and *err get
+ * its output, never NULL (caller frees; either pointer may be NULL: the
+ * output is dropped). */
+int cel_test_cli_va(char **out, char **err, const char *const *tail, va_list ap);
+int cel_test_cli(char **out, char **err, ...);
 
 /* Starts argv in the background with stdout/stderr sent to `log_path`, in
  * a process group of its own. Every spawned process is remembered until

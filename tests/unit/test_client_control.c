@@ -24,6 +24,7 @@
 #include "proto/control.h"
 #include "proto/event.h"
 #include "store_open.h"
+#include "task_batch.h"
 #include "testing.h"
 
 struct fake_worker {
@@ -104,18 +105,6 @@ static void worker_stop(struct fake_worker *w)
     cel__broker_close(w->b);
 }
 
-static cel_client *client_for(const char *url)
-{
-    cel_config *cfg = cel_config_new();
-    ASSERT_OK(cel_config_set(cfg, "broker_url", url, "test"));
-    ASSERT_OK(cel_config_set(cfg, "result_backend", url, "test"));
-    cel_client *c = cel_client_new(cfg);
-    cel_config_free(cfg);
-    ASSERT(c);
-    ASSERT_OK(cel_client_connect(c));
-    return c;
-}
-
 static bool has_reply(const cel_control_replies *r, const char *node, const char *json)
 {
     for (size_t i = 0; i < cel_control_replies_count(r); i++)
@@ -128,7 +117,7 @@ static bool has_reply(const cel_control_replies *r, const char *node, const char
 static void test_replies_from_every_node(void)
 {
     const char *url = "memory://ctl-all";
-    cel_client *c = client_for(url);
+    cel_client *c = cel_test_client(url, NULL);
     struct fake_worker w1, w2;
     worker_start(&w1, url, "w1@test");
     worker_start(&w2, url, "w2@test");
@@ -162,7 +151,7 @@ static void test_replies_from_every_node(void)
 static void test_destination_ends_the_wait(void)
 {
     const char *url = "memory://ctl-dest";
-    cel_client *c = client_for(url);
+    cel_client *c = cel_test_client(url, NULL);
     struct fake_worker w1, w2;
     worker_start(&w1, url, "w1@test");
     worker_start(&w2, url, "w2@test");
@@ -187,7 +176,7 @@ static void test_destination_ends_the_wait(void)
 static void test_cast(void)
 {
     const char *url = "memory://ctl-cast";
-    cel_client *c = client_for(url);
+    cel_client *c = cel_test_client(url, NULL);
     struct fake_worker w;
     worker_start(&w, url, "w1@test");
     cel_control_options o = CEL_CONTROL_OPTIONS_INIT(.cast = 1);
@@ -203,7 +192,7 @@ static void test_cast(void)
 
 static void test_nobody_listening(void)
 {
-    cel_client *c = client_for("memory://ctl-none");
+    cel_client *c = cel_test_client("memory://ctl-none", NULL);
     cel_control_replies *r = NULL;
     cel_control_options o = CEL_CONTROL_OPTIONS_INIT(.timeout = 0.2);
     int64_t t0 = cel_test_now_ms();
@@ -216,7 +205,7 @@ static void test_nobody_listening(void)
 
 static void test_refusals(void)
 {
-    cel_client *c = client_for("memory://ctl-bad");
+    cel_client *c = cel_test_client("memory://ctl-bad", NULL);
     cel_control_replies *r = NULL;
     ASSERT_EQ(cel_control_call(c, "ping", "[1]", NULL, &r), CEL_EINVAL);
     ASSERT_CONTAINS(cel_client_errmsg(c), "JSON object");
@@ -250,7 +239,7 @@ static void publish_event(struct cel_broker *b, json_t *ev_or_batch)
 static void test_event_receiver(void)
 {
     const char *url = "memory://ctl-events";
-    cel_client *c = client_for(url);
+    cel_client *c = cel_test_client(url, NULL);
     struct cel_broker *b = cel_test_open_broker(url);
     cel_event_receiver *r = NULL;
     ASSERT_OK(cel_event_receiver_open(c, NULL, &r));
@@ -303,7 +292,7 @@ static void test_event_receiver(void)
 static void test_queue_bands_and_pause(void)
 {
     const char *url = "memory://ctl-queues";
-    cel_client *c = client_for(url);
+    cel_client *c = cel_test_client(url, NULL);
     for (int p = 0; p < 3; p++) {
         cel_send_options o =
             CEL_SEND_OPTIONS_INIT(.queue = "q1", .has_priority = 1, .priority = p == 2 ? 9 : 0);
