@@ -243,13 +243,9 @@ int cli_cmd_dead_letters(int argc, char **argv)
     struct dl_args a = {0};
     cel_client *client = NULL;
 
-    int rc = cli_parse(&cli, &cli_dead_letters_cmd, argc, argv, on_opt, &a);
+    int rc = cli_begin(&cli, &cli_dead_letters_cmd, argc, argv, on_opt, &a);
     if (rc >= 0)
         goto out;
-    if (cli.check_config) {
-        rc = cli_configure(&cli);
-        goto out;
-    }
     rc = CLI_EXIT_USAGE;
     const char *action = cli.npos > 0 ? cli.pos[0] : "list";
     char **ids = cli.npos > 1 ? cli.pos + 1 : NULL;
@@ -272,10 +268,7 @@ int cli_cmd_dead_letters(int argc, char **argv)
         cli_error(&cli, "purge needs ids, or -Q QUEUE, or --all (one of them)");
         goto out;
     }
-    rc = cli_configure(&cli);
-    if (rc >= 0)
-        goto out;
-    rc = cli_client_open(&cli, &client);
+    rc = cli_connect(&cli, &client);
     if (rc >= 0)
         goto out;
     if (list)
