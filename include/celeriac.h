@@ -16,5 +16,7 @@
 #include "celeriac/dead_letters.h"
 #include "celeriac/control.h"
 #include "celeriac/worker.h"
+#include "celeriac/schedule.h"
+#include "celeriac/beat.h"
 
 #endif

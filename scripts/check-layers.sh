@@ -10,7 +10,7 @@
 #
 # The layers of src/, lowest first (docs/architecture.md, "Layers"):
 #
-#   core < proto < store < broker, backend < client < worker, beat, dashboard < tools
+#   core < proto, schedule < store < broker, backend < client < worker, beat, dashboard < tools
 #
 # A file may use its own layer and any layer below it. Layers of the same
 # rank are siblings and may not use each other: broker and backend both
@@ -35,7 +35,7 @@
 set -eu
 
 # name:rank; equal ranks are siblings.
-LAYERS='core:0 proto:1 store:2 broker:3 backend:3 client:4 worker:5 beat:5 dashboard:5 tools:6'
+LAYERS='core:0 proto:1 schedule:1 store:2 broker:3 backend:3 client:4 worker:5 beat:5 dashboard:5 tools:6'
 
 # Uses that point up today, each with the change that removes it: a file
 # and the header it includes, or the source file whose symbols it calls

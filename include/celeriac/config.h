@@ -135,6 +135,24 @@ CEL_API int cel_config_option_find(const char *key, size_t *index);
  */
 CEL_API int cel_config_check(const char *key, const char *value, char *errbuf, size_t errlen);
 
+/*
+ * Sections: a config file may hold [schedule.NAME] blocks, each a set of
+ * `key value` lines kept as written until the next [section] header
+ * (celeriac/schedule.h reads them: task, args, kwargs, cron, every, at,
+ * when, tz, queue, priority, expires, catch_up, enabled). Loading refuses
+ * a section of another kind, a key that is not one of those (naming the
+ * closest), and a repeated key or section. Options before the first
+ * section header are the global options above; there is no way back to
+ * them after a header.
+ */
+CEL_API size_t cel_config_section_count(const cel_config *cfg);
+/* "schedule.nightly"; NULL past the end. */
+CEL_API const char *cel_config_section_name(const cel_config *cfg, size_t i);
+/* The value of `key` in section i, or NULL when it is not set there. */
+CEL_API const char *cel_config_section_get(const cel_config *cfg, size_t i, const char *key);
+/* Where section i starts ("file:12"). */
+CEL_API const char *cel_config_section_origin(const cel_config *cfg, size_t i);
+
 #ifdef __cplusplus
 }
 #endif

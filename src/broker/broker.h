@@ -101,6 +101,39 @@ struct cel_dead_letter {
     int64_t created_us; /* wall µs, when it was dead-lettered */
 };
 
+/* One periodic entry as the store keeps it (sched_get/sched_list). Owned
+ * by the caller; release with cel__sched_row_release(). */
+struct cel_sched_row {
+    char *name;
+    char *doc; /* the entry as JSON (client/schedule_doc.c), NUL-terminated */
+    size_t len;
+    bool enabled;
+    int64_t last_run_us; /* scheduled time of the last run sent or skipped; 0: none */
+    int64_t total_runs;  /* runs sent */
+    int64_t updated_us;  /* wall µs of the last sched_put or sched_enable */
+};
+
+void cel__sched_row_release(struct cel_sched_row *r);
+void cel__sched_rows_free(struct cel_sched_row *v, size_t n);
+
+/* One run of a periodic entry for sched_fire(). Everything is borrowed
+ * for the call. */
+struct cel_sched_fire {
+    const char *name;           /* the entry */
+    const char *lease;          /* fencing: act only while `holder` holds `lease` */
+    const char *holder;
+    int64_t expect_last_run_us; /* act only if the entry's last_run_us is still this */
+    int64_t tick_us;            /* the run's scheduled time: the new last_run_us */
+    bool send;                  /* false: record the run as skipped, send nothing */
+    /* with send, the message as publish() takes it: */
+    const char *queue;
+    int priority;
+    int64_t due_us;
+    const char *task_id;
+    const char *body;
+    size_t len;
+};
+
 void cel__dead_letter_release(struct cel_dead_letter *d);
 void cel__dead_letters_free(struct cel_dead_letter *v, size_t n);
 void cel__strv_free(char **v, size_t n);
@@ -287,6 +320,56 @@ struct cel_broker_ops {
      */
     int (*length_bands)(struct cel_broker *b, const char *queue, int *prios, size_t *lens,
                         size_t max, size_t *n);
+
+    /*
+     * ---- periodic entries (beat) ----
+     * Optional (NULL: beat and `celeriac schedule` refuse the transport).
+     * The store keeps each entry's document (opaque here), its enabled
+     * flag, and the scheduled time of its last run, so a restarted or a
+     * newly elected beat neither skips nor repeats a run. SQLite: the
+     * schedule and leases tables; Redis: the celeriac.schedule hash (name
+     * -> doc), celeriac.schedule.state hash (name -> enabled, last run,
+     * total), celeriac.schedule.version and celeriac.lease.<name> keys.
+     *
+     * sched_put stores `doc` under `name`; an existing entry is replaced
+     * when `replace` (its last run and total are kept) and is otherwise
+     * CEL_ESTATE. sched_get and sched_remove and sched_enable answer
+     * CEL_ENOTFOUND for an unknown name. sched_list hands out every entry
+     * sorted by name (*out NULL when none). Every put, remove and enable
+     * bumps a version number sched_version() reads, so a running beat
+     * notices a change with one cheap read.
+     */
+    int (*sched_put)(struct cel_broker *b, const char *name, const char *doc, size_t len,
+                     bool enabled, bool replace);
+    int (*sched_get)(struct cel_broker *b, const char *name, struct cel_sched_row *out);
+    int (*sched_list)(struct cel_broker *b, struct cel_sched_row **out, size_t *n);
+    int (*sched_remove)(struct cel_broker *b, const char *name);
+    int (*sched_enable)(struct cel_broker *b, const char *name, bool enabled);
+    int (*sched_version)(struct cel_broker *b, int64_t *version);
+
+    /*
+     * A lease elects one holder among processes sharing the store. Takes
+     * `lease` for `holder` when it is free, expired, or already held by
+     * `holder` (which renews it), for ttl_ms from now; *held says whether
+     * `holder` holds it after the call. The clock is the store's: Redis
+     * keeps the expiry (SET PX), the file store the machine's wall clock.
+     * lease_release gives it up if `holder` holds it (a no-op otherwise).
+     */
+    int (*lease_acquire)(struct cel_broker *b, const char *lease, const char *holder,
+                         int64_t ttl_ms, bool *held);
+    int (*lease_release)(struct cel_broker *b, const char *lease, const char *holder);
+
+    /*
+     * Sends one run of an entry and records it, atomically: if f->holder
+     * holds f->lease, the entry exists, is enabled and its last_run_us
+     * still equals f->expect_last_run_us, then (with f->send) the message
+     * is published exactly as publish() would, last_run_us becomes
+     * f->tick_us and total_runs grows by one (without f->send only
+     * last_run_us moves). Otherwise nothing changes and the call returns
+     * CEL_ESTATE, the errbuf saying which condition failed. A process
+     * killed during the call leaves either all of it done or none.
+     */
+    int (*sched_fire)(struct cel_broker *b, const struct cel_sched_fire *f);
 };
 
 /* Common head of every transport handle; transports embed it first. */
