@@ -22,8 +22,8 @@
  * configured `timezone`, UTC by default).
  *
  * Ownership: cel_schedule_entry fields are borrowed for the call. A
- * cel_schedule_list belongs to the caller; everything it returns is
- * borrowed from it until cel_schedule_list_free(). Thread safety: as
+ * cel_schedule_entries belongs to the caller; everything it returns is
+ * borrowed from it until cel_schedule_entries_free(). Thread safety: as
  * cel_client.
  */
 #ifndef CELERIAC_SCHEDULE_H
@@ -61,13 +61,13 @@ typedef struct cel_schedule_entry {
     const char *every;
     const char *at;
     const char *when;
-    const char *tz;       /* IANA zone; NULL: the configured timezone */
-    const char *queue;    /* NULL: task_default_queue */
-    int has_priority;     /* with priority 0..9 */
+    const char *tz;    /* IANA zone; NULL: the configured timezone */
+    const char *queue; /* NULL: task_default_queue */
+    int has_priority;  /* with priority 0..9 */
     int priority;
-    double expires;       /* seconds after the run's scheduled time; 0: never */
+    double expires; /* seconds after the run's scheduled time; 0: never */
     cel_catch_up catch_up;
-    int disabled;         /* stored but not run until enabled */
+    int disabled; /* stored but not run until enabled */
 } cel_schedule_entry;
 
 #define CEL_SCHEDULE_ENTRY_INIT(...)                                                               \
@@ -76,7 +76,7 @@ typedef struct cel_schedule_entry {
         .struct_size = sizeof(cel_schedule_entry), __VA_ARGS__                                     \
     }
 
-typedef struct cel_schedule_list cel_schedule_list;
+typedef struct cel_schedule_entries cel_schedule_entries;
 
 /* Checks the entry (its schedule parses, its zone exists, its JSON is
  * JSON) and stores it. An existing entry of that name is CEL_ESTATE
@@ -93,30 +93,31 @@ CEL_API int cel_schedule_enable(cel_client *c, const char *name, int enabled);
 CEL_API int cel_schedule_run_now(cel_client *c, const char *name, cel_result **out);
 
 /* Every entry, sorted by name, or the one named (CEL_ENOTFOUND). */
-CEL_API int cel_schedule_list(cel_client *c, cel_schedule_list **out);
-CEL_API int cel_schedule_get(cel_client *c, const char *name, cel_schedule_list **out);
+CEL_API int cel_schedule_list(cel_client *c, cel_schedule_entries **out);
+CEL_API int cel_schedule_get(cel_client *c, const char *name, cel_schedule_entries **out);
 
-CEL_API size_t cel_schedule_list_count(const cel_schedule_list *l);
+CEL_API size_t cel_schedule_entries_count(const cel_schedule_entries *l);
 /* The entry as stored: every field filled in (the defaults it was stored
  * with included); NULL past the end. */
-CEL_API const cel_schedule_entry *cel_schedule_list_entry(const cel_schedule_list *l, size_t i);
-CEL_API int cel_schedule_list_enabled(const cel_schedule_list *l, size_t i);
+CEL_API const cel_schedule_entry *cel_schedule_entries_entry(const cel_schedule_entries *l,
+                                                             size_t i);
+CEL_API int cel_schedule_entries_enabled(const cel_schedule_entries *l, size_t i);
 /* "every Monday at 08:00" */
-CEL_API const char *cel_schedule_list_text(const cel_schedule_list *l, size_t i);
+CEL_API const char *cel_schedule_entries_text(const cel_schedule_entries *l, size_t i);
 /* Scheduled time (wall µs) of the last run sent or skipped; 0: never. */
-CEL_API int64_t cel_schedule_list_last_run(const cel_schedule_list *l, size_t i);
-CEL_API int64_t cel_schedule_list_total_runs(const cel_schedule_list *l, size_t i);
+CEL_API int64_t cel_schedule_entries_last_run(const cel_schedule_entries *l, size_t i);
+CEL_API int64_t cel_schedule_entries_total_runs(const cel_schedule_entries *l, size_t i);
 /* Where it came from: "api" (this API, the CLI, the dashboard) or
  * "config" (a [schedule.NAME] section, kept in step at beat start). */
-CEL_API const char *cel_schedule_list_origin(const cel_schedule_list *l, size_t i);
+CEL_API const char *cel_schedule_entries_origin(const cel_schedule_entries *l, size_t i);
 /* Fills up to `max` upcoming run times (wall µs) after `after_us` and
  * says how many there are (fewer for a one-off; 0 for @reboot). */
-CEL_API size_t cel_schedule_list_next_runs(const cel_schedule_list *l, size_t i, int64_t after_us,
-                                           int64_t *out_us, size_t max);
+CEL_API size_t cel_schedule_entries_next_runs(const cel_schedule_entries *l, size_t i,
+                                              int64_t after_us, int64_t *out_us, size_t max);
 /* The whole entry as one JSON object (fields above, plus "text",
  * "enabled", "last_run", "total_runs", "origin"). */
-CEL_API const char *cel_schedule_list_json(const cel_schedule_list *l, size_t i);
-CEL_API void cel_schedule_list_free(cel_schedule_list *l);
+CEL_API const char *cel_schedule_entries_json(const cel_schedule_entries *l, size_t i);
+CEL_API void cel_schedule_entries_free(cel_schedule_entries *l);
 
 /*
  * Without a connection: checks `e` as cel_schedule_add() would and writes

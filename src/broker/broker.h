@@ -119,8 +119,8 @@ void cel__sched_rows_free(struct cel_sched_row *v, size_t n);
 /* One run of a periodic entry for sched_fire(). Everything is borrowed
  * for the call. */
 struct cel_sched_fire {
-    const char *name;           /* the entry */
-    const char *lease;          /* fencing: act only while `holder` holds `lease` */
+    const char *name;  /* the entry */
+    const char *lease; /* fencing: act only while `holder` holds `lease` */
     const char *holder;
     int64_t expect_last_run_us; /* act only if the entry's last_run_us is still this */
     int64_t tick_us;            /* the run's scheduled time: the new last_run_us */

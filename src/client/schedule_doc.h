@@ -24,15 +24,15 @@
 
 /* An entry read back and checked. Every string is owned by the def. */
 struct cel_schedule_def {
-    cel_schedule_entry e;      /* pointers into the def's own strings */
-    const char *kind;          /* "cron", "every", "at" or "when" */
-    const char *when_text;     /* the schedule as written, under `kind` */
+    cel_schedule_entry e;  /* pointers into the def's own strings */
+    const char *kind;      /* "cron", "every", "at" or "when" */
+    const char *when_text; /* the schedule as written, under `kind` */
     struct cel_sched_spec spec;
-    struct cel_tz *tz;         /* loaded: e.tz, else the default zone */
-    char *text;                /* cel__sched_render() of spec */
-    char *origin;              /* "api" or "config" */
+    struct cel_tz *tz; /* loaded: e.tz, else the default zone */
+    char *text;        /* cel__sched_render() of spec */
+    char *origin;      /* "api" or "config" */
     int64_t created_s;
-    char *strings;             /* storage behind e's pointers */
+    char *strings; /* storage behind e's pointers */
 };
 
 /* Writes the store document of `e` into `out` (appending), checking it

@@ -74,7 +74,8 @@ struct cel_sched_error {
 /* Each returns CEL_OK and fills *out, or CEL_EINVAL with *err filled
  * (err may be NULL). Input is case-insensitive; leading and trailing
  * blanks are ignored. */
-int cel__sched_parse_cron(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err);
+int cel__sched_parse_cron(const char *text, struct cel_sched_spec *out,
+                          struct cel_sched_error *err);
 int cel__sched_parse_every(const char *text, struct cel_sched_spec *out,
                            struct cel_sched_error *err);
 int cel__sched_parse_at(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err);

@@ -26,14 +26,14 @@ struct cel_tz;
 
 /* A wall-clock reading. */
 struct cel_local_time {
-    int year;     /* e.g. 2026 */
-    int month;    /* 1..12 */
-    int mday;     /* 1..31 */
-    int hour;     /* 0..23 */
-    int min;      /* 0..59 */
-    int sec;      /* 0..59 */
-    int wday;     /* 0..6, Sunday 0 */
-    int yday;     /* 0..365 */
+    int year;             /* e.g. 2026 */
+    int month;            /* 1..12 */
+    int mday;             /* 1..31 */
+    int hour;             /* 0..23 */
+    int min;              /* 0..59 */
+    int sec;              /* 0..59 */
+    int wday;             /* 0..6, Sunday 0 */
+    int yday;             /* 0..365 */
     int32_t utc_offset_s; /* local = UTC + offset */
     bool dst;
     char abbr[16]; /* "BST", "EST", "+0530" */
