@@ -40,12 +40,14 @@ static int eval(struct redis_broker *b, enum cel_redis_script s, int nkeys, int 
     enum { MAX_ARGS = 16 };
     const char *argv[MAX_ARGS + 3];
     size_t argl[MAX_ARGS + 3];
+    if (n > MAX_ARGS)
+        return cel__err(&b->base.err, CEL_EINVAL, "too many script arguments");
     char nk[8];
     snprintf(nk, sizeof nk, "%d", nkeys);
     argv[0] = "EVALSHA";
     argv[1] = b->main_shas[s];
     argv[2] = nk;
-    for (int i = 0; i < n && i < MAX_ARGS; i++) {
+    for (int i = 0; i < n; i++) {
         argv[3 + i] = args[i];
         argl[3 + i] = lens ? lens[i] : strlen(args[i]);
     }
