@@ -14,6 +14,11 @@
  * These ops run at once on the caller's connection, also between begin()
  * and commit(): a run must be recorded when its message is, not with a
  * batch that may come later.
+ *
+ * A script resent after a lost connection (store/redis_conn.h) may run
+ * twice. The checks make that harmless: a fire that already landed is
+ * refused the second time ("ran already"), so the caller reads the entry
+ * again and finds the run recorded, never a second message.
  */
 #include <stdlib.h>
 #include <string.h>
