@@ -160,6 +160,60 @@ static void test_footer_rules_match_libc(void)
     tzset();
 }
 
+/* Debian may install "slim" files: transitions only as far as the rules
+ * changed, the footer rule for everything after. zic (in every glibc
+ * install) makes some from a small source; the C library reads the same
+ * files through TZDIR. */
+static void test_slim_files_match_libc(void)
+{
+    static const char source[] = "Rule EU 1977 1980 - Apr Sun>=1 1:00u 1:00 S\n"
+                                 "Rule EU 1977 only - Sep lastSun 1:00u 0 -\n"
+                                 "Rule EU 1978 only - Oct 1 1:00u 0 -\n"
+                                 "Rule EU 1979 1995 - Sep lastSun 1:00u 0 -\n"
+                                 "Rule EU 1981 max - Mar lastSun 1:00u 1:00 S\n"
+                                 "Rule EU 1996 max - Oct lastSun 1:00u 0 -\n"
+                                 "Zone Test/Europe 0:00 - GMT 1990\n"
+                                 "\t1:00 EU CE%sT\n"
+                                 "Rule AN 2001 2007 - Oct lastSun 2:00s 1:00 D\n"
+                                 "Rule AN 2006 only - Apr Sun>=1 2:00s 0 S\n"
+                                 "Rule AN 2007 only - Mar lastSun 2:00s 0 S\n"
+                                 "Rule AN 2008 max - Apr Sun>=1 2:00s 0 S\n"
+                                 "Rule AN 2008 max - Oct Sun>=1 2:00s 1:00 D\n"
+                                 "Zone Test/South 10:00 AN AE%sT\n"
+                                 "Rule LH 2008 max - Apr Sun>=1 2:00 0 -\n"
+                                 "Rule LH 2008 max - Oct Sun>=1 2:00 0:30 -\n"
+                                 "Zone Test/Half 10:30 LH +1030/+11\n";
+    char dir[4096], src[4200];
+    snprintf(dir, sizeof dir, "%s/zones", cel_test_dir());
+    snprintf(src, sizeof src, "%s/zones.src", cel_test_dir());
+    FILE *f = fopen(src, "w");
+    ASSERT(f != NULL);
+    ASSERT(fputs(source, f) >= 0);
+    ASSERT_OK(fclose(f));
+    char *argv[] = {
+        (char *)"/usr/sbin/zic", (char *)"-b", (char *)"slim", (char *)"-d", dir, src, NULL};
+    char *out = NULL, *err = NULL;
+    int st = cel_test_run(argv, 20000, &out, &err);
+    if (st != 0)
+        cel_test_fail(__FILE__, __LINE__, "zic failed (%d): %s", st, err ? err : "");
+    free(out);
+    free(err);
+    setenv("TZDIR", dir, 1);
+    const char *names[] = {"Test/Europe", "Test/South", "Test/Half"};
+    for (int i = 0; i < 3; i++) {
+        struct cel_tz *tz = load(names[i]);
+        ASSERT(tz->has_rule);
+        ASSERT(tz->ntimes < 60); /* slim indeed: the rule does the rest */
+        libc_use(names[i]);
+        if (compare_with_libc(tz, names[i]) < 150)
+            cel_test_fail(__FILE__, __LINE__, "%s: too few changes", names[i]);
+        cel__tz_free(tz);
+    }
+    unsetenv("TZDIR");
+    unsetenv("TZ");
+    tzset();
+}
+
 static void test_footer_rules_refused(void)
 {
     static const char *rules[] = {
@@ -370,6 +424,7 @@ int main(void)
 {
     TEST_RUN(test_to_local_matches_libc);
     TEST_RUN(test_footer_rules_match_libc);
+    TEST_RUN(test_slim_files_match_libc);
     TEST_RUN(test_footer_rules_refused);
     TEST_RUN(test_from_local_gaps_and_folds);
     TEST_RUN(test_bad_names_refused);
