@@ -50,8 +50,8 @@ static int expect(const char *text, size_t *i, int width, int *out, const char *
                            what, width, (int)(n ? n : 1), text[at] ? text + at : " ");
 }
 
-static int range(int v, int lo, int hi, size_t pos, size_t len, const char *what,
-                 const char *text, struct cel_sched_error *err)
+static int range(int v, int lo, int hi, size_t pos, size_t len, const char *what, const char *text,
+                 struct cel_sched_error *err)
 {
     if (v >= lo && v <= hi)
         return CEL_OK;
@@ -125,8 +125,8 @@ int cel__sched_parse_at(const char *text, struct cel_sched_spec *out, struct cel
         at.utc_offset_s = sign * (oh * 3600 + om * 60);
     }
     if (i != e)
-        return cel__sched_fail(err, i, e - i, "unexpected '%.*s' after the date-time",
-                               (int)(e - i), text + i);
+        return cel__sched_fail(err, i, e - i, "unexpected '%.*s' after the date-time", (int)(e - i),
+                               text + i);
     memset(out, 0, sizeof *out);
     out->kind = CEL_SCHED_AT;
     out->at = at;
