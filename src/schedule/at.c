@@ -124,6 +124,8 @@ int cel__sched_parse_at(const char *text, struct cel_sched_spec *out, struct cel
         at.has_offset = true;
         at.utc_offset_s = sign * (oh * 3600 + om * 60);
     }
+    while (i < e && isspace((unsigned char)text[i]))
+        i++;
     if (i != e)
         return cel__sched_fail(err, i, e - i, "unexpected '%.*s' after the date-time", (int)(e - i),
                                text + i);
