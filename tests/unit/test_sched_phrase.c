@@ -258,6 +258,7 @@ static void test_bad_phrases_name_the_word(void)
     phrase_bad("once at 2026-02-30 10:00", "30", 16, "out of range");
     phrase_bad("at minute 75", "75", 10, "not a minute");
     phrase_bad("every 2 hours between 9am and 10am", "2 hours", 6, "leaves no hour");
+    phrase_bad("every day at 9am on or", "or", 20, "is not understood here");
     phrase_bad("@dayly", "@dayly", 0, "did you mean '@daily'?");
     struct cel_sched_spec s;
     struct cel_sched_error e = {{0}, 0, 0};
