@@ -360,7 +360,8 @@ static void render_cron(struct out *o, const struct cel_sched_cron *c)
 }
 
 /* In the largest unit that divides it: "every 15 minutes", "every 90
- * seconds", "every 2 days", "every hour". */
+ * seconds", "every 2 days", "every hour"; a count too long for the
+ * parser's numbers is split: "every 36599 days 86399 seconds". */
 static void render_interval(struct out *o, int64_t every_s)
 {
     static const struct {
@@ -371,10 +372,21 @@ static void render_interval(struct out *o, int64_t every_s)
     while (u < 3 && (every_s <= 0 || every_s % units[u].seconds != 0))
         u++;
     int64_t n = every_s / units[u].seconds;
-    if (n == 1)
+    if (n == 1) {
         put(o, "every %s", units[u].word);
-    else
+        return;
+    }
+    if (n < 1000000000) {
         put(o, "every %lld %ss", (long long)n, units[u].word);
+        return;
+    }
+    put(o, "every");
+    for (u = 0; u < 4; u++) {
+        n = every_s / units[u].seconds;
+        every_s %= units[u].seconds;
+        if (n)
+            put(o, " %lld %s%s", (long long)n, units[u].word, n == 1 ? "" : "s");
+    }
 }
 
 static void render_at(struct out *o, const struct cel_sched_at *a)

@@ -199,6 +199,7 @@ static void test_other_kinds_render(void)
         {"every", "1h30m", "every 90 minutes"},
         {"every", "1d", "every day"},
         {"every", "25h", "every 25 hours"},
+        {"every", "36599d 86399s", "every 36599 days 23 hours 59 minutes 59 seconds"},
         {"at", "2026-12-24T18:00", "once at 2026-12-24 18:00"},
         {"at", "2026-12-24T18:00:05Z", "once at 2026-12-24 18:00:05Z"},
         {"at", "2026-12-24T18:00-09:30", "once at 2026-12-24 18:00-09:30"},
