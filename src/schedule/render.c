@@ -19,7 +19,7 @@
 #include "schedule/spec.h"
 
 #define RENDER_TIMES_MAX 6
-#define RENDER_BUF       4096
+#define RENDER_BUF       2048
 
 enum { FS, FM, FH, NFIELDS };
 static const int field_max[NFIELDS] = {59, 59, 23};
