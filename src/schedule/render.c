@@ -3,7 +3,7 @@
  *
  * Cron specs take one of two shapes:
  *   - a few times a day (at most RENDER_TIMES_MAX times): "every Monday
- *     and Friday at 08:30", "every 1st of the month at 00:00 in January";
+ *     and Friday at 08:30", "every weekday at 08:00 in January";
  *   - otherwise the repeating fields, finest first: "every 15 minutes
  *     between 09:00 and 17:00 on weekdays", "every hour at :15",
  *     "at seconds 0 and 30 of every minute during hours 9 and 17".
@@ -104,21 +104,22 @@ static void put_list(struct out *o, uint64_t bits, const int *order, int n, enum
             nruns++;
         }
     }
+    /* A run of one or two values is written value by value, a longer one
+     * as a range, and the last item is joined with "and". */
     int items = 0, total = 0;
     for (int r = 0; r < nruns; r++)
         total += runs[r][1] - runs[r][0] >= 2 ? 1 : runs[r][1] - runs[r][0] + 1;
     for (int r = 0; r < nruns; r++) {
         int a = runs[r][0], b = runs[r][1];
-        int step = b - a >= 2 ? b - a : 1;
-        for (int i = a; i <= b; i += step) {
+        bool range = b - a >= 2;
+        for (int i = a; i <= (range ? a : b); i++) {
             if (items)
                 put(o, items == total - 1 ? " and " : ", ");
             items++;
             put_item(o, kind, order[i]);
-            if (b - a >= 2) {
+            if (range) {
                 put(o, " to ");
                 put_item(o, kind, order[b]);
-                break;
             }
         }
     }
