@@ -357,7 +357,7 @@ static void show_json(const cel_schedule_entries *l, const int64_t *runs, size_t
         json_array_append_new(list, json_string(t));
     }
     json_object_set_new(o, "next_runs", list);
-    char *text = json_dumps(o, JSON_COMPACT);
+    char *text = json_dumps(o, JSON_ENSURE_ASCII); /* the spacing of list --json */
     if (text)
         printf("%s\n", text);
     free(text);
