@@ -352,6 +352,9 @@ static void check_sync(const char *url)
     ASSERT_STREQ(origin_of(c, "c", o, sizeof o), "config disabled");
     ASSERT_STREQ(origin_of(c, "by-hand", o, sizeof o), "api");
     cel_schedule_entries *l = NULL;
+    ASSERT_OK(cel_schedule_get(c, "c", &l));
+    ASSERT_EQ(cel_schedule_entries_entry(l, 0)->disabled, 1);
+    cel_schedule_entries_free(l);
     ASSERT_OK(cel_schedule_get(c, "b", &l));
     ASSERT_EQ(cel_schedule_entries_entry(l, 0)->catch_up, CEL_CATCH_UP_ALL);
     ASSERT_EQ(cel_schedule_entries_entry(l, 0)->priority, 3);
