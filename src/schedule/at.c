@@ -69,7 +69,7 @@ static int sep(const char *text, size_t *i, char c, struct cel_sched_error *err)
                            text[*i] ? text + *i : "");
 }
 
-int cel__sched_parse_at(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err)
+static int parse_at_text(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err)
 {
     size_t s, e;
     cel__sched_trim(text, &s, &e);
@@ -133,4 +133,9 @@ int cel__sched_parse_at(const char *text, struct cel_sched_spec *out, struct cel
     out->kind = CEL_SCHED_AT;
     out->at = at;
     return CEL_OK;
+}
+
+int cel__sched_parse_at(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err)
+{
+    return cel__sched_clamp_error(text, err, parse_at_text(text, out, err));
 }

@@ -155,7 +155,7 @@ static int parse_item(const struct field_def *f, const char *text, size_t s, siz
                                    "%s field: step '%.*s' must be a number from 1 to %d", f->name,
                                    (int)(se - ss), text + ss, f->max);
         if (!ranged)
-            hi = f == &fields[F_WDAY] ? 6 : f->max; /* a/n: from a to the end */
+            hi = f != &fields[F_WDAY] ? f->max : lo == 7 ? 7 : 6; /* a/n: from a to the end */
         i = se;
     }
     if (i != e)
@@ -222,7 +222,8 @@ static int parse_alias(const char *text, size_t s, size_t e, struct cel_sched_sp
                            (int)(e - s), text + s);
 }
 
-int cel__sched_parse_cron(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err)
+static int parse_cron_text(const char *text, struct cel_sched_spec *out,
+                           struct cel_sched_error *err)
 {
     size_t s, e;
     cel__sched_trim(text, &s, &e);
@@ -269,4 +270,9 @@ int cel__sched_parse_cron(const char *text, struct cel_sched_spec *out, struct c
     out->cron.mday_star = v[F_MDAY].star;
     out->cron.wday_star = v[F_WDAY].star;
     return CEL_OK;
+}
+
+int cel__sched_parse_cron(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err)
+{
+    return cel__sched_clamp_error(text, err, parse_cron_text(text, out, err));
 }

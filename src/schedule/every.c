@@ -98,8 +98,8 @@ int cel__sched_read_duration(const char *text, const struct cel_sched_tok *toks,
     return CEL_OK;
 }
 
-int cel__sched_parse_every(const char *text, struct cel_sched_spec *out,
-                           struct cel_sched_error *err)
+static int parse_every_text(const char *text, struct cel_sched_spec *out,
+                            struct cel_sched_error *err)
 {
     struct cel_sched_tok toks[CEL_SCHED_TOK_MAX];
     size_t count, i = 0;
@@ -130,4 +130,10 @@ int cel__sched_parse_every(const char *text, struct cel_sched_spec *out,
     out->kind = CEL_SCHED_INTERVAL;
     out->every_s = d.seconds;
     return CEL_OK;
+}
+
+int cel__sched_parse_every(const char *text, struct cel_sched_spec *out,
+                           struct cel_sched_error *err)
+{
+    return cel__sched_clamp_error(text, err, parse_every_text(text, out, err));
 }

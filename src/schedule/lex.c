@@ -22,6 +22,18 @@ int cel__sched_fail(struct cel_sched_error *err, size_t pos, size_t len, const c
     return CEL_EINVAL;
 }
 
+int cel__sched_clamp_error(const char *text, struct cel_sched_error *err, int rc)
+{
+    if (rc && err) {
+        size_t n = strlen(text);
+        if (err->pos > n)
+            err->pos = n;
+        if (err->len > n - err->pos)
+            err->len = n - err->pos;
+    }
+    return rc;
+}
+
 void cel__sched_trim(const char *text, size_t *start, size_t *end)
 {
     size_t s = 0, e = strlen(text);

@@ -64,6 +64,10 @@ int cel__sched_read_duration(const char *text, const struct cel_sched_tok *toks,
 int cel__sched_fail(struct cel_sched_error *err, size_t pos, size_t len, const char *fmt, ...)
     CEL_PRINTF(4, 5);
 
+/* Keeps err->pos and err->len inside text (a message about "the end"
+ * points just past the last byte, with length 0); returns rc. */
+int cel__sched_clamp_error(const char *text, struct cel_sched_error *err, int rc);
+
 /* Leading and trailing blanks of text: [*start, *end). */
 void cel__sched_trim(const char *text, size_t *start, size_t *end);
 

@@ -8,7 +8,8 @@
  *   "when beat starts"               REBOOT
  *   "once at 2026-12-24 18:00"       AT (the rest as in at.c)
  *   "every <interval>"               alone: INTERVAL ("every 15 minutes",
- *                                    "every 1 hour 30 minutes", "every day")
+ *                                    "every 1 hour 30 minutes", "every day",
+ *                                    any form every.c reads after "every")
  *   clauses...                       CRON, the clauses being:
  *
  *   every <interval>     with other clauses, a clock-aligned step: N
@@ -32,8 +33,9 @@
  *   during hour(s) <list>  "during hours 9, 12 and 15"
  *   between T and T      a half-open window of whole hours: "between 9am
  *   from T to T          and 5pm" is hours 9 to 16; "midnight" ends a day
- *   of every minute|hour|day   says every one of those (and that the
- *                        phrase is a cron schedule, not an interval)
+ *   of every <interval>  another step, as "every": "every 10 seconds of
+ *                        every 5 minutes"; "every 15 minutes of every hour"
+ *                        is the cron schedule, not the interval
  *   twice a day          00:00 and 12:00
  *
  * Lists are items joined by ",", "and" or "or"; "to" makes a range.
@@ -137,7 +139,7 @@ static int unknown(struct phrase *p, size_t k, const char *expected)
         t->kind == CEL_TOK_WORD
             ? cel__closest_word(w, t->len, vocabulary, sizeof vocabulary / sizeof vocabulary[0])
             : NULL;
-    if (hint)
+    if (hint && cel__word_distance(w, t->len, hint) > 0)
         return cel__sched_fail(p->err, t->pos, t->len,
                                "unknown word '%.*s' (did you mean '%s'?); expected %s", (int)t->len,
                                w, hint, expected);
@@ -228,6 +230,34 @@ static bool day_item_at(const struct phrase *p, size_t k)
 
 /* ---- days ------------------------------------------------------------- */
 
+/* Bits from..to, wrapping around past the last of the `count` values that
+ * start at `first` ("friday to monday", "november to february"). */
+static uint32_t cyclic_range(int from, int to, int first, int count)
+{
+    uint32_t bits = 0;
+    for (int v = from;; v = (v - first + 1) % count + first) {
+        bits |= 1u << v;
+        if (v == to)
+            return bits;
+    }
+}
+
+/* "january", "march to may". */
+static int month_item(struct phrase *p)
+{
+    int a = month_at(p, p->i), b = a;
+    p->i++;
+    if (is(p, p->i, "to")) {
+        b = month_at(p, p->i + 1);
+        if (b < 0)
+            return unknown(p, p->i + 1, "a month after 'to'");
+        p->i += 2;
+    }
+    p->months |= (uint16_t)cyclic_range(a, b, 1, 12);
+    p->months_set = true;
+    return CEL_OK;
+}
+
 static int read_ordinal(struct phrase *p, int *out)
 {
     size_t k = p->i;
@@ -262,11 +292,7 @@ static int day_item(struct phrase *p, bool after_every)
             to = wday_at(p, p->i + 1);
             p->i += 2;
         }
-        for (int d = w;; d = (d + 1) % 7) {
-            p->wdays |= (uint8_t)(1u << d);
-            if (d == to)
-                break;
-        }
+        p->wdays |= (uint8_t)cyclic_range(w, to, 0, 7);
         p->wdays_set = true;
         return CEL_OK;
     }
@@ -309,21 +335,8 @@ static int day_item(struct phrase *p, bool after_every)
         skip_month_tail(p);
         return CEL_OK;
     }
-    if (m > 0) {
-        p->i++;
-        int to = m;
-        if (is(p, p->i, "to") && month_at(p, p->i + 1) > 0) {
-            to = month_at(p, p->i + 1);
-            p->i += 2;
-        }
-        for (int x = m;; x = x % 12 + 1) {
-            p->months |= (uint16_t)(1u << x);
-            if (x == to)
-                break;
-        }
-        p->months_set = true;
-        return CEL_OK;
-    }
+    if (m > 0)
+        return month_item(p);
     if (after_every && (is(p, k, "month") || is(p, k, "year"))) {
         if (!p->want_date) {
             p->want_date = true;
@@ -357,21 +370,9 @@ static int month_list(struct phrase *p)
     for (;;) {
         if (month_at(p, p->i) < 0)
             return unknown(p, p->i, "a month such as 'january'");
-        size_t k = p->i;
-        int a = month_at(p, k), b = a;
-        p->i++;
-        if (is(p, p->i, "to")) {
-            b = month_at(p, p->i + 1);
-            if (b < 0)
-                return unknown(p, p->i + 1, "a month after 'to'");
-            p->i += 2;
-        }
-        for (int x = a;; x = x % 12 + 1) {
-            p->months |= (uint16_t)(1u << x);
-            if (x == b)
-                break;
-        }
-        p->months_set = true;
+        int rc = month_item(p);
+        if (rc)
+            return rc;
         size_t next = skip_separators(p, p->i);
         if (month_at(p, next) < 0)
             return CEL_OK;
@@ -779,8 +780,8 @@ static int finish(struct phrase *p, struct cel_sched_spec *out)
     return CEL_OK;
 }
 
-int cel__sched_parse_phrase(const char *text, struct cel_sched_spec *out,
-                            struct cel_sched_error *err)
+static int parse_phrase_text(const char *text, struct cel_sched_spec *out,
+                             struct cel_sched_error *err)
 {
     size_t s, e;
     cel__sched_trim(text, &s, &e);
@@ -815,4 +816,10 @@ int cel__sched_parse_phrase(const char *text, struct cel_sched_spec *out,
             return rc;
     }
     return finish(&p, out);
+}
+
+int cel__sched_parse_phrase(const char *text, struct cel_sched_spec *out,
+                            struct cel_sched_error *err)
+{
+    return cel__sched_clamp_error(text, err, parse_phrase_text(text, out, err));
 }
