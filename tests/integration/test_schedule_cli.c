@@ -269,6 +269,25 @@ static void check_replace(const char *url, cel_client *c)
     free(err);
 }
 
+/* A one-off that ran has no next run: it is done. */
+static void check_one_off_done(const char *url)
+{
+    record_run(url, "once", 0, INT64_C(4070910600)); /* 2099-01-01T00:30:00Z */
+    char *out = NULL, *err = NULL;
+    ASSERT_EQ(SCHEDULE(&out, &err, "show", "once"), 0);
+    ASSERT_CONTAINS(out, "next runs:  none (done)");
+    ASSERT_CONTAINS(out, "last run:   2099-01-01T00:30:00Z");
+    free(out);
+    free(err);
+    ASSERT_EQ(SCHEDULE(&out, &err, "list"), 0);
+    char *l = line_with(out, "once ");
+    ASSERT(l);
+    ASSERT_CONTAINS(l, " done ");
+    free(l);
+    free(out);
+    free(err);
+}
+
 static void check_transport(const char *url)
 {
     setenv("CELERIAC_BROKER_URL", url, 1);
@@ -279,6 +298,7 @@ static void check_transport(const char *url)
     check_run_now(url);
     check_refusals();
     check_replace(url, c);
+    check_one_off_done(url);
     cel_client_free(c);
     unsetenv("CELERIAC_BROKER_URL");
 }
