@@ -139,6 +139,7 @@ int cli_cmd_control(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);
 int cli_cmd_events(int argc, char **argv);
 int cli_cmd_queues(int argc, char **argv);
+int cli_cmd_schedule(int argc, char **argv);
 
 extern const struct cli_cmd cli_worker_cmd;
 extern const struct cli_cmd cli_call_cmd;
@@ -151,6 +152,7 @@ extern const struct cli_cmd cli_control_cmd;
 extern const struct cli_cmd cli_status_cmd;
 extern const struct cli_cmd cli_events_cmd;
 extern const struct cli_cmd cli_queues_cmd;
+extern const struct cli_cmd cli_schedule_cmd;
 
 /* Full help of one subcommand on `out`. */
 void cli_print_help(const struct cli_cmd *cmd, FILE *out);
