@@ -124,7 +124,7 @@ static void check_list_and_show(void)
     /* show: every field, the sentence, five runs in the zone and in UTC. */
     ASSERT_EQ(SCHEDULE(&out, &err, "show", "weekly"), 0);
     ASSERT_CONTAINS(out, "name:       weekly");
-    ASSERT_CONTAINS(out, "cron        0 8 * * 1");
+    ASSERT_CONTAINS(out, "cron:       0 8 * * 1");
     ASSERT_CONTAINS(out, "schedule:   every Monday at 08:00");
     ASSERT_CONTAINS(out, "zone:       Europe/London");
     ASSERT_CONTAINS(out, "queue:      reports");

@@ -326,11 +326,19 @@ static int do_list(struct cli *cli, cel_client *c, const struct schedule_args *a
     if (rc != CEL_OK)
         return fail(cli, c, rc);
     size_t n = cel_schedule_entries_count(l);
+    /* Columns as wide as their widest cell: schedule texts run long. */
+    int wname = 4, wtext = 8;
+    for (size_t i = 0; i < n; i++) {
+        int ln = (int)strlen(cel_schedule_entries_entry(l, i)->name);
+        int lt = (int)strlen(cel_schedule_entries_text(l, i));
+        wname = ln > wname ? ln : wname;
+        wtext = lt > wtext ? lt : wtext;
+    }
     if (!a->json && n == 0)
         printf("no schedule entries\n");
     else if (!a->json)
-        printf("%-20s %-7s %-34s %-20s %-20s %s\n", "NAME", "ENABLED", "SCHEDULE", "NEXT RUN (UTC)",
-               "LAST RUN (UTC)", "TASK");
+        printf("%-*s %-7s %-*s %-20s %-20s %s\n", wname, "NAME", "ENABLED", wtext, "SCHEDULE",
+               "NEXT RUN (UTC)", "LAST RUN (UTC)", "TASK");
     for (size_t i = 0; i < n; i++) {
         if (a->json) {
             printf("%s\n", cel_schedule_entries_json(l, i));
@@ -340,9 +348,9 @@ static int do_list(struct cli *cli, cel_client *c, const struct schedule_args *a
         next_run_text(l, i, next, sizeof next);
         if (cel_schedule_entries_last_run(l, i))
             utc_text(cel_schedule_entries_last_run(l, i), last, sizeof last);
-        printf("%-20s %-7s %-34s %-20s %-20s %s\n", cel_schedule_entries_entry(l, i)->name,
-               cel_schedule_entries_enabled(l, i) ? "yes" : "no", cel_schedule_entries_text(l, i),
-               next, last, cel_schedule_entries_entry(l, i)->task);
+        printf("%-*s %-7s %-*s %-20s %-20s %s\n", wname, cel_schedule_entries_entry(l, i)->name,
+               cel_schedule_entries_enabled(l, i) ? "yes" : "no", wtext,
+               cel_schedule_entries_text(l, i), next, last, cel_schedule_entries_entry(l, i)->task);
     }
     cel_schedule_entries_free(l);
     return CLI_EXIT_OK;
@@ -388,7 +396,7 @@ static int do_show(struct cli *cli, cel_client *c, const struct schedule_args *a
     printf("kwargs:     %s\n", e->kwargs_json ? e->kwargs_json : "{}");
     for (int k = 0; k < 4; k++)
         if (texts[k])
-            printf("%-11s %s\n", kinds[k], texts[k]);
+            printf("%s:%*s%s\n", kinds[k], (int)(11 - strlen(kinds[k])), "", texts[k]);
     printf("schedule:   %s\n", cel_schedule_entries_text(l, 0));
     printf("zone:       %s%s\n", zone, e->tz ? "" : " (the timezone option)");
     printf("queue:      %s\n", e->queue ? e->queue : "(task_default_queue)");
