@@ -64,9 +64,9 @@ void cel_test_schedule_every(const char *url, const char *name, const char *ever
     cel_client *c = cel_test_client(url, NULL);
     char args[256];
     snprintf(args, sizeof args, "[\"%s\"]", name);
-    cel_schedule_entry e = CEL_SCHEDULE_ENTRY_INIT(.name = name, .task = "test.record",
-                                                   .args_json = args, .every = every,
-                                                   .catch_up = policy);
+    cel_schedule_entry e =
+        CEL_SCHEDULE_ENTRY_INIT(.name = name, .task = "test.record", .args_json = args,
+                                .every = every, .catch_up = policy);
     if (cel_schedule_add(c, &e, 0) != CEL_OK)
         cel_test_fail(__FILE__, __LINE__, "schedule add %s: %s", name, cel_client_errmsg(c));
     cel_client_free(c);
@@ -125,9 +125,8 @@ size_t cel_test_check_runs(const char *name, char **ids, size_t n, int64_t from_
                 break;
         }
         if (k == span)
-            cel_test_fail(__FILE__, __LINE__,
-                          "task id %s is no run of '%s' between %lld and %lld", ids[i], name,
-                          (long long)from_s, (long long)to_s);
+            cel_test_fail(__FILE__, __LINE__, "task id %s is no run of '%s' between %lld and %lld",
+                          ids[i], name, (long long)from_s, (long long)to_s);
         count[k]++;
     }
     size_t first = 0, last = span;
