@@ -3,7 +3,7 @@
  *
  * Properties checked for every input: a rejected file leaves the handle at
  * its defaults and explains why; an accepted file dumps (unredacted) into
- * text that loads back to exactly the same values.
+ * text that loads back to exactly the same values and sections.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +15,11 @@
 #include "core/config_table.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const section_keys[] = {
+    "task", "args",  "kwargs",   "cron",    "every",    "at",      "when",
+    "tz",   "queue", "priority", "expires", "catch_up", "enabled", NULL,
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -30,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < cel__config_option_count(); i++)
             if (strcmp(cel_config_origin(cfg, cel__config_option_key(i)), "default") != 0)
                 abort();
+        if (cel_config_section_count(cfg) != 0)
+            abort();
         cel_config_free(cfg);
         return 0;
     }
@@ -50,6 +57,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     abort();
                 (void)cel_config_get_int(cfg, k);
                 (void)cel_config_get_double(cfg, k);
+            }
+            if (cel_config_section_count(back) != cel_config_section_count(cfg))
+                abort();
+            for (size_t i = 0; i < cel_config_section_count(cfg); i++) {
+                if (strcmp(cel_config_section_name(cfg, i), cel_config_section_name(back, i)) != 0)
+                    abort();
+                for (const char *const *k = section_keys; *k; k++) {
+                    const char *a = cel_config_section_get(cfg, i, *k);
+                    const char *b = cel_config_section_get(back, i, *k);
+                    if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+                        abort();
+                }
             }
             cel_config_free(back);
         }

@@ -20,13 +20,15 @@
 
 #include "celeriac/config.h"
 #include "celeriac/error.h"
+#include "core/config_section.h"
 #include "core/config_table.h"
 #include "core/errbuf.h"
 #include "core/url.h"
 
 static const char *const pool_choices[] = {"prefork", "solo", NULL};
 static const char *const level_choices[] = {"debug", "info", "warning", "error", "critical", NULL};
-static const char *const rate_scope_choices[] = {"local", "global", NULL}; /* rate limits */
+static const char *const rate_scope_choices[] = {"local", "global", NULL};   /* rate limits */
+static const char *const catch_up_choices[] = {"skip", "once", "all", NULL}; /* beat */
 
 /* 100 years: large enough for "never in practice", small enough that
  * milliseconds fit an int64_t and a double holds them exactly. */
@@ -152,6 +154,23 @@ static const struct cel__config_option options[] = {
      "With worker_autoscale, how long a process must go unneeded before the pool shrinks "
      "(Celery's AUTOSCALE_KEEPALIVE), and how soon after growing; also the period of that check. "
      "Must be above 0."},
+    /* ---- periodic tasks (beat, celeriac schedule; docs/scheduling.md) ---- */
+    {"timezone", CEL__CFG_STRING, "UTC", 0, 0, NULL, 0, 0, NULL,
+     "IANA time zone (Europe/London, America/New_York) in which schedule entries without their "
+     "own tz read their times: \"every day at 08:00\" is 08:00 on that zone's wall clock."},
+    {"beat_lease_ttl", CEL__CFG_DURATION, "10", 1, 3600, NULL, 0, 0, NULL,
+     "How long beat's leadership lease lasts without renewal (renewed every third of it): any "
+     "number of beats may run, one sends; when it dies a standby takes over within this time."},
+    {"beat_grace", CEL__CFG_DURATION, "5", 0, 86400, NULL, 0, 0, NULL,
+     "A run sent at most this late is on time; a later one was missed and the entry's catch-up "
+     "policy decides what happens to it."},
+    {"beat_catch_up", CEL__CFG_ENUM, "once", 0, 0, catch_up_choices, 0, 0, NULL,
+     "What beat does with the runs an entry missed (beat down, clock jump) unless the entry says "
+     "otherwise: skip (send none), once (send the latest) or all (send each, oldest first, up to "
+     "beat_catch_up_max)."},
+    {"beat_catch_up_max", CEL__CFG_INT, "100", 1, 1000000, NULL, 0, 0, NULL,
+     "With catch-up all, the most missed runs of one entry sent at once; older ones are recorded "
+     "as skipped."},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])
@@ -162,6 +181,7 @@ _Static_assert(OPTION_COUNT <= CEL__CONFIG_OPTION_MAX, "raise CEL__CONFIG_OPTION
 struct cel_config {
     char *values[OPTION_COUNT];  /* canonical text; NULL: the default */
     char *origins[OPTION_COUNT]; /* NULL: "default" */
+    struct cel__config_sections sections;
     struct cel_errbuf err;
 };
 
@@ -291,7 +311,7 @@ int cel__config_find(const char *key)
 
 /* Optimal string alignment distance: edits plus adjacent transpositions,
  * the usual typo model ("borker_url"). */
-static size_t edit_distance(const char *a, const char *b)
+size_t cel__config_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     size_t rows[3][KEY_MAX + 1];
@@ -332,7 +352,7 @@ static const char *suggest_key(const char *key)
     const char *best = NULL;
     size_t best_d = (size_t)-1;
     for (size_t i = 0; i < OPTION_COUNT; i++) {
-        size_t d = edit_distance(norm, options[i].key);
+        size_t d = cel__config_edit_distance(norm, options[i].key);
         if (d < best_d) {
             best_d = d;
             best = options[i].key;
@@ -639,6 +659,7 @@ void cel_config_free(cel_config *cfg)
         free(cfg->values[i]);
         free(cfg->origins[i]);
     }
+    cel__config_sections_clear(&cfg->sections);
     free(cfg);
 }
 
@@ -656,6 +677,10 @@ cel_config *cel_config_dup(const cel_config *cfg)
             return NULL;
         }
     }
+    if (cel__config_sections_copy(&copy->sections, &cfg->sections) != CEL_OK) {
+        cel_config_free(copy);
+        return NULL;
+    }
     return copy;
 }
 
@@ -670,6 +695,9 @@ static void config_commit(cel_config *to, cel_config *from)
         to->origins[i] = from->origins[i];
         from->values[i] = from->origins[i] = NULL;
     }
+    cel__config_sections_clear(&to->sections);
+    to->sections = from->sections;
+    memset(&from->sections, 0, sizeof from->sections);
     cel_config_free(from);
     cel__err_clear(&to->err);
 }
@@ -879,18 +907,35 @@ int cel__config_load_buffer(cel_config *cfg, const char *text, size_t len, const
     if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
         p += 3; /* UTF-8 byte-order mark written by some editors */
     int first_rc = CEL_OK, nerr = 0;
+    bool in_section = false;   /* after a [section] header: its lines until the next */
+    bool skip_section = false; /* that header was refused */
     char first[2 * CEL_ERRBUF_SIZE] = "";
     for (int line = 1; p < end; line++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        char *key, *value, why[CEL_ERRBUF_SIZE];
-        int rc = parse_line(p, n, &key, &value, why, sizeof why);
-        if (rc == 0) {
-            char origin[32];
-            snprintf(origin, sizeof origin, "file:%d", line);
-            rc = config_set(tmp, key, value, origin, nerr == 0);
-            if (rc != CEL_OK)
-                snprintf(why, sizeof why, "%s", cel_config_errmsg(tmp));
+        char *key = NULL, *value = NULL, why[CEL_ERRBUF_SIZE];
+        char origin[32];
+        snprintf(origin, sizeof origin, "file:%d", line);
+        /* A NUL byte is parse_line's error to report. */
+        int rc = memchr(p, '\0', n)
+                     ? 0
+                     : cel__config_section_header(&tmp->sections, p, n, origin, why, sizeof why);
+        if (rc == 1 || rc < 0) {
+            /* The lines of a refused section are not global options:
+             * skip them rather than report each. */
+            skip_section = rc < 0;
+            in_section = true;
+            rc = rc < 0 ? rc : CEL_OK;
+        } else if (skip_section) {
+            rc = CEL_OK;
+        } else if (rc == 0 && (rc = parse_line(p, n, &key, &value, why, sizeof why)) == 0) {
+            if (in_section) {
+                rc = cel__config_section_set(&tmp->sections, key, value, why, sizeof why);
+            } else {
+                rc = config_set(tmp, key, value, origin, nerr == 0);
+                if (rc != CEL_OK)
+                    snprintf(why, sizeof why, "%s", cel_config_errmsg(tmp));
+            }
             free(key);
             free(value);
         }
@@ -1051,6 +1096,39 @@ void cel__config_write(const cel_config *cfg, FILE *out, bool redact)
         write_value(out, shown);
         fprintf(out, "  # %s\n", cel_config_origin(cfg, o->key));
     }
+    for (size_t i = 0; i < cfg->sections.n; i++) {
+        const struct cel__config_section *sec = &cfg->sections.v[i];
+        fprintf(out, "\n[%s]  # %s\n", sec->name, sec->origin);
+        for (size_t k = 0; k < sec->n; k++) {
+            fprintf(out, "%s = ", sec->keys[k]);
+            write_value(out, sec->values[k]);
+            fputc('\n', out);
+        }
+    }
+}
+
+/* ---- sections -------------------------------------------------------- */
+
+size_t cel_config_section_count(const cel_config *cfg)
+{
+    return cfg ? cfg->sections.n : 0;
+}
+
+const char *cel_config_section_name(const cel_config *cfg, size_t i)
+{
+    return cfg && i < cfg->sections.n ? cfg->sections.v[i].name : NULL;
+}
+
+const char *cel_config_section_get(const cel_config *cfg, size_t i, const char *key)
+{
+    if (!cfg || i >= cfg->sections.n || !key)
+        return NULL;
+    return cel__config_section_value(&cfg->sections.v[i], key);
+}
+
+const char *cel_config_section_origin(const cel_config *cfg, size_t i)
+{
+    return cfg && i < cfg->sections.n ? cfg->sections.v[i].origin : NULL;
 }
 
 void cel_config_dump(const cel_config *cfg, FILE *out)

@@ -275,13 +275,38 @@ static void test_file(void)
     cel_config_free(cfg);
 }
 
+/* A file that fails to load: its code, and a message containing msg (a
+ * msg ending in a newline must be the whole message after its start). */
+struct file_error_case {
+    const char *text;
+    int code;
+    const char *msg;
+};
+
+static void check_file_errors(const struct file_error_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        write_file("celeriac.conf", cases[i].text);
+        cel_config *cfg = cel_config_new();
+        int rc = cel_config_load_file(cfg, "celeriac.conf");
+        if (rc != cases[i].code)
+            cel_test_fail(__FILE__, __LINE__, "case %zu: rc %d want %d (%s)", i, rc, cases[i].code,
+                          cel_config_errmsg(cfg));
+        size_t ml = strlen(cases[i].msg);
+        if (ml && cases[i].msg[ml - 1] == '\n') {
+            const char *at = strstr(cel_config_errmsg(cfg), "celeriac.conf:");
+            ASSERT(at && strlen(at) == ml - 1 && strncmp(at, cases[i].msg, ml - 1) == 0);
+        } else {
+            ASSERT_CONTAINS(cel_config_errmsg(cfg), cases[i].msg);
+        }
+        ASSERT_EQ(cel_config_section_count(cfg), 0);
+        cel_config_free(cfg);
+    }
+}
+
 static void test_file_errors(void)
 {
-    static const struct {
-        const char *text;
-        int code;
-        const char *msg;
-    } cases[] = {
+    static const struct file_error_case cases[] = {
         {"# ok\nbroker_url memory://\nbrokr_url memory://\n", CEL_EUNKNOWNKEY,
          "celeriac.conf:3: unknown configuration key 'brokr_url' (did you mean 'broker_url'?)"},
         {"worker_concurrency abc\n", CEL_ECONFIG,
@@ -296,16 +321,7 @@ static void test_file_errors(void)
         {"a 1\nb 2\nc 3\n", CEL_EUNKNOWNKEY,
          "celeriac.conf:1: unknown configuration key 'a' (and 2 more errors)"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_file("celeriac.conf", cases[i].text);
-        cel_config *cfg = cel_config_new();
-        int rc = cel_config_load_file(cfg, "celeriac.conf");
-        if (rc != cases[i].code)
-            cel_test_fail(__FILE__, __LINE__, "case %zu: rc %d want %d (%s)", i, rc, cases[i].code,
-                          cel_config_errmsg(cfg));
-        ASSERT_CONTAINS(cel_config_errmsg(cfg), cases[i].msg);
-        cel_config_free(cfg);
-    }
+    check_file_errors(cases, sizeof cases / sizeof cases[0]);
 
     /* All or nothing: a bad line anywhere leaves every value untouched. */
     write_file("celeriac.conf", "worker_concurrency 7\nworker_pool threads\n");
@@ -327,6 +343,110 @@ static void test_file_errors(void)
     ASSERT_STREQ(cel_config_get(cfg, "worker_pool"), "solo");
     ASSERT_OK(cel__config_load_buffer(cfg, "", 0, "empty"));
     cel_config_free(cfg);
+}
+
+/* [schedule.NAME] sections: kept as written, in order, with their line. */
+static void test_sections(void)
+{
+    write_file("celeriac.conf", "worker_concurrency 2\n"
+                                "\n"
+                                "[schedule.nightly]   # the report\n"
+                                "task tasks.report\n"
+                                "args [1, \"two words\"]\n"
+                                "kwargs = \"{\\\"k\\\": \\\"v # w\\\"}\"\n"
+                                "when every weekday at 18:00\n"
+                                "Catch-Up all\n"
+                                "\n"
+                                "[ schedule.every_5:m-x ]\n"
+                                "task t2\n"
+                                "every 5m\n"
+                                "enabled false\n");
+    cel_config *cfg = cel_config_new();
+    if (cel_config_load_file(cfg, "celeriac.conf") != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "load: %s", cel_config_errmsg(cfg));
+    ASSERT_EQ(cel_config_get_int(cfg, "worker_concurrency"), 2);
+    ASSERT_EQ(cel_config_section_count(cfg), 2);
+    ASSERT_STREQ(cel_config_section_name(cfg, 0), "schedule.nightly");
+    ASSERT_STREQ(cel_config_section_origin(cfg, 0), "file:3");
+    ASSERT_STREQ(cel_config_section_get(cfg, 0, "task"), "tasks.report");
+    ASSERT_STREQ(cel_config_section_get(cfg, 0, "args"), "[1, \"two words\"]");
+    ASSERT_STREQ(cel_config_section_get(cfg, 0, "kwargs"), "{\"k\": \"v # w\"}");
+    ASSERT_STREQ(cel_config_section_get(cfg, 0, "when"), "every weekday at 18:00");
+    ASSERT_STREQ(cel_config_section_get(cfg, 0, "catch_up"), "all");
+    ASSERT(cel_config_section_get(cfg, 0, "every") == NULL);
+    ASSERT_STREQ(cel_config_section_name(cfg, 1), "schedule.every_5:m-x");
+    ASSERT_STREQ(cel_config_section_origin(cfg, 1), "file:10");
+    ASSERT_STREQ(cel_config_section_get(cfg, 1, "enabled"), "false");
+    ASSERT(cel_config_section_name(cfg, 2) == NULL);
+    ASSERT(cel_config_section_get(cfg, 2, "task") == NULL);
+
+    /* A copy owns its own sections. */
+    cel_config *copy = cel_config_dup(cfg);
+    ASSERT(copy);
+    cel_config_free(cfg);
+    ASSERT_EQ(cel_config_section_count(copy), 2);
+    ASSERT_STREQ(cel_config_section_get(copy, 1, "every"), "5m");
+    ASSERT_STREQ(cel_config_section_origin(copy, 0), "file:3");
+
+    /* The dump reads back to the same sections. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ASSERT(f);
+    cel__config_write(copy, f, false);
+    fclose(f);
+    cel_config *back = cel_config_new();
+    if (cel__config_load_buffer(back, text, len, "dump") != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "reload: %s", cel_config_errmsg(back));
+    ASSERT_EQ(cel_config_section_count(back), 2);
+    ASSERT_STREQ(cel_config_section_get(back, 0, "kwargs"), "{\"k\": \"v # w\"}");
+    ASSERT_STREQ(cel_config_section_get(back, 1, "task"), "t2");
+    free(text);
+    cel_config_free(back);
+    cel_config_free(copy);
+}
+
+static void test_section_errors(void)
+{
+    static const struct file_error_case cases[] = {
+        {"[schedule.a]\ntask t\ncorn * * * * *\n", CEL_EUNKNOWNKEY,
+         "celeriac.conf:3: unknown key 'corn' in [schedule.a] (did you mean 'cron'?)"},
+        {"[schedule.a]\nxyzzy_plugh 1\n", CEL_EUNKNOWNKEY,
+         "celeriac.conf:2: unknown key 'xyzzy_plugh' in [schedule.a]"},
+        {"\n[worker.a]\ntask t\n", CEL_ECONFIG,
+         "celeriac.conf:2: unknown section kind 'worker' (the only kind is [schedule.NAME])"},
+        {"[schedule.a]\ntask t\ntask u\n", CEL_ECONFIG,
+         "celeriac.conf:3: key 'task' repeated in [schedule.a]"},
+        {"[schedule.a]\ntask t\n[schedule.b]\n[schedule.a]\n", CEL_ECONFIG,
+         "celeriac.conf:4: section [schedule.a] repeated (first at file:1)"},
+        {"[schedule.bad name]\n", CEL_ECONFIG, "celeriac.conf:1: invalid schedule name 'bad name'"},
+        {"[schedule.]\n", CEL_ECONFIG, "celeriac.conf:1: invalid schedule name ''"},
+        {"[schedule.a\n", CEL_ECONFIG, "celeriac.conf:1: missing ']'"},
+        {"[schedule.a] x\n", CEL_ECONFIG, "celeriac.conf:1: unexpected text after ']'"},
+        /* the lines of a refused section are not reported again */
+        {"[jobs.a]\ntask t\nargs []\n", CEL_ECONFIG,
+         "celeriac.conf:1: unknown section kind 'jobs' (the only kind is [schedule.NAME])\n"},
+        /* no way back to the global options after a header */
+        {"[schedule.a]\nworker_pool solo\n", CEL_EUNKNOWNKEY,
+         "celeriac.conf:2: unknown key 'worker_pool' in [schedule.a]"},
+    };
+    check_file_errors(cases, sizeof cases / sizeof cases[0]);
+    /* A 201-byte name is refused, 200 bytes are fine. */
+    char text[300];
+    snprintf(text, sizeof text, "[schedule.%0200d]\n", 0);
+    cel_config *cfg = cel_config_new();
+    ASSERT_OK(cel__config_load_buffer(cfg, text, strlen(text), "buf"));
+    snprintf(text, sizeof text, "[schedule.%0201d]\n", 0);
+    cel_config *cfg2 = cel_config_new();
+    ASSERT_EQ(cel__config_load_buffer(cfg2, text, strlen(text), "buf"), CEL_ECONFIG);
+    /* Loading a second file keeps the first's sections and refuses a repeat. */
+    ASSERT_EQ(cel__config_load_buffer(cfg, text + 0, 0, "empty"), CEL_OK);
+    ASSERT_EQ(cel_config_section_count(cfg), 1);
+    snprintf(text, sizeof text, "[schedule.%0200d]\n", 0);
+    ASSERT_EQ(cel__config_load_buffer(cfg, text, strlen(text), "again"), CEL_ECONFIG);
+    ASSERT_EQ(cel_config_section_count(cfg), 1);
+    cel_config_free(cfg);
+    cel_config_free(cfg2);
 }
 
 static void clear_celeriac_env(void)
@@ -631,6 +751,8 @@ int main(void)
     TEST_RUN(test_unknown_key_suggestion);
     TEST_RUN(test_file);
     TEST_RUN(test_file_errors);
+    TEST_RUN(test_sections);
+    TEST_RUN(test_section_errors);
     TEST_RUN(test_env);
     TEST_RUN(test_precedence);
     TEST_RUN(test_dump_redacts);
