@@ -42,8 +42,10 @@ static void gained(cel_beat *b)
 {
     atomic_store(&b->leader, 1);
     CEL_INFO(CEL_BEAT_COMP, "beat: leadership gained (%s)", b->holder);
-    if (!b->ever_led)
+    if (!b->ever_led) {
         b->reboot_pending = true;
+        b->first_led_us = cel__wall_us() / 1000000 * 1000000;
+    }
     b->ever_led = true;
     /* Another leader may have sent runs meanwhile: read them again. */
     b->loaded = false;

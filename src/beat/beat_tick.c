@@ -114,8 +114,12 @@ static int entry_tick(cel_beat *b, struct beat_entry *e, int64_t now_us, int64_t
                  e->name, when);
         e->warned_future = true;
     }
-    if (e->def.spec.kind == CEL_SCHED_REBOOT)
-        return b->reboot_pending ? fire(b, e, reboot_tick(e, now_s), true) : CEL_OK;
+    if (e->def.spec.kind == CEL_SCHED_REBOOT) {
+        /* Once per process: a pass cut short (a change found by a send)
+         * is repeated, and must not send it again. */
+        bool due = b->reboot_pending && e->last_run_us < b->first_led_us;
+        return due ? fire(b, e, reboot_tick(e, now_s), true) : CEL_OK;
+    }
 
     int64_t after_s = e->last_run_us > 0 ? e->last_run_us / US : e->def.created_s;
     size_t cap = b->catch_up_max + (size_t)b->grace_s + 2;
