@@ -54,9 +54,9 @@ static int digits(const char **p, int n, int *out)
     return 0;
 }
 
-/* Days since the epoch of a proleptic Gregorian date (Howard Hinnant's
- * algorithm): avoids timegm()'s dependence on the TZ environment. */
-static int64_t days_from_civil(int y, int m, int d)
+/* Howard Hinnant's algorithm: avoids timegm()'s dependence on the TZ
+ * environment. */
+int64_t cel__days_from_civil(int y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -64,6 +64,21 @@ static int64_t days_from_civil(int y, int m, int d)
     int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + doe - 719468;
+}
+
+void cel__civil_from_days(int64_t days, int *year, int *month, int *mday)
+{
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t doe = days - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    int m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *year = (int)(yoe + era * 400 + (m <= 2));
+    *month = m;
+    *mday = d;
 }
 
 int cel__iso8601_parse(const char *s, int64_t *wall_us)
@@ -118,7 +133,7 @@ int cel__iso8601_parse(const char *s, int64_t *wall_us)
     }
     if (*p != '\0')
         return CEL_EINVAL;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    int64_t secs = cel__days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
     *wall_us = secs * 1000000 + us;
     return CEL_OK;
 }

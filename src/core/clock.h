@@ -24,4 +24,9 @@ void cel__iso8601(int64_t wall_us, bool with_offset, char *buf, size_t len);
  * "+HH:MM"/"-HH:MM" or naive (taken as UTC). Returns 0 or CEL_EINVAL. */
 int cel__iso8601_parse(const char *s, int64_t *wall_us);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12). */
+int64_t cel__days_from_civil(int year, int month, int mday);
+/* The inverse: the date `days` after 1970-01-01. */
+void cel__civil_from_days(int64_t days, int *year, int *month, int *mday);
+
 #endif
