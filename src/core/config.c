@@ -23,6 +23,7 @@
 #include "core/config_section.h"
 #include "core/config_table.h"
 #include "core/errbuf.h"
+#include "core/suggest.h"
 #include "core/url.h"
 
 static const char *const pool_choices[] = {"prefork", "solo", NULL};
@@ -352,7 +353,7 @@ static const char *suggest_key(const char *key)
     const char *best = NULL;
     size_t best_d = (size_t)-1;
     for (size_t i = 0; i < OPTION_COUNT; i++) {
-        size_t d = cel__config_edit_distance(norm, options[i].key);
+        size_t d = cel__word_distance(norm, n, options[i].key);
         if (d < best_d) {
             best_d = d;
             best = options[i].key;

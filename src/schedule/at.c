@@ -50,8 +50,8 @@ static int expect(const char *text, size_t *i, int width, int *out, const char *
                            what, width, (int)(n ? n : 1), text[at] ? text + at : " ");
 }
 
-static int range(int v, int lo, int hi, size_t pos, size_t len, const char *what,
-                 const char *text, struct cel_sched_error *err)
+static int range(int v, int lo, int hi, size_t pos, size_t len, const char *what, const char *text,
+                 struct cel_sched_error *err)
 {
     if (v >= lo && v <= hi)
         return CEL_OK;
@@ -69,7 +69,7 @@ static int sep(const char *text, size_t *i, char c, struct cel_sched_error *err)
                            text[*i] ? text + *i : "");
 }
 
-int cel__sched_parse_at(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err)
+static int parse_at_text(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err)
 {
     size_t s, e;
     cel__sched_trim(text, &s, &e);
@@ -124,11 +124,18 @@ int cel__sched_parse_at(const char *text, struct cel_sched_spec *out, struct cel
         at.has_offset = true;
         at.utc_offset_s = sign * (oh * 3600 + om * 60);
     }
+    while (i < e && isspace((unsigned char)text[i]))
+        i++;
     if (i != e)
-        return cel__sched_fail(err, i, e - i, "unexpected '%.*s' after the date-time",
-                               (int)(e - i), text + i);
+        return cel__sched_fail(err, i, e - i, "unexpected '%.*s' after the date-time", (int)(e - i),
+                               text + i);
     memset(out, 0, sizeof *out);
     out->kind = CEL_SCHED_AT;
     out->at = at;
     return CEL_OK;
+}
+
+int cel__sched_parse_at(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err)
+{
+    return cel__sched_clamp_error(text, err, parse_at_text(text, out, err));
 }

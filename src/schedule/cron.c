@@ -3,7 +3,7 @@
  *
  * Five fields (minute hour day-of-month month day-of-week) or six with a
  * leading seconds field. Each field is '*', a number, a name (jan..dec,
- * sun..sat, full names too), a range a-b, a step */n, a-b/n or a/n (a up
+ * sun..sat, full names too), a range a-b, a step *\/n, a-b/n or a/n (a up
  * to the field's maximum), or a comma list of those; '?' is '*' in the
  * day fields, 'L' in day-of-month is the month's last day, and 7 is
  * Sunday like 0. The @aliases stand for their usual five fields.
@@ -15,16 +15,8 @@
 #include "celeriac/error.h"
 #include "core/suggest.h"
 #include "schedule/lex.h"
+#include "schedule/names.h"
 #include "schedule/spec.h"
-
-static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                          "jul", "aug", "sep", "oct", "nov", "dec"};
-static const char *const month_long[] = {"january", "february", "march",     "april",
-                                         "may",     "june",     "july",      "august",
-                                         "september", "october", "november", "december"};
-static const char *const wday_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
-static const char *const wday_long[] = {"sunday",   "monday", "tuesday", "wednesday",
-                                        "thursday", "friday", "saturday"};
 
 enum field_id { F_SEC, F_MIN, F_HOUR, F_MDAY, F_MONTH, F_WDAY, F_COUNT };
 
@@ -41,8 +33,8 @@ static const struct field_def fields[F_COUNT] = {
     [F_MIN] = {"minute", 0, 59, 59, NULL, NULL, 0, 0},
     [F_HOUR] = {"hour", 0, 23, 23, NULL, NULL, 0, 0},
     [F_MDAY] = {"day-of-month", 1, 31, 31, NULL, NULL, 0, 0},
-    [F_MONTH] = {"month", 1, 12, 12, month_names, month_long, 12, 1},
-    [F_WDAY] = {"day-of-week", 0, 7, 6, wday_names, wday_long, 7, 0},
+    [F_MONTH] = {"month", 1, 12, 12, cel__sched_month_short, cel__sched_month_long, 12, 1},
+    [F_WDAY] = {"day-of-week", 0, 7, 6, cel__sched_wday_short, cel__sched_wday_long, 7, 0},
 };
 
 struct field_out {
@@ -94,8 +86,9 @@ static int parse_value(const struct field_def *f, const char *text, size_t s, si
             int i = 0;
             while (i < f->nnames && f->long_names[i] != hint && f->names[i] != hint)
                 i++;
-            return cel__sched_fail(err, s, n, "unknown word '%.*s' in %s field (did you mean '%s'?)",
-                                   (int)n, p, f->name, f->names[i]);
+            return cel__sched_fail(err, s, n,
+                                   "unknown word '%.*s' in %s field (did you mean '%s'?)", (int)n,
+                                   p, f->name, f->names[i]);
         }
         return cel__sched_fail(err, s, n, "unknown word '%.*s' in %s field", (int)n, p, f->name);
     }
@@ -229,8 +222,8 @@ static int parse_alias(const char *text, size_t s, size_t e, struct cel_sched_sp
                            (int)(e - s), text + s);
 }
 
-int cel__sched_parse_cron(const char *text, struct cel_sched_spec *out,
-                          struct cel_sched_error *err)
+static int parse_cron_text(const char *text, struct cel_sched_spec *out,
+                           struct cel_sched_error *err)
 {
     size_t s, e;
     cel__sched_trim(text, &s, &e);
@@ -277,4 +270,9 @@ int cel__sched_parse_cron(const char *text, struct cel_sched_spec *out,
     out->cron.mday_star = v[F_MDAY].star;
     out->cron.wday_star = v[F_WDAY].star;
     return CEL_OK;
+}
+
+int cel__sched_parse_cron(const char *text, struct cel_sched_spec *out, struct cel_sched_error *err)
+{
+    return cel__sched_clamp_error(text, err, parse_cron_text(text, out, err));
 }

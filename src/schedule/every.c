@@ -16,10 +16,10 @@ static const struct {
     const char *word;
     int64_t seconds;
 } units[] = {
-    {"s", 1},        {"sec", 1},        {"secs", 1},      {"second", 1},     {"seconds", 1},
-    {"m", 60},       {"min", 60},       {"mins", 60},     {"minute", 60},    {"minutes", 60},
-    {"h", 3600},     {"hr", 3600},      {"hrs", 3600},    {"hour", 3600},    {"hours", 3600},
-    {"d", 86400},    {"day", 86400},    {"days", 86400},  {"w", 604800},     {"week", 604800},
+    {"s", 1},          {"sec", 1},     {"secs", 1},     {"second", 1},  {"seconds", 1},
+    {"m", 60},         {"min", 60},    {"mins", 60},    {"minute", 60}, {"minutes", 60},
+    {"h", 3600},       {"hr", 3600},   {"hrs", 3600},   {"hour", 3600}, {"hours", 3600},
+    {"d", 86400},      {"day", 86400}, {"days", 86400}, {"w", 604800},  {"week", 604800},
     {"weeks", 604800},
 };
 
@@ -81,8 +81,8 @@ int cel__sched_read_duration(const char *text, const struct cel_sched_tok *toks,
         int64_t scaled = (num->num * scale + num->frac) * unit;
         if (scaled % scale != 0)
             return cel__sched_fail(err, num->pos, end - num->pos,
-                                   "'%.*s' is not a whole number of seconds",
-                                   (int)(end - num->pos), text + num->pos);
+                                   "'%.*s' is not a whole number of seconds", (int)(end - num->pos),
+                                   text + num->pos);
         d->seconds += scaled / scale;
         if (d->seconds > EVERY_MAX_S)
             return cel__sched_fail(err, d->pos, end - d->pos, "'%.*s' is too long",
@@ -98,8 +98,8 @@ int cel__sched_read_duration(const char *text, const struct cel_sched_tok *toks,
     return CEL_OK;
 }
 
-int cel__sched_parse_every(const char *text, struct cel_sched_spec *out,
-                           struct cel_sched_error *err)
+static int parse_every_text(const char *text, struct cel_sched_spec *out,
+                            struct cel_sched_error *err)
 {
     struct cel_sched_tok toks[CEL_SCHED_TOK_MAX];
     size_t count, i = 0;
@@ -130,4 +130,10 @@ int cel__sched_parse_every(const char *text, struct cel_sched_spec *out,
     out->kind = CEL_SCHED_INTERVAL;
     out->every_s = d.seconds;
     return CEL_OK;
+}
+
+int cel__sched_parse_every(const char *text, struct cel_sched_spec *out,
+                           struct cel_sched_error *err)
+{
+    return cel__sched_clamp_error(text, err, parse_every_text(text, out, err));
 }

@@ -22,6 +22,18 @@ int cel__sched_fail(struct cel_sched_error *err, size_t pos, size_t len, const c
     return CEL_EINVAL;
 }
 
+int cel__sched_clamp_error(const char *text, struct cel_sched_error *err, int rc)
+{
+    if (rc && err) {
+        size_t n = strlen(text);
+        if (err->pos > n)
+            err->pos = n;
+        if (err->len > n - err->pos)
+            err->len = n - err->pos;
+    }
+    return rc;
+}
+
 void cel__sched_trim(const char *text, size_t *start, size_t *end)
 {
     size_t s = 0, e = strlen(text);
@@ -60,8 +72,9 @@ int cel__sched_lex(const char *text, struct cel_sched_tok *toks, size_t max, siz
             size_t digits = 0;
             while (isdigit((unsigned char)text[i])) {
                 if (++digits > 9)
-                    return cel__sched_fail(err, t->pos, i + 1 - t->pos, "number '%.*s' is too large",
-                                           (int)(i + 1 - t->pos), text + t->pos);
+                    return cel__sched_fail(err, t->pos, i + 1 - t->pos,
+                                           "number '%.*s' is too large", (int)(i + 1 - t->pos),
+                                           text + t->pos);
                 t->num = t->num * 10 + (text[i++] - '0');
             }
             if (text[i] == '.' && isdigit((unsigned char)text[i + 1])) {
@@ -90,7 +103,8 @@ int cel__sched_lex(const char *text, struct cel_sched_tok *toks, size_t max, siz
 
 bool cel__sched_tok_is(const char *text, const struct cel_sched_tok *t, const char *w)
 {
-    return t->kind == CEL_TOK_WORD && strlen(w) == t->len && strncasecmp(text + t->pos, w, t->len) == 0;
+    return t->kind == CEL_TOK_WORD && strlen(w) == t->len &&
+           strncasecmp(text + t->pos, w, t->len) == 0;
 }
 
 bool cel__sched_tok_punct(const char *text, const struct cel_sched_tok *t, char c)

@@ -30,7 +30,7 @@ struct cel_sched_tok {
     bool glued;      /* no blank between this token and the previous one */
 };
 
-#define CEL_SCHED_TOK_MAX 96
+#define CEL_SCHED_TOK_MAX 400
 
 /* Splits text into tokens; the array ends with a CEL_TOK_END token at the
  * text's end. Fails on a number of more than 9 digits or too many tokens. */
@@ -44,11 +44,11 @@ bool cel__sched_tok_punct(const char *text, const struct cel_sched_tok *t, char 
 
 /* A length of time: "15 minutes", "1h30m", "1.5h", "every minute". */
 struct cel_sched_duration {
-    int parts;      /* "N unit" groups read; 0: the tokens are not a duration */
+    int parts; /* "N unit" groups read; 0: the tokens are not a duration */
     int64_t seconds;
-    int64_t n;      /* with one part: its N (1 for a bare unit) ... */
-    int64_t unit_s; /* ... and its unit in seconds */
-    bool whole_n;   /* N had no fraction */
+    int64_t n;       /* with one part: its N (1 for a bare unit) ... */
+    int64_t unit_s;  /* ... and its unit in seconds */
+    bool whole_n;    /* N had no fraction */
     size_t pos, len; /* where it was written */
 };
 
@@ -63,6 +63,10 @@ int cel__sched_read_duration(const char *text, const struct cel_sched_tok *toks,
 /* Fills *err (when not NULL) and returns CEL_EINVAL. */
 int cel__sched_fail(struct cel_sched_error *err, size_t pos, size_t len, const char *fmt, ...)
     CEL_PRINTF(4, 5);
+
+/* Keeps err->pos and err->len inside text (a message about "the end"
+ * points just past the last byte, with length 0); returns rc. */
+int cel__sched_clamp_error(const char *text, struct cel_sched_error *err, int rc);
 
 /* Leading and trailing blanks of text: [*start, *end). */
 void cel__sched_trim(const char *text, size_t *start, size_t *end);

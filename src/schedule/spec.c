@@ -19,8 +19,9 @@ int cel__sched_parse(const char *kind, const char *text, struct cel_sched_spec *
         return cel__sched_parse_at(text, out, err);
     if (strcmp(kind, "when") == 0)
         return cel__sched_parse_phrase(text, out, err);
-    return cel__sched_fail(err, 0, 0, "unknown schedule kind '%.32s' (expected cron, every, at "
-                                      "or when)",
+    return cel__sched_fail(err, 0, 0,
+                           "unknown schedule kind '%.32s' (expected cron, every, at "
+                           "or when)",
                            kind);
 }
 
@@ -88,8 +89,7 @@ void cel__sched_tick_id(const char *entry_name, int64_t tick_s, char out[37])
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x80); /* version 8: custom */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
