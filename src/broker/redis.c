@@ -163,6 +163,34 @@ static int add_binding(struct redis_broker *b, struct cel_redis_cmds *q, const c
     return CEL_OK;
 }
 
+int cel__redis_push_plan(struct redis_broker *b, const char *queue, int priority, int64_t due_us,
+                         const char *body, size_t len, struct cel_redis_push *p)
+{
+    memset(p, 0, sizeof *p);
+    if (!cel__redis_band_key(queue, cel__redis_band_of(priority), p->list, sizeof p->list) ||
+        !cel__redis_binding(queue, p->binding, p->binding_member))
+        return cel__err(&b->base.err, CEL_EINVAL, "queue name too long");
+    if (due_us <= cel__wall_us())
+        return CEL_OK;
+    /* Parked in our delayed set until due; see redis_keys.h. */
+    bool bad;
+    p->parked = cel__redis_delayed_member(p->list, queue, priority, body, len, &bad);
+    if (bad)
+        return cel__err(&b->base.err, CEL_EINVAL, "message for queue '%s' is not valid UTF-8",
+                        queue);
+    if (!p->parked)
+        return oom(b);
+    p->park_ms = due_us / 1000;
+    snprintf(p->score, sizeof p->score, "%lld", (long long)p->park_ms);
+    return CEL_OK;
+}
+
+void cel__redis_push_release(struct cel_redis_push *p)
+{
+    free(p->parked);
+    p->parked = NULL;
+}
+
 static int rb_publish(struct cel_broker *base, const char *queue, int priority, int64_t due_us,
                       const char *task_id, const char *body, size_t len)
 {
@@ -170,31 +198,22 @@ static int rb_publish(struct cel_broker *base, const char *queue, int priority, 
     struct redis_broker *b = (struct redis_broker *)base;
     struct cel_redis_cmds local = {0};
     struct cel_redis_cmds *q = b->batching ? &b->batch : &local;
-    char key[CEL_REDIS_KEY_MAX];
-    if (!cel__redis_band_key(queue, cel__redis_band_of(priority), key, sizeof key))
-        return cel__err(&base->err, CEL_EINVAL, "queue name too long");
-    int rc = add_binding(b, q, queue);
-    int64_t park_ms = 0;
-    if (rc == CEL_OK && due_us > cel__wall_us()) {
-        park_ms = due_us / 1000;
-        /* Parked in our delayed set until due; see redis_keys.h. */
-        bool bad;
-        char *member = cel__redis_delayed_member(key, queue, priority, body, len, &bad);
-        char score[32];
-        snprintf(score, sizeof score, "%lld", (long long)(due_us / 1000));
-        const char *argv[] = {"ZADD", CEL_REDIS_KEY_DELAYED, score, member};
-        if (bad)
-            rc = cel__err(&base->err, CEL_EINVAL, "message for queue '%s' is not valid UTF-8",
-                          queue);
-        else if (!member || cel__redis_cmds_addv(q, 4, argv) != CEL_OK)
+    struct cel_redis_push p;
+    int rc = cel__redis_push_plan(b, queue, priority, due_us, body, len, &p);
+    if (rc == CEL_OK)
+        rc = add_binding(b, q, queue);
+    if (rc == CEL_OK && p.parked) {
+        const char *argv[] = {"ZADD", CEL_REDIS_KEY_DELAYED, p.score, p.parked};
+        if (cel__redis_cmds_addv(q, 4, argv) != CEL_OK)
             rc = oom(b);
-        free(member);
     } else if (rc == CEL_OK) {
-        const char *argv[] = {"LPUSH", key, body};
-        size_t lens[] = {5, strlen(key), len};
+        const char *argv[] = {"LPUSH", p.list, body};
+        size_t lens[] = {5, strlen(p.list), len};
         if (cel__redis_cmds_add(q, 3, argv, lens) != CEL_OK)
             rc = oom(b);
     }
+    int64_t park_ms = rc == CEL_OK ? p.park_ms : 0;
+    cel__redis_push_release(&p);
     if (rc == CEL_OK && !b->batching)
         rc = cel__redis_broker_run(b, q, NULL);
     if (rc == CEL_OK && park_ms && !b->batching)
@@ -765,4 +784,13 @@ const struct cel_broker_ops cel__broker_redis = {
     .mailbox_send = cel__redis_mailbox_send,
     .queue_pause = rb_queue_pause,
     .queue_paused_list = rb_queue_paused_list,
+    .sched_put = cel__redis_sched_put,
+    .sched_get = cel__redis_sched_get,
+    .sched_list = cel__redis_sched_list,
+    .sched_remove = cel__redis_sched_remove,
+    .sched_enable = cel__redis_sched_enable,
+    .sched_version = cel__redis_sched_version,
+    .lease_acquire = cel__redis_lease_acquire,
+    .lease_release = cel__redis_lease_release,
+    .sched_fire = cel__redis_sched_fire,
 };

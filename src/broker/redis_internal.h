@@ -9,6 +9,7 @@
  *                     kombu's restore
  *   redis_fanout.c    fan-out publish/subscribe (kombu's pub/sub layout)
  *   redis_mailbox.c   reply mailboxes (kombu's reply.celery.pidbox)
+ *   redis_schedule.c  periodic entries and leases (beat)
  *   redis_wake.c      waking the I/O thread early for a message this
  *                     handle parks in celeriac.delayed
  *   redis_keys.h      the key layout; redis_scripts.{c,h} the Lua scripts
@@ -122,6 +123,26 @@ static inline void cel__redis_eventfd_drain(int fd)
     (void)r;
 }
 
+/* How publish() stores one message: LPUSH on `list`, or, when due later,
+ * ZADD `parked` to celeriac.delayed scored `score` (due ms); and the
+ * queue's binding (SADD binding_member to binding), as kombu producers
+ * declare it. sched_fire's script does the same in Lua. */
+struct cel_redis_push {
+    char list[CEL_REDIS_KEY_MAX];
+    char binding[CEL_REDIS_KEY_MAX];
+    char binding_member[3 * CEL_REDIS_KEY_MAX];
+    char *parked;    /* NULL: push now */
+    char score[32];  /* with parked */
+    int64_t park_ms; /* with parked: for cel__redis_wake_for() */
+};
+
+/* Fills p for publishing `body` on `queue` (CEL_EINVAL: queue name too
+ * long or, when parked, body not UTF-8). Release with
+ * cel__redis_push_release(), also after a failure. */
+int cel__redis_push_plan(struct redis_broker *b, const char *queue, int priority, int64_t due_us,
+                         const char *body, size_t len, struct cel_redis_push *p);
+void cel__redis_push_release(struct cel_redis_push *p);
+
 /* Runs q on the caller's connection (b->main); returns the first Redis
  * error as CEL_EBROKER. Replies are kept when `out` is not NULL. */
 int cel__redis_broker_run(struct redis_broker *b, const struct cel_redis_cmds *q,
@@ -207,6 +228,19 @@ int cel__redis_dead_list(struct cel_broker *b, const char *queue, size_t offset,
 int cel__redis_dead_get(struct cel_broker *b, const char *id, struct cel_dead_letter *out);
 int cel__redis_dead_requeue(struct cel_broker *b, const char *id);
 int cel__redis_dead_purge(struct cel_broker *b, const char *queue, const char *id, size_t *removed);
+/* The periodic-entry and lease ops (broker.h), in redis_schedule.c. */
+int cel__redis_sched_put(struct cel_broker *b, const char *name, const char *doc, size_t len,
+                         bool enabled, bool replace);
+int cel__redis_sched_get(struct cel_broker *b, const char *name, struct cel_sched_row *out);
+int cel__redis_sched_list(struct cel_broker *b, struct cel_sched_row **out, size_t *n);
+int cel__redis_sched_remove(struct cel_broker *b, const char *name);
+int cel__redis_sched_enable(struct cel_broker *b, const char *name, bool enabled);
+int cel__redis_sched_version(struct cel_broker *b, int64_t *version);
+int cel__redis_lease_acquire(struct cel_broker *b, const char *lease, const char *holder,
+                             int64_t ttl_ms, bool *held);
+int cel__redis_lease_release(struct cel_broker *b, const char *lease, const char *holder);
+int cel__redis_sched_fire(struct cel_broker *b, const struct cel_sched_fire *f);
+
 /* The mailbox ops (broker.h), in redis_mailbox.c. */
 int cel__redis_mailbox_open(struct cel_broker *b, const char *name, struct cel_mailbox **out);
 int cel__redis_mailbox_take(struct cel_mailbox *m, int64_t timeout_ms, char **env, size_t *len);

@@ -64,6 +64,16 @@
  *                          messages; the key is in no binding, never a
  *                          queue, and expires a few seconds after the
  *                          last push, so a crashed worker leaves nothing.
+ *   celeriac.schedule      hash entry name -> its document (JSON, beat)
+ *   celeriac.schedule.state
+ *                          hash entry name -> "<enabled 0|1> <last_run_us>
+ *                          <total_runs> <updated_us>" (decimal, one space
+ *                          apart), written only by the scripts of
+ *                          redis_scripts.h together with the document
+ *   celeriac.schedule.version
+ *                          integer, INCR by every put, remove, enable
+ *   celeriac.lease.<name>  string: the holder of lease <name> (the leading
+ *                          beat), PX its remaining time; gone when free
  *
  * Pure helpers only: no I/O, nothing to link.
  */
@@ -94,6 +104,12 @@
 #define CEL_REDIS_WAKE_TTL_MS     "5000"
 /* + task name: a global rate-limit bucket (redis_scripts.h, RATE). */
 #define CEL_REDIS_KEY_RATE_PREFIX "celeriac.rate."
+
+/* Periodic entries and leases (redis_schedule.c, described above). */
+#define CEL_REDIS_KEY_SCHEDULE         "celeriac.schedule"
+#define CEL_REDIS_KEY_SCHEDULE_STATE   "celeriac.schedule.state"
+#define CEL_REDIS_KEY_SCHEDULE_VERSION "celeriac.schedule.version"
+#define CEL_REDIS_KEY_LEASE_PREFIX     "celeriac.lease."
 
 /* kombu's separator of band suffixes and binding fields. */
 #define CEL_REDIS_SEP "\x06\x16"

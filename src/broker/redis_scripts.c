@@ -191,6 +191,70 @@ static const char lua_reply[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) ==
                                 "end\n"
                                 "return 0\n";
 
+/* ---- periodic entries (beat) ---- */
+#define SCHED_STATE_PATTERN "'^([01]) (%-?%d+) (%d+) (%-?%d+)$'"
+
+static const char lua_sched_put[] =
+    "local name, last, total = ARGV[1], '0', '0'\n"
+    "if redis.call('HEXISTS', KEYS[1], name) == 1 then\n"
+    "  if ARGV[4] ~= '1' then return 0 end\n"
+    "  local _, l, t = string.match(redis.call('HGET', KEYS[2], name) or '', " SCHED_STATE_PATTERN
+    ")\n"
+    "  if l then last, total = l, t end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], name, ARGV[2])\n"
+    "redis.call('HSET', KEYS[2], name, ARGV[3] .. ' ' .. last .. ' ' .. total .. ' ' .. ARGV[5])\n"
+    "redis.call('INCR', KEYS[3])\n"
+    "return 1\n";
+
+static const char lua_sched_edit[] =
+    "local name = ARGV[1]\n"
+    "if redis.call('HEXISTS', KEYS[1], name) == 0 then return 0 end\n"
+    "if ARGV[2] == '-' then\n"
+    "  redis.call('HDEL', KEYS[1], name)\n"
+    "  redis.call('HDEL', KEYS[2], name)\n"
+    "else\n"
+    "  local _, l, t = string.match(redis.call('HGET', KEYS[2], name) or '', " SCHED_STATE_PATTERN
+    ")\n"
+    "  redis.call('HSET', KEYS[2], name,\n"
+    "             ARGV[2] .. ' ' .. (l or '0') .. ' ' .. (t or '0') .. ' ' .. ARGV[3])\n"
+    "end\n"
+    "redis.call('INCR', KEYS[3])\n"
+    "return 1\n";
+
+static const char lua_lease[] = "local h = redis.call('GET', KEYS[1])\n"
+                                "if not h then\n"
+                                "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                                "  return 1\n"
+                                "end\n"
+                                "if h == ARGV[1] then\n"
+                                "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                                "  return 1\n"
+                                "end\n"
+                                "return 0\n";
+
+static const char lua_sched_fire[] =
+    "local name = ARGV[1]\n"
+    "local h = redis.call('GET', KEYS[3])\n"
+    "if h ~= ARGV[2] then return {'lease', h or ''} end\n"
+    "if redis.call('HEXISTS', KEYS[1], name) == 0 then return {'missing', ''} end\n"
+    "local en, last, total, upd =\n"
+    "  string.match(redis.call('HGET', KEYS[2], name) or '', " SCHED_STATE_PATTERN ")\n"
+    "if not en then en, last, total, upd = '1', '0', '0', '0' end\n"
+    "if en ~= '1' then return {'disabled', ''} end\n"
+    "if last ~= ARGV[3] then return {'ran', last} end\n"
+    "if ARGV[5] == '1' then\n"
+    "  redis.call('SADD', KEYS[5], ARGV[8])\n"
+    "  if ARGV[7] ~= '' then\n"
+    "    redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6])\n"
+    "  else\n"
+    "    redis.call('LPUSH', KEYS[4], ARGV[6])\n"
+    "  end\n"
+    "  total = string.format('%d', tonumber(total) + 1)\n"
+    "end\n"
+    "redis.call('HSET', KEYS[2], name, en .. ' ' .. ARGV[4] .. ' ' .. total .. ' ' .. upd)\n"
+    "return {'ok', ''}\n";
+
 const char *const cel__redis_broker_scripts[CEL_REDIS_NSCRIPTS + 1] = {
     [CEL_REDIS_SCRIPT_POP] = lua_pop,
     [CEL_REDIS_SCRIPT_MOVE] = lua_move,
@@ -200,5 +264,9 @@ const char *const cel__redis_broker_scripts[CEL_REDIS_NSCRIPTS + 1] = {
     [CEL_REDIS_SCRIPT_DELAYED] = lua_delayed,
     [CEL_REDIS_SCRIPT_RESTORE_AT] = lua_restore_at,
     [CEL_REDIS_SCRIPT_REPLY] = lua_reply,
+    [CEL_REDIS_SCRIPT_SCHED_PUT] = lua_sched_put,
+    [CEL_REDIS_SCRIPT_SCHED_EDIT] = lua_sched_edit,
+    [CEL_REDIS_SCRIPT_LEASE] = lua_lease,
+    [CEL_REDIS_SCRIPT_SCHED_FIRE] = lua_sched_fire,
     [CEL_REDIS_NSCRIPTS] = NULL,
 };

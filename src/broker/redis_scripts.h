@@ -65,6 +65,38 @@ enum cel_redis_script {
      * so a reply to a client that is gone leaves no list behind. Returns 1
      * when pushed, 0 when dropped. */
     CEL_REDIS_SCRIPT_REPLY,
+    /* ---- periodic entries (beat), redis_schedule.c ----
+     * Entry state lives in KEYS[2] (celeriac.schedule.state) as the text
+     * "<enabled 0|1> <last_run_us> <total_runs> <updated_us>", next to
+     * the document in KEYS[1] (celeriac.schedule); KEYS[3] is
+     * celeriac.schedule.version. Numbers travel as decimal text and are
+     * compared as text, never as Lua doubles.
+     *
+     * SCHED_PUT: stores doc ARGV[2] under name ARGV[1], enabled ARGV[3],
+     * updated ARGV[5]; an existing entry keeps its last run and total and
+     * is replaced only when ARGV[4] is "1". Bumps the version. Returns 1,
+     * or 0 (nothing written) when the entry exists and may not be
+     * replaced. */
+    CEL_REDIS_SCRIPT_SCHED_PUT,
+    /* SCHED_EDIT: ARGV[2] "-" removes entry ARGV[1], "0"/"1" disables or
+     * enables it (updated ARGV[3]). Bumps the version. Returns 1, or 0
+     * (nothing written) when there is no such entry. */
+    CEL_REDIS_SCRIPT_SCHED_EDIT,
+    /* LEASE: KEYS[1] (celeriac.lease.<name>) becomes ARGV[1] for ARGV[2]
+     * ms when it is free (SET PX; an expired lease is gone) or already
+     * holds ARGV[1] (PEXPIRE). Returns 1 when ARGV[1] holds it. Released
+     * by UNLOCK. */
+    CEL_REDIS_SCRIPT_LEASE,
+    /* SCHED_FIRE: one run of entry ARGV[1], only while KEYS[3] (its lease)
+     * holds ARGV[2] and the entry exists, is enabled and its last run is
+     * ARGV[3]. Then, when ARGV[5] is "1", pushes as publish() does: SADD
+     * ARGV[8] to KEYS[5] (the queue's binding), and ZADD ARGV[6] scored
+     * ARGV[7] to KEYS[4] (celeriac.delayed) when ARGV[7] is not empty,
+     * else LPUSH ARGV[6] on KEYS[4] (the band list), and counts the run;
+     * the last run becomes ARGV[4] either way. Returns {"ok", ""} or,
+     * writing nothing, {"lease", holder or ""}, {"missing", ""},
+     * {"disabled", ""}, {"ran", last run}. */
+    CEL_REDIS_SCRIPT_SCHED_FIRE,
     CEL_REDIS_NSCRIPTS
 };
 

@@ -191,21 +191,28 @@ struct publish_args {
     size_t len;
 };
 
-static int publish_row(struct sqlite_broker *b, void *arg)
+int cel__sqlite_insert_message(struct sqlite_broker *b, const char *queue, int priority,
+                               int64_t due_us, const char *task_id, const char *body, size_t len)
 {
-    const struct publish_args *a = arg;
     sqlite3_stmt *st = prepare(b, sql_insert);
     if (!st)
         return CEL_EBROKER;
     int64_t now = cel__wall_us();
-    sqlite3_bind_text(st, 1, a->queue, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, a->priority < 0 ? 0 : a->priority > 9 ? 9 : a->priority);
-    if (a->task_id)
-        sqlite3_bind_text(st, 3, a->task_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, a->body, (int)a->len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, a->due_us > now ? a->due_us : now);
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, priority < 0 ? 0 : priority > 9 ? 9 : priority);
+    if (task_id)
+        sqlite3_bind_text(st, 3, task_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, body, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, due_us > now ? due_us : now);
     sqlite3_bind_int64(st, 6, now);
     return step_done(b, st, "cannot publish");
+}
+
+static int publish_row(struct sqlite_broker *b, void *arg)
+{
+    const struct publish_args *a = arg;
+    return cel__sqlite_insert_message(b, a->queue, a->priority, a->due_us, a->task_id, a->body,
+                                      a->len);
 }
 
 static int sb_publish(struct cel_broker *base, const char *queue, int priority, int64_t due_us,
@@ -1119,4 +1126,13 @@ const struct cel_broker_ops cel__broker_sqlite = {
     .mailbox_send = cel__sqlite_mailbox_send,
     .queue_pause = sb_queue_pause,
     .queue_paused_list = sb_queue_paused_list,
+    .sched_put = cel__sqlite_sched_put,
+    .sched_get = cel__sqlite_sched_get,
+    .sched_list = cel__sqlite_sched_list,
+    .sched_remove = cel__sqlite_sched_remove,
+    .sched_enable = cel__sqlite_sched_enable,
+    .sched_version = cel__sqlite_sched_version,
+    .lease_acquire = cel__sqlite_lease_acquire,
+    .lease_release = cel__sqlite_lease_release,
+    .sched_fire = cel__sqlite_sched_fire,
 };

@@ -4,6 +4,7 @@
  *   sqlite.c          the ops table: messages, fan-out, revokes, rate
  *                     limits
  *   sqlite_mailbox.c  remote-control reply mailboxes
+ *   sqlite_schedule.c periodic entries and leases (beat)
  *
  * The connection, transaction and wakeup plumbing is store/sqlite_db.h.
  */
@@ -35,6 +36,24 @@ int cel__sqlite_write(struct sqlite_broker *b, bool single,
 /* Steps a statement that returns no rows, then resets it (it holds no
  * read snapshot afterwards); a failure is recorded in the handle. */
 int cel__sqlite_step_done(struct sqlite_broker *b, sqlite3_stmt *st, const char *what);
+
+/* Inserts one message exactly as publish() does; call inside
+ * cel__sqlite_write(). */
+int cel__sqlite_insert_message(struct sqlite_broker *b, const char *queue, int priority,
+                               int64_t due_us, const char *task_id, const char *body, size_t len);
+
+/* The periodic-entry and lease ops (broker.h), in sqlite_schedule.c. */
+int cel__sqlite_sched_put(struct cel_broker *b, const char *name, const char *doc, size_t len,
+                          bool enabled, bool replace);
+int cel__sqlite_sched_get(struct cel_broker *b, const char *name, struct cel_sched_row *out);
+int cel__sqlite_sched_list(struct cel_broker *b, struct cel_sched_row **out, size_t *n);
+int cel__sqlite_sched_remove(struct cel_broker *b, const char *name);
+int cel__sqlite_sched_enable(struct cel_broker *b, const char *name, bool enabled);
+int cel__sqlite_sched_version(struct cel_broker *b, int64_t *version);
+int cel__sqlite_lease_acquire(struct cel_broker *b, const char *lease, const char *holder,
+                              int64_t ttl_ms, bool *held);
+int cel__sqlite_lease_release(struct cel_broker *b, const char *lease, const char *holder);
+int cel__sqlite_sched_fire(struct cel_broker *b, const struct cel_sched_fire *f);
 
 /* The mailbox ops (broker.h), in sqlite_mailbox.c. */
 int cel__sqlite_mailbox_open(struct cel_broker *b, const char *name, struct cel_mailbox **out);

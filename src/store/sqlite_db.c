@@ -14,11 +14,11 @@
 #include "core/log.h"
 
 /*
- * Schema, version 6 (PRAGMA user_version). Every statement is CREATE ...
+ * Schema, version 7 (PRAGMA user_version). Every statement is CREATE ...
  * IF NOT EXISTS, so running the whole script on an older file is the
  * migration (1 -> 2 added the fanout table, 2 -> 3 the revoked table,
  * 3 -> 4 the chord tables, 4 -> 5 group_results, 5 -> 6 the mailbox and
- * paused-queue tables).
+ * paused-queue tables, 6 -> 7 the schedule tables).
  *
  * messages: one row per queued envelope. visible_at (wall µs) is the one
  * time column: the ETA of a delayed message, the lease deadline of a
@@ -49,6 +49,12 @@
  * client that died leaves nothing for long.
  *
  * paused_queues: queues no celeriac worker consumes until resumed.
+ *
+ * schedule / schedule_version / leases: periodic entries (beat,
+ * src/broker/sqlite_schedule.c). schedule holds each entry's document and
+ * run state; schedule_version is one row counting edits, so a running
+ * beat notices a change with one read; leases elects the beat that sends
+ * (expires_us: wall µs).
  *
  * chord_sizes / chord_joins: Celery's chord join (celery-taskset-meta-
  * <gid>.s and .j on Redis, src/backend/sqlite.c): a chord's size and one
@@ -126,7 +132,21 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS mailbox_replies_name ON mailbox_replies (name, id);"
     "CREATE TABLE IF NOT EXISTS paused_queues ("
     " queue TEXT PRIMARY KEY,"
-    " paused_at INTEGER NOT NULL) WITHOUT ROWID;";
+    " paused_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS schedule ("
+    " name TEXT PRIMARY KEY,"
+    " doc TEXT NOT NULL,"
+    " enabled INTEGER NOT NULL DEFAULT 1,"
+    " last_run_us INTEGER NOT NULL DEFAULT 0,"
+    " total_runs INTEGER NOT NULL DEFAULT 0,"
+    " updated_us INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS schedule_version ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS leases ("
+    " name TEXT PRIMARY KEY,"
+    " holder TEXT NOT NULL,"
+    " expires_us INTEGER NOT NULL) WITHOUT ROWID;";
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 

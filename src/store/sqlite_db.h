@@ -41,7 +41,7 @@
 
 #include "core/errbuf.h"
 
-#define CEL_SQLDB_SCHEMA_VERSION  6
+#define CEL_SQLDB_SCHEMA_VERSION  7
 #define CEL_SQLDB_BUSY_TIMEOUT_MS 5000
 /* Opening (WAL switch and schema) waits out other openers this long in
  * total before it reports the file as locked. */

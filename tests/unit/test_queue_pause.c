@@ -11,6 +11,7 @@
 #include <celeriac.h>
 
 #include "broker/broker.h"
+#include "store/sqlite_db.h"
 #include "redis_server.h"
 #include "sql_query.h"
 #include "store_open.h"
@@ -112,7 +113,7 @@ static void test_sqlite_schema_4_is_migrated(void)
               SQLITE_OK);
     sqlite3_close(db);
     b = cel_test_open_broker("sqlite:///" SQLITE_DB);
-    ASSERT_EQ(cel_test_sql_int(SQLITE_DB, "PRAGMA user_version"), 6);
+    ASSERT_EQ(cel_test_sql_int(SQLITE_DB, "PRAGMA user_version"), CEL_SQLDB_SCHEMA_VERSION);
     pause_queue(b, "celery", true);
     ASSERT_STREQ(paused(b), "celery");
     struct cel_mailbox *m = NULL;
