@@ -140,6 +140,7 @@ int cli_cmd_control(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);
 int cli_cmd_events(int argc, char **argv);
 int cli_cmd_queues(int argc, char **argv);
+int cli_cmd_schedule(int argc, char **argv);
 int cli_cmd_beat(int argc, char **argv);
 
 extern const struct cli_cmd cli_worker_cmd;
@@ -154,6 +155,7 @@ extern const struct cli_cmd cli_status_cmd;
 extern const struct cli_cmd cli_events_cmd;
 extern const struct cli_cmd cli_queues_cmd;
 extern const struct cli_cmd cli_beat_cmd;
+extern const struct cli_cmd cli_schedule_cmd;
 
 /* Runs beat on cli->cfg until SIGTERM, SIGINT or SIGQUIT (beat_cmd.c):
  * the exit code. */

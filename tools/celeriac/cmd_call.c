@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_args.h"
 #include "cli_common.h"
 
 enum {
@@ -103,15 +104,6 @@ struct call_args {
     json_t *errbacks;     /* --link-error TASKs, strings */
 };
 
-/* JSON if it parses as a JSON value, else the text as a string. */
-static json_t *json_or_string(const char *text)
-{
-    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-    if (v)
-        return v;
-    return json_string(text); /* NULL for text that is not UTF-8 */
-}
-
 static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
 {
     struct call_args *ca = ctx;
@@ -125,24 +117,8 @@ static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
     case 'q':
         ca->send.queue = arg;
         return 0;
-    case OPT_KW: {
-        const char *eq = strchr(arg, '=');
-        if (!eq || eq == arg) {
-            cli_error(cli, "--kw expects KEY=VALUE, got '%s'", arg);
-            return CLI_EXIT_USAGE;
-        }
-        if (!ca->kw)
-            ca->kw = json_object();
-        char *key = strndup(arg, (size_t)(eq - arg));
-        json_t *v = json_or_string(eq + 1);
-        int bad = !ca->kw || !key || !v || json_object_set_new(ca->kw, key, v) != 0;
-        free(key);
-        if (bad) {
-            cli_error(cli, "invalid --kw '%s' (not UTF-8?)", arg);
-            return CLI_EXIT_USAGE;
-        }
-        return 0;
-    }
+    case OPT_KW:
+        return cli_add_kw(cli, &ca->kw, arg);
     case OPT_COUNTDOWN:
         if (!cli_parse_seconds(arg, &ca->send.countdown)) {
             cli_error(cli, "--countdown expects seconds, got '%s'", arg);
@@ -235,57 +211,6 @@ static int on_opt(struct cli *cli, int val, const char *arg, void *ctx)
         return 0;
     }
     return CLI_EXIT_USAGE;
-}
-
-/* Builds the args array and kwargs object texts; exit code or -1. */
-static int build_arguments(struct cli *cli, struct call_args *ca, char **args_out,
-                           char **kwargs_out)
-{
-    json_error_t jerr;
-    json_t *args = NULL, *kwargs = NULL;
-    int rc = CLI_EXIT_USAGE;
-
-    if (ca->args_json) {
-        args = json_loads(ca->args_json, 0, &jerr);
-        if (!json_is_array(args)) {
-            cli_error(cli, "--args must be a JSON array, got '%s'%s%s", ca->args_json,
-                      args ? "" : ": ", args ? "" : jerr.text);
-            goto out;
-        }
-        if (cli->npos > 1) {
-            cli_error(cli, "give positional arguments either after the task name or with --args, "
-                           "not both");
-            goto out;
-        }
-    } else {
-        args = json_array();
-        for (int i = 1; i < cli->npos; i++) {
-            json_t *v = json_or_string(cli->pos[i]);
-            if (!v || json_array_append_new(args, v) != 0) {
-                cli_error(cli, "argument '%s' is neither JSON nor UTF-8 text", cli->pos[i]);
-                goto out;
-            }
-        }
-    }
-    if (ca->kwargs_json) {
-        kwargs = json_loads(ca->kwargs_json, 0, &jerr);
-        if (!json_is_object(kwargs)) {
-            cli_error(cli, "--kwargs must be a JSON object, got '%s'%s%s", ca->kwargs_json,
-                      kwargs ? "" : ": ", kwargs ? "" : jerr.text);
-            goto out;
-        }
-    } else {
-        kwargs = json_object();
-    }
-    if (ca->kw && json_object_update(kwargs, ca->kw) != 0)
-        goto out;
-    *args_out = json_dumps(args, JSON_ENSURE_ASCII);
-    *kwargs_out = json_dumps(kwargs, JSON_ENSURE_ASCII);
-    rc = *args_out && *kwargs_out ? -1 : CLI_EXIT_USAGE;
-out:
-    json_decref(args);
-    json_decref(kwargs);
-    return rc;
 }
 
 /* The first per-call option given, by its flag; NULL when none. A
@@ -557,7 +482,8 @@ int cli_cmd_call(int argc, char **argv)
         goto out;
     }
     if (!ca.workflow) {
-        rc = build_arguments(&cli, &ca, &args, &kwargs);
+        rc = cli_call_arguments(&cli, cli.pos + 1, cli.npos - 1, ca.args_json, ca.kwargs_json,
+                                ca.kw, &args, &kwargs);
         if (rc >= 0)
             goto out;
     }

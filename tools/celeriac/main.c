@@ -9,6 +9,7 @@
  *   celeriac dead-letters list
  *   celeriac inspect active / control rate_limit tasks.add 10/s / status
  *   celeriac events / queues
+ *   celeriac schedule add nightly --task tasks.report --when "every day at 6pm"
  *   celeriac beat
  *
  * Options given before the subcommand name are passed to it, so
@@ -35,6 +36,7 @@ static const struct {
     {&cli_events_cmd, cli_cmd_events},
     {&cli_queues_cmd, cli_cmd_queues},
     {&cli_dead_letters_cmd, cli_cmd_dead_letters},
+    {&cli_schedule_cmd, cli_cmd_schedule},
     {&cli_beat_cmd, cli_cmd_beat},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
