@@ -81,8 +81,32 @@ static void test_fire_redis(void)
     fire_into_worker(true);
 }
 
+/* A broker that keeps no entries is refused, saying so. */
+static void test_refuses_memory_broker(void)
+{
+    char *out = NULL, *err = NULL;
+    int rc = cel_test_cli(&out, &err, "beat", "-b", "memory://", NULL);
+    ASSERT(rc != 0);
+    ASSERT_CONTAINS(err, "keeps no periodic entries");
+    free(out);
+    free(err);
+}
+
+/* A beat whose broker is down retries, and stops cleanly meanwhile. */
+static void test_stops_while_the_broker_is_down(void)
+{
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", cel_test_free_port());
+    pid_t beat = cel_test_beat_spawn(url, "beat.log", NULL);
+    ASSERT(cel_test_wait_log("beat.log", "retrying", 10000));
+    ASSERT(cel_test_alive(beat));
+    ASSERT_EQ(cel_test_worker_stop(beat, SIGTERM, STOP_MS), 0);
+}
+
 int main(void)
 {
+    TEST_RUN(test_refuses_memory_broker);
+    TEST_RUN(test_stops_while_the_broker_is_down);
     TEST_RUN(test_fire_sqlite);
     TEST_RUN(test_fire_redis);
     return 0;

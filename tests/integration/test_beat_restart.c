@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "beat_proc.h"
-#include "task_batch.h"
 #include "testing.h"
 #include "worker_proc.h"
 
@@ -41,11 +40,8 @@ static void restart(bool redis, bool kill_it)
     ASSERT_EQ(cel_test_worker_stop(beat, SIGTERM, STOP_MS), 0);
     int64_t to = cel_test_wall_s();
 
-    char **ids;
-    size_t n = cel_test_drain_ids(s.url, "celery", &ids);
     int64_t first, last;
-    size_t runs = cel_test_check_runs(NAME, ids, n, from, to, &first, &last);
-    ASSERT_EQ(runs, n);
+    cel_test_queue_runs(s.url, "celery", NAME, from, to, &first, &last);
     if (first > from + 2 || last < to - 2 || last <= stopped) {
         cel_test_print_tail("beat1 log", "beat1.log", 20);
         cel_test_print_tail("beat2 log", "beat2.log", 20);
@@ -54,7 +50,6 @@ static void restart(bool redis, bool kill_it)
                       (long long)to);
     }
     ASSERT(cel_test_count_in_file("beat2.log", "beat: sent '" NAME "'") >= 2);
-    cel_test_ids_free(ids, n);
     cel_test_store_teardown(&s);
 }
 

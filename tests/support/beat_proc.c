@@ -156,6 +156,17 @@ size_t cel_test_check_runs(const char *name, char **ids, size_t n, int64_t from_
     return last - first;
 }
 
+size_t cel_test_queue_runs(const char *url, const char *queue, const char *name, int64_t from_s,
+                           int64_t to_s, int64_t *first_s, int64_t *last_s)
+{
+    char **ids;
+    size_t n = cel_test_drain_ids(url, queue, &ids);
+    size_t runs = cel_test_check_runs(name, ids, n, from_s, to_s, first_s, last_s);
+    ASSERT_EQ(runs, n); /* contiguous, each once */
+    cel_test_ids_free(ids, n);
+    return runs;
+}
+
 int64_t cel_test_wall_s(void)
 {
     return (int64_t)time(NULL);

@@ -51,6 +51,12 @@ size_t cel_test_drain_ids(const char *url, const char *queue, char ***ids);
 size_t cel_test_check_runs(const char *name, char **ids, size_t n, int64_t from_s, int64_t to_s,
                            int64_t *first_s, int64_t *last_s);
 
+/* Drains `queue` and checks what was on it with cel_test_check_runs(),
+ * also that each message is a run (the count of runs equals the count
+ * of messages): the number of runs. */
+size_t cel_test_queue_runs(const char *url, const char *queue, const char *name, int64_t from_s,
+                           int64_t to_s, int64_t *first_s, int64_t *last_s);
+
 /* Wall clock, UTC seconds. */
 int64_t cel_test_wall_s(void);
 
