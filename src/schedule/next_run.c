@@ -14,9 +14,10 @@
 #include "core/clock.h"
 #include "schedule/tzif.h"
 
-/* Beyond this, a spec is taken to never match (Feb 30, or Feb 29 on a
- * Monday... which does come round, within 28 years; eight cover every
- * leap day). */
+/* Beyond this a spec is taken never to match (Feb 30). Every date cron
+ * can name comes round within it: eight years always hold a Feb 29 (even
+ * around 2100, which has none), and two restricted day fields are
+ * alternatives, never both required. */
 static const int64_t SEARCH_SPAN_S = 8 * 366 * 86400LL;
 /* No schedule runs past the year 9999. */
 static const int64_t LAST_INSTANT_S = 253402300799LL;

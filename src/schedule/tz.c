@@ -56,11 +56,13 @@ static int read_zone_file(const char *name, unsigned char **data, size_t *len, c
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int err = fd < 0 ? errno : ENOENT;
+        int err = fd < 0 ? errno : ENOENT; /* a directory is no zone either */
         if (fd >= 0)
             close(fd);
-        return cel__errf(why, whylen, err == ENOENT || err == ENOTDIR ? CEL_ENOTFOUND : CEL_EIO,
-                         "unknown time zone '%s'", name);
+        if (err == ENOENT || err == ENOTDIR)
+            return cel__errf(why, whylen, CEL_ENOTFOUND, "unknown time zone '%s'", name);
+        return cel__errf(why, whylen, CEL_EIO, "cannot read time zone file '%s': %s", path,
+                         strerror(err));
     }
     if (st.st_size > MAX_TZIF_BYTES) {
         close(fd);

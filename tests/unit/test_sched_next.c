@@ -307,38 +307,46 @@ static void test_reboot_has_no_next(void)
  * in a few zones. */
 static void test_any_hour_matches_brute_force(void)
 {
-    static const char *zones[] = {"Europe/London", "America/New_York", "Australia/Lord_Howe",
-                                  "Pacific/Apia", "Asia/Kolkata"};
+    /* Two days from each start, which is shortly before a change. */
+    static const struct {
+        const char *zone, *start;
+    } windows[] = {
+        {"Europe/London", "2026-03-28T12:00:00Z"},
+        {"Europe/London", "2026-10-24T12:00:00Z"},
+        {"America/New_York", "2026-03-07T12:00:00Z"},
+        {"America/New_York", "2026-10-31T12:00:00Z"},
+        {"Australia/Lord_Howe", "2026-04-04T00:00:00Z"},
+        {"Australia/Lord_Howe", "2026-10-03T00:00:00Z"},
+        {"Pacific/Apia", "2011-12-29T12:00:00Z"},      /* skipped a day */
+        {"America/Sao_Paulo", "2018-11-03T12:00:00Z"}, /* at midnight */
+        {"America/Sao_Paulo", "2019-02-16T12:00:00Z"},
+        {"Asia/Kolkata", "2026-01-10T00:00:00Z"}, /* no change */
+    };
     struct cel_sched_spec specs[] = {
         cron(1, bits(0, 59, 30), ANY_HOUR),
         cron(1, bits(5, 59, 7), ANY_HOUR),
         cron(bits(0, 59, 15), bits(0, 59, 1), ANY_HOUR),
         cron(1, 1ULL << 45, ANY_HOUR),
     };
-    for (size_t z = 0; z < sizeof zones / sizeof zones[0]; z++) {
-        struct cel_tz *tz = zone(zones[z]);
-        int64_t windows[] = {at_utc("2026-01-10T00:00:00Z"), at_utc("2026-03-07T00:00:00Z"),
-                             at_utc("2026-03-27T12:00:00Z"), at_utc("2026-04-04T00:00:00Z"),
-                             at_utc("2026-09-26T00:00:00Z"), at_utc("2026-10-03T00:00:00Z"),
-                             at_utc("2026-10-24T12:00:00Z"), at_utc("2026-10-31T00:00:00Z")};
-        for (size_t w = 0; w < sizeof windows / sizeof windows[0]; w++)
-            for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
-                const struct cel_sched_cron *c = &specs[k].cron;
-                int64_t t = windows[w], end = t + 2 * 86400;
-                int64_t next = cel__sched_next(&specs[k], tz, 0, t);
-                for (int64_t u = t + 1; u < end; u++) {
-                    struct cel_local_time lt;
-                    cel__tz_to_local(tz, u, &lt);
-                    if (!(c->seconds >> lt.sec & 1) || !(c->minutes >> lt.min & 1))
-                        continue;
-                    if (next != u)
-                        cel_test_fail(__FILE__, __LINE__,
-                                      "%s spec %zu: got %" PRId64 ", brute force %" PRId64,
-                                      zones[z], k, next, u);
-                    next = cel__sched_next(&specs[k], tz, 0, u);
-                }
-                ASSERT(next >= end);
+    for (size_t w = 0; w < sizeof windows / sizeof windows[0]; w++) {
+        struct cel_tz *tz = zone(windows[w].zone);
+        for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
+            const struct cel_sched_cron *c = &specs[k].cron;
+            int64_t t = at_utc(windows[w].start), end = t + 2 * 86400;
+            int64_t next = cel__sched_next(&specs[k], tz, 0, t);
+            for (int64_t u = t + 1; u < end; u++) {
+                struct cel_local_time lt;
+                cel__tz_to_local(tz, u, &lt);
+                if (!(c->seconds >> lt.sec & 1) || !(c->minutes >> lt.min & 1))
+                    continue;
+                if (next != u)
+                    cel_test_fail(__FILE__, __LINE__,
+                                  "%s from %s spec %zu: got %" PRId64 ", brute force %" PRId64,
+                                  windows[w].zone, windows[w].start, k, next, u);
+                next = cel__sched_next(&specs[k], tz, 0, u);
             }
+            ASSERT(next >= end);
+        }
         cel__tz_free(tz);
     }
 }

@@ -160,6 +160,60 @@ static void test_footer_rules_match_libc(void)
     tzset();
 }
 
+/* Debian may install "slim" files: transitions only as far as the rules
+ * changed, the footer rule for everything after. zic (in every glibc
+ * install) makes some from a small source; the C library reads the same
+ * files through TZDIR. */
+static void test_slim_files_match_libc(void)
+{
+    static const char source[] = "Rule EU 1977 1980 - Apr Sun>=1 1:00u 1:00 S\n"
+                                 "Rule EU 1977 only - Sep lastSun 1:00u 0 -\n"
+                                 "Rule EU 1978 only - Oct 1 1:00u 0 -\n"
+                                 "Rule EU 1979 1995 - Sep lastSun 1:00u 0 -\n"
+                                 "Rule EU 1981 max - Mar lastSun 1:00u 1:00 S\n"
+                                 "Rule EU 1996 max - Oct lastSun 1:00u 0 -\n"
+                                 "Zone Test/Europe 0:00 - GMT 1990\n"
+                                 "\t1:00 EU CE%sT\n"
+                                 "Rule AN 2001 2007 - Oct lastSun 2:00s 1:00 D\n"
+                                 "Rule AN 2006 only - Apr Sun>=1 2:00s 0 S\n"
+                                 "Rule AN 2007 only - Mar lastSun 2:00s 0 S\n"
+                                 "Rule AN 2008 max - Apr Sun>=1 2:00s 0 S\n"
+                                 "Rule AN 2008 max - Oct Sun>=1 2:00s 1:00 D\n"
+                                 "Zone Test/South 10:00 AN AE%sT\n"
+                                 "Rule LH 2008 max - Apr Sun>=1 2:00 0 -\n"
+                                 "Rule LH 2008 max - Oct Sun>=1 2:00 0:30 -\n"
+                                 "Zone Test/Half 10:30 LH +1030/+11\n";
+    char dir[4096], src[4200];
+    snprintf(dir, sizeof dir, "%s/zones", cel_test_dir());
+    snprintf(src, sizeof src, "%s/zones.src", cel_test_dir());
+    FILE *f = fopen(src, "w");
+    ASSERT(f != NULL);
+    ASSERT(fputs(source, f) >= 0);
+    ASSERT_OK(fclose(f));
+    char *argv[] = {
+        (char *)"/usr/sbin/zic", (char *)"-b", (char *)"slim", (char *)"-d", dir, src, NULL};
+    char *out = NULL, *err = NULL;
+    int st = cel_test_run(argv, 20000, &out, &err);
+    if (st != 0)
+        cel_test_fail(__FILE__, __LINE__, "zic failed (%d): %s", st, err ? err : "");
+    free(out);
+    free(err);
+    setenv("TZDIR", dir, 1);
+    const char *names[] = {"Test/Europe", "Test/South", "Test/Half"};
+    for (int i = 0; i < 3; i++) {
+        struct cel_tz *tz = load(names[i]);
+        ASSERT(tz->has_rule);
+        ASSERT(tz->ntimes < 60); /* slim indeed: the rule does the rest */
+        libc_use(names[i]);
+        if (compare_with_libc(tz, names[i]) < 150)
+            cel_test_fail(__FILE__, __LINE__, "%s: too few changes", names[i]);
+        cel__tz_free(tz);
+    }
+    unsetenv("TZDIR");
+    unsetenv("TZ");
+    tzset();
+}
+
 static void test_footer_rules_refused(void)
 {
     static const char *rules[] = {
@@ -194,70 +248,61 @@ static int64_t utc(int y, int mo, int d, int h, int mi, int s)
     return cel__days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
 }
 
-static void expect_from_local(const struct cel_tz *tz, int y, int mo, int d, int h, int mi,
-                              int want_n, int64_t want_first, int64_t want_second)
+static int64_t utc_text(const char *iso)
 {
-    int64_t first = -1, second = -1;
-    int n = cel__tz_from_local(tz, y, mo, d, h, mi, 0, &first, &second);
-    if (n != want_n || first != want_first || second != want_second)
-        cel_test_fail(__FILE__, __LINE__,
-                      "%s %04d-%02d-%02d %02d:%02d: got %d %" PRId64 " %" PRId64
-                      ", want %d %" PRId64 " %" PRId64,
-                      cel__tz_name(tz), y, mo, d, h, mi, n, first, second, want_n, want_first,
-                      want_second);
+    int64_t us;
+    if (cel__iso8601_parse(iso, &us) != CEL_OK)
+        cel_test_fail(__FILE__, __LINE__, "bad date in the test: %s", iso);
+    return us / 1000000;
 }
 
 static void test_from_local_gaps_and_folds(void)
 {
-    struct cel_tz *london = load("Europe/London");
-    /* 2026-03-29: 01:00 GMT becomes 02:00 BST; 01:30 never shows. */
-    expect_from_local(london, 2026, 3, 29, 1, 30, 0, utc(2026, 3, 29, 1, 0, 0),
-                      utc(2026, 3, 29, 1, 0, 0));
-    expect_from_local(london, 2026, 3, 29, 0, 59, 1, utc(2026, 3, 29, 0, 59, 0),
-                      utc(2026, 3, 29, 0, 59, 0));
-    expect_from_local(london, 2026, 3, 29, 2, 0, 1, utc(2026, 3, 29, 1, 0, 0),
-                      utc(2026, 3, 29, 1, 0, 0));
-    /* 2026-10-25: 02:00 BST becomes 01:00 GMT; 01:30 shows twice. */
-    expect_from_local(london, 2026, 10, 25, 1, 30, 2, utc(2026, 10, 25, 0, 30, 0),
-                      utc(2026, 10, 25, 1, 30, 0));
-    expect_from_local(london, 2026, 10, 25, 2, 0, 1, utc(2026, 10, 25, 2, 0, 0),
-                      utc(2026, 10, 25, 2, 0, 0));
-    expect_from_local(london, 2026, 7, 1, 12, 0, 1, utc(2026, 7, 1, 11, 0, 0),
-                      utc(2026, 7, 1, 11, 0, 0));
-    /* Past the file's table (2037): the footer rule. 2050-03-27 is the
-     * last Sunday of March 2050. */
-    expect_from_local(london, 2050, 3, 27, 1, 30, 0, utc(2050, 3, 27, 1, 0, 0),
-                      utc(2050, 3, 27, 1, 0, 0));
-    expect_from_local(london, 2050, 10, 30, 1, 30, 2, utc(2050, 10, 30, 0, 30, 0),
-                      utc(2050, 10, 30, 1, 30, 0));
-    cel__tz_free(london);
-
-    struct cel_tz *ny = load("America/New_York");
-    /* 2026-03-08: 02:00 EST becomes 03:00 EDT (07:00 UTC). */
-    expect_from_local(ny, 2026, 3, 8, 2, 30, 0, utc(2026, 3, 8, 7, 0, 0), utc(2026, 3, 8, 7, 0, 0));
-    /* 2026-11-01: 02:00 EDT becomes 01:00 EST; 01:30 is 05:30 and 06:30 UTC. */
-    expect_from_local(ny, 2026, 11, 1, 1, 30, 2, utc(2026, 11, 1, 5, 30, 0),
-                      utc(2026, 11, 1, 6, 30, 0));
-    expect_from_local(ny, 2026, 11, 1, 0, 30, 1, utc(2026, 11, 1, 4, 30, 0),
-                      utc(2026, 11, 1, 4, 30, 0));
-    cel__tz_free(ny);
-
-    /* Lord Howe moves by 30 minutes: 2026-10-04 02:00 +1030 becomes 02:30 +11. */
-    struct cel_tz *lh = load("Australia/Lord_Howe");
-    expect_from_local(lh, 2026, 10, 4, 2, 15, 0, utc(2026, 10, 3, 15, 30, 0),
-                      utc(2026, 10, 3, 15, 30, 0));
-    cel__tz_free(lh);
-
-    /* Apia skipped 2011-12-30 whole, from -10 to +14. */
-    struct cel_tz *apia = load("Pacific/Apia");
-    expect_from_local(apia, 2011, 12, 30, 12, 0, 0, utc(2011, 12, 30, 10, 0, 0),
-                      utc(2011, 12, 30, 10, 0, 0));
-    cel__tz_free(apia);
-
-    struct cel_tz *z = load("UTC");
-    expect_from_local(z, 2026, 3, 29, 1, 30, 1, utc(2026, 3, 29, 1, 30, 0),
-                      utc(2026, 3, 29, 1, 30, 0));
-    cel__tz_free(z);
+    static const struct {
+        const char *zone;
+        int year, month, mday, hour, min;
+        int n;                      /* 0 gap, 1, 2 fold */
+        const char *first, *second; /* UTC */
+    } cases[] = {
+        /* 2026-03-29: 01:00 GMT becomes 02:00 BST; 01:30 never shows. */
+        {"Europe/London", 2026, 3, 29, 1, 30, 0, "2026-03-29T01:00:00Z", "2026-03-29T01:00:00Z"},
+        {"Europe/London", 2026, 3, 29, 0, 59, 1, "2026-03-29T00:59:00Z", "2026-03-29T00:59:00Z"},
+        {"Europe/London", 2026, 3, 29, 2, 0, 1, "2026-03-29T01:00:00Z", "2026-03-29T01:00:00Z"},
+        /* 2026-10-25: 02:00 BST becomes 01:00 GMT; 01:30 shows twice. */
+        {"Europe/London", 2026, 10, 25, 1, 30, 2, "2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z"},
+        {"Europe/London", 2026, 10, 25, 2, 0, 1, "2026-10-25T02:00:00Z", "2026-10-25T02:00:00Z"},
+        {"Europe/London", 2026, 7, 1, 12, 0, 1, "2026-07-01T11:00:00Z", "2026-07-01T11:00:00Z"},
+        /* Past the file's table (2037): the footer rule. 2050-03-27 and
+         * 2050-10-30 are the last Sundays of their months. */
+        {"Europe/London", 2050, 3, 27, 1, 30, 0, "2050-03-27T01:00:00Z", "2050-03-27T01:00:00Z"},
+        {"Europe/London", 2050, 10, 30, 1, 30, 2, "2050-10-30T00:30:00Z", "2050-10-30T01:30:00Z"},
+        /* 2026-03-08: 02:00 EST becomes 03:00 EDT (07:00 UTC). */
+        {"America/New_York", 2026, 3, 8, 2, 30, 0, "2026-03-08T07:00:00Z", "2026-03-08T07:00:00Z"},
+        /* 2026-11-01: 02:00 EDT becomes 01:00 EST. */
+        {"America/New_York", 2026, 11, 1, 1, 30, 2, "2026-11-01T05:30:00Z", "2026-11-01T06:30:00Z"},
+        {"America/New_York", 2026, 11, 1, 0, 30, 1, "2026-11-01T04:30:00Z", "2026-11-01T04:30:00Z"},
+        /* Lord Howe moves by 30 minutes: 2026-10-04 02:00 +1030 becomes
+         * 02:30 +11. */
+        {"Australia/Lord_Howe", 2026, 10, 4, 2, 15, 0, "2026-10-03T15:30:00Z",
+         "2026-10-03T15:30:00Z"},
+        /* Apia skipped 2011-12-30 whole, going from -10 to +14. */
+        {"Pacific/Apia", 2011, 12, 30, 12, 0, 0, "2011-12-30T10:00:00Z", "2011-12-30T10:00:00Z"},
+        {"UTC", 2026, 3, 29, 1, 30, 1, "2026-03-29T01:30:00Z", "2026-03-29T01:30:00Z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cel_tz *tz = load(cases[i].zone);
+        int64_t first = -1, second = -1;
+        int n = cel__tz_from_local(tz, cases[i].year, cases[i].month, cases[i].mday, cases[i].hour,
+                                   cases[i].min, 0, &first, &second);
+        if (n != cases[i].n || first != utc_text(cases[i].first) ||
+            second != utc_text(cases[i].second))
+            cel_test_fail(
+                __FILE__, __LINE__,
+                "%s %04d-%02d-%02d %02d:%02d: got %d %" PRId64 " %" PRId64 ", want %d %s %s",
+                cases[i].zone, cases[i].year, cases[i].month, cases[i].mday, cases[i].hour,
+                cases[i].min, n, first, second, cases[i].n, cases[i].first, cases[i].second);
+        cel__tz_free(tz);
+    }
 }
 
 static void expect_refused(const char *name, int want_rc)
@@ -379,6 +424,7 @@ int main(void)
 {
     TEST_RUN(test_to_local_matches_libc);
     TEST_RUN(test_footer_rules_match_libc);
+    TEST_RUN(test_slim_files_match_libc);
     TEST_RUN(test_footer_rules_refused);
     TEST_RUN(test_from_local_gaps_and_folds);
     TEST_RUN(test_bad_names_refused);
