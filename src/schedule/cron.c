@@ -155,7 +155,7 @@ static int parse_item(const struct field_def *f, const char *text, size_t s, siz
                                    "%s field: step '%.*s' must be a number from 1 to %d", f->name,
                                    (int)(se - ss), text + ss, f->max);
         if (!ranged)
-            hi = f == &fields[F_WDAY] ? 6 : f->max; /* a/n: from a to the end */
+            hi = f != &fields[F_WDAY] ? f->max : lo == 7 ? 7 : 6; /* a/n: from a to the end */
         i = se;
     }
     if (i != e)

@@ -139,7 +139,7 @@ static int unknown(struct phrase *p, size_t k, const char *expected)
         t->kind == CEL_TOK_WORD
             ? cel__closest_word(w, t->len, vocabulary, sizeof vocabulary / sizeof vocabulary[0])
             : NULL;
-    if (hint)
+    if (hint && cel__word_distance(w, t->len, hint) > 0)
         return cel__sched_fail(p->err, t->pos, t->len,
                                "unknown word '%.*s' (did you mean '%s'?); expected %s", (int)t->len,
                                w, hint, expected);

@@ -3,7 +3,7 @@
  *
  * Cron specs take one of two shapes:
  *   - a few times a day (at most RENDER_TIMES_MAX times): "every Monday
- *     and Friday at 08:30", "every 1st of the month at 00:00 in January";
+ *     and Friday at 08:30", "every weekday at 08:00 in January";
  *   - otherwise the repeating fields, finest first: "every 15 minutes
  *     between 09:00 and 17:00 on weekdays", "every hour at :15",
  *     "at seconds 0 and 30 of every minute during hours 9 and 17".
@@ -19,7 +19,7 @@
 #include "schedule/spec.h"
 
 #define RENDER_TIMES_MAX 6
-#define RENDER_BUF       4096
+#define RENDER_BUF       2048
 
 enum { FS, FM, FH, NFIELDS };
 static const int field_max[NFIELDS] = {59, 59, 23};
@@ -104,21 +104,22 @@ static void put_list(struct out *o, uint64_t bits, const int *order, int n, enum
             nruns++;
         }
     }
+    /* A run of one or two values is written value by value, a longer one
+     * as a range, and the last item is joined with "and". */
     int items = 0, total = 0;
     for (int r = 0; r < nruns; r++)
         total += runs[r][1] - runs[r][0] >= 2 ? 1 : runs[r][1] - runs[r][0] + 1;
     for (int r = 0; r < nruns; r++) {
         int a = runs[r][0], b = runs[r][1];
-        int step = b - a >= 2 ? b - a : 1;
-        for (int i = a; i <= b; i += step) {
+        bool range = b - a >= 2;
+        for (int i = a; i <= (range ? a : b); i++) {
             if (items)
                 put(o, items == total - 1 ? " and " : ", ");
             items++;
             put_item(o, kind, order[i]);
-            if (b - a >= 2) {
+            if (range) {
                 put(o, " to ");
                 put_item(o, kind, order[b]);
-                break;
             }
         }
     }
@@ -360,7 +361,8 @@ static void render_cron(struct out *o, const struct cel_sched_cron *c)
 }
 
 /* In the largest unit that divides it: "every 15 minutes", "every 90
- * seconds", "every 2 days", "every hour". */
+ * seconds", "every 2 days", "every hour"; a count too long for the
+ * parser's numbers is split: "every 36599 days 86399 seconds". */
 static void render_interval(struct out *o, int64_t every_s)
 {
     static const struct {
@@ -371,10 +373,21 @@ static void render_interval(struct out *o, int64_t every_s)
     while (u < 3 && (every_s <= 0 || every_s % units[u].seconds != 0))
         u++;
     int64_t n = every_s / units[u].seconds;
-    if (n == 1)
+    if (n == 1) {
         put(o, "every %s", units[u].word);
-    else
+        return;
+    }
+    if (n < 1000000000) {
         put(o, "every %lld %ss", (long long)n, units[u].word);
+        return;
+    }
+    put(o, "every");
+    for (u = 0; u < 4; u++) {
+        n = every_s / units[u].seconds;
+        every_s %= units[u].seconds;
+        if (n)
+            put(o, " %lld %s%s", (long long)n, units[u].word, n == 1 ? "" : "s");
+    }
 }
 
 static void render_at(struct out *o, const struct cel_sched_at *a)

@@ -134,6 +134,8 @@ static void test_cron_sunday_is_0_and_7(void)
     ASSERT_EQ(cron_ok("0 0 * * 7").wdays, 1u);
     ASSERT_EQ(cron_ok("0 0 * * 0").wdays, 1u);
     ASSERT_EQ(cron_ok("0 0 * * 5-7").wdays, (1u << 5) | (1u << 6) | 1u);
+    ASSERT_EQ(cron_ok("0 0 * * 7/1").wdays, 1u); /* from Sunday (7) to the end: Sunday */
+    ASSERT_EQ(cron_ok("0 0 * * 5/1").wdays, (1u << 5) | (1u << 6));
     ASSERT_EQ(cron_ok("0 0 * * */2").wdays, (1u << 0) | (1u << 2) | (1u << 4) | (1u << 6));
 }
 
