@@ -14,6 +14,11 @@
  * These ops run at once on the caller's connection, also between begin()
  * and commit(): a run must be recorded when its message is, not with a
  * batch that may come later.
+ *
+ * A script resent after a lost connection (store/redis_conn.h) may run
+ * twice. The checks make that harmless: a fire that already landed is
+ * refused the second time ("ran already"), so the caller reads the entry
+ * again and finds the run recorded, never a second message.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +45,14 @@ static int eval(struct redis_broker *b, enum cel_redis_script s, int nkeys, int 
     enum { MAX_ARGS = 16 };
     const char *argv[MAX_ARGS + 3];
     size_t argl[MAX_ARGS + 3];
+    if (n > MAX_ARGS)
+        return cel__err(&b->base.err, CEL_EINVAL, "too many script arguments");
     char nk[8];
     snprintf(nk, sizeof nk, "%d", nkeys);
     argv[0] = "EVALSHA";
     argv[1] = b->main_shas[s];
     argv[2] = nk;
-    for (int i = 0; i < n && i < MAX_ARGS; i++) {
+    for (int i = 0; i < n; i++) {
         argv[3 + i] = args[i];
         argl[3 + i] = lens ? lens[i] : strlen(args[i]);
     }

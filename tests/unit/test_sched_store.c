@@ -259,7 +259,18 @@ static void check_fire(const char *url)
 
     const char *body = "{\"body\":\"e30=\",\"headers\":{\"id\":\"tick-1\"},\"properties\":{}}";
     struct cel_sched_fire f = run_of("every", "beat", "me", 0, 60 * S, "tick-1", body);
+    /* A consumer asleep on another handle wakes as for a publish (on
+     * Redis the fd is the consumer thread's, covered by fetch_one). */
+    struct cel_broker *sleeper = strncmp(url, "sqlite:", 7) == 0 ? cel_test_open_broker(url) : NULL;
+    if (sleeper)
+        sleeper->ops->drain_wakeup(sleeper);
     ASSERT_OK(b->ops->sched_fire(b, &f));
+    if (sleeper) {
+        struct pollfd p = {.fd = sleeper->ops->wakeup_fd(sleeper), .events = POLLIN};
+        ASSERT(p.fd >= 0);
+        ASSERT_EQ(poll(&p, 1, 2000), 1);
+        cel__broker_close(sleeper);
+    }
     ASSERT_EQ(queued(b), 1);
     struct cel_sched_row r = get(b, "every");
     ASSERT_EQ(r.last_run_us, 60 * S);
