@@ -235,6 +235,7 @@ static int wrap_rows(cel_client *c, struct cel_sched_row *rows, size_t n,
          * by name, with the reason as its text. */
         it->valid = cel__schedule_def_parse(it->row.doc, it->row.len, cel__schedule_default_tz(c),
                                             &it->def, it->why, sizeof it->why) == CEL_OK;
+        it->def.e.disabled = it->bare.disabled = !it->row.enabled;
     }
     free(rows); /* the rows' contents moved into the items */
     l->v = v;

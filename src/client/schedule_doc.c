@@ -120,7 +120,8 @@ static int check_entry(const cel_schedule_entry *e, const char *default_tz, stru
     int rc = cel__tz_load(zone, &c->tz, tzwhy, sizeof tzwhy);
     if (rc != CEL_OK) {
         c->tz = NULL;
-        return cel__errf(why, whylen, rc == CEL_ENOMEM ? CEL_ENOMEM : CEL_EINVAL, "tz: %s", tzwhy);
+        return cel__errf(why, whylen, rc == CEL_ENOMEM ? CEL_ENOMEM : CEL_EINVAL, "tz: %s%s", tzwhy,
+                         e->tz ? "" : " (the timezone option)");
     }
     if ((rc = json_of_type("args", e->args_json, JSON_ARRAY, &c->args, why, whylen)) != CEL_OK ||
         (rc = json_of_type("kwargs", e->kwargs_json, JSON_OBJECT, &c->kwargs, why, whylen)) !=

@@ -10,8 +10,8 @@
 #include <strings.h>
 
 #include "celeriac/error.h"
-#include "core/config_table.h"
 #include "core/errbuf.h"
+#include "core/suggest.h"
 
 #define NAME_MAX_BYTES 200
 
@@ -96,22 +96,6 @@ int cel__config_section_header(struct cel__config_sections *s, const char *line,
     return 1;
 }
 
-static const char *closest_key(const char *key)
-{
-    const char *best = NULL;
-    size_t best_d = (size_t)-1;
-    for (size_t i = 0; i < SCHEDULE_KEY_COUNT; i++) {
-        size_t d = cel__config_edit_distance(key, schedule_keys[i]);
-        if (d < best_d) {
-            best_d = d;
-            best = schedule_keys[i];
-        }
-    }
-    size_t n = strlen(key);
-    size_t limit = n / 3 > 2 ? n / 3 : 2;
-    return best_d <= limit && best_d < n ? best : NULL;
-}
-
 int cel__config_section_set(struct cel__config_sections *s, const char *key, const char *value,
                             char *err, size_t errlen)
 {
@@ -129,7 +113,9 @@ int cel__config_section_set(struct cel__config_sections *s, const char *key, con
                 known = schedule_keys[i];
     }
     if (!known) {
-        const char *hint = klen < sizeof norm ? closest_key(norm) : NULL;
+        const char *hint = klen < sizeof norm
+                               ? cel__closest_word(norm, klen, schedule_keys, SCHEDULE_KEY_COUNT)
+                               : NULL;
         if (hint)
             return cel__errf(err, errlen, CEL_EUNKNOWNKEY,
                              "unknown key '%.64s' in [%s] (did you mean '%s'?)", key, sec->name,

@@ -59,10 +59,6 @@ void cel__config_option_expected(size_t i, char *buf, size_t len);
 /* "CELERIAC_BROKER_URL" for "broker_url". */
 void cel__config_env_name(const char *key, char *buf, size_t len);
 
-/* Optimal string alignment distance between two keys shorter than 64
- * bytes: the typo measure behind every "did you mean". */
-size_t cel__config_edit_distance(const char *a, const char *b);
-
 /* Index of `key` (case-insensitive, '-' taken as '_'), or -1. */
 int cel__config_find(const char *key);
 

@@ -307,6 +307,13 @@ static void test_describe(void)
                                     &n, why, sizeof why));
     ASSERT_EQ(runs[0], (WED_2026_12_02 + 5 * 86400 + 8 * 3600 - 5 * 3600 - 1800) * 1000000);
 
+    /* A bad default zone is named as the option it came from. */
+    ASSERT_EQ(
+        cel_schedule_describe(&e, "Nowhere/Atlantis", 0, NULL, 0, NULL, 0, &n, why, sizeof why),
+        CEL_EINVAL);
+    ASSERT_CONTAINS(why, "tz: ");
+    ASSERT_CONTAINS(why, "(the timezone option)");
+
     /* A one-off has one run; an interval counts from the given time. */
     e.cron = NULL;
     e.at = "2026-12-24T18:00Z";

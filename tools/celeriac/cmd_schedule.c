@@ -41,7 +41,10 @@ enum {
 };
 
 static const struct cli_opt schedule_opts[] = {
-    {"task", required_argument, OPT_TASK, "TASK", "add: the task to send (required)"},
+    {"task", required_argument, OPT_TASK, "TASK",
+     "add: the task to send (required); the ARGs after it are its arguments, each JSON when "
+     "it parses as JSON and else a string, as in celeriac call (-- before one that starts "
+     "with -)"},
     {"args", required_argument, 'a', "JSON",
      "add: positional arguments as a JSON array (instead of ARG...)"},
     {"kwargs", required_argument, 'k', "JSON", "add: keyword arguments as a JSON object"},
@@ -74,10 +77,8 @@ static const struct cli_opt schedule_opts[] = {
 
 const struct cli_cmd cli_schedule_cmd = {
     "schedule",
-    "Add, list, show, enable, disable, remove or run now the periodic entries `celeriac beat` "
-    "sends; changes reach a running beat within a second. add's ARGs after the task are JSON "
-    "when they parse as JSON, else strings, as in celeriac call (-- before one that starts "
-    "with -).",
+    "Add, list, show, enable, disable, remove or run now the periodic entries celeriac beat "
+    "sends.",
     "add NAME --task TASK [ARG...] [-a JSON] [-k JSON]\n"
     "           (--cron EXPR | --every DUR | --at DATETIME | --when PHRASE) [--tz ZONE]\n"
     "           [--queue Q] [--priority N] [--expires S] [--catch-up skip|once|all]\n"
@@ -357,7 +358,7 @@ static void show_json(const cel_schedule_entries *l, const int64_t *runs, size_t
         json_array_append_new(list, json_string(t));
     }
     json_object_set_new(o, "next_runs", list);
-    char *text = json_dumps(o, JSON_COMPACT);
+    char *text = json_dumps(o, JSON_ENSURE_ASCII); /* the spacing of list --json */
     if (text)
         printf("%s\n", text);
     free(text);
