@@ -65,6 +65,7 @@ static int fire(cel_beat *b, struct beat_entry *e, int64_t tick_s, bool send)
         spec.kwargs_json = se->kwargs_json;
         spec.queue = se->queue && *se->queue ? se->queue : b->client->default_queue;
         spec.priority = se->has_priority ? se->priority : 0;
+        spec.periodic_task_name = e->name;
         if (se->expires > 0)
             spec.expires_us = tick_s * US + (int64_t)(se->expires * US);
         char why[256] = "";

@@ -48,7 +48,7 @@ static void schedule(const char *url, const char *verb, const char *const *rest)
 static size_t sent(const char *url)
 {
     char **ids;
-    size_t n = cel_test_drain_ids(url, "celery", &ids);
+    size_t n = cel_test_drain_ids(url, "celery", NAME, &ids);
     cel_test_ids_free(ids, n);
     return n;
 }

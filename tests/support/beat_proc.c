@@ -72,7 +72,7 @@ void cel_test_schedule_every(const char *url, const char *name, const char *ever
     cel_client_free(c);
 }
 
-size_t cel_test_drain_ids(const char *url, const char *queue, char ***ids)
+size_t cel_test_drain_ids(const char *url, const char *queue, const char *entry, char ***ids)
 {
     struct cel_broker *b = cel_test_open_broker(url);
     const char *queues[] = {queue};
@@ -105,6 +105,10 @@ size_t cel_test_drain_ids(const char *url, const char *queue, char ***ids)
                 cap *= 2;
                 v = realloc(v, cap * sizeof *v);
                 ASSERT(v);
+            }
+            if (entry) {
+                json_t *h = json_object_get(m.root, "headers");
+                ASSERT_STREQ(json_string_value(json_object_get(h, "periodic_task_name")), entry);
             }
             v[n++] = strdup(m.id);
             cel__message_release(&m);
@@ -160,7 +164,7 @@ size_t cel_test_queue_runs(const char *url, const char *queue, const char *name,
                            int64_t to_s, int64_t *first_s, int64_t *last_s)
 {
     char **ids;
-    size_t n = cel_test_drain_ids(url, queue, &ids);
+    size_t n = cel_test_drain_ids(url, queue, name, &ids);
     size_t runs = cel_test_check_runs(name, ids, n, from_s, to_s, first_s, last_s);
     ASSERT_EQ(runs, n); /* contiguous, each once */
     cel_test_ids_free(ids, n);

@@ -38,8 +38,9 @@ void cel_test_schedule_every(const char *url, const char *name, const char *ever
                              cel_catch_up policy);
 
 /* Takes every message waiting on `queue` and returns their task ids
- * (caller frees with cel_test_ids_free from task_batch.h). */
-size_t cel_test_drain_ids(const char *url, const char *queue, char ***ids);
+ * (caller frees with cel_test_ids_free from task_batch.h). With `entry`,
+ * each must carry the header periodic_task_name naming it. */
+size_t cel_test_drain_ids(const char *url, const char *queue, const char *entry, char ***ids);
 
 /*
  * Checks that ids[0..n) are runs of entry `name` scheduled in
