@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "beat_proc.h"
+#include "broker/broker.h"
+#include "store_open.h"
 #include "record_file.h"
 #include "task_batch.h"
 #include "testing.h"
@@ -103,8 +105,35 @@ static void test_stops_while_the_broker_is_down(void)
     ASSERT_EQ(cel_test_worker_stop(beat, SIGTERM, STOP_MS), 0);
 }
 
+/* An entry whose stored document does not parse (written past the API's
+ * checks) is reported once, however often the entries are read again,
+ * and the others run on. */
+static void test_bad_entry_is_left_out(void)
+{
+    struct cel_test_store s;
+    cel_test_store_setup(&s, false);
+    struct cel_broker *b = cel_test_open_broker(s.url);
+    const char bad[] =
+        "{\"name\": \"broken\", \"task\": \"test.record\", \"cron\": \"61 * * * *\"}";
+    ASSERT_OK(b->ops->sched_put(b, "broken", bad, strlen(bad), true, false));
+    cel_test_schedule_every(s.url, NAME, "1s", CEL_CATCH_UP_DEFAULT);
+    pid_t beat = cel_test_beat_start(s.url, "beat.log", NULL);
+    ASSERT(cel_test_wait_log("beat.log", "beat: sent '" NAME "'", 5000));
+    for (int i = 0; i < 3; i++) { /* each change makes beat read all entries again */
+        ASSERT_OK(b->ops->sched_enable(b, NAME, true));
+        cel_test_sleep_ms(400);
+    }
+    ASSERT(cel_test_alive(beat));
+    ASSERT_EQ(cel_test_count_in_file("beat.log", "entry 'broken' is left out"), 1);
+    ASSERT(cel_test_count_in_file("beat.log", "beat: sent '" NAME "'") >= 2);
+    ASSERT_EQ(cel_test_worker_stop(beat, SIGTERM, STOP_MS), 0);
+    cel__broker_close(b);
+    cel_test_store_teardown(&s);
+}
+
 int main(void)
 {
+    TEST_RUN(test_bad_entry_is_left_out);
     TEST_RUN(test_refuses_memory_broker);
     TEST_RUN(test_stops_while_the_broker_is_down);
     TEST_RUN(test_fire_sqlite);
