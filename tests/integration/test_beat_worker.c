@@ -72,9 +72,27 @@ static void test_worker_beat_redis(void)
     worker_with_beat(true);
 }
 
+/* A worker killed with SIGKILL takes its beat along: the kernel tells
+ * the child (PR_SET_PDEATHSIG), which stops cleanly and releases the
+ * lease, so a beat started next leads at once. */
+static void test_beat_dies_with_a_killed_worker(void)
+{
+    struct cel_test_store s;
+    cel_test_store_setup(&s, false);
+    const char *wargs[] = {"-b", s.url, "-B", NULL};
+    pid_t worker = cel_test_worker_start("worker.log", wargs);
+    ASSERT(cel_test_wait_log("worker.log", "leadership gained", 10000));
+    kill(worker, SIGKILL); /* the worker only, not its process group */
+    ASSERT_EQ(cel_test_wait(worker, STOP_MS), 128 + SIGKILL);
+    ASSERT(cel_test_wait_log("worker.log", "beat: stopped", 5000));
+    ASSERT_EQ(cel_test_count_in_file("worker.log", "leadership released"), 1);
+    cel_test_store_teardown(&s);
+}
+
 int main(void)
 {
     TEST_RUN(test_worker_beat_sqlite);
     TEST_RUN(test_worker_beat_redis);
+    TEST_RUN(test_beat_dies_with_a_killed_worker);
     return 0;
 }
