@@ -62,6 +62,7 @@ struct cel_beat {
     int64_t lease_next_ms;  /* next acquire or renew */
     int64_t lease_until_ms; /* held until then unless renewed */
     bool ever_led;
+    bool said_standby;    /* "standing by" logged since the last change */
     bool reboot_pending;  /* the first pass after first leading: @reboot entries go */
     int64_t first_led_us; /* wall time, whole seconds, when this process first led */
 

@@ -41,6 +41,7 @@ void cel__beat_lost(cel_beat *b, const char *why)
 static void gained(cel_beat *b)
 {
     atomic_store(&b->leader, 1);
+    b->said_standby = false;
     CEL_INFO(CEL_BEAT_COMP, "beat: leadership gained (%s)", b->holder);
     if (!b->ever_led) {
         b->reboot_pending = true;
@@ -74,6 +75,9 @@ int cel__beat_lease_step(cel_beat *b, int64_t now_ms)
     } else if (atomic_load(&b->leader)) {
         cel__beat_lost(b, "another beat holds the lease");
         b->lease_next_ms = now_ms + b->ttl_ms / 3;
+    } else if (!b->said_standby) {
+        CEL_INFO(CEL_BEAT_COMP, "beat: standing by: another beat leads");
+        b->said_standby = true;
     }
     return CEL_OK;
 }

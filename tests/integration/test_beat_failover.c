@@ -34,6 +34,7 @@ static void failover(bool redis)
     cel_test_sleep_ms(HALF_MS);
     /* The first one leads: the second has never led. */
     ASSERT_EQ(cel_test_count_in_file("beat2.log", "leadership gained"), 0);
+    ASSERT_EQ(cel_test_count_in_file("beat2.log", "standing by"), 1);
     ASSERT(cel_test_count_in_file("beat1.log", "beat: sent '" NAME "'") >= 3);
 
     cel_test_kill(one); /* SIGKILL: no release, the lease runs out */
