@@ -669,6 +669,10 @@ static bool put_rest(struct writer *w, const struct cel_task_spec *s, const char
         PUT_LIT(w, ", \"celeriac_retry_backoff\": ");
         put_limit_or_null(w, s->retry_backoff);
     }
+    if (s->periodic_task_name) {
+        PUT_LIT(w, ", \"periodic_task_name\": ");
+        put_cstr(w, s->periodic_task_name);
+    }
     PUT_LIT(w, "}, ");
 
     char tag[CEL_UUID_STRLEN + 1];

@@ -151,6 +151,9 @@ struct cel_task_spec {
     int max_retries;
     bool has_max_retries;
     double retry_backoff;
+    /* The periodic entry that sent it (beat): the periodic_task_name
+     * header, as django-celery-beat sets it; NULL: none. */
+    const char *periodic_task_name;
     /* The group_index header (a chord header member's position); null
      * unless has_group_index. */
     int group_index;

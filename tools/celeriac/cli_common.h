@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "celeriac.h"
 
@@ -140,6 +141,7 @@ int cli_cmd_status(int argc, char **argv);
 int cli_cmd_events(int argc, char **argv);
 int cli_cmd_queues(int argc, char **argv);
 int cli_cmd_schedule(int argc, char **argv);
+int cli_cmd_beat(int argc, char **argv);
 
 extern const struct cli_cmd cli_worker_cmd;
 extern const struct cli_cmd cli_call_cmd;
@@ -152,7 +154,17 @@ extern const struct cli_cmd cli_control_cmd;
 extern const struct cli_cmd cli_status_cmd;
 extern const struct cli_cmd cli_events_cmd;
 extern const struct cli_cmd cli_queues_cmd;
+extern const struct cli_cmd cli_beat_cmd;
 extern const struct cli_cmd cli_schedule_cmd;
+
+/* Runs beat on cli->cfg until SIGTERM, SIGINT or SIGQUIT (beat_cmd.c):
+ * the exit code. */
+int cli_beat_run(const struct cli *cli);
+/* `worker -B`: beat in a child process that dies with the worker. The
+ * child's pid, or -1 (said why). */
+pid_t cli_beat_spawn(const struct cli *cli);
+/* Stops that child (SIGTERM, then SIGKILL after 10 s) and reaps it. */
+void cli_beat_reap(pid_t pid);
 
 /* Full help of one subcommand on `out`. */
 void cli_print_help(const struct cli_cmd *cmd, FILE *out);

@@ -37,6 +37,9 @@ static const struct cli_opt worker_opts[] = {
      "task module to load (repeatable), built with CEL_MODULE_INIT"},
     {"events", no_argument, 'E', NULL,
      "send task events for monitors (worker_send_task_events=true)"},
+    {"beat", no_argument, 'B', NULL,
+     "also run beat (periodic tasks) in a child process that stops with the worker; any "
+     "number of workers may run -B: one beat leads, the others stand by"},
 };
 
 const struct cli_cmd cli_worker_cmd = {
@@ -52,6 +55,7 @@ struct worker_args {
     const char **modules;
     size_t nmodules;
     bool detach;
+    bool beat;
     const char *workdir;
 };
 
@@ -82,6 +86,8 @@ static int on_process_opt(struct cli *cli, int val, const char *arg, void *ctx)
     struct worker_args *wa = ctx;
     if (val == 'D')
         wa->detach = true;
+    else if (val == 'B')
+        wa->beat = true;
     else if (val == OPT_WORKDIR)
         wa->workdir = arg;
     else
@@ -165,6 +171,7 @@ int cli_cmd_worker(int argc, char **argv)
     char pidfile[4096] = "", logfile[4096] = "", why[1024];
     bool restarting = false, hup_restarts = false;
     int start_dir = -1;
+    pid_t beat_pid = -1;
     char *config_env = getenv("CELERIAC_CONFIG") ? strdup(getenv("CELERIAC_CONFIG")) : NULL;
     int rc = cli_parse(&cli, &cli_worker_cmd, argc, argv, on_process_opt, &wa);
     if (rc >= 0)
@@ -269,6 +276,11 @@ run:;
      * time). 1 MiB of slack is noise next to what it saves. */
     mallopt(M_TRIM_THRESHOLD, 1 << 20);
     mallopt(M_TOP_PAD, 256 << 10);
+    /* Forked before the worker starts its threads and its pool. */
+    if (wa.beat && (beat_pid = cli_beat_spawn(&cli)) < 0) {
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
     int wrc = cel_worker_run(w);
     if (wrc != CEL_OK) {
         const char *msg = cel_worker_errmsg(w);
@@ -292,6 +304,7 @@ run:;
     }
 
 out:
+    cli_beat_reap(beat_pid); /* before a restart, which starts it again */
     cel_worker_free(w);
     cel_registry_free(reg);
     free(wa.modules);

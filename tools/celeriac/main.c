@@ -10,6 +10,7 @@
  *   celeriac inspect active / control rate_limit tasks.add 10/s / status
  *   celeriac events / queues
  *   celeriac schedule add nightly --task tasks.report --when "every day at 6pm"
+ *   celeriac beat
  *
  * Options given before the subcommand name are passed to it, so
  * `celeriac -b URL call ...` works as in Celery.
@@ -36,6 +37,7 @@ static const struct {
     {&cli_queues_cmd, cli_cmd_queues},
     {&cli_dead_letters_cmd, cli_cmd_dead_letters},
     {&cli_schedule_cmd, cli_cmd_schedule},
+    {&cli_beat_cmd, cli_cmd_beat},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
