@@ -157,7 +157,7 @@ extern const struct cli_cmd cli_queues_cmd;
 extern const struct cli_cmd cli_beat_cmd;
 extern const struct cli_cmd cli_schedule_cmd;
 
-/* Runs beat on cli->cfg until SIGTERM, SIGINT or SIGQUIT (beat_cmd.c):
+/* Runs beat on cli->cfg until SIGTERM, SIGINT or SIGQUIT (cmd_beat.c):
  * the exit code. */
 int cli_beat_run(const struct cli *cli);
 /* `worker -B`: beat in a child process that dies with the worker. The

@@ -1,5 +1,5 @@
 /*
- * beat_cmd.c - `celeriac beat`: send periodic entries when they fall due
+ * cmd_beat.c - `celeriac beat`: send periodic entries when they fall due
  * (celeriac/beat.h), and the beat process `celeriac worker -B` runs
  * beside its worker.
  *
