@@ -92,6 +92,12 @@ def make_app(broker=None, backend=None, visibility_timeout=None):
     def pid():
         return os.getpid()
 
+    # What a periodic run looks like from inside a Python task: the entry
+    # name beat put in the message's headers (test_beat_interop.py).
+    @app.task(name="py.only.periodic", bind=True)
+    def periodic(self, label):
+        return [label, getattr(self.request, "periodic_task_name", None)]
+
     # ---- issue 8, workflows (h-interop): twins of the test module's
     # canvas tasks (tests/support/test_tasks.c), so a Python worker can
     # serve the same workflows and test_canvas_interop.py can be checked
