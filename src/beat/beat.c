@@ -93,7 +93,7 @@ static int read_settings(cel_beat *b)
 {
     double ttl = seconds_or(b->cfg, "beat_lease_ttl", 10);
     b->ttl_ms = ttl >= 0.3 ? (int64_t)(ttl * 1000) : 300;
-    double grace = seconds_or(b->cfg, "beat_grace", 5);
+    double grace = seconds_or(b->cfg, "beat_grace", 15);
     b->grace_s = grace > 0 ? (int64_t)grace : 0;
     double max = seconds_or(b->cfg, "beat_catch_up_max", 100);
     b->catch_up_max = max < 1 ? 1 : max > CATCH_UP_MAX_CAP ? CATCH_UP_MAX_CAP : (size_t)max;

@@ -162,9 +162,10 @@ static const struct cel__config_option options[] = {
     {"beat_lease_ttl", CEL__CFG_DURATION, "10", 1, 3600, NULL, 0, 0, NULL,
      "How long beat's leadership lease lasts without renewal (renewed every third of it): any "
      "number of beats may run, one sends; when it dies a standby takes over within this time."},
-    {"beat_grace", CEL__CFG_DURATION, "5", 0, 86400, NULL, 0, 0, NULL,
+    {"beat_grace", CEL__CFG_DURATION, "15", 0, 86400, NULL, 0, 0, NULL,
      "A run sent at most this late is on time; a later one was missed and the entry's catch-up "
-     "policy decides what happens to it."},
+     "policy decides what happens to it. Above beat_lease_ttl (the default is), a standby taking "
+     "over from a dead leader sends the runs it missed."},
     {"beat_catch_up", CEL__CFG_ENUM, "once", 0, 0, catch_up_choices, 0, 0, NULL,
      "What beat does with the runs an entry missed (beat down, clock jump) unless the entry says "
      "otherwise: skip (send none), once (send the latest) or all (send each, oldest first, up to "
