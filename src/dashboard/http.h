@@ -12,9 +12,11 @@
  *    are allowed: whoever can reach a loopback port already runs code on
  *    the machine; read-only mode turns them off.
  *  - Read-only mode answers 403 on every MUTATING route.
- *  - A MUTATING request without an Authorization header (a browser page
- *    using its session) must carry X-Celeriac-CSRF equal to the server's
- *    token (cel__dash_http_csrf_token(), served to pages). Every MUTATING
+ *  - A MUTATING request must carry X-Celeriac-CSRF equal to the server's
+ *    token (cel__dash_http_csrf_token(), served to pages) unless it has a
+ *    valid bearer token, or valid basic credentials and no Origin header
+ *    (a script: browsers send Origin on every POST, and they replay
+ *    cached basic credentials on their own, bearer tokens never). Every MUTATING
  *    request with an Origin header must come from the Host it names, and
  *    on loopback the Host must be a loopback name (DNS rebinding).
  *  - Secrets (token, passwords, hashes) are never logged nor echoed.
@@ -129,7 +131,8 @@ char *cel__dash_http_decode(const char *s, size_t n, bool plus_space);
  * path safe to open under the root: decoded, no "..", ".", empty or
  * hidden segments, no backslash, no leading '/'. CEL_EINVAL otherwise. */
 int cel__dash_http_static_path(const char *raw, char *out, size_t outlen);
-/* Whether a[0..n) equals b[0..n) in time independent of the contents. */
+/* Whether a equals b, in a time that depends on b's length only (b is
+ * the secret). */
 bool cel__dash_http_consttime_eq(const char *a, const char *b);
 
 #endif

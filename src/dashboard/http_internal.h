@@ -36,6 +36,7 @@ struct cel_dash_http_req {
     const char *path;
     struct cel_buf body;
     bool too_big;
+    bool answered; /* a response is queued; ignore what follows */
     struct cel_dash_http_params params;
     size_t n_query; /* decoded query parameters */
     char *query_names[CEL_DASH_HTTP_MAX_QUERY];

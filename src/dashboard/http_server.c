@@ -223,8 +223,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cel__buf_init(&req->body, s->max_body);
         *con_cls = req;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->max_body)
+        if (cl && strtoull(cl, NULL, 10) > s->max_body) {
+            req->answered = true;
             return reply_error(conn, 413, "request body too large");
+        }
+        return MHD_YES;
+    }
+    if (req->answered) {
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/base64.h"
 #include "dashboard/http.h"
 #include "http_client.h"
 #include "testing.h"
@@ -240,19 +241,11 @@ static void test_token_auth(void)
 
 static char *basic_header(const char *user_pass)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t n = strlen(user_pass);
-    char *out = malloc(64 + n * 2);
-    char *o = out + sprintf(out, "Authorization: Basic ");
-    const unsigned char *in = (const unsigned char *)user_pass;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = in[i] << 16 | (i + 1 < n ? in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
-        *o++ = tbl[v >> 18 & 63];
-        *o++ = tbl[v >> 12 & 63];
-        *o++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    strcpy(o, "\r\n");
+    char *out = malloc(64 + cel__base64_encoded_len(n));
+    size_t at = (size_t)sprintf(out, "Authorization: Basic ");
+    cel__base64_encode((const unsigned char *)user_pass, n, out + at);
+    strcat(out, "\r\n");
     return out;
 }
 
@@ -520,6 +513,26 @@ static void test_concurrent_requests(void)
     cel__dash_http_stop(s);
 }
 
+static void test_idle_timeout(void)
+{
+    struct cel_dash_http_config cfg = {.timeout_s = 1};
+    struct cel_dash_http *s = start(&cfg);
+    int fd = cel_test_http_connect(cel__dash_http_port(s));
+    ASSERT(fd >= 0);
+    const char *half = "GET /healthz HTTP/1.1\r\n";
+    ASSERT(send(fd, half, strlen(half), MSG_NOSIGNAL) > 0);
+    int64_t t0 = cel_test_now_ms();
+    char buf[256];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+        ;
+    int64_t waited = cel_test_now_ms() - t0;
+    ASSERT(n == 0 || errno == ECONNRESET); /* closed by the server */
+    ASSERT(waited >= 500 && waited < 10000);
+    close(fd);
+    cel__dash_http_stop(s);
+}
+
 static void test_stop_with_clients_connected(void)
 {
     struct cel_dash_http_config cfg = {0};
@@ -565,6 +578,7 @@ int main(void)
     TEST_RUN(test_csrf);
     TEST_RUN(test_static_files);
     TEST_RUN(test_concurrent_requests);
+    TEST_RUN(test_idle_timeout);
     TEST_RUN(test_stop_with_clients_connected);
     return 0;
 }
