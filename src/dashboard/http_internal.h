@@ -38,7 +38,8 @@ struct cel_dash_http_req {
     bool too_big;
     bool answered; /* a response is queued; ignore what follows */
     struct cel_dash_http_params params;
-    size_t n_query; /* decoded query parameters */
+    size_t n_query;          /* decoded query parameters */
+    const char *query_error; /* why the query string was refused */
     char *query_names[CEL_DASH_HTTP_MAX_QUERY];
     char *query_values[CEL_DASH_HTTP_MAX_QUERY];
 };

@@ -100,14 +100,16 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 {
     (void)kind;
     struct cel_dash_http_req *req = cls;
-    if (req->n_query == CEL_DASH_HTTP_MAX_QUERY)
+    if (req->n_query == CEL_DASH_HTTP_MAX_QUERY) {
+        req->query_error = "too many query parameters";
         return MHD_NO;
+    }
     char *k = cel__dash_http_decode(key, strlen(key), true);
     char *v = cel__dash_http_decode(value ? value : "", value ? strlen(value) : 0, true);
     if (!k || !v) {
         free(k);
         free(v);
-        req->n_query = SIZE_MAX; /* malformed */
+        req->query_error = "malformed query string";
         return MHD_NO;
     }
     req->query_names[req->n_query] = k;
@@ -243,10 +245,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (req->too_big)
         return reply_error(conn, 413, "request body too large");
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
-    if (req->n_query == SIZE_MAX) {
-        req->n_query = 0;
-        return reply_error(conn, 400, "malformed query string");
-    }
+    if (req->query_error)
+        return reply_error(conn, 400, req->query_error);
     if (!req->body.data)
         cel__buf_append(&req->body, "", 0);
     struct cel_dash_http_resp resp = {0};

@@ -122,6 +122,14 @@ static void test_routing_and_params(void)
     ASSERT_EQ(status_of(port, "GET", "/api/task/info", NULL, NULL), 404);
     /* a bad escape in the query is a client error */
     ASSERT_EQ(status_of(port, "GET", "/api/task/info/x?limit=%zz", NULL, NULL), 400);
+    ASSERT_EQ(status_of(port, "GET", "/api/task/info/x?limit=a%00b", NULL, NULL), 400);
+    char many[512] = "/api/task/info/x?";
+    for (int i = 0; i < 40; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "k%d=v&", i);
+    ASSERT_OK(cel_test_http(port, "GET", many, NULL, NULL, &r));
+    ASSERT_EQ(r.status, 400);
+    ASSERT_CONTAINS(r.body, "too many query parameters");
+    cel_test_http_release(&r);
     /* HEAD answers like GET, without a body */
     ASSERT_OK(cel_test_http(port, "HEAD", "/api/task/info/x", NULL, NULL, &r));
     ASSERT_EQ(r.status, 200);
@@ -314,6 +322,14 @@ static void test_non_loopback_needs_auth(void)
     ASSERT_EQ(
         cel__dash_http_start(&(struct cel_dash_http_config){.listen = "127.0.0.1:99999"}, &s, &err),
         CEL_ECONFIG);
+    /* a port in use */
+    struct cel_dash_http *first = start(&(struct cel_dash_http_config){0});
+    char taken[64];
+    snprintf(taken, sizeof taken, "127.0.0.1:%d", cel__dash_http_port(first));
+    ASSERT_EQ(cel__dash_http_start(&(struct cel_dash_http_config){.listen = taken}, &s, &err),
+              CEL_EIO);
+    ASSERT_CONTAINS(err.msg, "cannot listen");
+    cel__dash_http_stop(first);
     /* with a token it starts */
     cfg.auth_token = "tok";
     s = start(&cfg);
