@@ -19,6 +19,8 @@
  *    cached basic credentials on their own, bearer tokens never). Every MUTATING
  *    request with an Origin header must come from the Host it names, and
  *    on loopback the Host must be a loopback name (DNS rebinding).
+ *  - Static files need no authentication: they are the front end as
+ *    installed (code, styles), never data; pages and the API are routes.
  *  - Secrets (token, passwords, hashes) are never logged nor echoed.
  *
  * Handlers run on libmicrohttpd's threads, several at once: they must be
@@ -100,7 +102,8 @@ const char *cel__dash_http_body(const struct cel_dash_http_req *r, size_t *len);
 void cel__dash_http_status(struct cel_dash_http_resp *resp, unsigned status);
 int cel__dash_http_set_body(struct cel_dash_http_resp *resp, const char *content_type,
                             const void *body, size_t len);
-/* Dumps json (not stolen) as the body, application/json. */
+/* Dumps json (not stolen) as the body, application/json; CEL_EINVAL when
+ * json is NULL. */
 int cel__dash_http_json(struct cel_dash_http_resp *resp, unsigned status, const json_t *json);
 /* {"error": message} with the status. */
 int cel__dash_http_error(struct cel_dash_http_resp *resp, unsigned status, const char *message);

@@ -15,7 +15,7 @@ void cel__dash_http_status(struct cel_dash_http_resp *resp, unsigned status)
 int cel__dash_http_set_body(struct cel_dash_http_resp *resp, const char *content_type,
                             const void *body, size_t len)
 {
-    char *ct = strdup(content_type);
+    char *ct = strdup(content_type ? content_type : "application/octet-stream");
     char *copy = malloc(len + 1);
     if (!ct || !copy) {
         free(ct);
@@ -35,6 +35,8 @@ int cel__dash_http_set_body(struct cel_dash_http_resp *resp, const char *content
 
 int cel__dash_http_json(struct cel_dash_http_resp *resp, unsigned status, const json_t *json)
 {
+    if (!json)
+        return CEL_EINVAL; /* a failed json_pack() upstream */
     char *text = json_dumps(json, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (!text)
         return CEL_ENOMEM;
