@@ -3,7 +3,9 @@
  * and parameters, errors, the body cap, authentication, CSRF, read-only
  * mode, static files, /healthz, concurrency and stopping.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -322,6 +324,28 @@ static void test_non_loopback_needs_auth(void)
     ASSERT_EQ(
         cel__dash_http_start(&(struct cel_dash_http_config){.listen = "127.0.0.1:99999"}, &s, &err),
         CEL_ECONFIG);
+    ASSERT_EQ(cel__dash_http_start(&(struct cel_dash_http_config){.listen = "[::]:0"}, &s, &err),
+              CEL_ECONFIG);
+    ASSERT_CONTAINS(err.msg, "without authentication");
+    /* IPv6 loopback needs none, and answers */
+    struct cel_dash_http *v6 = start(&(struct cel_dash_http_config){.listen = "[::1]:0"});
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
+                              .sin6_port = htons((uint16_t)cel__dash_http_port(v6)),
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    ASSERT_OK(connect(fd, (struct sockaddr *)&sa, sizeof sa));
+    const char *get = "GET /healthz HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n";
+    ASSERT(send(fd, get, strlen(get), MSG_NOSIGNAL) > 0);
+    char reply[512] = "";
+    size_t got = 0;
+    ssize_t n;
+    while ((n = recv(fd, reply + got, sizeof reply - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    reply[got] = '\0';
+    close(fd);
+    ASSERT_CONTAINS(reply, "HTTP/1.1 200");
+    ASSERT_CONTAINS(reply, "{\"status\":\"ok\"}");
+    cel__dash_http_stop(v6);
     /* a port in use */
     struct cel_dash_http *first = start(&(struct cel_dash_http_config){0});
     char taken[64];
