@@ -1,6 +1,6 @@
 /*
  * http.h - the dashboard's HTTP layer over libmicrohttpd: a route table,
- * request and response helpers, authentication (bearer token or basic
+ * request and response accessors, authentication (bearer token or basic
  * with a crypt(3) hash), CSRF and Origin checks, read-only mode, static
  * files and the built-in /healthz.
  *
@@ -98,7 +98,7 @@ const char *cel__dash_http_header(const struct cel_dash_http_req *r, const char 
 /* The body (NUL-terminated, "" when none). */
 const char *cel__dash_http_body(const struct cel_dash_http_req *r, size_t *len);
 
-/* Response helpers; each returns CEL_OK or CEL_ENOMEM. */
+/* Building the response; each returns CEL_OK or CEL_ENOMEM. */
 void cel__dash_http_status(struct cel_dash_http_resp *resp, unsigned status);
 int cel__dash_http_set_body(struct cel_dash_http_resp *resp, const char *content_type,
                             const void *body, size_t len);
@@ -114,7 +114,7 @@ int cel__dash_http_add_header(struct cel_dash_http_resp *resp, const char *name,
 int cel__dash_http_hash_password(const char *password, char *out, size_t outlen,
                                  struct cel_errbuf *err);
 
-/* Pure helpers, exposed for tests and fuzzing. */
+/* Pure functions, exposed for tests and fuzzing. */
 
 struct cel_dash_http_params {
     size_t n;

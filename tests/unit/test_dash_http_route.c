@@ -1,5 +1,5 @@
 /*
- * test_dash_http_route.c - the dashboard's pure HTTP helpers: route
+ * test_dash_http_route.c - the dashboard's pure HTTP functions: route
  * matching, percent-decoding, the static path sanitiser and the
  * constant-time comparison.
  */
