@@ -1,13 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages celeriac needs to build and test (tzdata:
 # the zoneinfo files periodic entries read their time zones from;
-# libmicrohttpd: the dashboard's HTTP server). Safe to
+# libmicrohttpd and libcrypt: the dashboard's HTTP server and its password hashes). Safe to
 # run again: apt-get skips what is already there.
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 libjansson-dev libsqlite3-dev sqlite3 libhiredis-dev libuv1-dev redis-server python3-celery python3-redis \
-tzdata libmicrohttpd-dev"
+tzdata libmicrohttpd-dev libcrypt-dev"
 
 missing=""
 for p in $PACKAGES; do
