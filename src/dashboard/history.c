@@ -244,8 +244,12 @@ static int query_version(struct cel_dash_history *h, int64_t *v)
  * dashboards opening a new file at once do not both create it. */
 static int init_schema(struct cel_dash_history *h, const char *path)
 {
-    int rc = cel__dash_db_begin(h);
     int64_t v = 0;
+    /* The common case, an existing file, needs no write lock: a
+     * dashboard that is writing a batch does not block a second opener. */
+    if (query_version(h, &v) == CEL_OK && v == CEL_DASH_HISTORY_SCHEMA_VERSION)
+        return CEL_OK;
+    int rc = cel__dash_db_begin(h);
     if (rc == CEL_OK)
         rc = query_version(h, &v);
     if (rc == CEL_OK && v > CEL_DASH_HISTORY_SCHEMA_VERSION)
