@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "celeriac/error.h"
 #include "dashboard/history.h"
@@ -466,6 +467,33 @@ static void test_batches_commit(void)
     cel__dash_history_close(h);
 }
 
+/* Streaming events holds nothing per task in memory: what SQLite holds
+ * (its page cache, bounded) is the same after 5,000 tasks and 30,000. */
+static void test_memory_stays_flat(void)
+{
+    struct cel_dash_history *h = open_store(0, 0);
+    int64_t at_5k = 0;
+    for (int i = 0; i < 30000; i++) {
+        ingest(h,
+               "[{\"type\":\"task-received\",\"hostname\":\"w@h\",\"uuid\":\"m-%d\","
+               "\"timestamp\":%lld,\"name\":\"tasks.n\",\"args\":\"(%d,)\"},"
+               "{\"type\":\"task-succeeded\",\"hostname\":\"w@h\",\"uuid\":\"m-%d\","
+               "\"timestamp\":%lld,\"runtime\":0.01,\"result\":\"%d\"}]",
+               i, (long long)base + i / 10, i, i, (long long)base + i / 10, i);
+        if (i == 5000)
+            at_5k = sqlite3_memory_used();
+    }
+    ASSERT_OK(cel__dash_history_flush(h));
+    int64_t at_30k = sqlite3_memory_used();
+    if (at_30k > at_5k + 1024 * 1024)
+        cel_test_fail(__FILE__, __LINE__, "SQLite holds %lld bytes after 30k tasks, %lld after 5k",
+                      (long long)at_30k, (long long)at_5k);
+    size_t n;
+    ASSERT_OK(cel__dash_history_tasks_count(h, NULL, &n));
+    ASSERT_EQ(n, 30000);
+    cel__dash_history_close(h);
+}
+
 int main(void)
 {
     base = ((int64_t)time(NULL) - 7200) / 60 * 60;
@@ -476,5 +504,6 @@ int main(void)
     TEST_RUN(test_retention_by_days_and_rows);
     TEST_RUN(test_malformed_counted_and_ignored);
     TEST_RUN(test_batches_commit);
+    TEST_RUN(test_memory_stays_flat);
     return 0;
 }
