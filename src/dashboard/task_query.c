@@ -343,10 +343,10 @@ int cel__dash_task_query_from_flower(const char *const *keys, const char *const 
             rc = apply(q, "after", 5, v, vlen, 0, why, whylen);
         else if (strcmp(k, "received_end") == 0)
             rc = apply(q, "before", 6, v, vlen, 0, why, whylen);
-        else if (strcmp(k, "search") == 0)
-            rc = parse_into(v, q, why, whylen);
-        if (rc)
-            return rc;
+        else if (strcmp(k, "search") == 0 && parse_into(v, q, why, whylen) != CEL_OK)
+            return CEL_EINVAL; /* its message names the search's own key */
+        if (rc)                /* name the parameter the caller sent, not our key */
+            return cel__errf(why, whylen, CEL_EINVAL, "bad value '%.64s' for '%s'", v, k);
     }
     return CEL_OK;
 }

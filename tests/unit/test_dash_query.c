@@ -133,7 +133,15 @@ static void test_flower_params(void)
     const char *bk[] = {"limit"};
     const char *bv[] = {"lots"};
     ASSERT_EQ(cel__dash_task_query_from_flower(bk, bv, 1, &q, why, sizeof why), CEL_EINVAL);
-    ASSERT_CONTAINS(why, "lots");
+    ASSERT_STREQ(why, "bad value 'lots' for 'limit'");
+    const char *sk[] = {"taskname", "search"};
+    const char *sv[] = {"a", "oops:1"};
+    ASSERT_EQ(cel__dash_task_query_from_flower(sk, sv, 2, &q, why, sizeof why), CEL_EINVAL);
+    ASSERT_STREQ(why, "unknown key 'oops' at 0");
+    const char *tk[] = {"received_start"};
+    const char *tv[] = {"tomorrow"};
+    ASSERT_EQ(cel__dash_task_query_from_flower(tk, tv, 1, &q, why, sizeof why), CEL_EINVAL);
+    ASSERT_STREQ(why, "bad value 'tomorrow' for 'received_start'");
 }
 
 int main(void)
