@@ -50,5 +50,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cel__buf_release(&out);
     }
     cel__schedule_def_clear(&d);
+    free(doc);
     return 0;
 }
