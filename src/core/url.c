@@ -27,7 +27,7 @@ static const char *const known_schemes[] = {
     "sqlite", "memory", "redis", "rediss", "redis+socket", "amqp", "amqps", NULL,
 };
 
-static int hexval(int c)
+int cel__hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -45,8 +45,8 @@ static bool escapes_valid(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '%')
             continue;
-        if (i + 2 >= n || hexval((unsigned char)s[i + 1]) < 0 ||
-            hexval((unsigned char)s[i + 2]) < 0)
+        if (i + 2 >= n || cel__hex_digit((unsigned char)s[i + 1]) < 0 ||
+            cel__hex_digit((unsigned char)s[i + 2]) < 0)
             return false;
         if (s[i + 1] == '0' && s[i + 2] == '0')
             return false;
@@ -65,10 +65,10 @@ static char *decode(const char *s, size_t n, bool plus_space)
         return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
-            hexval((unsigned char)s[i + 2]) >= 0) {
-            out[o++] =
-                (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && cel__hex_digit((unsigned char)s[i + 1]) >= 0 &&
+            cel__hex_digit((unsigned char)s[i + 2]) >= 0) {
+            out[o++] = (char)(cel__hex_digit((unsigned char)s[i + 1]) * 16 +
+                              cel__hex_digit((unsigned char)s[i + 2]));
             i += 2;
         } else if (plus_space && s[i] == '+') {
             out[o++] = ' ';

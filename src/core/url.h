@@ -46,4 +46,8 @@ char *cel__url_sqlite_path(const struct cel_url *u);
 /* Copies `text` into buf with any password replaced by "***". */
 void cel__url_redact(const char *text, char *buf, size_t len);
 
+/* The value of hex digit c (either case), or -1: percent-decoding here
+ * and in the dashboard's request paths. */
+int cel__hex_digit(int c);
+
 #endif

@@ -9,18 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/url.h"
 #include "dashboard/http.h"
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 char *cel__dash_http_decode(const char *s, size_t n, bool plus_space)
 {
@@ -35,8 +25,8 @@ char *cel__dash_http_decode(const char *s, size_t n, bool plus_space)
         if (c == '%') {
             if (n - i < 3)
                 goto bad; /* fewer than two hex digits follow */
-            int hi = hex_value(s[i + 1]);
-            int lo = hex_value(s[i + 2]);
+            int hi = cel__hex_digit((unsigned char)s[i + 1]);
+            int lo = cel__hex_digit((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 goto bad;
             out[o++] = (char)(hi * 16 + lo);
